@@ -1,0 +1,47 @@
+#pragma once
+// Encoding and decoding of every protocol message.
+//
+// Encoders write maps with exactly the documented keys. Decoders are strict
+// about required keys and types, ignore unknown keys, enforce size, count and
+// depth limits before allocating, and never throw: a rejection is a value.
+// All functions are thread-safe (decoders use a thread-local scratch zone).
+
+#include <string>
+#include <string_view>
+
+#include "rmon/protocol/limits.hpp"
+#include "rmon/protocol/messages.hpp"
+#include "rmon/protocol/result.hpp"
+
+namespace rmon::protocol {
+
+// --- heartbeat: two frames, topic then payload ---
+std::string heartbeat_topic(std::string_view runner_id);
+// Appends nothing: `out` is overwritten. Reusing `out` avoids allocation.
+void encode_heartbeat(const Heartbeat& hb, std::string& out);
+std::string encode_heartbeat(const Heartbeat& hb);
+// Hot path: fills `out`, reusing its strings' capacity. On rejection `out` is
+// left in an unspecified but valid state.
+Status decode_heartbeat_into(std::string_view topic, std::string_view payload, Heartbeat& out);
+Result<Heartbeat> decode_heartbeat(std::string_view topic, std::string_view payload);
+
+// --- timeout event ---
+std::string encode_timeout_event(const TimeoutEvent& ev);
+Result<TimeoutEvent> decode_timeout_event(std::string_view frame);
+
+// --- acknowledgement ---
+std::string encode_ack(const Ack& ack);
+Result<Ack> decode_ack(std::string_view frame);
+
+// --- control ---
+std::string encode_control_request(const ControlRequest& req);
+Result<ControlRequest> decode_control_request(std::string_view frame);
+std::string encode_control_reply(const ControlReply& reply);
+Result<ControlReply> decode_control_reply(std::string_view frame,
+                                          std::size_t max_frame = kMaxReplyFrame);
+
+// --- progress helpers: `progress` is carried as raw MessagePack bytes ---
+// Checks that `bytes` is exactly one MessagePack value within the limits.
+Status validate_progress(std::string_view bytes);
+
+}  // namespace rmon::protocol

@@ -1,0 +1,68 @@
+#pragma once
+// Rejections are values: every decoder returns a Result and never throws.
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+
+namespace rmon::protocol {
+
+// Why a message was rejected. The names (reason_name) are stable: they are
+// metric labels and error codes.
+enum class Reason : uint8_t {
+  kMalformed,      // not one valid MessagePack map with string keys
+  kTooLarge,       // frame, string, progress or nesting over a limit
+  kBadVersion,     // `v` is not 1
+  kMissingField,   // a required key is absent
+  kWrongType,      // a key holds the wrong MessagePack type
+  kBadValue,       // right type, value out of range or not one of the allowed words
+  kTopicMismatch,  // heartbeat topic is not `hb/<runner_id>`
+  kUnknownOp,      // control request with an op this version does not know
+};
+inline constexpr int kReasonCount = 8;
+
+std::string_view reason_name(Reason r);
+
+struct Rejection {
+  Reason reason;
+  std::string_view field;  // the offending key; static storage, may be empty
+  // "missing_field: runner_id"
+  std::string to_string() const;
+};
+
+template <class T>
+class [[nodiscard]] Result {
+ public:
+  Result(T value) : v_(std::move(value)) {}          // NOLINT(google-explicit-constructor)
+  Result(Rejection rejection) : v_(rejection) {}     // NOLINT(google-explicit-constructor)
+
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() & { return std::get<0>(v_); }
+  const T& value() const& { return std::get<0>(v_); }
+  T&& value() && { return std::get<0>(std::move(v_)); }
+  T* operator->() { return &value(); }
+  const T* operator->() const { return &value(); }
+  const Rejection& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, Rejection> v_;
+};
+
+// Result without a value, for decoders that fill a caller's object.
+class [[nodiscard]] Status {
+ public:
+  Status() = default;
+  Status(Rejection r) : ok_(false), r_(r) {}  // NOLINT(google-explicit-constructor)
+  bool ok() const { return ok_; }
+  explicit operator bool() const { return ok_; }
+  const Rejection& error() const { return r_; }
+
+ private:
+  bool ok_ = true;
+  Rejection r_{Reason::kMalformed, {}};
+};
+
+}  // namespace rmon::protocol

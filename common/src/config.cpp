@@ -1,0 +1,46 @@
+#include "rmon/config.hpp"
+
+#include <cctype>
+#include <iostream>
+
+#include "rmon/logging.hpp"
+
+namespace rmon {
+
+Settings::Settings(std::string service, std::string description)
+    : app_(std::move(description), std::move(service)) {
+  app_.set_config("--config", "", "Read settings from this TOML/INI file", false)
+      ->envname("RMON_CONFIG");
+  app_.add_option("--log-level", log_level_, "trace, debug, info, warn, error, critical or off")
+      ->envname(env_name("log-level"))
+      ->capture_default_str()
+      ->check([](const std::string& v) {
+        return parse_log_level(v) ? std::string() : "unknown log level '" + v + "'";
+      });
+  app_.get_formatter()->column_width(40);
+}
+
+CLI::Option* Settings::add_flag(const std::string& flag, bool& var, const std::string& help) {
+  return app_.add_flag("--" + flag + ",!--no-" + flag, var, help)
+      ->envname(env_name(flag))
+      ->capture_default_str();
+}
+
+std::optional<int> Settings::parse(int argc, const char* const* argv) {
+  try {
+    app_.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app_.exit(e, std::cout, std::cerr);
+  }
+  return std::nullopt;
+}
+
+std::string Settings::env_name(const std::string& flag) {
+  std::string out = "RMON_";
+  for (char c : flag) {
+    out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  }
+  return out;
+}
+
+}  // namespace rmon

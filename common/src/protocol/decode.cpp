@@ -1,0 +1,490 @@
+// Decoders: strict on required keys and types, lenient on unknown keys.
+
+#include "rmon/protocol/codec.hpp"
+#include "wire.hpp"
+
+namespace rmon::protocol {
+namespace {
+
+using msgpack::object;
+using wire::for_each_field;
+using wire::read_int;
+using wire::read_opt_str;
+using wire::read_progress;
+using wire::read_str;
+using wire::read_uint;
+
+// Required-key bookkeeping: one bit per key a decoder insists on.
+class Required {
+ public:
+  void see(uint32_t bit) { seen_ |= bit; }
+  bool has(uint32_t bit) const { return (seen_ & bit) != 0; }
+  // The first required key (in `names` order) that was not seen.
+  template <std::size_t N>
+  Status check(uint32_t required, const std::array<std::string_view, N>& names) const {
+    for (std::size_t i = 0; i < N; ++i) {
+      const uint32_t bit = 1u << i;
+      if ((required & bit) && !(seen_ & bit)) return Rejection{Reason::kMissingField, names[i]};
+    }
+    return {};
+  }
+
+ private:
+  uint32_t seen_ = 0;
+};
+
+// Bits for RunnerInfo's keys, shared by every message that carries a runner.
+enum RunnerBit : uint32_t {
+  kRunnerId = 1u << 0,
+  kTaskId = 1u << 1,
+  kAttempt = 1u << 2,
+  kPool = 1u << 3,
+  kPoolType = 1u << 4,
+  kPid = 1u << 5,
+  kContainerId = 1u << 6,
+  kJobName = 1u << 7,
+  kProgress = 1u << 8,
+  kFirstFreeBit = 9,
+};
+constexpr uint32_t kRunnerRequired = kRunnerId | kTaskId | kPool | kPoolType;
+
+// Names in bit order; messages append their own after kFirstFreeBit.
+#define RMON_RUNNER_NAMES \
+  "runner_id", "task_id", "attempt", "pool", "pool_type", "pid", "container_id", "job_name", \
+      "progress"
+
+// Handles `key` if it belongs to RunnerInfo. Sets `handled`.
+Status runner_field(std::string_view key, const object& val, RunnerInfo& r, Required& req,
+                    bool& handled) {
+  handled = true;
+  if (key == "runner_id") {
+    req.see(kRunnerId);
+    return read_str(val, "runner_id", 1, kMaxIdBytes, r.runner_id);
+  }
+  if (key == "task_id") {
+    req.see(kTaskId);
+    return read_str(val, "task_id", 1, kMaxIdBytes, r.task_id);
+  }
+  if (key == "attempt") {
+    req.see(kAttempt);
+    if (Status s = read_uint(val, "attempt", r.attempt); !s) return s;
+    return r.attempt >= 1 ? Status{} : Status{Rejection{Reason::kBadValue, "attempt"}};
+  }
+  if (key == "pool") {
+    req.see(kPool);
+    return read_str(val, "pool", 1, kMaxIdBytes, r.pool);
+  }
+  if (key == "pool_type") {
+    req.see(kPoolType);
+    if (val.type != msgpack::type::STR) return Rejection{Reason::kWrongType, "pool_type"};
+    auto t = parse_pool_type(std::string_view(val.via.str.ptr, val.via.str.size));
+    if (!t) return Rejection{Reason::kBadValue, "pool_type"};
+    r.pool_type = *t;
+    return {};
+  }
+  if (key == "pid") {
+    req.see(kPid);
+    uint64_t pid = 0;
+    if (Status s = read_uint(val, "pid", pid); !s) return s;
+    r.pid = pid;
+    return {};
+  }
+  if (key == "container_id") {
+    req.see(kContainerId);
+    return read_opt_str(val, "container_id", kMaxShortString, r.container_id);
+  }
+  if (key == "job_name") {
+    req.see(kJobName);
+    return read_opt_str(val, "job_name", kMaxShortString, r.job_name);
+  }
+  if (key == "progress") {
+    req.see(kProgress);
+    return read_progress(val, r.progress);
+  }
+  handled = false;
+  return {};
+}
+
+// Optional RunnerInfo fields that were absent are cleared (the struct may be
+// reused from an earlier message). `attempt` defaults to 1.
+void reset_absent(const Required& req, RunnerInfo& r) {
+  if (!req.has(kAttempt)) r.attempt = 1;
+  if (!req.has(kPid)) r.pid.reset();
+  if (!req.has(kContainerId)) r.container_id.reset();
+  if (!req.has(kJobName)) r.job_name.reset();
+  if (!req.has(kProgress)) r.progress.reset();
+}
+
+Status read_state(const object& val, RunnerState& out, bool allow_suspect) {
+  if (val.type != msgpack::type::STR) return Rejection{Reason::kWrongType, "state"};
+  auto s = parse_runner_state(std::string_view(val.via.str.ptr, val.via.str.size));
+  if (!s || (*s == RunnerState::kSuspect && !allow_suspect)) {
+    return Rejection{Reason::kBadValue, "state"};
+  }
+  out = *s;
+  return {};
+}
+
+Status expect_type(const object& val, std::string_view want) {
+  if (val.type != msgpack::type::STR) return Rejection{Reason::kWrongType, "type"};
+  if (std::string_view(val.via.str.ptr, val.via.str.size) != want) {
+    return Rejection{Reason::kBadValue, "type"};
+  }
+  return {};
+}
+
+// --- heartbeat ---
+enum HeartbeatBit : uint32_t {
+  kHbVersion = 1u << (kFirstFreeBit + 0),
+  kHbState = 1u << (kFirstFreeBit + 1),
+  kHbSeq = 1u << (kFirstFreeBit + 2),
+  kHbTimeout = 1u << (kFirstFreeBit + 3),
+  kHbInterval = 1u << (kFirstFreeBit + 4),
+  kHbSentAt = 1u << (kFirstFreeBit + 5),
+};
+constexpr std::array<std::string_view, 15> kHeartbeatNames = {
+    RMON_RUNNER_NAMES, "v", "state", "seq", "timeout_ms", "interval_ms", "sent_at_ms"};
+
+// `envelope`: the message carries `v` and `seq` (a heartbeat) or not (the
+// runner of a control `add`).
+Status heartbeat_map(const object& map, bool envelope, Heartbeat& hb) {
+  Required req;
+  Status s = for_each_field(map, [&](std::string_view key, const object& val) -> Status {
+    bool handled = false;
+    Status st = runner_field(key, val, hb.runner, req, handled);
+    if (handled) return st;
+    if (key == "v") {
+      req.see(kHbVersion);
+      return wire::read_version(val);
+    }
+    if (key == "state") {
+      req.see(kHbState);
+      return read_state(val, hb.state, false);
+    }
+    if (key == "seq") {
+      req.see(kHbSeq);
+      return read_uint(val, "seq", hb.seq);
+    }
+    if (key == "timeout_ms") {
+      req.see(kHbTimeout);
+      uint64_t t = 0;
+      if (Status x = read_uint(val, "timeout_ms", t); !x) return x;
+      hb.timeout_ms = t;
+      return {};
+    }
+    if (key == "interval_ms") {
+      req.see(kHbInterval);
+      uint64_t t = 0;
+      if (Status x = read_uint(val, "interval_ms", t); !x) return x;
+      hb.interval_ms = t;
+      return {};
+    }
+    if (key == "sent_at_ms") {
+      req.see(kHbSentAt);
+      int64_t t = 0;
+      if (Status x = read_int(val, "sent_at_ms", t); !x) return x;
+      hb.sent_at_ms = t;
+      return {};
+    }
+    return {};  // unknown keys are ignored
+  });
+  if (!s) return s;
+  const uint32_t required = kRunnerRequired | kHbState | (envelope ? kHbVersion | kHbSeq : 0);
+  if (Status m = req.check(required, kHeartbeatNames); !m) return m;
+  reset_absent(req, hb.runner);
+  if (!req.has(kHbSeq)) hb.seq = 0;
+  if (!req.has(kHbTimeout)) hb.timeout_ms.reset();
+  if (!req.has(kHbInterval)) hb.interval_ms.reset();
+  if (!req.has(kHbSentAt)) hb.sent_at_ms.reset();
+  return {};
+}
+
+// --- runner view (inside control replies) ---
+enum ViewBit : uint32_t {
+  kViewState = 1u << (kFirstFreeBit + 0),
+  kViewLastSeq = 1u << (kFirstFreeBit + 1),
+  kViewLastHb = 1u << (kFirstFreeBit + 2),
+  kViewSilence = 1u << (kFirstFreeBit + 3),
+  kViewTimeout = 1u << (kFirstFreeBit + 4),
+  kViewAdded = 1u << (kFirstFreeBit + 5),
+  kViewInterval = 1u << (kFirstFreeBit + 6),
+};
+constexpr std::array<std::string_view, 16> kViewNames = {
+    RMON_RUNNER_NAMES, "state",      "last_seq",    "last_heartbeat_ms",
+    "silence_ms",      "timeout_ms", "added_at_ms", "interval_ms"};
+
+Status runner_view_map(const object& map, RunnerView& v) {
+  Required req;
+  Status s = for_each_field(map, [&](std::string_view key, const object& val) -> Status {
+    bool handled = false;
+    Status st = runner_field(key, val, v.runner, req, handled);
+    if (handled) return st;
+    if (key == "state") {
+      req.see(kViewState);
+      return read_state(val, v.state, true);
+    }
+    if (key == "last_seq") {
+      req.see(kViewLastSeq);
+      return read_uint(val, "last_seq", v.last_seq);
+    }
+    if (key == "last_heartbeat_ms") {
+      req.see(kViewLastHb);
+      return read_int(val, "last_heartbeat_ms", v.last_heartbeat_ms);
+    }
+    if (key == "silence_ms") {
+      req.see(kViewSilence);
+      return read_uint(val, "silence_ms", v.silence_ms);
+    }
+    if (key == "timeout_ms") {
+      req.see(kViewTimeout);
+      return read_uint(val, "timeout_ms", v.timeout_ms);
+    }
+    if (key == "added_at_ms") {
+      req.see(kViewAdded);
+      return read_int(val, "added_at_ms", v.added_at_ms);
+    }
+    if (key == "interval_ms") {
+      req.see(kViewInterval);
+      uint64_t t = 0;
+      if (Status x = read_uint(val, "interval_ms", t); !x) return x;
+      v.interval_ms = t;
+      return {};
+    }
+    return {};
+  });
+  if (!s) return s;
+  const uint32_t required = kRunnerRequired | kViewState | kViewLastSeq | kViewLastHb |
+                            kViewSilence | kViewTimeout | kViewAdded;
+  if (Status m = req.check(required, kViewNames); !m) return m;
+  reset_absent(req, v.runner);
+  if (!req.has(kViewInterval)) v.interval_ms.reset();
+  return {};
+}
+
+}  // namespace
+
+Status decode_heartbeat_into(std::string_view topic, std::string_view payload, Heartbeat& out) {
+  if (payload.size() > kMaxHeartbeatFrame) return Rejection{Reason::kTooLarge, "frame"};
+  if (topic.size() > kMaxTopicBytes) return Rejection{Reason::kTooLarge, "topic"};
+  const std::string_view prefix(kTopicPrefix);
+  if (topic.substr(0, prefix.size()) != prefix) return Rejection{Reason::kTopicMismatch, "topic"};
+  object root;
+  if (Status s = wire::unpack(payload, kMaxHeartbeatFrame, root); !s) return s;
+  if (root.type != msgpack::type::MAP) return Rejection{Reason::kMalformed, "not a map"};
+  if (Status s = heartbeat_map(root, true, out); !s) return s;
+  if (topic.substr(prefix.size()) != out.runner.runner_id) {
+    return Rejection{Reason::kTopicMismatch, "runner_id"};
+  }
+  return {};
+}
+
+Result<Heartbeat> decode_heartbeat(std::string_view topic, std::string_view payload) {
+  Heartbeat hb;
+  if (Status s = decode_heartbeat_into(topic, payload, hb); !s) return s.error();
+  return hb;
+}
+
+Status validate_progress(std::string_view bytes) {
+  if (bytes.size() > kMaxProgressBytes) return Rejection{Reason::kTooLarge, "progress"};
+  object o;
+  return wire::unpack(bytes, kMaxProgressBytes, o);
+}
+
+// --- timeout event ---
+enum EventBit : uint32_t {
+  kEvVersion = 1u << (kFirstFreeBit + 0),
+  kEvType = 1u << (kFirstFreeBit + 1),
+  kEvId = 1u << (kFirstFreeBit + 2),
+  kEvLastSeq = 1u << (kFirstFreeBit + 3),
+  kEvLastHb = 1u << (kFirstFreeBit + 4),
+  kEvDetected = 1u << (kFirstFreeBit + 5),
+  kEvTimeout = 1u << (kFirstFreeBit + 6),
+  kEvDelivery = 1u << (kFirstFreeBit + 7),
+};
+constexpr std::array<std::string_view, 17> kEventNames = {
+    RMON_RUNNER_NAMES,   "v",          "type",      "event_id", "last_seq", "last_heartbeat_ms",
+    "detected_at_ms", "timeout_ms", "delivery"};
+
+Result<TimeoutEvent> decode_timeout_event(std::string_view frame) {
+  object root;
+  if (Status s = wire::unpack(frame, kMaxFrame, root); !s) return s.error();
+  TimeoutEvent ev;
+  Required req;
+  Status s = for_each_field(root, [&](std::string_view key, const object& val) -> Status {
+    bool handled = false;
+    Status st = runner_field(key, val, ev.runner, req, handled);
+    if (handled) return st;
+    if (key == "v") return req.see(kEvVersion), wire::read_version(val);
+    if (key == "type") return req.see(kEvType), expect_type(val, kTimeoutType);
+    if (key == "event_id") {
+      req.see(kEvId);
+      return read_str(val, "event_id", 1, kMaxIdBytes, ev.event_id);
+    }
+    if (key == "last_seq") return req.see(kEvLastSeq), read_uint(val, "last_seq", ev.last_seq);
+    if (key == "last_heartbeat_ms") {
+      req.see(kEvLastHb);
+      return read_int(val, "last_heartbeat_ms", ev.last_heartbeat_ms);
+    }
+    if (key == "detected_at_ms") {
+      req.see(kEvDetected);
+      return read_int(val, "detected_at_ms", ev.detected_at_ms);
+    }
+    if (key == "timeout_ms") {
+      return req.see(kEvTimeout), read_uint(val, "timeout_ms", ev.timeout_ms);
+    }
+    if (key == "delivery") {
+      req.see(kEvDelivery);
+      if (Status x = read_uint(val, "delivery", ev.delivery); !x) return x;
+      return ev.delivery >= 1 ? Status{} : Status{Rejection{Reason::kBadValue, "delivery"}};
+    }
+    return {};
+  });
+  if (!s) return s.error();
+  const uint32_t required = kRunnerRequired | kAttempt | kEvVersion | kEvType | kEvId |
+                            kEvLastSeq | kEvLastHb | kEvDetected | kEvTimeout | kEvDelivery;
+  if (Status m = req.check(required, kEventNames); !m) return m.error();
+  return ev;
+}
+
+// --- ack ---
+Result<Ack> decode_ack(std::string_view frame) {
+  object root;
+  if (Status s = wire::unpack(frame, kMaxFrame, root); !s) return s.error();
+  static constexpr std::array<std::string_view, 4> kNames = {"v", "type", "group", "event_id"};
+  Ack ack;
+  Required req;
+  Status s = for_each_field(root, [&](std::string_view key, const object& val) -> Status {
+    if (key == "v") return req.see(1), wire::read_version(val);
+    if (key == "type") return req.see(2), expect_type(val, kAckType);
+    if (key == "group") return req.see(4), read_str(val, "group", 1, kMaxIdBytes, ack.group);
+    if (key == "event_id") {
+      return req.see(8), read_str(val, "event_id", 1, kMaxIdBytes, ack.event_id);
+    }
+    return {};
+  });
+  if (!s) return s.error();
+  if (Status m = req.check(0xF, kNames); !m) return m.error();
+  return ack;
+}
+
+// --- control request ---
+Result<ControlRequest> decode_control_request(std::string_view frame) {
+  object root;
+  if (Status s = wire::unpack(frame, kMaxFrame, root); !s) return s.error();
+  static constexpr std::array<std::string_view, 7> kNames = {
+      "v", "op", "runner_id", "state", "pool", "limit", "runner"};
+  ControlRequest req;
+  Required seen;
+  std::string op_name;
+  Status s = for_each_field(root, [&](std::string_view key, const object& val) -> Status {
+    if (key == "v") return seen.see(1), wire::read_version(val);
+    if (key == "op") return seen.see(2), read_str(val, "op", 1, kMaxIdBytes, op_name);
+    if (key == "runner_id") {
+      seen.see(4);
+      return read_opt_str(val, "runner_id", kMaxIdBytes, req.runner_id);
+    }
+    if (key == "state") {
+      seen.see(8);
+      RunnerState st{};
+      if (Status x = read_state(val, st, true); !x) return x;
+      req.state = st;
+      return {};
+    }
+    if (key == "pool") return seen.see(16), read_opt_str(val, "pool", kMaxIdBytes, req.pool);
+    if (key == "limit") {
+      seen.see(32);
+      uint64_t n = 0;
+      if (Status x = read_uint(val, "limit", n); !x) return x;
+      req.limit = n;
+      return {};
+    }
+    if (key == "runner") {
+      seen.see(64);
+      if (val.type != msgpack::type::MAP) return Rejection{Reason::kWrongType, "runner"};
+      req.runner.emplace();
+      return heartbeat_map(val, false, *req.runner);
+    }
+    return {};
+  });
+  if (!s) return s.error();
+  if (Status m = seen.check(1 | 2, kNames); !m) return m.error();
+  auto op = parse_op(op_name);
+  if (!op) return Rejection{Reason::kUnknownOp, "op"};
+  req.op = *op;
+  uint32_t required = 0;
+  switch (req.op) {
+    case Op::kGet:
+    case Op::kRemove:
+      required = 4;
+      break;
+    case Op::kSetState:
+      required = 4 | 8;
+      break;
+    case Op::kAdd:
+      required = 64;
+      break;
+    default:
+      break;
+  }
+  if (Status m = seen.check(required, kNames); !m) return m.error();
+  return req;
+}
+
+// --- control reply ---
+Result<ControlReply> decode_control_reply(std::string_view frame, std::size_t max_frame) {
+  object root;
+  if (Status s = wire::unpack(frame, max_frame, root); !s) return s.error();
+  ControlReply r;
+  bool has_ok = false;
+  Status s = for_each_field(root, [&](std::string_view key, const object& val) -> Status {
+    if (key == "ok") return has_ok = true, wire::read_bool(val, "ok", r.ok);
+    if (key == "v") return wire::read_version(val);
+    if (key == "error") return read_str(val, "error", 0, kMaxShortString, r.error);
+    if (key == "detail") return read_str(val, "detail", 0, kMaxFrame, r.detail);
+    if (key == "version") {
+      uint64_t x = 0;
+      if (Status st = read_uint(val, "version", x); !st) return st;
+      r.version = x;
+      return {};
+    }
+    if (key == "count") {
+      uint64_t x = 0;
+      if (Status st = read_uint(val, "count", x); !st) return st;
+      r.count = x;
+      return {};
+    }
+    if (key == "removed") {
+      bool b = false;
+      if (Status st = wire::read_bool(val, "removed", b); !st) return st;
+      r.removed = b;
+      return {};
+    }
+    if (key == "runner") {
+      if (val.type != msgpack::type::MAP) return Rejection{Reason::kWrongType, "runner"};
+      r.runner.emplace();
+      return runner_view_map(val, *r.runner);
+    }
+    if (key == "runners") {
+      if (val.type != msgpack::type::ARRAY) return Rejection{Reason::kWrongType, "runners"};
+      r.runners.emplace();
+      r.runners->resize(val.via.array.size);
+      for (uint32_t i = 0; i < val.via.array.size; ++i) {
+        if (val.via.array.ptr[i].type != msgpack::type::MAP) {
+          return Rejection{Reason::kWrongType, "runners"};
+        }
+        if (Status st = runner_view_map(val.via.array.ptr[i], (*r.runners)[i]); !st) return st;
+      }
+      return {};
+    }
+    // Any other unsigned value is a counter of a `stats` reply.
+    if (val.type == msgpack::type::POSITIVE_INTEGER && key.size() <= kMaxShortString) {
+      r.stats.emplace_back(std::string(key), val.via.u64);
+    }
+    return {};
+  });
+  if (!s) return s.error();
+  if (!has_ok) return Rejection{Reason::kMissingField, "ok"};
+  return r;
+}
+
+}  // namespace rmon::protocol

@@ -1,0 +1,56 @@
+#include "rmon/zmq_util.hpp"
+
+#include <iterator>
+
+namespace rmon {
+
+zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const SocketOptions& opts) {
+  zmq::socket_t s(ctx, type);
+  s.set(zmq::sockopt::linger, opts.linger_ms);
+  s.set(zmq::sockopt::sndhwm, opts.send_hwm);
+  s.set(zmq::sockopt::rcvhwm, opts.recv_hwm);
+  s.set(zmq::sockopt::rcvtimeo, opts.recv_timeout_ms);
+  s.set(zmq::sockopt::sndtimeo, opts.send_timeout_ms);
+  s.set(zmq::sockopt::maxmsgsize, opts.max_msg_size);
+  if (opts.immediate) s.set(zmq::sockopt::immediate, 1);
+  return s;
+}
+
+std::string bind_endpoint(zmq::socket_t& socket, const std::string& endpoint) {
+  socket.bind(endpoint);
+  return socket.get(zmq::sockopt::last_endpoint);
+}
+
+std::string attach(zmq::socket_t& socket, const std::string& endpoint) {
+  static const std::string kConnect = "connect:";
+  if (endpoint.rfind(kConnect, 0) == 0) {
+    const std::string target = endpoint.substr(kConnect.size());
+    socket.connect(target);
+    return target;
+  }
+  return bind_endpoint(socket, endpoint);
+}
+
+bool recv_frames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
+                 zmq::recv_flags flags) {
+  frames.clear();
+  auto n = zmq::recv_multipart(socket, std::back_inserter(frames), flags);
+  return n.has_value();
+}
+
+bool send_frames(zmq::socket_t& socket, const std::vector<std::string_view>& frames,
+                 zmq::send_flags flags) {
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    const bool last = i + 1 == frames.size();
+    zmq::message_t msg(frames[i].data(), frames[i].size());
+    auto f = last ? flags : (flags | zmq::send_flags::sndmore);
+    if (!socket.send(msg, f)) {
+      // Only the first frame can be refused: once one part is queued, the
+      // rest of a multipart message always follows.
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace rmon
