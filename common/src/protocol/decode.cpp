@@ -464,7 +464,8 @@ Result<ControlReply> decode_control_reply(std::string_view frame, std::size_t ma
       r.runner.emplace();
       return runner_view_map(val, *r.runner);
     }
-    if (key == "runners") {
+    // `runners` is the list of a `list` reply, or the counter of a `stats` one.
+    if (key == "runners" && val.type != msgpack::type::POSITIVE_INTEGER) {
       if (val.type != msgpack::type::ARRAY) return Rejection{Reason::kWrongType, "runners"};
       r.runners.emplace();
       r.runners->resize(val.via.array.size);

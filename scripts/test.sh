@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs dependencies, builds, and runs the test suite with ctest.
+#   scripts/test.sh              default build (RelWithDebInfo) in build/
+#   scripts/test.sh --sanitize   ASan + UBSan build in build-asan/
+#   scripts/test.sh --tsan       ThreadSanitizer build in build-tsan/
+# Extra arguments after the mode go to ctest (e.g. -R Codec).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+mode="default"
+case "${1:-}" in
+  --sanitize) mode="asan"; shift ;;
+  --tsan) mode="tsan"; shift ;;
+esac
+
+bash scripts/setup-deps.sh
+
+jobs=$(nproc 2>/dev/null || echo 2)
+case "$mode" in
+  default) dir=build;      flags=() ;;
+  asan)    dir=build-asan; flags=(-DRMON_SANITIZE=ON -DRMON_BUILD_BENCH=OFF) ;;
+  tsan)    dir=build-tsan; flags=(-DRMON_TSAN=ON -DRMON_BUILD_BENCH=OFF) ;;
+esac
+
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null
+cmake --build "$dir" -j"$jobs"
+
+export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+echo "== ctest ($mode build in $dir)"
+ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 300 "$@"

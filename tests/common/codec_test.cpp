@@ -1,0 +1,447 @@
+// Round trips and rejection reasons of every protocol message.
+
+#include <gtest/gtest.h>
+#include <msgpack.hpp>
+
+#include <map>
+#include <string>
+
+#include "rmon/protocol/codec.hpp"
+
+namespace rmon::protocol {
+namespace {
+
+template <class T>
+std::string pack(const T& v) {
+  msgpack::sbuffer buf;
+  msgpack::pack(buf, v);
+  return std::string(buf.data(), buf.size());
+}
+
+// Builds arbitrary maps for rejection tests: values are pre-encoded bytes.
+class MapBuilder {
+ public:
+  template <class T>
+  MapBuilder& set(const std::string& key, const T& value) {
+    fields_[key] = pack(value);
+    return *this;
+  }
+  MapBuilder& raw(const std::string& key, std::string bytes) {
+    fields_[key] = std::move(bytes);
+    return *this;
+  }
+  MapBuilder& erase(const std::string& key) {
+    fields_.erase(key);
+    return *this;
+  }
+  std::string build() const {
+    msgpack::sbuffer buf;
+    msgpack::packer<msgpack::sbuffer> p(buf);
+    p.pack_map(static_cast<uint32_t>(fields_.size()));
+    for (const auto& [k, v] : fields_) {
+      p.pack(k);
+      buf.write(v.data(), v.size());
+    }
+    return std::string(buf.data(), buf.size());
+  }
+
+ private:
+  std::map<std::string, std::string> fields_;
+};
+
+MapBuilder valid_heartbeat_map() {
+  MapBuilder b;
+  b.set("v", 1u)
+      .set("runner_id", std::string("r-1"))
+      .set("task_id", std::string("t-1"))
+      .set("pool", std::string("default"))
+      .set("pool_type", std::string("local-process"))
+      .set("state", std::string("running"))
+      .set("seq", 7u);
+  return b;
+}
+
+Heartbeat full_heartbeat() {
+  Heartbeat hb;
+  hb.runner.runner_id = "runner-7f3a";
+  hb.runner.task_id = "task-42";
+  hb.runner.attempt = 3;
+  hb.runner.pool = "gpu";
+  hb.runner.pool_type = PoolType::kDocker;
+  hb.runner.container_id = "c0ffee";
+  hb.runner.progress = pack(std::map<std::string, int>{{"done", 3}, {"total", 10}});
+  hb.state = RunnerState::kRunning;
+  hb.seq = 99;
+  hb.timeout_ms = 5000;
+  hb.interval_ms = 1000;
+  hb.sent_at_ms = -5;
+  return hb;
+}
+
+std::string reason_of(const Status& s) { return std::string(reason_name(s.error().reason)); }
+template <class T>
+std::string reason_of(const Result<T>& r) {
+  return std::string(reason_name(r.error().reason));
+}
+
+TEST(HeartbeatCodec, RoundTripsEveryField) {
+  const Heartbeat hb = full_heartbeat();
+  auto decoded = decode_heartbeat(heartbeat_topic(hb.runner.runner_id), encode_heartbeat(hb));
+  ASSERT_TRUE(decoded.ok()) << decoded.error().to_string();
+  EXPECT_EQ(decoded.value(), hb);
+}
+
+TEST(HeartbeatCodec, EncodesExactlyTheDocumentedKeys) {
+  Heartbeat hb;
+  hb.runner.runner_id = "r";
+  hb.runner.task_id = "t";
+  hb.runner.pool = "p";
+  const std::string bytes = encode_heartbeat(hb);
+  auto oh = msgpack::unpack(bytes.data(), bytes.size());
+  auto m = oh.get().as<std::map<std::string, msgpack::object>>();
+  std::vector<std::string> keys;
+  for (const auto& [k, v] : m) keys.push_back(k);
+  EXPECT_EQ(keys, (std::vector<std::string>{"attempt", "pool", "pool_type", "runner_id", "seq",
+                                            "state", "task_id", "v"}));
+}
+
+TEST(HeartbeatCodec, EachPoolTypeKeepsItsOwnIdentifier) {
+  for (PoolType t : {PoolType::kLocalProcess, PoolType::kDocker, PoolType::kKubernetes}) {
+    Heartbeat hb = full_heartbeat();
+    hb.runner.pool_type = t;
+    hb.runner.container_id.reset();
+    if (t == PoolType::kLocalProcess) hb.runner.pid = 4242;
+    if (t == PoolType::kDocker) hb.runner.container_id = std::string(64, 'a');
+    if (t == PoolType::kKubernetes) hb.runner.job_name = "job-abc-123";
+    auto d = decode_heartbeat(heartbeat_topic(hb.runner.runner_id), encode_heartbeat(hb));
+    ASSERT_TRUE(d.ok()) << to_string(t);
+    EXPECT_EQ(d.value(), hb) << to_string(t);
+  }
+}
+
+TEST(HeartbeatCodec, AttemptDefaultsToOneAndOptionalsStayAbsent) {
+  auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().build());
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  EXPECT_EQ(d->runner.attempt, 1u);
+  EXPECT_FALSE(d->runner.pid);
+  EXPECT_FALSE(d->runner.progress);
+  EXPECT_FALSE(d->timeout_ms);
+  EXPECT_EQ(d->seq, 7u);
+}
+
+TEST(HeartbeatCodec, UnknownKeysAreIgnored) {
+  auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map()
+                                          .set("future_key", std::vector<int>{1, 2, 3})
+                                          .set("another", std::string("x"))
+                                          .build());
+  EXPECT_TRUE(d.ok());
+}
+
+TEST(HeartbeatCodec, ReusedStructDoesNotKeepOptionalsOfAnEarlierMessage) {
+  Heartbeat hb;
+  const Heartbeat full = full_heartbeat();
+  ASSERT_TRUE(decode_heartbeat_into(heartbeat_topic(full.runner.runner_id),
+                                    encode_heartbeat(full), hb));
+  ASSERT_TRUE(decode_heartbeat_into("hb/r-1", valid_heartbeat_map().build(), hb));
+  EXPECT_FALSE(hb.runner.container_id);
+  EXPECT_FALSE(hb.runner.progress);
+  EXPECT_FALSE(hb.timeout_ms);
+  EXPECT_FALSE(hb.sent_at_ms);
+  EXPECT_EQ(hb.runner.attempt, 1u);
+}
+
+TEST(HeartbeatCodec, ProgressOfEveryKindRoundTrips) {
+  msgpack::sbuffer ext_buf;
+  msgpack::packer<msgpack::sbuffer> ep(ext_buf);
+  ep.pack_ext(3, 5);
+  ep.pack_ext_body("abc", 3);
+  const std::vector<std::string> kinds = {
+      pack(msgpack::type::nil_t()),
+      pack(true),
+      pack(42u),
+      pack(-42),
+      pack(1.5),
+      pack(1.5f),
+      pack(std::string("half way")),
+      pack(std::vector<char>{'\x00', '\x01'}),
+      pack(std::vector<int>{1, 2, 3}),
+      pack(std::map<std::string, std::vector<int>>{{"steps", {1, 2}}}),
+      std::string(ext_buf.data(), ext_buf.size()),
+  };
+  for (const std::string& progress : kinds) {
+    Heartbeat hb = full_heartbeat();
+    hb.runner.progress = progress;
+    auto d = decode_heartbeat(heartbeat_topic(hb.runner.runner_id), encode_heartbeat(hb));
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    EXPECT_EQ(d->runner.progress, progress);
+  }
+}
+
+TEST(HeartbeatCodec, ProgressAtTheLimitIsAcceptedAndOneByteOverIsRejected) {
+  // A str8/16 header plus body: choose the body so the encoding is exactly 4096.
+  const std::string at_limit = pack(std::string(kMaxProgressBytes - 3, 'x'));
+  ASSERT_EQ(at_limit.size(), kMaxProgressBytes);
+  const std::string over = pack(std::string(kMaxProgressBytes - 2, 'x'));
+  EXPECT_TRUE(decode_heartbeat("hb/r-1", valid_heartbeat_map().raw("progress", at_limit).build()));
+  auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().raw("progress", over).build());
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(reason_of(d), "too_large");
+  EXPECT_EQ(d.error().field, "progress");
+}
+
+TEST(HeartbeatCodec, MissingRequiredKeysAreNamed) {
+  for (const char* key : {"v", "runner_id", "task_id", "pool", "pool_type", "state", "seq"}) {
+    auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().erase(key).build());
+    ASSERT_FALSE(d.ok()) << key;
+    EXPECT_EQ(reason_of(d), "missing_field") << key;
+    EXPECT_EQ(d.error().field, key);
+  }
+}
+
+TEST(HeartbeatCodec, WrongTypesAreRejected) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"v", pack(std::string("1"))},      {"runner_id", pack(7)},
+      {"task_id", pack(true)},            {"attempt", pack(-1)},
+      {"attempt", pack(1.5)},             {"pool", pack(std::vector<int>{})},
+      {"pool_type", pack(1)},             {"pid", pack(std::string("12"))},
+      {"container_id", pack(1)},          {"job_name", pack(false)},
+      {"state", pack(0)},                 {"seq", pack(-3)},
+      {"timeout_ms", pack(std::string())}, {"interval_ms", pack(2.5)},
+      {"sent_at_ms", pack(std::string("now"))},
+  };
+  for (const auto& [key, bytes] : cases) {
+    auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().raw(key, bytes).build());
+    ASSERT_FALSE(d.ok()) << key;
+    EXPECT_EQ(reason_of(d), "wrong_type") << key;
+    EXPECT_EQ(d.error().field, key);
+  }
+}
+
+TEST(HeartbeatCodec, BadValuesAreRejected) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"attempt", pack(0u)},
+      {"pool_type", pack(std::string("vm"))},
+      {"state", pack(std::string("suspect"))},
+      {"state", pack(std::string("RUNNING"))},
+      {"task_id", pack(std::string())},
+      {"pool", pack(std::string("\xff\xfe"))},
+  };
+  for (const auto& [key, bytes] : cases) {
+    auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().raw(key, bytes).build());
+    ASSERT_FALSE(d.ok()) << key;
+    EXPECT_EQ(reason_of(d), "bad_value") << key;
+  }
+}
+
+TEST(HeartbeatCodec, OtherVersionsAreRejected) {
+  for (unsigned v : {0u, 2u, 100u}) {
+    auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().set("v", v).build());
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(reason_of(d), "bad_version");
+  }
+}
+
+TEST(HeartbeatCodec, IdentifiersLongerThan128BytesAreTooLarge) {
+  const std::string id128(128, 'r');
+  auto ok = decode_heartbeat("hb/" + id128,
+                             valid_heartbeat_map().set("runner_id", id128).build());
+  EXPECT_TRUE(ok.ok());
+  const std::string id129(129, 'r');
+  auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().set("task_id", id129).build());
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(reason_of(d), "too_large");
+}
+
+TEST(HeartbeatCodec, TopicMustNameTheSameRunner) {
+  const std::string payload = valid_heartbeat_map().build();
+  for (const char* topic : {"hb/r-2", "hb/", "r-1", "xx/r-1", "hb/r-1x", ""}) {
+    auto d = decode_heartbeat(topic, payload);
+    ASSERT_FALSE(d.ok()) << topic;
+    EXPECT_EQ(reason_of(d), "topic_mismatch") << topic;
+  }
+}
+
+TEST(HeartbeatCodec, FramesOver8KiBAreRejected) {
+  std::string payload = valid_heartbeat_map().set("pad", std::string(8200, 'p')).build();
+  ASSERT_GT(payload.size(), kMaxHeartbeatFrame);
+  auto d = decode_heartbeat("hb/r-1", payload);
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(reason_of(d), "too_large");
+}
+
+TEST(HeartbeatCodec, NonMapsAndTrailingBytesAreMalformed) {
+  for (const std::string& bad :
+       {pack(std::vector<int>{1}), pack(5), std::string(), valid_heartbeat_map().build() + "x",
+        pack(std::map<int, int>{{1, 2}})}) {
+    auto d = decode_heartbeat("hb/r-1", bad);
+    ASSERT_FALSE(d.ok());
+    EXPECT_EQ(reason_of(d), "malformed");
+  }
+}
+
+TimeoutEvent sample_event() {
+  TimeoutEvent ev;
+  ev.event_id = "mon-1:00000042";
+  ev.runner = full_heartbeat().runner;
+  ev.runner.pid = 12;
+  ev.last_seq = 99;
+  ev.last_heartbeat_ms = 1'700'000'000'000;
+  ev.detected_at_ms = 1'700'000'060'001;
+  ev.timeout_ms = 60000;
+  ev.delivery = 2;
+  return ev;
+}
+
+TEST(TimeoutEventCodec, RoundTripsEveryField) {
+  const TimeoutEvent ev = sample_event();
+  auto d = decode_timeout_event(encode_timeout_event(ev));
+  ASSERT_TRUE(d.ok()) << d.error().to_string();
+  EXPECT_EQ(d.value(), ev);
+}
+
+TEST(TimeoutEventCodec, CarriesTypeAndVersion) {
+  const std::string bytes = encode_timeout_event(sample_event());
+  auto oh = msgpack::unpack(bytes.data(), bytes.size());
+  auto m = oh.get().as<std::map<std::string, msgpack::object>>();
+  EXPECT_EQ(m.at("type").as<std::string>(), "runner_timeout");
+  EXPECT_EQ(m.at("v").as<unsigned>(), 1u);
+  EXPECT_EQ(m.count("seq"), 0u);  // an event says last_seq
+}
+
+TEST(TimeoutEventCodec, WrongTypeWordIsRejected) {
+  const std::string bytes = encode_timeout_event(sample_event());
+  auto oh = msgpack::unpack(bytes.data(), bytes.size());
+  auto m = oh.get().as<std::map<std::string, msgpack::object>>();
+  MapBuilder b;
+  for (const auto& [k, v] : m) b.raw(k, pack(v));
+  b.set("type", std::string("ack"));
+  auto d = decode_timeout_event(b.build());
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(reason_of(d), "bad_value");
+  b.erase("delivery").set("type", std::string("runner_timeout"));
+  auto m2 = decode_timeout_event(b.build());
+  ASSERT_FALSE(m2.ok());
+  EXPECT_EQ(reason_of(m2), "missing_field");
+  EXPECT_EQ(m2.error().field, "delivery");
+}
+
+TEST(AckCodec, RoundTrips) {
+  const Ack ack{"task-queue", "mon-1:7"};
+  auto d = decode_ack(encode_ack(ack));
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d.value(), ack);
+}
+
+TEST(AckCodec, RejectsMissingGroupAndWrongType) {
+  MapBuilder b;
+  b.set("v", 1u).set("type", std::string("ack")).set("event_id", std::string("e"));
+  auto d = decode_ack(b.build());
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(reason_of(d), "missing_field");
+  EXPECT_EQ(d.error().field, "group");
+  b.set("group", 5);
+  EXPECT_EQ(reason_of(decode_ack(b.build())), "wrong_type");
+  b.set("group", std::string("g")).set("v", 2u);
+  EXPECT_EQ(reason_of(decode_ack(b.build())), "bad_version");
+}
+
+TEST(ControlCodec, EveryRequestRoundTrips) {
+  std::vector<ControlRequest> reqs;
+  reqs.push_back({Op::kPing, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kGet, "r-1", {}, {}, {}, {}});
+  reqs.push_back({Op::kList, {}, RunnerState::kSuspect, "gpu", 10, {}});
+  reqs.push_back({Op::kCount, {}, RunnerState::kFailed, {}, {}, {}});
+  Heartbeat add = full_heartbeat();
+  add.seq = 0;
+  add.sent_at_ms.reset();
+  reqs.push_back({Op::kAdd, {}, {}, {}, {}, add});
+  reqs.push_back({Op::kRemove, "r-1", {}, {}, {}, {}});
+  reqs.push_back({Op::kSetState, "r-1", RunnerState::kCompleted, {}, {}, {}});
+  reqs.push_back({Op::kStats, {}, {}, {}, {}, {}});
+  for (const ControlRequest& r : reqs) {
+    auto d = decode_control_request(encode_control_request(r));
+    ASSERT_TRUE(d.ok()) << to_string(r.op) << ": " << d.error().to_string();
+    EXPECT_EQ(d.value(), r) << to_string(r.op);
+  }
+}
+
+TEST(ControlCodec, AddRunnerNeedsNoSeqOrVersion) {
+  ControlRequest r{Op::kAdd, {}, {}, {}, {}, full_heartbeat()};
+  const std::string bytes = encode_control_request(r);
+  auto oh = msgpack::unpack(bytes.data(), bytes.size());
+  auto m = oh.get().as<std::map<std::string, msgpack::object>>();
+  auto runner = m.at("runner").as<std::map<std::string, msgpack::object>>();
+  EXPECT_EQ(runner.count("seq"), 0u);
+  EXPECT_EQ(runner.count("v"), 0u);
+}
+
+TEST(ControlCodec, RequestsMissingTheirKeysAreRejected) {
+  MapBuilder b;
+  b.set("v", 1u).set("op", std::string("get"));
+  auto d = decode_control_request(b.build());
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(reason_of(d), "missing_field");
+  EXPECT_EQ(d.error().field, "runner_id");
+  b.set("op", std::string("set_state")).set("runner_id", std::string("r"));
+  EXPECT_EQ(decode_control_request(b.build()).error().field, "state");
+  b.set("op", std::string("add"));
+  EXPECT_EQ(decode_control_request(b.build()).error().field, "runner");
+  b.set("runner", std::map<std::string, int>{{"pool", 1}});
+  EXPECT_EQ(reason_of(decode_control_request(b.build())), "wrong_type");
+}
+
+TEST(ControlCodec, UnknownOpIsItsOwnReason) {
+  MapBuilder b;
+  b.set("v", 1u).set("op", std::string("reboot"));
+  auto d = decode_control_request(b.build());
+  ASSERT_FALSE(d.ok());
+  EXPECT_EQ(reason_of(d), "unknown_op");
+}
+
+RunnerView sample_view(const std::string& id) {
+  RunnerView v;
+  v.runner = full_heartbeat().runner;
+  v.runner.runner_id = id;
+  v.state = RunnerState::kSuspect;
+  v.last_seq = 5;
+  v.last_heartbeat_ms = 1'700'000'000'000;
+  v.silence_ms = 31000;
+  v.timeout_ms = 60000;
+  v.added_at_ms = 1'699'999'000'000;
+  v.interval_ms = 1000;
+  return v;
+}
+
+TEST(ControlCodec, EveryReplyShapeRoundTrips) {
+  std::vector<ControlReply> replies(6);
+  replies[0].version = 1;
+  replies[1].runner = sample_view("r-1");
+  replies[2].runners = std::vector<RunnerView>{sample_view("a"), sample_view("b")};
+  replies[3].count = 17;
+  replies[4].removed = true;
+  replies[5].stats = {{"heartbeats", 10}, {"rejected", 2}, {"timeouts", 1}, {"runners", 3}};
+  replies.push_back(ControlReply::failure("not_found", "no runner r-9"));
+  for (const ControlReply& r : replies) {
+    auto d = decode_control_reply(encode_control_reply(r));
+    ASSERT_TRUE(d.ok()) << d.error().to_string();
+    EXPECT_EQ(d.value(), r);
+  }
+}
+
+TEST(ControlCodec, FailureReplyHasExactlyOkErrorDetail) {
+  const std::string bytes = encode_control_reply(ControlReply::failure("bad_request", "x"));
+  auto oh = msgpack::unpack(bytes.data(), bytes.size());
+  auto m = oh.get().as<std::map<std::string, msgpack::object>>();
+  EXPECT_EQ(m.size(), 3u);
+  EXPECT_FALSE(m.at("ok").as<bool>());
+}
+
+TEST(Progress, ValidateAcceptsOneValueAndRejectsGarbage) {
+  EXPECT_TRUE(validate_progress(pack(std::vector<int>{1, 2})));
+  EXPECT_EQ(reason_of(validate_progress(std::string("\x92\x01", 2))), "malformed");
+  EXPECT_EQ(reason_of(validate_progress(pack(1) + pack(2))), "malformed");
+  EXPECT_EQ(reason_of(validate_progress(pack(std::string(5000, 'x')))), "too_large");
+}
+
+}  // namespace
+}  // namespace rmon::protocol
