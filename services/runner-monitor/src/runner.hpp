@@ -1,0 +1,51 @@
+#pragma once
+// One tracked runner, as stored in a shard. Kept small on purpose (the scale
+// target is <= 256 bytes per runner including the map node and the index):
+// the pool name is interned per shard, and fields most runners lack live
+// behind one pointer.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "deadline_index.hpp"
+#include "rmon/protocol/messages.hpp"
+
+namespace rmon::monitor {
+
+using protocol::PoolType;
+using protocol::RunnerState;
+
+struct RunnerExtra {
+  std::optional<std::string> container_id;
+  std::optional<std::string> job_name;
+  std::optional<std::string> progress;  // raw MessagePack
+  std::optional<uint64_t> interval_ms;
+  bool empty() const { return !container_id && !job_name && !progress && !interval_ms; }
+};
+
+// The index arms a RUNNING runner at its suspect time, a SUSPECT one at its
+// deadline, and a terminal one at the end of its retention. A heartbeat only
+// moves `last_heard_ns`; the node is re-armed when its old due time pops
+// (lazily), unless the new due time is earlier.
+struct Runner : TimedNode {
+  const std::string* id = nullptr;  // the map key; stable for the node's life
+  std::string task_id;
+  uint64_t attempt = 1;
+  uint64_t seq = 0;
+  uint64_t pid = 0;
+  int64_t last_heard_ns = 0;     // monotonic, at receipt
+  int64_t last_heard_wall_ms = 0;
+  int64_t added_wall_ms = 0;
+  std::unique_ptr<RunnerExtra> extra;
+  uint32_t pool = 0;        // index into the shard's pool names
+  uint32_t timeout_ms = 0;  // after clamping (<= 24 h fits)
+  PoolType pool_type = PoolType::kLocalProcess;
+  RunnerState state = RunnerState::kRunning;
+  bool has_pid = false;
+  bool has_seq = false;    // false for a runner added by the control `add`
+  bool timed_out = false;  // FAILED because of a timeout, for this attempt
+};
+
+}  // namespace rmon::monitor

@@ -1,0 +1,443 @@
+#include "runner_table.hpp"
+
+#include <algorithm>
+#include <bit>
+#include <functional>
+#include <limits>
+
+namespace rmon::monitor {
+namespace {
+
+constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+constexpr int64_t kNsPerMs = 1'000'000;
+
+int64_t to_ns(MonoTime t) { return t.time_since_epoch().count(); }
+MonoTime from_ns(int64_t ns) { return MonoTime(std::chrono::nanoseconds(ns)); }
+std::size_t state_index(RunnerState s) { return static_cast<std::size_t>(s); }
+bool live(RunnerState s) { return s == RunnerState::kRunning || s == RunnerState::kSuspect; }
+
+// Spreads std::hash so shard choice does not correlate with the map's buckets.
+uint64_t mix(uint64_t h) {
+  h ^= h >> 33;
+  h *= 0xff51afd7ed558ccdULL;
+  h ^= h >> 33;
+  return h;
+}
+
+}  // namespace
+
+struct alignas(64) RunnerTable::Shard {
+  mutable std::mutex mu;
+  std::unordered_map<std::string, Runner> runners;  // guarded by mu
+  DeadlineIndex index;                              // guarded by mu
+  std::vector<std::string> pools;                   // guarded by mu; interned names
+  // The index's earliest due time, published after every change so the sweep
+  // can skip idle shards without taking their lock.
+  std::atomic<int64_t> top_due_ns{kNever};
+
+  uint32_t intern(const std::string& pool) {
+    for (uint32_t i = 0; i < pools.size(); ++i) {
+      if (pools[i] == pool) return i;
+    }
+    pools.push_back(pool);
+    return static_cast<uint32_t>(pools.size() - 1);
+  }
+  void publish() {
+    const TimedNode* top = index.top();
+    top_due_ns.store(top ? top->due_ns : kNever, std::memory_order_release);
+  }
+};
+
+std::string TableOptions::validate() const {
+  if (shards == 0 || !std::has_single_bit(shards)) return "shards must be a power of two";
+  if (min_timeout_ms == 0) return "min timeout must be at least 1 ms";
+  if (min_timeout_ms > max_timeout_ms) return "min timeout is above max timeout";
+  if (max_timeout_ms > std::numeric_limits<uint32_t>::max()) return "max timeout is too large";
+  if (default_timeout_ms < min_timeout_ms || default_timeout_ms > max_timeout_ms) {
+    return "default timeout is outside the min/max bounds";
+  }
+  if (!(suspect_ratio > 0.0 && suspect_ratio <= 1.0)) return "suspect ratio must be in (0, 1]";
+  if (event_id_prefix.empty() || event_id_prefix.size() > 64) {
+    return "event id prefix must be 1 to 64 bytes";
+  }
+  return {};
+}
+
+RunnerTable::RunnerTable(TableOptions opts, TableObserver* observer)
+    : opts_(std::move(opts)),
+      observer_(observer),
+      shard_mask_(opts_.shards - 1),
+      shards_(std::make_unique<Shard[]>(opts_.shards)) {
+  if (std::string err = opts_.validate(); !err.empty()) throw std::invalid_argument(err);
+}
+
+RunnerTable::~RunnerTable() = default;
+
+RunnerTable::Shard& RunnerTable::shard_for(const std::string& runner_id) const {
+  return shards_[mix(std::hash<std::string>{}(runner_id)) & shard_mask_];
+}
+
+uint64_t RunnerTable::clamp_timeout_ms(std::optional<uint64_t> requested) const {
+  return std::clamp(requested.value_or(opts_.default_timeout_ms), opts_.min_timeout_ms,
+                    opts_.max_timeout_ms);
+}
+
+void RunnerTable::arm_for_state(Shard& s, Runner& r, int64_t now_ns) {
+  const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
+  switch (r.state) {
+    case RunnerState::kRunning: {
+      const auto suspect_ns = static_cast<int64_t>(static_cast<double>(timeout_ns) *
+                                                   opts_.suspect_ratio);
+      s.index.arm(&r, r.last_heard_ns + suspect_ns);
+      break;
+    }
+    case RunnerState::kSuspect:
+      s.index.arm(&r, r.last_heard_ns + timeout_ns);
+      break;
+    case RunnerState::kCompleted:
+    case RunnerState::kFailed:
+      s.index.arm(&r, now_ns + static_cast<int64_t>(opts_.retention_ms) * kNsPerMs);
+      break;
+  }
+}
+
+void RunnerTable::move_state_counter(RunnerState from, RunnerState to) {
+  if (from == to) return;
+  counters_.by_state[state_index(from)].fetch_sub(1, std::memory_order_relaxed);
+  counters_.by_state[state_index(to)].fetch_add(1, std::memory_order_relaxed);
+}
+
+void RunnerTable::set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns) {
+  const RunnerState from = r.state;
+  if (from == to) return;
+  r.state = to;
+  move_state_counter(from, to);
+  // Entering SUSPECT keeps the armed deadline; every other change re-arms.
+  if (to != RunnerState::kSuspect) arm_for_state(s, r, now_ns);
+  if (observer_) observer_->on_state_changed(*r.id, r.task_id, r.attempt, from, to);
+}
+
+// Copies what the heartbeat says about the runner; timing is the caller's.
+void RunnerTable::refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns,
+                          int64_t wall_ms) {
+  const auto& info = hb.runner;
+  if (r.task_id != info.task_id) r.task_id = info.task_id;
+  r.attempt = info.attempt;
+  r.seq = hb.seq;
+  if (s.pools.empty() || s.pools[r.pool] != info.pool) r.pool = s.intern(info.pool);
+  r.pool_type = info.pool_type;
+  r.has_pid = info.pid.has_value();
+  r.pid = info.pid.value_or(0);
+  r.last_heard_ns = now_ns;
+  r.last_heard_wall_ms = wall_ms;
+  r.timeout_ms = static_cast<uint32_t>(clamp_timeout_ms(hb.timeout_ms));
+  const bool want_extra = info.container_id || info.job_name || info.progress || hb.interval_ms;
+  if (want_extra) {
+    if (!r.extra) r.extra = std::make_unique<RunnerExtra>();
+    r.extra->container_id = info.container_id;
+    r.extra->job_name = info.job_name;
+    r.extra->progress = info.progress;
+    r.extra->interval_ms = hb.interval_ms;
+  } else {
+    r.extra.reset();
+  }
+}
+
+void RunnerTable::start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns,
+                                  int64_t wall_ms) {
+  refresh(s, r, hb, now_ns, wall_ms);
+  r.timed_out = false;
+  r.added_wall_ms = wall_ms;
+}
+
+Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
+  const int64_t now_ns = to_ns(now);
+  Shard& s = shard_for(hb.runner.runner_id);
+  std::lock_guard lock(s.mu);
+  auto [it, inserted] = s.runners.try_emplace(hb.runner.runner_id);
+  Runner& r = it->second;
+  if (inserted) {
+    r.id = &it->first;
+    start_lifecycle(s, r, hb, now_ns, wall_ms);
+    r.has_seq = true;
+    r.state = hb.state;
+    counters_.by_state[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
+    arm_for_state(s, r, now_ns);
+    s.publish();
+    counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+    if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
+    return Applied::kAdded;
+  }
+
+  const bool new_task = r.task_id != hb.runner.task_id;
+  if (!new_task && hb.runner.attempt < r.attempt) {
+    counters_.stale_attempts.fetch_add(1, std::memory_order_relaxed);
+    return Applied::kStaleAttempt;
+  }
+  if (new_task || hb.runner.attempt > r.attempt) {
+    start_lifecycle(s, r, hb, now_ns, wall_ms);
+    r.has_seq = true;
+    move_state_counter(r.state, hb.state);
+    r.state = hb.state;
+    arm_for_state(s, r, now_ns);
+    s.publish();
+    counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+    if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
+    return Applied::kNewLifecycle;
+  }
+
+  // Same task and attempt.
+  if (!live(r.state)) {
+    counters_.late.fetch_add(1, std::memory_order_relaxed);
+    return Applied::kLate;
+  }
+  if (r.has_seq && hb.seq <= r.seq) {
+    counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
+    return Applied::kDuplicate;
+  }
+  refresh(s, r, hb, now_ns, wall_ms);
+  r.has_seq = true;
+  counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+  if (hb.state != RunnerState::kRunning) {
+    set_state_locked(s, r, hb.state, now_ns);  // completed or failed: stop timing
+  } else if (r.state == RunnerState::kSuspect) {
+    set_state_locked(s, r, RunnerState::kRunning, now_ns);
+  } else {
+    // Lazy re-arm: the armed time stays unless this heartbeat brings the next
+    // check earlier (a shorter timeout_ms than before).
+    const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
+    const auto due = now_ns + static_cast<int64_t>(static_cast<double>(timeout_ns) *
+                                                   opts_.suspect_ratio);
+    if (!r.armed() || due < r.due_ns) s.index.arm(&r, due);
+  }
+  s.publish();
+  return Applied::kUpdated;
+}
+
+void RunnerTable::on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms,
+                         std::vector<Expired>& out) {
+  if (!live(r.state)) {  // retention is over
+    erase_locked(s, r, true);
+    return;
+  }
+  const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
+  const int64_t deadline = r.last_heard_ns + timeout_ns;
+  if (now_ns >= deadline) {
+    Expired x;
+    x.deadline = from_ns(deadline);
+    TimeoutEvent& ev = x.event;
+    ev.event_id = opts_.event_id_prefix + "-" +
+                  std::to_string(next_event_.fetch_add(1, std::memory_order_relaxed));
+    ev.runner.runner_id = *r.id;
+    ev.runner.task_id = r.task_id;
+    ev.runner.attempt = r.attempt;
+    ev.runner.pool = s.pools[r.pool];
+    ev.runner.pool_type = r.pool_type;
+    if (r.has_pid) ev.runner.pid = r.pid;
+    if (r.extra) {
+      ev.runner.container_id = r.extra->container_id;
+      ev.runner.job_name = r.extra->job_name;
+      ev.runner.progress = r.extra->progress;
+    }
+    ev.last_seq = r.seq;
+    ev.last_heartbeat_ms = r.last_heard_wall_ms;
+    ev.detected_at_ms = wall_ms;
+    ev.timeout_ms = r.timeout_ms;
+    ev.delivery = 1;
+    out.push_back(std::move(x));
+    r.timed_out = true;
+    counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
+    set_state_locked(s, r, RunnerState::kFailed, now_ns);
+    return;
+  }
+  const auto suspect_at =
+      r.last_heard_ns + static_cast<int64_t>(static_cast<double>(timeout_ns) * opts_.suspect_ratio);
+  if (r.state == RunnerState::kRunning && now_ns >= suspect_at) {
+    set_state_locked(s, r, RunnerState::kSuspect, now_ns);
+    s.index.arm(&r, deadline);
+  } else {
+    arm_for_state(s, r, now_ns);  // heard from since it was armed
+  }
+}
+
+void RunnerTable::sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out) {
+  const int64_t now_ns = to_ns(now);
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    if (s.top_due_ns.load(std::memory_order_acquire) > now_ns) continue;
+    std::lock_guard lock(s.mu);
+    while (TimedNode* n = s.index.pop_due(now_ns)) {
+      on_due(s, *static_cast<Runner*>(n), now_ns, wall_ms, out);
+    }
+    s.publish();
+  }
+}
+
+std::optional<MonoTime> RunnerTable::next_due() const {
+  int64_t best = kNever;
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    best = std::min(best, shards_[i].top_due_ns.load(std::memory_order_acquire));
+  }
+  if (best == kNever) return std::nullopt;
+  return from_ns(best);
+}
+
+void RunnerTable::erase_locked(Shard& s, Runner& r, bool expired) {
+  s.index.disarm(&r);
+  counters_.by_state[state_index(r.state)].fetch_sub(1, std::memory_order_relaxed);
+  if (expired) counters_.expired_removed.fetch_add(1, std::memory_order_relaxed);
+  const std::string id = *r.id;
+  s.runners.erase(id);
+  if (observer_) observer_->on_removed(id, expired);
+}
+
+RunnerView RunnerTable::view(const Shard& s, const Runner& r, int64_t now_ns) const {
+  RunnerView v;
+  v.runner.runner_id = *r.id;
+  v.runner.task_id = r.task_id;
+  v.runner.attempt = r.attempt;
+  v.runner.pool = s.pools[r.pool];
+  v.runner.pool_type = r.pool_type;
+  if (r.has_pid) v.runner.pid = r.pid;
+  if (r.extra) {
+    v.runner.container_id = r.extra->container_id;
+    v.runner.job_name = r.extra->job_name;
+    v.runner.progress = r.extra->progress;
+    v.interval_ms = r.extra->interval_ms;
+  }
+  v.state = r.state;
+  v.last_seq = r.seq;
+  v.last_heartbeat_ms = r.last_heard_wall_ms;
+  v.silence_ms = static_cast<uint64_t>(std::max<int64_t>(0, now_ns - r.last_heard_ns) / kNsPerMs);
+  v.timeout_ms = r.timeout_ms;
+  v.added_at_ms = r.added_wall_ms;
+  return v;
+}
+
+std::optional<RunnerView> RunnerTable::get(const std::string& runner_id, MonoTime now) const {
+  const Shard& s = shard_for(runner_id);
+  std::lock_guard lock(s.mu);
+  auto it = s.runners.find(runner_id);
+  if (it == s.runners.end()) return std::nullopt;
+  return view(s, it->second, to_ns(now));
+}
+
+namespace {
+bool matches(const RunnerFilter& f, const Runner& r, const std::vector<std::string>& pools) {
+  if (f.state && r.state != *f.state) return false;
+  if (f.pool && pools[r.pool] != *f.pool) return false;
+  return true;
+}
+}  // namespace
+
+std::vector<RunnerView> RunnerTable::list(const RunnerFilter& f, std::size_t limit,
+                                          MonoTime now) const {
+  // Keep the `limit` smallest ids seen so far in a max-heap of ids, then build
+  // views for just those: memory stays O(limit) however large the table.
+  std::vector<std::string> ids;
+  auto cmp = std::less<std::string>();
+  for (uint32_t i = 0; i <= shard_mask_ && limit > 0; ++i) {
+    const Shard& s = shards_[i];
+    std::lock_guard lock(s.mu);
+    for (const auto& [id, r] : s.runners) {
+      if (!matches(f, r, s.pools)) continue;
+      if (ids.size() < limit) {
+        ids.push_back(id);
+        std::push_heap(ids.begin(), ids.end(), cmp);
+      } else if (id < ids.front()) {
+        std::pop_heap(ids.begin(), ids.end(), cmp);
+        ids.back() = id;
+        std::push_heap(ids.begin(), ids.end(), cmp);
+      }
+    }
+  }
+  std::sort(ids.begin(), ids.end());
+  std::vector<RunnerView> out;
+  out.reserve(ids.size());
+  for (const std::string& id : ids) {
+    // A runner removed in between is skipped, not an error.
+    if (auto v = get(id, now)) out.push_back(std::move(*v));
+  }
+  return out;
+}
+
+std::size_t RunnerTable::count(const RunnerFilter& f) const {
+  if (!f.pool) {
+    if (!f.state) return size();
+    return static_cast<std::size_t>(std::max<int64_t>(
+        0, counters_.by_state[state_index(*f.state)].load(std::memory_order_relaxed)));
+  }
+  std::size_t n = 0;
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    const Shard& s = shards_[i];
+    std::lock_guard lock(s.mu);
+    for (const auto& [id, r] : s.runners) n += matches(f, r, s.pools) ? 1 : 0;
+  }
+  return n;
+}
+
+std::size_t RunnerTable::size() const {
+  std::size_t n = 0;
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    std::lock_guard lock(shards_[i].mu);
+    n += shards_[i].runners.size();
+  }
+  return n;
+}
+
+ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_ms) {
+  const int64_t now_ns = to_ns(now);
+  Shard& s = shard_for(spec.runner.runner_id);
+  std::lock_guard lock(s.mu);
+  auto [it, inserted] = s.runners.try_emplace(spec.runner.runner_id);
+  Runner& r = it->second;
+  if (!inserted && live(r.state)) return ControlError::kExists;
+  const RunnerState before = r.state;
+  r.id = &it->first;
+  start_lifecycle(s, r, spec, now_ns, wall_ms);
+  r.has_seq = false;  // the runner's first heartbeat may carry any seq
+  r.seq = 0;
+  r.state = spec.state;
+  if (inserted) {
+    counters_.by_state[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
+  } else {
+    move_state_counter(before, r.state);
+  }
+  arm_for_state(s, r, now_ns);
+  s.publish();
+  if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
+  return ControlError::kNone;
+}
+
+bool RunnerTable::remove(const std::string& runner_id) {
+  Shard& s = shard_for(runner_id);
+  std::lock_guard lock(s.mu);
+  auto it = s.runners.find(runner_id);
+  if (it == s.runners.end()) return false;
+  erase_locked(s, it->second, false);
+  s.publish();
+  return true;
+}
+
+ControlError RunnerTable::set_state(const std::string& runner_id, RunnerState state, MonoTime now,
+                                    int64_t wall_ms) {
+  if (state == RunnerState::kSuspect) return ControlError::kBadRequest;
+  const int64_t now_ns = to_ns(now);
+  Shard& s = shard_for(runner_id);
+  std::lock_guard lock(s.mu);
+  auto it = s.runners.find(runner_id);
+  if (it == s.runners.end()) return ControlError::kNotFound;
+  Runner& r = it->second;
+  if (state == RunnerState::kRunning) {
+    if (r.timed_out) return ControlError::kConflict;  // its task went to someone else
+    // Back to RUNNING counts as hearing from it now.
+    r.last_heard_ns = now_ns;
+    r.last_heard_wall_ms = wall_ms;
+    if (r.state == RunnerState::kRunning) arm_for_state(s, r, now_ns);
+  }
+  set_state_locked(s, r, state, now_ns);
+  s.publish();
+  return ControlError::kNone;
+}
+
+}  // namespace rmon::monitor

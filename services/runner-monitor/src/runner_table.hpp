@@ -1,0 +1,153 @@
+#pragma once
+// The sharded, lock-striped runner table.
+//
+// A runner id hashes to one of a power-of-two number of shards; each shard has
+// its own mutex, hash map and deadline index, so ingest, the sweep and queries
+// contend on one shard at a time. The table applies the protocol's state
+// machine (seq ordering, lifecycles, suspect, timeout, retention) and turns
+// expired runners into timeout events. It does no I/O and reads time only from
+// its arguments: tests drive it with a fake clock.
+//
+// Thread-safe: every public method may be called from any thread.
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "deadline_index.hpp"
+#include "rmon/clock.hpp"
+#include "rmon/protocol/messages.hpp"
+#include "runner.hpp"
+
+namespace rmon::monitor {
+
+using protocol::Heartbeat;
+using protocol::RunnerView;
+using protocol::TimeoutEvent;
+
+struct TableOptions {
+  uint32_t shards = 64;  // power of two
+  uint64_t default_timeout_ms = 60'000;
+  uint64_t min_timeout_ms = 100;
+  uint64_t max_timeout_ms = 86'400'000;
+  double suspect_ratio = 0.5;  // share of the timeout after which RUNNING shows SUSPECT
+  uint64_t retention_ms = 600'000;  // how long COMPLETED and FAILED runners stay queryable
+  std::string event_id_prefix = "rmon";  // event ids are "<prefix>-<counter>"
+
+  // Empty when valid, else what is wrong (a start-up error).
+  std::string validate() const;
+};
+
+// What applying one heartbeat did.
+enum class Applied : uint8_t {
+  kAdded,          // unknown runner, now tracked
+  kUpdated,        // same lifecycle, newer seq
+  kNewLifecycle,   // new task_id or higher attempt
+  kDuplicate,      // seq not greater than the last accepted: ignored
+  kLate,           // the attempt already ended (timed out or terminal): ignored
+  kStaleAttempt,   // lower attempt than the current one: ignored
+};
+inline bool accepted(Applied a) {
+  return a == Applied::kAdded || a == Applied::kUpdated || a == Applied::kNewLifecycle;
+}
+
+// A timeout produced by a sweep, with the deadline it missed (for lateness).
+struct Expired {
+  TimeoutEvent event;
+  MonoTime deadline;
+};
+
+// Lifecycle notifications, called under the shard's lock: keep them cheap.
+class TableObserver {
+ public:
+  virtual ~TableObserver() = default;
+  // A new runner, or a new lifecycle (task or attempt) of a known one.
+  virtual void on_added(const std::string& runner_id, const std::string& task_id,
+                        uint64_t attempt, RunnerState state) = 0;
+  virtual void on_state_changed(const std::string& runner_id, const std::string& task_id,
+                                uint64_t attempt, RunnerState from, RunnerState to) = 0;
+  virtual void on_removed(const std::string& runner_id, bool expired) = 0;
+};
+
+struct TableCounters {
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> duplicates{0};
+  std::atomic<uint64_t> late{0};
+  std::atomic<uint64_t> stale_attempts{0};
+  std::atomic<uint64_t> timeouts{0};
+  std::atomic<uint64_t> expired_removed{0};  // forgotten after retention
+  std::array<std::atomic<int64_t>, 4> by_state{};  // indexed by RunnerState
+};
+
+struct RunnerFilter {
+  std::optional<RunnerState> state;
+  std::optional<std::string> pool;
+};
+
+enum class ControlError : uint8_t { kNone, kNotFound, kExists, kConflict, kBadRequest };
+
+class RunnerTable {
+ public:
+  explicit RunnerTable(TableOptions opts, TableObserver* observer = nullptr);
+  ~RunnerTable();
+  RunnerTable(const RunnerTable&) = delete;
+  RunnerTable& operator=(const RunnerTable&) = delete;
+
+  // Ingest: applies one decoded heartbeat received at `now` / `wall_ms`.
+  Applied apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms);
+
+  // Processes everything due at `now` in every shard: suspect marks, timeouts
+  // (appended to `out`) and retention expiry. Cost is proportional to what is
+  // due, plus one atomic load per shard.
+  void sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out);
+
+  // The earliest instant anything is due, if anything is armed.
+  std::optional<MonoTime> next_due() const;
+
+  // Queries. `silence_ms` is computed against `now`.
+  std::optional<RunnerView> get(const std::string& runner_id, MonoTime now) const;
+  // Sorted by runner id, at most `limit`.
+  std::vector<RunnerView> list(const RunnerFilter& f, std::size_t limit, MonoTime now) const;
+  std::size_t count(const RunnerFilter& f) const;
+  std::size_t size() const;
+
+  // Control. `add` starts a new lifecycle from `spec` (its seq is ignored) and
+  // fails with kExists while the runner is live (RUNNING or SUSPECT).
+  ControlError add(const Heartbeat& spec, MonoTime now, int64_t wall_ms);
+  bool remove(const std::string& runner_id);
+  // RUNNING re-arms (refused with kConflict for an attempt that timed out);
+  // COMPLETED and FAILED end the attempt without an event; SUSPECT is refused.
+  ControlError set_state(const std::string& runner_id, RunnerState state, MonoTime now,
+                         int64_t wall_ms);
+
+  const TableCounters& counters() const { return counters_; }
+  const TableOptions& options() const { return opts_; }
+  uint64_t clamp_timeout_ms(std::optional<uint64_t> requested) const;
+
+ private:
+  struct Shard;
+  Shard& shard_for(const std::string& runner_id) const;
+  void start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
+  void refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
+  void move_state_counter(RunnerState from, RunnerState to);
+  void set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns);
+  void arm_for_state(Shard& s, Runner& r, int64_t now_ns);
+  void on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms, std::vector<Expired>& out);
+  RunnerView view(const Shard& s, const Runner& r, int64_t now_ns) const;
+  void erase_locked(Shard& s, Runner& r, bool expired);
+
+  const TableOptions opts_;  // constant after construction
+  TableObserver* const observer_;
+  const uint32_t shard_mask_;
+  std::unique_ptr<Shard[]> shards_;
+  std::atomic<uint64_t> next_event_{1};
+  mutable TableCounters counters_;
+};
+
+}  // namespace rmon::monitor
