@@ -1,0 +1,126 @@
+#include "control.hpp"
+
+#include <algorithm>
+
+#include "rmon/protocol/codec.hpp"
+
+namespace rmon::monitor {
+
+using protocol::ControlReply;
+using protocol::ControlRequest;
+using protocol::Op;
+
+namespace {
+
+ControlReply from_error(ControlError e, const std::string& runner_id) {
+  switch (e) {
+    case ControlError::kNone:
+      return ControlReply{};
+    case ControlError::kNotFound:
+      return ControlReply::failure("not_found", "no runner '" + runner_id + "'");
+    case ControlError::kExists:
+      return ControlReply::failure("exists", "runner '" + runner_id + "' is live");
+    case ControlError::kConflict:
+      return ControlReply::failure(
+          "conflict", "runner '" + runner_id + "' timed out for this attempt; it stays failed");
+    case ControlError::kBadRequest:
+      break;
+  }
+  return ControlReply::failure("bad_request", "state must be running, completed or failed");
+}
+
+}  // namespace
+
+std::string ControlHandler::handle(std::string_view request) {
+  stats_.control_requests.fetch_add(1, std::memory_order_relaxed);
+  auto req = protocol::decode_control_request(request);
+  ControlReply reply;
+  if (!req) {
+    const auto& err = req.error();
+    reply = ControlReply::failure(
+        err.reason == protocol::Reason::kUnknownOp ? "unknown_op" : "bad_request",
+        err.to_string());
+  } else {
+    try {
+      reply = handle(req.value());
+    } catch (const std::exception& e) {
+      // A bug, not bad input: answer and keep serving.
+      reply = ControlReply::failure("internal", e.what());
+    }
+  }
+  if (!reply.ok) stats_.control_errors.fetch_add(1, std::memory_order_relaxed);
+  return protocol::encode_control_reply(reply);
+}
+
+ControlReply ControlHandler::handle(const ControlRequest& req) {
+  ControlReply reply;
+  const MonoTime now = clock_.now();
+  switch (req.op) {
+    case Op::kPing:
+      reply.version = protocol::kVersion;
+      break;
+    case Op::kGet: {
+      auto v = table_.get(*req.runner_id, now);
+      if (!v) return from_error(ControlError::kNotFound, *req.runner_id);
+      reply.runner = std::move(*v);
+      break;
+    }
+    case Op::kList: {
+      const std::size_t limit =
+          std::min<uint64_t>(req.limit.value_or(kDefaultListLimit), kMaxListLimit);
+      reply.runners = table_.list({req.state, req.pool}, limit, now);
+      break;
+    }
+    case Op::kCount:
+      reply.count = table_.count({req.state, req.pool});
+      break;
+    case Op::kAdd: {
+      if (auto e = table_.add(*req.runner, now, clock_.wall_ms()); e != ControlError::kNone) {
+        return from_error(e, req.runner->runner.runner_id);
+      }
+      break;
+    }
+    case Op::kRemove:
+      reply.removed = table_.remove(*req.runner_id);
+      break;
+    case Op::kSetState: {
+      auto e = table_.set_state(*req.runner_id, *req.state, now, clock_.wall_ms());
+      if (e != ControlError::kNone) return from_error(e, *req.runner_id);
+      break;
+    }
+    case Op::kStats:
+      return stats_reply();
+  }
+  return reply;
+}
+
+ControlReply ControlHandler::stats_reply() const {
+  const TableCounters& t = table_.counters();
+  auto load = [](const auto& a) { return static_cast<uint64_t>(a.load(std::memory_order_relaxed)); };
+  uint64_t pending = 0, redeliveries = 0, acks = 0;
+  for (std::size_t g = 0; g < stats_.groups.size(); ++g) {
+    pending += load(stats_.per_group[g].pending);
+    redeliveries += load(stats_.per_group[g].redeliveries);
+    acks += load(stats_.per_group[g].acks);
+  }
+  ControlReply r;
+  r.stats = {
+      {"heartbeats", load(t.accepted)},
+      {"rejected", stats_.rejected_total()},
+      {"duplicates", load(t.duplicates)},
+      {"late", load(t.late)},
+      {"stale_attempts", load(t.stale_attempts)},
+      {"timeouts", load(t.timeouts)},
+      {"runners", table_.size()},
+      {"running", load(t.by_state[0])},
+      {"suspect", load(t.by_state[1])},
+      {"completed", load(t.by_state[2])},
+      {"failed", load(t.by_state[3])},
+      {"events_pending", pending},
+      {"redeliveries", redeliveries},
+      {"acks", acks},
+  };
+  return r;
+}
+
+}  // namespace rmon::monitor

@@ -1,0 +1,35 @@
+#pragma once
+// The control and query handler: one request frame in, one reply frame out.
+// Pure logic over the table (the ROUTER socket lives in the service).
+// Thread-safe as far as the table is; holds no state of its own.
+
+#include <string>
+#include <string_view>
+
+#include "monitor_stats.hpp"
+#include "rmon/clock.hpp"
+#include "runner_table.hpp"
+
+namespace rmon::monitor {
+
+inline constexpr std::size_t kDefaultListLimit = 1000;
+inline constexpr std::size_t kMaxListLimit = 100'000;
+
+class ControlHandler {
+ public:
+  ControlHandler(RunnerTable& table, MonitorStats& stats, const Clock& clock)
+      : table_(table), stats_(stats), clock_(clock) {}
+
+  // Never throws: a bad request gets an error reply and changes nothing.
+  std::string handle(std::string_view request);
+  protocol::ControlReply handle(const protocol::ControlRequest& request);
+
+ private:
+  protocol::ControlReply stats_reply() const;
+
+  RunnerTable& table_;
+  MonitorStats& stats_;
+  const Clock& clock_;
+};
+
+}  // namespace rmon::monitor

@@ -1,0 +1,56 @@
+#include "ingest.hpp"
+
+#include "rmon/protocol/codec.hpp"
+#include "rmon/zmq_util.hpp"
+
+namespace rmon::monitor {
+
+void IngestLoop::reject(const protocol::Rejection& r, std::string_view topic) {
+  stats_.reject(r.reason);
+  uint64_t suppressed = 0;
+  if (warn_limit_.allow(protocol::reason_name(r.reason), clock_.now(), suppressed)) {
+    const std::string_view shown = topic.substr(0, protocol::kMaxTopicBytes);
+    spdlog::warn("heartbeat rejected reason={} topic={:?} suppressed={}", r.to_string(),
+                 std::string(shown), suppressed);
+  }
+}
+
+void IngestLoop::handle(const std::vector<zmq::message_t>& frames) {
+  stats_.heartbeat_frames.fetch_add(1, std::memory_order_relaxed);
+  if (frames.size() != 2) {
+    reject({protocol::Reason::kMalformed, "frame count"},
+           frames.empty() ? std::string_view() : frames[0].to_string_view());
+    return;
+  }
+  const std::string_view topic = frames[0].to_string_view();
+  if (protocol::Status s = protocol::decode_heartbeat_into(topic, frames[1].to_string_view(),
+                                                           scratch_);
+      !s) {
+    reject(s.error(), topic);
+    return;
+  }
+  const Applied a = table_.apply(scratch_, clock_.now(), clock_.wall_ms());
+  if (spdlog::should_log(spdlog::level::debug)) {
+    static constexpr const char* kNames[] = {"added",     "updated", "new_lifecycle",
+                                             "duplicate", "late",    "stale_attempt"};
+    spdlog::debug("heartbeat {} runner_id={} task_id={} attempt={} seq={} state={}",
+                  kNames[static_cast<int>(a)], scratch_.runner.runner_id,
+                  scratch_.runner.task_id, scratch_.runner.attempt, scratch_.seq,
+                  protocol::to_string(scratch_.state));
+  }
+}
+
+void IngestLoop::run(zmq::socket_t& sub, const std::atomic<bool>& stop, int poll_ms) {
+  std::vector<zmq::message_t> frames;
+  zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+  while (!stop.load(std::memory_order_relaxed)) {
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(poll_ms)) == 0) continue;
+    // Drain what is queued before polling again.
+    while (recv_frames(sub, frames, zmq::recv_flags::dontwait)) {
+      handle(frames);
+      if (stop.load(std::memory_order_relaxed)) return;
+    }
+  }
+}
+
+}  // namespace rmon::monitor

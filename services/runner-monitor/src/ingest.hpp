@@ -1,0 +1,41 @@
+#pragma once
+// The ingest loop: heartbeats from the SUB socket, decoded and applied to the
+// table. Bad messages are counted by reason and logged at WARN (rate
+// limited); they never stop the loop and never change the table.
+//
+// One IngestLoop per SUB socket, used by one thread.
+
+#include <atomic>
+#include <string_view>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "monitor_stats.hpp"
+#include "rmon/clock.hpp"
+#include "rmon/logging.hpp"
+#include "runner_table.hpp"
+
+namespace rmon::monitor {
+
+class IngestLoop {
+ public:
+  IngestLoop(RunnerTable& table, MonitorStats& stats, const Clock& clock)
+      : table_(table), stats_(stats), clock_(clock) {}
+
+  // Handles one received message (its frames).
+  void handle(const std::vector<zmq::message_t>& frames);
+  // Receives and handles until `stop` is set; polls every `poll_ms`.
+  void run(zmq::socket_t& sub, const std::atomic<bool>& stop, int poll_ms = 100);
+
+ private:
+  void reject(const protocol::Rejection& r, std::string_view topic);
+
+  RunnerTable& table_;
+  MonitorStats& stats_;
+  const Clock& clock_;
+  protocol::Heartbeat scratch_;  // reused: no allocation per heartbeat
+  LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
+};
+
+}  // namespace rmon::monitor

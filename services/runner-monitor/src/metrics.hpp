@@ -1,0 +1,42 @@
+#pragma once
+// Prometheus metrics. Counters are read at scrape time from the table's and
+// the service's own atomics (one source of truth, shared with the `stats` op);
+// only the detection-lateness histogram is a prometheus-cpp metric.
+// Thread-safe.
+
+#include <prometheus/collectable.h>
+#include <prometheus/exposer.h>
+#include <prometheus/histogram.h>
+#include <prometheus/registry.h>
+
+#include <memory>
+#include <string>
+
+#include "monitor_stats.hpp"
+#include "runner_table.hpp"
+
+namespace rmon::monitor {
+
+class Metrics {
+ public:
+  Metrics(const RunnerTable& table, const MonitorStats& stats);
+
+  // Seconds from a runner's deadline to its event's first send.
+  void observe_lateness(double seconds) { lateness_->Observe(seconds); }
+
+  // Starts serving /metrics on `bind` ("0.0.0.0:9464", "127.0.0.1:0").
+  // Returns the port bound. Throws on failure (a start-up error).
+  int serve(const std::string& bind);
+
+  // The text exposition format, as a scrape would see it.
+  std::string render() const;
+
+ private:
+  class Collector;
+  std::shared_ptr<prometheus::Registry> registry_;
+  std::shared_ptr<Collector> collector_;
+  prometheus::Histogram* lateness_;
+  std::unique_ptr<prometheus::Exposer> exposer_;
+};
+
+}  // namespace rmon::monitor

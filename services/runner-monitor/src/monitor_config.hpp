@@ -1,0 +1,54 @@
+#pragma once
+// runner-monitor settings: defaults are the protocol's default endpoints and
+// timing. Each is a flag, an RMON_* environment variable and a config-file key
+// (see rmon/config.hpp); `runner-monitor --help` lists them.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "outbox.hpp"
+#include "rmon/config.hpp"
+#include "runner_table.hpp"
+
+namespace rmon::monitor {
+
+struct GroupEndpoint {
+  std::string name;
+  std::string endpoint;
+};
+
+struct MonitorConfig {
+  // Endpoints bind unless written "connect:<endpoint>".
+  std::string heartbeat_endpoint = "tcp://*:5555";
+  std::vector<std::string> subscribe = {"hb/"};
+  std::vector<std::string> groups = {"task-queue=tcp://*:5556", "pool-manager=tcp://*:5557"};
+  std::string ack_endpoint = "tcp://*:5558";
+  std::string control_endpoint = "tcp://*:5559";
+  std::string metrics_address = "0.0.0.0:9464";  // empty disables /metrics
+  std::string instance = "rmon";  // event ids: <instance>-<start time>-<random>-<n>
+
+  uint32_t shards = 64;
+  uint64_t default_timeout_ms = 60'000;
+  uint64_t min_timeout_ms = 100;
+  uint64_t max_timeout_ms = 86'400'000;
+  double suspect_ratio = 0.5;
+  uint64_t retention_ms = 600'000;
+  uint64_t redelivery_interval_ms = 5'000;
+  int heartbeat_hwm = 100'000;
+  int event_hwm = 100'000;
+
+  // Registers every setting on `s`.
+  void register_settings(Settings& s);
+  // Empty when consistent, else what is wrong.
+  std::string validate() const;
+
+  std::vector<GroupEndpoint> group_endpoints() const;  // parsed `groups`
+  TableOptions table_options(const std::string& event_id_prefix) const;
+  OutboxOptions outbox_options() const;
+};
+
+// "<instance>-<wall ms, hex>-<random, hex>": unique across restarts.
+std::string make_event_id_prefix(const std::string& instance, int64_t wall_ms);
+
+}  // namespace rmon::monitor

@@ -1,0 +1,137 @@
+#include "service.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "rmon/zmq_util.hpp"
+
+namespace rmon::monitor {
+
+// Lifecycle logging at INFO. Called under a shard lock: spdlog checks the
+// level first, so a quiet monitor pays one comparison.
+class MonitorService::Observer final : public TableObserver {
+ public:
+  void on_added(const std::string& runner_id, const std::string& task_id, uint64_t attempt,
+                RunnerState state) override {
+    spdlog::info("runner added runner_id={} task_id={} attempt={} state={}", runner_id, task_id,
+                 attempt, protocol::to_string(state));
+  }
+  void on_state_changed(const std::string& runner_id, const std::string& task_id,
+                        uint64_t attempt, RunnerState from, RunnerState to) override {
+    spdlog::info("runner state changed runner_id={} task_id={} attempt={} from={} to={}",
+                 runner_id, task_id, attempt, protocol::to_string(from), protocol::to_string(to));
+  }
+  void on_removed(const std::string& runner_id, bool expired) override {
+    spdlog::info("runner removed runner_id={} reason={}", runner_id,
+                 expired ? "retention" : "control");
+  }
+};
+
+namespace {
+
+// Serves the ROUTER socket: [identity, (empty,) request] -> same envelope + reply.
+void serve_control(zmq::socket_t& router, ControlHandler& handler, const std::atomic<bool>& stop) {
+  std::vector<zmq::message_t> frames;
+  zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
+  while (!stop.load(std::memory_order_relaxed)) {
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
+    while (recv_frames(router, frames, zmq::recv_flags::dontwait)) {
+      if (frames.size() < 2) continue;  // no identity: nobody to answer
+      const std::string reply = handler.handle(frames.back().to_string_view());
+      std::vector<std::string_view> out;
+      for (std::size_t i = 0; i + 1 < frames.size(); ++i) out.push_back(frames[i].to_string_view());
+      out.push_back(reply);
+      // A client that went away is not an error; never block on one.
+      (void)send_frames(router, out);
+    }
+  }
+}
+
+}  // namespace
+
+MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
+    : config_(std::move(config)), clock_(clock), observer_(std::make_unique<Observer>()) {
+  if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
+  const OutboxOptions outbox_opts = config_.outbox_options();
+  stats_ = std::make_unique<MonitorStats>(outbox_opts.groups);
+  table_ = std::make_unique<RunnerTable>(
+      config_.table_options(make_event_id_prefix(config_.instance, clock_.wall_ms())),
+      observer_.get());
+  outbox_ = std::make_unique<Outbox>(outbox_opts);
+  metrics_ = std::make_unique<Metrics>(*table_, *stats_);
+  control_ = std::make_unique<ControlHandler>(*table_, *stats_, clock_);
+  ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_);
+  dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_);
+}
+
+MonitorService::~MonitorService() { stop(); }
+
+void MonitorService::start() {
+  SocketOptions sub_opts;
+  sub_opts.recv_hwm = config_.heartbeat_hwm;
+  // Frames between 8 KiB and this are counted as too_large; libzmq drops the
+  // connection of a peer sending more.
+  sub_opts.max_msg_size = static_cast<int64_t>(protocol::kMaxFrame);
+  sub_ = make_socket(ctx_, zmq::socket_type::sub, sub_opts);
+  for (const std::string& prefix : config_.subscribe) sub_.set(zmq::sockopt::subscribe, prefix);
+  endpoints_.heartbeat = attach(sub_, config_.heartbeat_endpoint);
+
+  SocketOptions push_opts;
+  push_opts.send_hwm = config_.event_hwm;
+  for (const GroupEndpoint& g : config_.group_endpoints()) {
+    push_.push_back(make_socket(ctx_, zmq::socket_type::push, push_opts));
+    endpoints_.groups.push_back(attach(push_.back(), g.endpoint));
+  }
+
+  SocketOptions small;
+  small.max_msg_size = static_cast<int64_t>(protocol::kMaxFrame);
+  acks_ = make_socket(ctx_, zmq::socket_type::pull, small);
+  endpoints_.ack = attach(acks_, config_.ack_endpoint);
+  router_ = make_socket(ctx_, zmq::socket_type::router, small);
+  endpoints_.control = attach(router_, config_.control_endpoint);
+  if (!config_.metrics_address.empty()) {
+    endpoints_.metrics_port = metrics_->serve(config_.metrics_address);
+  }
+
+  // Anything armed is due at least this long after it is armed (a runner's
+  // suspect time at the smallest timeout), so sleeping at most half of it
+  // never oversleeps a due time the dispatcher has not seen yet.
+  const auto min_due_ms = static_cast<int64_t>(static_cast<double>(config_.min_timeout_ms) *
+                                               config_.suspect_ratio);
+  const Millis max_sleep(std::clamp<int64_t>(min_due_ms / 2, 1, 25));
+
+  stop_ = false;
+  threads_.emplace_back([this] { ingest_->run(sub_, stop_); });
+  threads_.emplace_back([this, max_sleep] { dispatcher_->run(push_, acks_, stop_, max_sleep); });
+  threads_.emplace_back([this] { serve_control(router_, *control_, stop_); });
+  spdlog::info(
+      "runner-monitor started heartbeat={} ack={} control={} metrics_port={} shards={} "
+      "default_timeout_ms={}",
+      endpoints_.heartbeat, endpoints_.ack, endpoints_.control, endpoints_.metrics_port,
+      config_.shards, config_.default_timeout_ms);
+  for (std::size_t g = 0; g < push_.size(); ++g) {
+    spdlog::info("consumer group group={} endpoint={}", outbox_->groups()[g],
+                 endpoints_.groups[g]);
+  }
+}
+
+void MonitorService::stop() {
+  if (threads_.empty()) return;
+  stop_ = true;
+  for (auto& t : threads_) t.join();
+  threads_.clear();
+  const std::size_t pending = outbox_->pending_total();
+  if (pending > 0) {
+    spdlog::warn("stopping with unacknowledged events pending={} (kept in memory only)",
+                 pending);
+  }
+  sub_.close();
+  for (auto& s : push_) s.close();
+  push_.clear();
+  acks_.close();
+  router_.close();
+  spdlog::info("runner-monitor stopped");
+}
+
+}  // namespace rmon::monitor

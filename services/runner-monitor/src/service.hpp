@@ -1,0 +1,78 @@
+#pragma once
+// runner-monitor as a whole: binds every socket, then runs three threads
+// (ingest, dispatch, control) around one shared table. Sockets are created
+// and bound in start(), so a bad endpoint is a start-up error, and each is
+// then used only by the thread it is handed to.
+//
+// start() and stop() are called from one thread; the accessors are
+// thread-safe. The destructor stops the service.
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <zmq.hpp>
+
+#include "control.hpp"
+#include "dispatcher.hpp"
+#include "ingest.hpp"
+#include "metrics.hpp"
+#include "monitor_config.hpp"
+#include "outbox.hpp"
+#include "runner_table.hpp"
+
+namespace rmon::monitor {
+
+struct BoundEndpoints {
+  std::string heartbeat;
+  std::vector<std::string> groups;  // same order as the config's groups
+  std::string ack;
+  std::string control;
+  int metrics_port = 0;  // 0 when /metrics is disabled
+};
+
+class MonitorService {
+ public:
+  MonitorService(MonitorConfig config, const Clock& clock);
+  ~MonitorService();
+  MonitorService(const MonitorService&) = delete;
+  MonitorService& operator=(const MonitorService&) = delete;
+
+  // Binds and starts; throws (zmq::error_t, std::runtime_error) on failure.
+  void start();
+  // Stops the threads and closes the sockets. Idempotent.
+  void stop();
+
+  const BoundEndpoints& endpoints() const { return endpoints_; }
+  RunnerTable& table() { return *table_; }
+  const MonitorStats& stats() const { return *stats_; }
+  Metrics& metrics() { return *metrics_; }
+
+ private:
+  class Observer;
+
+  const MonitorConfig config_;
+  const Clock& clock_;
+  std::unique_ptr<Observer> observer_;
+  std::unique_ptr<MonitorStats> stats_;
+  std::unique_ptr<RunnerTable> table_;
+  std::unique_ptr<Outbox> outbox_;
+  std::unique_ptr<Metrics> metrics_;
+  std::unique_ptr<ControlHandler> control_;
+  std::unique_ptr<IngestLoop> ingest_;
+  std::unique_ptr<Dispatcher> dispatcher_;
+
+  zmq::context_t ctx_;
+  zmq::socket_t sub_;
+  std::vector<zmq::socket_t> push_;
+  zmq::socket_t acks_;
+  zmq::socket_t router_;
+  BoundEndpoints endpoints_;
+
+  std::atomic<bool> stop_{false};
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace rmon::monitor
