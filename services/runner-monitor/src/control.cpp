@@ -38,8 +38,7 @@ std::string ControlHandler::handle(std::string_view request) {
   if (!req) {
     const auto& err = req.error();
     reply = ControlReply::failure(
-        err.reason == protocol::Reason::kUnknownOp ? "unknown_op" : "bad_request",
-        err.to_string());
+        err.reason == protocol::Reason::kUnknownOp ? "unknown_op" : "bad_request", err.to_string());
   } else {
     try {
       reply = handle(req.value());
@@ -96,7 +95,9 @@ ControlReply ControlHandler::handle(const ControlRequest& req) {
 
 ControlReply ControlHandler::stats_reply() const {
   const TableCounters& t = table_.counters();
-  auto load = [](const auto& a) { return static_cast<uint64_t>(a.load(std::memory_order_relaxed)); };
+  auto load = [](const auto& a) {
+    return static_cast<uint64_t>(a.load(std::memory_order_relaxed));
+  };
   uint64_t pending = 0, redeliveries = 0, acks = 0;
   for (std::size_t g = 0; g < stats_.groups.size(); ++g) {
     pending += load(stats_.per_group[g].pending);

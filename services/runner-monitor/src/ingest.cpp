@@ -23,8 +23,8 @@ void IngestLoop::handle(const std::vector<zmq::message_t>& frames) {
     return;
   }
   const std::string_view topic = frames[0].to_string_view();
-  if (protocol::Status s = protocol::decode_heartbeat_into(topic, frames[1].to_string_view(),
-                                                           scratch_);
+  if (protocol::Status s =
+          protocol::decode_heartbeat_into(topic, frames[1].to_string_view(), scratch_);
       !s) {
     reject(s.error(), topic);
     return;
@@ -34,9 +34,8 @@ void IngestLoop::handle(const std::vector<zmq::message_t>& frames) {
     static constexpr const char* kNames[] = {"added",     "updated", "new_lifecycle",
                                              "duplicate", "late",    "stale_attempt"};
     spdlog::debug("heartbeat {} runner_id={} task_id={} attempt={} seq={} state={}",
-                  kNames[static_cast<int>(a)], scratch_.runner.runner_id,
-                  scratch_.runner.task_id, scratch_.runner.attempt, scratch_.seq,
-                  protocol::to_string(scratch_.state));
+                  kNames[static_cast<int>(a)], scratch_.runner.runner_id, scratch_.runner.task_id,
+                  scratch_.runner.attempt, scratch_.seq, protocol::to_string(scratch_.state));
   }
 }
 

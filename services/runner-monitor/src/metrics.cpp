@@ -48,17 +48,17 @@ class Metrics::Collector : public prometheus::Collectable {
     add(hb, val(t.accepted));
     out.push_back(std::move(hb));
 
-    auto rej = family("rmon_heartbeats_rejected_total",
-                      "Heartbeat messages rejected, by reason", MetricType::Counter);
+    auto rej = family("rmon_heartbeats_rejected_total", "Heartbeat messages rejected, by reason",
+                      MetricType::Counter);
     for (int i = 0; i < protocol::kReasonCount; ++i) {
       add(rej, val(stats_.rejected[i]),
           {{"reason", std::string(protocol::reason_name(static_cast<protocol::Reason>(i)))}});
     }
     out.push_back(std::move(rej));
 
-    auto ign = family("rmon_heartbeats_ignored_total",
-                      "Valid heartbeats ignored by the state machine, by kind",
-                      MetricType::Counter);
+    auto ign =
+        family("rmon_heartbeats_ignored_total",
+               "Valid heartbeats ignored by the state machine, by kind", MetricType::Counter);
     add(ign, val(t.duplicates), {{"kind", "duplicate"}});
     add(ign, val(t.late), {{"kind", "late"}});
     add(ign, val(t.stale_attempts), {{"kind", "stale_attempt"}});
@@ -78,12 +78,12 @@ class Metrics::Collector : public prometheus::Collectable {
 
     auto pending = family("rmon_events_pending", "Timeout events not yet acknowledged, by group",
                           MetricType::Gauge);
-    auto sent = family("rmon_events_sent_total", "Timeout event sends, by group",
-                       MetricType::Counter);
+    auto sent =
+        family("rmon_events_sent_total", "Timeout event sends, by group", MetricType::Counter);
     auto redel = family("rmon_redeliveries_total", "Timeout events sent again, by group",
                         MetricType::Counter);
-    auto acks = family("rmon_acks_total", "Acknowledgements accepted, by group",
-                       MetricType::Counter);
+    auto acks =
+        family("rmon_acks_total", "Acknowledgements accepted, by group", MetricType::Counter);
     for (std::size_t g = 0; g < stats_.groups.size(); ++g) {
       const GroupStats& gs = stats_.per_group[g];
       const std::vector<ClientMetric::Label> label = {{"group", stats_.groups[g]}};
@@ -97,14 +97,14 @@ class Metrics::Collector : public prometheus::Collectable {
     out.push_back(std::move(redel));
     out.push_back(std::move(acks));
 
-    auto ack_bad = family("rmon_acks_rejected_total",
-                          "Acknowledgements dropped, by reason", MetricType::Counter);
+    auto ack_bad = family("rmon_acks_rejected_total", "Acknowledgements dropped, by reason",
+                          MetricType::Counter);
     add(ack_bad, val(stats_.ack_frames_rejected), {{"reason", "malformed"}});
     add(ack_bad, val(stats_.acks_unknown), {{"reason", "unknown_event"}});
     out.push_back(std::move(ack_bad));
 
-    auto ctl = family("rmon_control_requests_total", "Control requests, by outcome",
-                      MetricType::Counter);
+    auto ctl =
+        family("rmon_control_requests_total", "Control requests, by outcome", MetricType::Counter);
     add(ctl, val(stats_.control_requests) - val(stats_.control_errors), {{"outcome", "ok"}});
     add(ctl, val(stats_.control_errors), {{"outcome", "error"}});
     out.push_back(std::move(ctl));
@@ -124,9 +124,9 @@ Metrics::Metrics(const RunnerTable& table, const MonitorStats& stats)
                    .Name("rmon_detection_lateness_seconds")
                    .Help("Time from a runner's deadline to its timeout event's first send")
                    .Register(*registry_)
-                   .Add({}, prometheus::Histogram::BucketBoundaries{
-                                0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
-                                0.5, 1, 2.5, 10});
+                   .Add({}, prometheus::Histogram::BucketBoundaries{0.0005, 0.001, 0.002, 0.005,
+                                                                    0.01, 0.025, 0.05, 0.1, 0.25,
+                                                                    0.5, 1, 2.5, 10});
 }
 
 int Metrics::serve(const std::string& bind) {

@@ -9,15 +9,12 @@ namespace rmon::monitor {
 void MonitorConfig::register_settings(Settings& s) {
   s.add("heartbeat-endpoint", heartbeat_endpoint,
         "SUB socket for runner heartbeats (bind; prefix connect: to connect)");
-  s.add("subscribe", subscribe, "Topic prefixes to subscribe to, comma separated")
-      ->delimiter(',');
-  s.add("group", groups,
-        "Consumer groups as name=endpoint, comma separated; one PUSH socket each")
+  s.add("subscribe", subscribe, "Topic prefixes to subscribe to, comma separated")->delimiter(',');
+  s.add("group", groups, "Consumer groups as name=endpoint, comma separated; one PUSH socket each")
       ->delimiter(',');
   s.add("ack-endpoint", ack_endpoint, "PULL socket for acknowledgements");
   s.add("control-endpoint", control_endpoint, "ROUTER socket for control and queries");
-  s.add("metrics-address", metrics_address,
-        "host:port for Prometheus /metrics; empty disables it");
+  s.add("metrics-address", metrics_address, "host:port for Prometheus /metrics; empty disables it");
   s.add("instance", instance, "Name of this monitor, the start of its event ids");
   s.add("shards", shards, "Number of table shards (a power of two)");
   s.add("default-timeout-ms", default_timeout_ms, "Timeout of a runner that sends none");

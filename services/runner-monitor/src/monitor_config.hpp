@@ -26,7 +26,7 @@ struct MonitorConfig {
   std::string ack_endpoint = "tcp://*:5558";
   std::string control_endpoint = "tcp://*:5559";
   std::string metrics_address = "0.0.0.0:9464";  // empty disables /metrics
-  std::string instance = "rmon";  // event ids: <instance>-<start time>-<random>-<n>
+  std::string instance = "rmon";                 // event ids: <instance>-<start time>-<random>-<n>
 
   uint32_t shards = 64;
   uint64_t default_timeout_ms = 60'000;

@@ -34,7 +34,7 @@ struct MonitorStats {
   }
 
   const std::vector<std::string> groups;
-  std::unique_ptr<GroupStats[]> per_group;  // one per group, same order
+  std::unique_ptr<GroupStats[]> per_group;    // one per group, same order
   std::atomic<uint64_t> heartbeat_frames{0};  // every message on the heartbeat socket
   std::array<std::atomic<uint64_t>, protocol::kReasonCount> rejected{};  // heartbeats
   std::atomic<uint64_t> ack_frames_rejected{0};

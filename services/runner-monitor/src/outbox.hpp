@@ -35,9 +35,9 @@ struct OutboxOptions {
 
 struct PendingEvent {
   std::shared_ptr<const protocol::TimeoutEvent> event;  // shared by every group
-  MonoTime deadline;       // the deadline the runner missed
-  uint64_t delivery = 0;   // sends so far
-  int64_t due_ns = 0;      // when to send next (monotonic)
+  MonoTime deadline;                                    // the deadline the runner missed
+  uint64_t delivery = 0;                                // sends so far
+  int64_t due_ns = 0;                                   // when to send next (monotonic)
   bool acked = false;
 };
 

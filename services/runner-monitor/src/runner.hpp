@@ -35,7 +35,7 @@ struct Runner : TimedNode {
   uint64_t attempt = 1;
   uint64_t seq = 0;
   uint64_t pid = 0;
-  int64_t last_heard_ns = 0;     // monotonic, at receipt
+  int64_t last_heard_ns = 0;  // monotonic, at receipt
   int64_t last_heard_wall_ms = 0;
   int64_t added_wall_ms = 0;
   std::unique_ptr<RunnerExtra> extra;

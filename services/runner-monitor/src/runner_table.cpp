@@ -86,8 +86,8 @@ void RunnerTable::arm_for_state(Shard& s, Runner& r, int64_t now_ns) {
   const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
   switch (r.state) {
     case RunnerState::kRunning: {
-      const auto suspect_ns = static_cast<int64_t>(static_cast<double>(timeout_ns) *
-                                                   opts_.suspect_ratio);
+      const auto suspect_ns =
+          static_cast<int64_t>(static_cast<double>(timeout_ns) * opts_.suspect_ratio);
       s.index.arm(&r, r.last_heard_ns + suspect_ns);
       break;
     }
@@ -206,8 +206,8 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     // Lazy re-arm: the armed time stays unless this heartbeat brings the next
     // check earlier (a shorter timeout_ms than before).
     const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
-    const auto due = now_ns + static_cast<int64_t>(static_cast<double>(timeout_ns) *
-                                                   opts_.suspect_ratio);
+    const auto due =
+        now_ns + static_cast<int64_t>(static_cast<double>(timeout_ns) * opts_.suspect_ratio);
     if (!r.armed() || due < r.due_ns) s.index.arm(&r, due);
   }
   s.publish();

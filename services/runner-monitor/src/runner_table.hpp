@@ -36,8 +36,8 @@ struct TableOptions {
   uint64_t default_timeout_ms = 60'000;
   uint64_t min_timeout_ms = 100;
   uint64_t max_timeout_ms = 86'400'000;
-  double suspect_ratio = 0.5;  // share of the timeout after which RUNNING shows SUSPECT
-  uint64_t retention_ms = 600'000;  // how long COMPLETED and FAILED runners stay queryable
+  double suspect_ratio = 0.5;            // share of the timeout after which RUNNING shows SUSPECT
+  uint64_t retention_ms = 600'000;       // how long COMPLETED and FAILED runners stay queryable
   std::string event_id_prefix = "rmon";  // event ids are "<prefix>-<counter>"
 
   // Empty when valid, else what is wrong (a start-up error).
@@ -46,12 +46,12 @@ struct TableOptions {
 
 // What applying one heartbeat did.
 enum class Applied : uint8_t {
-  kAdded,          // unknown runner, now tracked
-  kUpdated,        // same lifecycle, newer seq
-  kNewLifecycle,   // new task_id or higher attempt
-  kDuplicate,      // seq not greater than the last accepted: ignored
-  kLate,           // the attempt already ended (timed out or terminal): ignored
-  kStaleAttempt,   // lower attempt than the current one: ignored
+  kAdded,         // unknown runner, now tracked
+  kUpdated,       // same lifecycle, newer seq
+  kNewLifecycle,  // new task_id or higher attempt
+  kDuplicate,     // seq not greater than the last accepted: ignored
+  kLate,          // the attempt already ended (timed out or terminal): ignored
+  kStaleAttempt,  // lower attempt than the current one: ignored
 };
 inline bool accepted(Applied a) {
   return a == Applied::kAdded || a == Applied::kUpdated || a == Applied::kNewLifecycle;
@@ -68,8 +68,8 @@ class TableObserver {
  public:
   virtual ~TableObserver() = default;
   // A new runner, or a new lifecycle (task or attempt) of a known one.
-  virtual void on_added(const std::string& runner_id, const std::string& task_id,
-                        uint64_t attempt, RunnerState state) = 0;
+  virtual void on_added(const std::string& runner_id, const std::string& task_id, uint64_t attempt,
+                        RunnerState state) = 0;
   virtual void on_state_changed(const std::string& runner_id, const std::string& task_id,
                                 uint64_t attempt, RunnerState from, RunnerState to) = 0;
   virtual void on_removed(const std::string& runner_id, bool expired) = 0;
@@ -81,7 +81,7 @@ struct TableCounters {
   std::atomic<uint64_t> late{0};
   std::atomic<uint64_t> stale_attempts{0};
   std::atomic<uint64_t> timeouts{0};
-  std::atomic<uint64_t> expired_removed{0};  // forgotten after retention
+  std::atomic<uint64_t> expired_removed{0};        // forgotten after retention
   std::array<std::atomic<int64_t>, 4> by_state{};  // indexed by RunnerState
 };
 

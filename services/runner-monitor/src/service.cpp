@@ -17,10 +17,10 @@ class MonitorService::Observer final : public TableObserver {
     spdlog::info("runner added runner_id={} task_id={} attempt={} state={}", runner_id, task_id,
                  attempt, protocol::to_string(state));
   }
-  void on_state_changed(const std::string& runner_id, const std::string& task_id,
-                        uint64_t attempt, RunnerState from, RunnerState to) override {
-    spdlog::info("runner state changed runner_id={} task_id={} attempt={} from={} to={}",
-                 runner_id, task_id, attempt, protocol::to_string(from), protocol::to_string(to));
+  void on_state_changed(const std::string& runner_id, const std::string& task_id, uint64_t attempt,
+                        RunnerState from, RunnerState to) override {
+    spdlog::info("runner state changed runner_id={} task_id={} attempt={} from={} to={}", runner_id,
+                 task_id, attempt, protocol::to_string(from), protocol::to_string(to));
   }
   void on_removed(const std::string& runner_id, bool expired) override {
     spdlog::info("runner removed runner_id={} reason={}", runner_id,
@@ -97,8 +97,8 @@ void MonitorService::start() {
   // Anything armed is due at least this long after it is armed (a runner's
   // suspect time at the smallest timeout), so sleeping at most half of it
   // never oversleeps a due time the dispatcher has not seen yet.
-  const auto min_due_ms = static_cast<int64_t>(static_cast<double>(config_.min_timeout_ms) *
-                                               config_.suspect_ratio);
+  const auto min_due_ms =
+      static_cast<int64_t>(static_cast<double>(config_.min_timeout_ms) * config_.suspect_ratio);
   const Millis max_sleep(std::clamp<int64_t>(min_due_ms / 2, 1, 25));
 
   stop_ = false;
@@ -111,8 +111,7 @@ void MonitorService::start() {
       endpoints_.heartbeat, endpoints_.ack, endpoints_.control, endpoints_.metrics_port,
       config_.shards, config_.default_timeout_ms);
   for (std::size_t g = 0; g < push_.size(); ++g) {
-    spdlog::info("consumer group group={} endpoint={}", outbox_->groups()[g],
-                 endpoints_.groups[g]);
+    spdlog::info("consumer group group={} endpoint={}", outbox_->groups()[g], endpoints_.groups[g]);
   }
 }
 
@@ -123,8 +122,7 @@ void MonitorService::stop() {
   threads_.clear();
   const std::size_t pending = outbox_->pending_total();
   if (pending > 0) {
-    spdlog::warn("stopping with unacknowledged events pending={} (kept in memory only)",
-                 pending);
+    spdlog::warn("stopping with unacknowledged events pending={} (kept in memory only)", pending);
   }
   sub_.close();
   for (auto& s : push_) s.close();

@@ -1,0 +1,382 @@
+// runner-monitor over real sockets on 127.0.0.1 (wildcard ports, read back).
+// Runners that must not time out use a long timeout, runners that must use a
+// short one, so scheduling noise cannot turn into a false or missed timeout.
+// Every receive has a timeout; waits poll observable state, never sleep blindly.
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <map>
+#include <set>
+#include <thread>
+
+#include "rmon/protocol/codec.hpp"
+#include "rmon/zmq_util.hpp"
+#include "service.hpp"
+
+namespace rmon::monitor {
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::ControlReply;
+using protocol::ControlRequest;
+using protocol::Heartbeat;
+using protocol::Op;
+using protocol::TimeoutEvent;
+
+constexpr int kRecvTimeoutMs = 3000;
+
+MonitorConfig test_config() {
+  MonitorConfig c;
+  c.heartbeat_endpoint = "tcp://127.0.0.1:*";
+  c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
+  c.ack_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = "tcp://127.0.0.1:*";
+  c.metrics_address = "127.0.0.1:0";
+  c.shards = 8;
+  c.redelivery_interval_ms = 300;
+  c.retention_ms = 60'000;
+  return c;
+}
+
+Heartbeat heartbeat(const std::string& id, uint64_t seq, uint64_t timeout_ms) {
+  Heartbeat h;
+  h.runner.runner_id = id;
+  h.runner.task_id = "task-" + id;
+  h.runner.pool = "pool";
+  h.runner.pool_type = protocol::PoolType::kKubernetes;
+  h.runner.job_name = "job-" + id;
+  h.seq = seq;
+  h.timeout_ms = timeout_ms;
+  return h;
+}
+
+SocketOptions client_opts() {
+  SocketOptions o;
+  o.recv_timeout_ms = kRecvTimeoutMs;
+  o.send_timeout_ms = kRecvTimeoutMs;
+  return o;
+}
+
+class MonitorServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { start(test_config()); }
+
+  void start(MonitorConfig config) {
+    service = std::make_unique<MonitorService>(std::move(config), SystemClock::instance());
+    service->start();
+    const auto& ep = service->endpoints();
+    pub = make_socket(ctx, zmq::socket_type::pub, client_opts());
+    pub.connect(ep.heartbeat);
+    for (const auto& g : ep.groups) {
+      consumers.push_back(make_socket(ctx, zmq::socket_type::pull, client_opts()));
+      consumers.back().connect(g);
+    }
+    acker = make_socket(ctx, zmq::socket_type::push, client_opts());
+    acker.connect(ep.ack);
+    control = make_socket(ctx, zmq::socket_type::dealer, client_opts());
+    control.connect(ep.control);
+    wait_for_subscription();
+  }
+
+  void TearDown() override { service->stop(); }
+
+  void publish(const Heartbeat& h) {
+    ASSERT_TRUE(send_frames(pub,
+                            {protocol::heartbeat_topic(h.runner.runner_id),
+                             protocol::encode_heartbeat(h)},
+                            zmq::send_flags::none));
+  }
+
+  ControlReply request(const ControlRequest& req) {
+    return request_raw(protocol::encode_control_request(req));
+  }
+  ControlReply request_raw(const std::string& bytes) {
+    EXPECT_TRUE(send_frames(control, {"", bytes}, zmq::send_flags::none));
+    std::vector<zmq::message_t> frames;
+    EXPECT_TRUE(recv_frames(control, frames)) << "no control reply";
+    if (frames.size() != 2) return ControlReply::failure("test", "bad envelope");
+    auto reply = protocol::decode_control_reply(frames[1].to_string_view());
+    EXPECT_TRUE(reply.ok());
+    return reply.ok() ? reply.value() : ControlReply::failure("test", "undecodable");
+  }
+  std::optional<protocol::RunnerView> get(const std::string& id) {
+    ControlRequest req;
+    req.op = Op::kGet;
+    req.runner_id = id;
+    auto r = request(req);
+    if (!r.ok) return std::nullopt;
+    return r.runner;
+  }
+  uint64_t stat(const std::string& name) {
+    ControlRequest req;
+    req.op = Op::kStats;
+    for (const auto& [k, v] : request(req).stats) {
+      if (k == name) return v;
+    }
+    ADD_FAILURE() << "no stat " << name;
+    return 0;
+  }
+
+  // PUB/SUB joins asynchronously: publish a probe until the monitor has
+  // counted one. The probe is an empty frame, rejected without touching the
+  // table, so late copies of it change nothing a test looks at.
+  void wait_for_subscription() {
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (std::chrono::steady_clock::now() < deadline) {
+      ASSERT_TRUE(send_frames(pub, {"hb/probe"}, zmq::send_flags::none));
+      if (service->stats().heartbeat_frames.load() > 0) return;
+      std::this_thread::sleep_for(5ms);
+    }
+    FAIL() << "subscription never reached the monitor";
+  }
+
+  // Waits until `pred` holds, polling; fails after `limit`.
+  template <class Pred>
+  bool eventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = std::chrono::steady_clock::now() + limit;
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (pred()) return true;
+      std::this_thread::sleep_for(2ms);
+    }
+    return pred();
+  }
+
+  std::optional<TimeoutEvent> receive(std::size_t group, int timeout_ms = kRecvTimeoutMs) {
+    consumers[group].set(zmq::sockopt::rcvtimeo, timeout_ms);
+    std::vector<zmq::message_t> frames;
+    if (!recv_frames(consumers[group], frames)) return std::nullopt;
+    EXPECT_EQ(frames.size(), 1u);
+    auto ev = protocol::decode_timeout_event(frames[0].to_string_view());
+    EXPECT_TRUE(ev.ok());
+    if (!ev.ok()) return std::nullopt;
+    return ev.value();
+  }
+  void ack(const std::string& group, const std::string& event_id) {
+    ASSERT_TRUE(send_frames(acker, {protocol::encode_ack({group, event_id})},
+                            zmq::send_flags::none));
+  }
+
+  zmq::context_t ctx;
+  std::unique_ptr<MonitorService> service;
+  zmq::socket_t pub;
+  std::vector<zmq::socket_t> consumers;
+  zmq::socket_t acker;
+  zmq::socket_t control;
+};
+
+TEST_F(MonitorServiceTest, SilentRunnersReachEveryGroupExactlyOnce) {
+  // Ten runners: 0-2 use a short timeout and stop; 3-9 have a long one.
+  for (int i = 0; i < 10; ++i) {
+    publish(heartbeat("r" + std::to_string(i), 1, i < 3 ? 200 : 600'000));
+  }
+  ASSERT_TRUE(eventually([&] { return service->table().size() == 10; }));
+  const std::vector<std::string> groups = {"task-queue", "pool-manager"};
+  for (std::size_t g = 0; g < 2; ++g) {
+    std::set<std::string> got;
+    for (int n = 0; n < 3; ++n) {
+      auto ev = receive(g);
+      ASSERT_TRUE(ev) << "group " << groups[g] << " got only " << got.size();
+      EXPECT_EQ(ev->delivery, 1u);
+      EXPECT_EQ(ev->timeout_ms, 200u);
+      EXPECT_EQ(ev->runner.task_id, "task-" + ev->runner.runner_id);
+      EXPECT_EQ(ev->runner.job_name, "job-" + ev->runner.runner_id);
+      EXPECT_GE(ev->detected_at_ms, ev->last_heartbeat_ms + 200);
+      got.insert(ev->runner.runner_id);
+      ack(groups[g], ev->event_id);
+    }
+    EXPECT_EQ(got, (std::set<std::string>{"r0", "r1", "r2"}));
+  }
+  ASSERT_TRUE(eventually([&] { return stat("acks") == 6; }));
+  EXPECT_EQ(stat("timeouts"), 3u);
+  EXPECT_EQ(stat("events_pending"), 0u);
+  // Acknowledged: nothing more within several redelivery intervals.
+  EXPECT_FALSE(receive(0, 1000));
+  EXPECT_FALSE(receive(1, 100));
+  EXPECT_EQ(get("r0")->state, protocol::RunnerState::kFailed);
+  EXPECT_EQ(get("r5")->state, protocol::RunnerState::kRunning);
+}
+
+TEST_F(MonitorServiceTest, AnUnacknowledgingGroupGetsRedeliveriesUntilItAcks) {
+  publish(heartbeat("lost", 1, 150));
+  auto first = receive(1);
+  ASSERT_TRUE(first);
+  auto tq = receive(0);
+  ASSERT_TRUE(tq);
+  ack("task-queue", tq->event_id);
+  auto second = receive(1);
+  ASSERT_TRUE(second);
+  auto third = receive(1);
+  ASSERT_TRUE(third);
+  EXPECT_EQ(second->event_id, first->event_id);
+  EXPECT_EQ(third->event_id, first->event_id);
+  EXPECT_EQ(first->delivery, 1u);
+  EXPECT_EQ(second->delivery, 2u);
+  EXPECT_EQ(third->delivery, 3u);
+  ack("pool-manager", first->event_id);
+  ASSERT_TRUE(eventually([&] { return stat("events_pending") == 0; }));
+  // Drain a redelivery that may have crossed the ack, then expect silence.
+  while (auto late = receive(1, 400)) EXPECT_EQ(late->event_id, first->event_id);
+  EXPECT_FALSE(receive(1, 1000));
+  EXPECT_FALSE(receive(0, 100));  // the acknowledging group was never resent
+  EXPECT_GE(stat("redeliveries"), 2u);
+}
+
+TEST_F(MonitorServiceTest, EveryControlOpAnswers) {
+  ControlRequest ping;
+  ping.op = Op::kPing;
+  auto r = request(ping);
+  ASSERT_TRUE(r.ok);
+  EXPECT_EQ(r.version, 1u);
+
+  ControlRequest add;
+  add.op = Op::kAdd;
+  add.runner = heartbeat("added", 0, 600'000);
+  add.runner->runner.pool = "gpu";
+  EXPECT_TRUE(request(add).ok);
+  auto dup = request(add);
+  EXPECT_FALSE(dup.ok);
+  EXPECT_EQ(dup.error, "exists");
+  publish(heartbeat("other", 1, 600'000));
+  ASSERT_TRUE(eventually([&] { return service->table().size() == 2; }));
+
+  auto view = get("added");
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->runner.pool, "gpu");
+  EXPECT_EQ(view->state, protocol::RunnerState::kRunning);
+
+  ControlRequest list;
+  list.op = Op::kList;
+  list.pool = "gpu";
+  auto listed = request(list);
+  ASSERT_TRUE(listed.ok);
+  ASSERT_EQ(listed.runners->size(), 1u);
+  EXPECT_EQ((*listed.runners)[0].runner.runner_id, "added");
+
+  ControlRequest count;
+  count.op = Op::kCount;
+  count.state = protocol::RunnerState::kRunning;
+  EXPECT_EQ(request(count).count, 2u);
+
+  ControlRequest set;
+  set.op = Op::kSetState;
+  set.runner_id = "added";
+  set.state = protocol::RunnerState::kCompleted;
+  EXPECT_TRUE(request(set).ok);
+  EXPECT_EQ(get("added")->state, protocol::RunnerState::kCompleted);
+
+  ControlRequest rm;
+  rm.op = Op::kRemove;
+  rm.runner_id = "added";
+  EXPECT_EQ(request(rm).removed, true);
+  EXPECT_EQ(request(rm).removed, false);
+
+  ControlRequest missing;
+  missing.op = Op::kGet;
+  missing.runner_id = "added";
+  auto nf = request(missing);
+  EXPECT_FALSE(nf.ok);
+  EXPECT_EQ(nf.error, "not_found");
+
+  ControlRequest stats;
+  stats.op = Op::kStats;
+  const auto stats_reply = request(stats);
+  std::map<std::string, uint64_t> counters(stats_reply.stats.begin(), stats_reply.stats.end());
+  for (const char* key : {"heartbeats", "rejected", "timeouts", "runners"}) {
+    EXPECT_TRUE(counters.count(key)) << key;
+  }
+  EXPECT_EQ(counters["runners"], 1u);
+
+  auto unknown = request_raw(std::string("\x82\xa1v\x01\xa2op\xa6reboot", 14));
+  EXPECT_FALSE(unknown.ok);
+  EXPECT_EQ(unknown.error, "unknown_op");
+}
+
+TEST_F(MonitorServiceTest, MalformedFramesOnEverySocketChangeNothing) {
+  publish(heartbeat("steady", 1, 600'000));
+  ASSERT_TRUE(eventually([&] { return service->table().size() == 1; }));
+  const uint64_t rejected_before = stat("rejected");
+
+  // Heartbeat socket: garbage payload, wrong topic, wrong frame count, too large.
+  ASSERT_TRUE(send_frames(pub, {"hb/steady", "\xc1\xff\x00"}, zmq::send_flags::none));
+  ASSERT_TRUE(send_frames(pub, {"hb/other", protocol::encode_heartbeat(heartbeat("steady", 9, 1))},
+                          zmq::send_flags::none));
+  ASSERT_TRUE(send_frames(pub, {"hb/steady"}, zmq::send_flags::none));
+  ASSERT_TRUE(send_frames(pub, {"hb/steady", std::string(9000, '\x90')}, zmq::send_flags::none));
+  ASSERT_TRUE(eventually([&] { return stat("rejected") == rejected_before + 4; }));
+
+  // Ack socket: garbage and a multi-frame message.
+  ASSERT_TRUE(send_frames(acker, {"not msgpack"}, zmq::send_flags::none));
+  ASSERT_TRUE(send_frames(acker, {"a", "b"}, zmq::send_flags::none));
+  ASSERT_TRUE(eventually([&] { return service->stats().ack_frames_rejected.load() == 2; }));
+
+  // Control socket: garbage gets a bad_request reply.
+  auto bad = request_raw("\xdd\xff\xff\xff\xff");
+  EXPECT_FALSE(bad.ok);
+  EXPECT_EQ(bad.error, "bad_request");
+  auto wrong = request_raw(std::string("\x82\xa1v\x01\xa2op\x07", 8));
+  EXPECT_EQ(wrong.error, "bad_request");
+
+  // Still serving, state untouched.
+  auto view = get("steady");
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->last_seq, 1u);
+  EXPECT_EQ(view->timeout_ms, 600'000u);
+  EXPECT_EQ(service->table().size(), 1u);
+  EXPECT_EQ(stat("timeouts"), 0u);
+}
+
+std::string http_get(int port, const std::string& path) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  timeval tv{3, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string out;
+  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
+    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
+    if (::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size())) {
+      char buf[4096];
+      ssize_t n;
+      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
+    }
+  }
+  ::close(fd);
+  return out;
+}
+
+TEST_F(MonitorServiceTest, MetricsEndpointServesCountersAndLateness) {
+  publish(heartbeat("gone", 1, 150));
+  auto ev = receive(0);
+  ASSERT_TRUE(ev);
+  ASSERT_TRUE(receive(1));
+  const std::string body = http_get(service->endpoints().metrics_port, "/metrics");
+  EXPECT_NE(body.find("rmon_heartbeats_total"), std::string::npos) << body;
+  EXPECT_NE(body.find("rmon_timeouts_total 1"), std::string::npos);
+  EXPECT_NE(body.find("rmon_runners{state=\"failed\"} 1"), std::string::npos);
+  EXPECT_NE(body.find("rmon_events_pending{group=\"task-queue\"} 1"), std::string::npos);
+  EXPECT_NE(body.find("rmon_heartbeats_rejected_total{reason=\"too_large\"} 0"),
+            std::string::npos);
+  EXPECT_NE(body.find("rmon_detection_lateness_seconds_count 2"), std::string::npos);
+}
+
+TEST(MonitorServiceConfig, BadSettingsFailAtStartup) {
+  MonitorConfig c = test_config();
+  c.groups = {"task-queue"};
+  EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
+  c = test_config();
+  c.shards = 6;
+  EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
+  c = test_config();
+  c.heartbeat_endpoint = "bogus://x";
+  MonitorService s(c, SystemClock::instance());
+  EXPECT_THROW(s.start(), zmq::error_t);
+}
+
+}  // namespace
+}  // namespace rmon::monitor
