@@ -66,8 +66,8 @@ TEST(Settings, DefaultsHoldWithoutFlags) {
 }
 
 TEST(Settings, FlagBeatsConfigFileWhichBeatsEnvironment) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("rmon-settings-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("rmon-settings-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   const auto file = dir / "svc.toml";
   std::ofstream(file) << "shards = 8\nname = \"from-file\"\n";

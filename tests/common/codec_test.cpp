@@ -140,8 +140,8 @@ TEST(HeartbeatCodec, UnknownKeysAreIgnored) {
 TEST(HeartbeatCodec, ReusedStructDoesNotKeepOptionalsOfAnEarlierMessage) {
   Heartbeat hb;
   const Heartbeat full = full_heartbeat();
-  ASSERT_TRUE(decode_heartbeat_into(heartbeat_topic(full.runner.runner_id),
-                                    encode_heartbeat(full), hb));
+  ASSERT_TRUE(
+      decode_heartbeat_into(heartbeat_topic(full.runner.runner_id), encode_heartbeat(full), hb));
   ASSERT_TRUE(decode_heartbeat_into("hb/r-1", valid_heartbeat_map().build(), hb));
   EXPECT_FALSE(hb.runner.container_id);
   EXPECT_FALSE(hb.runner.progress);
@@ -200,13 +200,20 @@ TEST(HeartbeatCodec, MissingRequiredKeysAreNamed) {
 
 TEST(HeartbeatCodec, WrongTypesAreRejected) {
   const std::vector<std::pair<std::string, std::string>> cases = {
-      {"v", pack(std::string("1"))},      {"runner_id", pack(7)},
-      {"task_id", pack(true)},            {"attempt", pack(-1)},
-      {"attempt", pack(1.5)},             {"pool", pack(std::vector<int>{})},
-      {"pool_type", pack(1)},             {"pid", pack(std::string("12"))},
-      {"container_id", pack(1)},          {"job_name", pack(false)},
-      {"state", pack(0)},                 {"seq", pack(-3)},
-      {"timeout_ms", pack(std::string())}, {"interval_ms", pack(2.5)},
+      {"v", pack(std::string("1"))},
+      {"runner_id", pack(7)},
+      {"task_id", pack(true)},
+      {"attempt", pack(-1)},
+      {"attempt", pack(1.5)},
+      {"pool", pack(std::vector<int>{})},
+      {"pool_type", pack(1)},
+      {"pid", pack(std::string("12"))},
+      {"container_id", pack(1)},
+      {"job_name", pack(false)},
+      {"state", pack(0)},
+      {"seq", pack(-3)},
+      {"timeout_ms", pack(std::string())},
+      {"interval_ms", pack(2.5)},
       {"sent_at_ms", pack(std::string("now"))},
   };
   for (const auto& [key, bytes] : cases) {
@@ -243,8 +250,7 @@ TEST(HeartbeatCodec, OtherVersionsAreRejected) {
 
 TEST(HeartbeatCodec, IdentifiersLongerThan128BytesAreTooLarge) {
   const std::string id128(128, 'r');
-  auto ok = decode_heartbeat("hb/" + id128,
-                             valid_heartbeat_map().set("runner_id", id128).build());
+  auto ok = decode_heartbeat("hb/" + id128, valid_heartbeat_map().set("runner_id", id128).build());
   EXPECT_TRUE(ok.ok());
   const std::string id129(129, 'r');
   auto d = decode_heartbeat("hb/r-1", valid_heartbeat_map().set("task_id", id129).build());

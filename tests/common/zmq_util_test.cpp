@@ -25,8 +25,8 @@ TEST(ZmqUtil, WildcardBindReportsTheRealPort) {
 }
 
 TEST(ZmqUtil, MultipartMessagesArriveWholeOverIpc) {
-  const auto dir = std::filesystem::temp_directory_path() /
-                   ("rmon-zmq-" + std::to_string(::getpid()));
+  const auto dir =
+      std::filesystem::temp_directory_path() / ("rmon-zmq-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
   zmq::context_t ctx;
   auto pull = make_socket(ctx, zmq::socket_type::pull, with_timeout());

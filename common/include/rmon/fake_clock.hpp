@@ -20,7 +20,9 @@ class FakeClock final : public Clock {
   int64_t wall_ms() const override {
     return wall_start_ms_ + (mono_ns_.load(std::memory_order_acquire) - 1'000'000'000) / 1'000'000;
   }
-  void advance(std::chrono::nanoseconds d) { mono_ns_.fetch_add(d.count(), std::memory_order_acq_rel); }
+  void advance(std::chrono::nanoseconds d) {
+    mono_ns_.fetch_add(d.count(), std::memory_order_acq_rel);
+  }
   void advance_ms(int64_t ms) { advance(std::chrono::milliseconds(ms)); }
 
  private:

@@ -49,7 +49,7 @@ enum RunnerBit : uint32_t {
 constexpr uint32_t kRunnerRequired = kRunnerId | kTaskId | kPool | kPoolType;
 
 // Names in bit order; messages append their own after kFirstFreeBit.
-#define RMON_RUNNER_NAMES \
+#define RMON_RUNNER_NAMES                                                                    \
   "runner_id", "task_id", "attempt", "pool", "pool_type", "pid", "container_id", "job_name", \
       "progress"
 
@@ -302,8 +302,8 @@ enum EventBit : uint32_t {
   kEvDelivery = 1u << (kFirstFreeBit + 7),
 };
 constexpr std::array<std::string_view, 17> kEventNames = {
-    RMON_RUNNER_NAMES,   "v",          "type",      "event_id", "last_seq", "last_heartbeat_ms",
-    "detected_at_ms", "timeout_ms", "delivery"};
+    RMON_RUNNER_NAMES, "v",          "type",    "event_id", "last_seq", "last_heartbeat_ms",
+    "detected_at_ms",  "timeout_ms", "delivery"};
 
 Result<TimeoutEvent> decode_timeout_event(std::string_view frame) {
   object root;
@@ -340,8 +340,8 @@ Result<TimeoutEvent> decode_timeout_event(std::string_view frame) {
     return {};
   });
   if (!s) return s.error();
-  const uint32_t required = kRunnerRequired | kAttempt | kEvVersion | kEvType | kEvId |
-                            kEvLastSeq | kEvLastHb | kEvDetected | kEvTimeout | kEvDelivery;
+  const uint32_t required = kRunnerRequired | kAttempt | kEvVersion | kEvType | kEvId | kEvLastSeq |
+                            kEvLastHb | kEvDetected | kEvTimeout | kEvDelivery;
   if (Status m = req.check(required, kEventNames); !m) return m.error();
   return ev;
 }
@@ -371,8 +371,8 @@ Result<Ack> decode_ack(std::string_view frame) {
 Result<ControlRequest> decode_control_request(std::string_view frame) {
   object root;
   if (Status s = wire::unpack(frame, kMaxFrame, root); !s) return s.error();
-  static constexpr std::array<std::string_view, 7> kNames = {
-      "v", "op", "runner_id", "state", "pool", "limit", "runner"};
+  static constexpr std::array<std::string_view, 7> kNames = {"v",    "op",    "runner_id", "state",
+                                                             "pool", "limit", "runner"};
   ControlRequest req;
   Required seen;
   std::string op_name;

@@ -133,8 +133,8 @@ std::string encode_control_reply(const ControlReply& r) {
       return;
     }
     p.pack_map(static_cast<uint32_t>(1 + (r.version ? 1 : 0) + (r.runner ? 1 : 0) +
-                                     (r.runners ? 1 : 0) + (r.count ? 1 : 0) +
-                                     (r.removed ? 1 : 0) + r.stats.size()));
+                                     (r.runners ? 1 : 0) + (r.count ? 1 : 0) + (r.removed ? 1 : 0) +
+                                     r.stats.size()));
     pack_kv(p, "ok", true);
     if (r.version) pack_kv(p, "version", *r.version);
     if (r.runner) {

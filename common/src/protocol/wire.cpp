@@ -57,9 +57,8 @@ Status read_int(const msgpack::object& o, std::string_view field, int64_t& out) 
     out = static_cast<int64_t>(o.via.u64);
     return {};
   }
-  return Rejection{o.type == msgpack::type::POSITIVE_INTEGER ? Reason::kBadValue
-                                                              : Reason::kWrongType,
-                   field};
+  return Rejection{
+      o.type == msgpack::type::POSITIVE_INTEGER ? Reason::kBadValue : Reason::kWrongType, field};
 }
 
 Status read_bool(const msgpack::object& o, std::string_view field, bool& out) {

@@ -27,10 +27,10 @@ struct RunnerInfo {
   uint64_t attempt = 1;
   std::string pool;
   PoolType pool_type = PoolType::kLocalProcess;
-  std::optional<uint64_t> pid;               // local-process
-  std::optional<std::string> container_id;   // docker
-  std::optional<std::string> job_name;       // kubernetes
-  std::optional<std::string> progress;       // raw MessagePack bytes of any value
+  std::optional<uint64_t> pid;              // local-process
+  std::optional<std::string> container_id;  // docker
+  std::optional<std::string> job_name;      // kubernetes
+  std::optional<std::string> progress;      // raw MessagePack bytes of any value
 
   bool operator==(const RunnerInfo&) const = default;
 };
@@ -90,11 +90,11 @@ std::optional<Op> parse_op(std::string_view s);
 // decoder enforces the required ones.
 struct ControlRequest {
   Op op = Op::kPing;
-  std::optional<std::string> runner_id;    // get, remove, set_state
-  std::optional<RunnerState> state;        // list, count (filter); set_state
-  std::optional<std::string> pool;         // list, count (filter)
-  std::optional<uint64_t> limit;           // list
-  std::optional<Heartbeat> runner;         // add
+  std::optional<std::string> runner_id;  // get, remove, set_state
+  std::optional<RunnerState> state;      // list, count (filter); set_state
+  std::optional<std::string> pool;       // list, count (filter)
+  std::optional<uint64_t> limit;         // list
+  std::optional<Heartbeat> runner;       // add
 
   bool operator==(const ControlRequest&) const = default;
 };
@@ -102,13 +102,13 @@ struct ControlRequest {
 // Monitor -> client. `ok == false` carries `error` and `detail` only.
 struct ControlReply {
   bool ok = true;
-  std::string error;   // not_found, bad_request, unknown_op, ...
+  std::string error;  // not_found, bad_request, unknown_op, ...
   std::string detail;
-  std::optional<uint64_t> version;              // ping
-  std::optional<RunnerView> runner;             // get
-  std::optional<std::vector<RunnerView>> runners;  // list
-  std::optional<uint64_t> count;                // count
-  std::optional<bool> removed;                  // remove
+  std::optional<uint64_t> version;                      // ping
+  std::optional<RunnerView> runner;                     // get
+  std::optional<std::vector<RunnerView>> runners;       // list
+  std::optional<uint64_t> count;                        // count
+  std::optional<bool> removed;                          // remove
   std::vector<std::pair<std::string, uint64_t>> stats;  // stats: top-level counters
 
   static ControlReply failure(std::string error, std::string detail) {
