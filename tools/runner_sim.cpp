@@ -59,8 +59,8 @@ int main(int argc, char** argv) {
   opts.linger_ms = 1000;  // let the last heartbeats (completions) out on exit
   auto pub = rmon::make_socket(ctx, zmq::socket_type::pub, opts);
   pub.connect(endpoint);
-  spdlog::info("runner-sim started runners={} endpoint={} interval_ms={} timeout_ms={}",
-               f.runners, endpoint, f.interval_ms, f.timeout_ms);
+  spdlog::info("runner-sim started runners={} endpoint={} interval_ms={} timeout_ms={}", f.runners,
+               endpoint, f.interval_ms, f.timeout_ms);
 
   // Each runner i has its own phase inside the period, as real runners do.
   std::vector<char> alive(fleet.size(), 1);

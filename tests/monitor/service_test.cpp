@@ -85,10 +85,9 @@ class MonitorServiceTest : public ::testing::Test {
   void TearDown() override { service->stop(); }
 
   void publish(const Heartbeat& h) {
-    ASSERT_TRUE(send_frames(pub,
-                            {protocol::heartbeat_topic(h.runner.runner_id),
-                             protocol::encode_heartbeat(h)},
-                            zmq::send_flags::none));
+    ASSERT_TRUE(send_frames(
+        pub, {protocol::heartbeat_topic(h.runner.runner_id), protocol::encode_heartbeat(h)},
+        zmq::send_flags::none));
   }
 
   ControlReply request(const ControlRequest& req) {
@@ -156,8 +155,8 @@ class MonitorServiceTest : public ::testing::Test {
     return ev.value();
   }
   void ack(const std::string& group, const std::string& event_id) {
-    ASSERT_TRUE(send_frames(acker, {protocol::encode_ack({group, event_id})},
-                            zmq::send_flags::none));
+    ASSERT_TRUE(
+        send_frames(acker, {protocol::encode_ack({group, event_id})}, zmq::send_flags::none));
   }
 
   zmq::context_t ctx;
@@ -360,8 +359,7 @@ TEST_F(MonitorServiceTest, MetricsEndpointServesCountersAndLateness) {
   EXPECT_NE(body.find("rmon_timeouts_total 1"), std::string::npos);
   EXPECT_NE(body.find("rmon_runners{state=\"failed\"} 1"), std::string::npos);
   EXPECT_NE(body.find("rmon_events_pending{group=\"task-queue\"} 1"), std::string::npos);
-  EXPECT_NE(body.find("rmon_heartbeats_rejected_total{reason=\"too_large\"} 0"),
-            std::string::npos);
+  EXPECT_NE(body.find("rmon_heartbeats_rejected_total{reason=\"too_large\"} 0"), std::string::npos);
   EXPECT_NE(body.find("rmon_detection_lateness_seconds_count 2"), std::string::npos);
 }
 
