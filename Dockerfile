@@ -1,0 +1,22 @@
+# One image with every binary of the stack; docker-compose.yml picks the
+# command per service. Debian 12 packages only, as on the build machines.
+FROM debian:12 AS build
+WORKDIR /src
+COPY scripts/setup-deps.sh scripts/setup-deps.sh
+RUN bash scripts/setup-deps.sh
+COPY . .
+RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMON_BUILD_TESTS=OFF \
+      -DRMON_BUILD_BENCH=OFF \
+ && cmake --build /build -j"$(nproc)" \
+ && cmake --install /build --prefix /opt/rmon
+
+FROM debian:12-slim
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends libzmq5 libspdlog1.10 libfmt9 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 \
+ && rm -rf /var/lib/apt/lists/* \
+ && useradd --system --no-create-home rmon
+COPY --from=build /opt/rmon/bin/ /usr/local/bin/
+USER rmon
+EXPOSE 5555 5556 5557 5558 5559 9464
+CMD ["runner-monitor"]
