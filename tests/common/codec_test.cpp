@@ -4,6 +4,7 @@
 #include <msgpack.hpp>
 
 #include <map>
+#include <random>
 #include <string>
 
 #include "rmon/protocol/codec.hpp"
@@ -282,6 +283,60 @@ TEST(HeartbeatCodec, NonMapsAndTrailingBytesAreMalformed) {
     auto d = decode_heartbeat("hb/r-1", bad);
     ASSERT_FALSE(d.ok());
     EXPECT_EQ(reason_of(d), "malformed");
+  }
+}
+
+// decode_heartbeat_into takes a fast route; it must agree with the generic
+// decoder on every input, valid or not: same verdict, reason, field and value.
+void expect_same_verdict(const std::string& topic, const std::string& payload) {
+  Heartbeat fast, generic;
+  const Status a = decode_heartbeat_into(topic, payload, fast);
+  const Status b = detail::decode_heartbeat_generic(topic, payload, generic);
+  ASSERT_EQ(a.ok(), b.ok()) << testing::PrintToString(payload);
+  if (a.ok()) {
+    EXPECT_EQ(fast, generic);
+  } else {
+    EXPECT_EQ(a.error().reason, b.error().reason) << testing::PrintToString(payload);
+    EXPECT_EQ(a.error().field, b.error().field) << testing::PrintToString(payload);
+  }
+}
+
+TEST(HeartbeatCodec, FastAndGenericDecodersAgreeOnEveryInput) {
+  std::vector<std::string> seeds = {
+      valid_heartbeat_map().build(),
+      encode_heartbeat(full_heartbeat()),
+      valid_heartbeat_map().set("attempt", -1).set("seq", std::string("x")).build(),
+      valid_heartbeat_map()
+          .set("extra", std::map<std::string, std::vector<int>>{{"a", {1}}})
+          .build(),
+      valid_heartbeat_map().set("pool", std::vector<int>{1, 2}).build(),
+      pack(std::vector<int>{1, 2, 3}),
+      pack(std::map<int, int>{{1, 2}}),
+  };
+  for (const auto& s : seeds) expect_same_verdict("hb/r-1", s);
+  expect_same_verdict("hb/runner-7f3a", seeds[1]);
+  std::mt19937 rng(7);
+  for (int i = 0; i < 20'000; ++i) {
+    std::string m = seeds[rng() % seeds.size()];
+    const int edits = 1 + static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits && !m.empty(); ++e) {
+      switch (rng() % 4) {
+        case 0:
+          m[rng() % m.size()] = static_cast<char>(rng());
+          break;
+        case 1:
+          m.erase(rng() % m.size(), 1 + rng() % 3);
+          break;
+        case 2:
+          m.insert(m.begin() + static_cast<long>(rng() % m.size()), static_cast<char>(rng()));
+          break;
+        case 3:
+          m.resize(rng() % (m.size() + 1));
+          break;
+      }
+    }
+    expect_same_verdict("hb/r-1", m);
+    if (HasFatalFailure()) return;
   }
 }
 

@@ -145,50 +145,50 @@ enum HeartbeatBit : uint32_t {
 constexpr std::array<std::string_view, 15> kHeartbeatNames = {
     RMON_RUNNER_NAMES, "v", "state", "seq", "timeout_ms", "interval_ms", "sent_at_ms"};
 
+Status heartbeat_field(std::string_view key, const object& val, Heartbeat& hb, Required& req) {
+  bool handled = false;
+  Status st = runner_field(key, val, hb.runner, req, handled);
+  if (handled) return st;
+  if (key == "v") {
+    req.see(kHbVersion);
+    return wire::read_version(val);
+  }
+  if (key == "state") {
+    req.see(kHbState);
+    return read_state(val, hb.state, false);
+  }
+  if (key == "seq") {
+    req.see(kHbSeq);
+    return read_uint(val, "seq", hb.seq);
+  }
+  if (key == "timeout_ms") {
+    req.see(kHbTimeout);
+    uint64_t t = 0;
+    if (Status x = read_uint(val, "timeout_ms", t); !x) return x;
+    hb.timeout_ms = t;
+    return {};
+  }
+  if (key == "interval_ms") {
+    req.see(kHbInterval);
+    uint64_t t = 0;
+    if (Status x = read_uint(val, "interval_ms", t); !x) return x;
+    hb.interval_ms = t;
+    return {};
+  }
+  if (key == "sent_at_ms") {
+    req.see(kHbSentAt);
+    int64_t t = 0;
+    if (Status x = read_int(val, "sent_at_ms", t); !x) return x;
+    hb.sent_at_ms = t;
+    return {};
+  }
+  return {};  // unknown keys are ignored
+}
+
+// After every field: required keys, and optionals of a reused struct cleared.
 // `envelope`: the message carries `v` and `seq` (a heartbeat) or not (the
 // runner of a control `add`).
-Status heartbeat_map(const object& map, bool envelope, Heartbeat& hb) {
-  Required req;
-  Status s = for_each_field(map, [&](std::string_view key, const object& val) -> Status {
-    bool handled = false;
-    Status st = runner_field(key, val, hb.runner, req, handled);
-    if (handled) return st;
-    if (key == "v") {
-      req.see(kHbVersion);
-      return wire::read_version(val);
-    }
-    if (key == "state") {
-      req.see(kHbState);
-      return read_state(val, hb.state, false);
-    }
-    if (key == "seq") {
-      req.see(kHbSeq);
-      return read_uint(val, "seq", hb.seq);
-    }
-    if (key == "timeout_ms") {
-      req.see(kHbTimeout);
-      uint64_t t = 0;
-      if (Status x = read_uint(val, "timeout_ms", t); !x) return x;
-      hb.timeout_ms = t;
-      return {};
-    }
-    if (key == "interval_ms") {
-      req.see(kHbInterval);
-      uint64_t t = 0;
-      if (Status x = read_uint(val, "interval_ms", t); !x) return x;
-      hb.interval_ms = t;
-      return {};
-    }
-    if (key == "sent_at_ms") {
-      req.see(kHbSentAt);
-      int64_t t = 0;
-      if (Status x = read_int(val, "sent_at_ms", t); !x) return x;
-      hb.sent_at_ms = t;
-      return {};
-    }
-    return {};  // unknown keys are ignored
-  });
-  if (!s) return s;
+Status finish_heartbeat(const Required& req, bool envelope, Heartbeat& hb) {
   const uint32_t required = kRunnerRequired | kHbState | (envelope ? kHbVersion | kHbSeq : 0);
   if (Status m = req.check(required, kHeartbeatNames); !m) return m;
   reset_absent(req, hb.runner);
@@ -197,6 +197,15 @@ Status heartbeat_map(const object& map, bool envelope, Heartbeat& hb) {
   if (!req.has(kHbInterval)) hb.interval_ms.reset();
   if (!req.has(kHbSentAt)) hb.sent_at_ms.reset();
   return {};
+}
+
+Status heartbeat_map(const object& map, bool envelope, Heartbeat& hb) {
+  Required req;
+  Status s = for_each_field(map, [&](std::string_view key, const object& val) {
+    return heartbeat_field(key, val, hb, req);
+  });
+  if (!s) return s;
+  return finish_heartbeat(req, envelope, hb);
 }
 
 // --- runner view (inside control replies) ---
@@ -263,19 +272,196 @@ Status runner_view_map(const object& map, RunnerView& v) {
 
 }  // namespace
 
-Status decode_heartbeat_into(std::string_view topic, std::string_view payload, Heartbeat& out) {
+// The heartbeat hot path: msgpack-cxx's event parser (msgpack::parse with a
+// visitor) applies top-level fields as they are read, with no object tree and
+// no zone. It reproduces the generic decoder's verdicts exactly (the tests
+// and the fuzz target compare the two): structural problems (malformed bytes,
+// counts and nesting over the limits, trailing bytes) win over field
+// problems, and the first field problem in map order wins over later ones.
+// A heartbeat carrying `progress` (an arbitrary value to keep as raw bytes)
+// is handed to the generic decoder.
+namespace {
+
+class HeartbeatVisitor : public msgpack::null_visitor {
+ public:
+  HeartbeatVisitor(Heartbeat& hb, std::size_t frame_size) : hb_(hb), frame_size_(frame_size) {}
+
+  bool needs_generic() const { return needs_generic_; }
+  Status structural_error() const { return structural_; }
+  Status field_error() const { return field_; }
+  const Required& required() const { return req_; }
+
+  bool visit_nil() { return scalar(make(msgpack::type::NIL)); }
+  bool visit_boolean(bool b) {
+    object o = make(msgpack::type::BOOLEAN);
+    o.via.boolean = b;
+    return scalar(o);
+  }
+  bool visit_positive_integer(uint64_t u) {
+    object o = make(msgpack::type::POSITIVE_INTEGER);
+    o.via.u64 = u;
+    return scalar(o);
+  }
+  bool visit_negative_integer(int64_t i) {
+    object o = make(msgpack::type::NEGATIVE_INTEGER);
+    o.via.i64 = i;
+    return scalar(o);
+  }
+  bool visit_float32(float f) {
+    object o = make(msgpack::type::FLOAT32);
+    o.via.f64 = f;
+    return scalar(o);
+  }
+  bool visit_float64(double f) {
+    object o = make(msgpack::type::FLOAT64);
+    o.via.f64 = f;
+    return scalar(o);
+  }
+  bool visit_str(const char* p, uint32_t n) {
+    if (depth_ == 1 && in_key_) {
+      key_ = std::string_view(p, n);
+      if (key_ == "progress") {
+        needs_generic_ = true;
+        return false;
+      }
+      return true;
+    }
+    object o = make(msgpack::type::STR);
+    o.via.str.ptr = p;
+    o.via.str.size = n;
+    return scalar(o);
+  }
+  bool visit_bin(const char* p, uint32_t n) {
+    object o = make(msgpack::type::BIN);
+    o.via.bin.ptr = p;
+    o.via.bin.size = n;
+    return scalar(o);
+  }
+  bool visit_ext(const char* p, uint32_t n) {
+    object o = make(msgpack::type::EXT);
+    o.via.ext.ptr = p;
+    o.via.ext.size = n;
+    return scalar(o);
+  }
+  bool start_array(uint32_t n) { return container(msgpack::type::ARRAY, n, frame_size_); }
+  bool start_map(uint32_t n) { return container(msgpack::type::MAP, n, frame_size_ / 2); }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool end_map() {
+    --depth_;
+    return true;
+  }
+  bool start_map_key() {
+    if (depth_ == 1) in_key_ = true;
+    return true;
+  }
+  bool start_map_value() {
+    if (depth_ == 1) in_key_ = false;
+    return true;
+  }
+  void parse_error(std::size_t, std::size_t) { structural_ = Rejection{Reason::kMalformed, {}}; }
+  void insufficient_bytes(std::size_t, std::size_t) {
+    structural_ = Rejection{Reason::kMalformed, {}};
+  }
+
+ private:
+  static object make(msgpack::type::object_type t) {
+    object o;
+    o.type = t;
+    return o;
+  }
+  void field_problem(Rejection r) {
+    if (field_) field_ = r;  // the first one in map order
+  }
+  // A complete value at the current position.
+  bool scalar(const object& o) {
+    if (depth_ == 0) {
+      field_problem({Reason::kMalformed, "not a map"});
+    } else if (depth_ == 1 && in_key_) {
+      field_problem({Reason::kMalformed, "non-string key"});
+    } else if (depth_ == 1 && field_) {
+      if (Status s = heartbeat_field(key_, o, hb_, req_); !s) field_problem(s.error());
+    }
+    return true;  // depth > 1: inside a value no field reads
+  }
+  bool container(msgpack::type::object_type t, uint32_t n, std::size_t max_count) {
+    if (n > max_count || depth_ >= kMaxDepth) {
+      structural_ = Rejection{Reason::kTooLarge, "nesting or element count"};
+      return false;
+    }
+    if (depth_ == 0 && t != msgpack::type::MAP) field_problem({Reason::kMalformed, "not a map"});
+    if (depth_ == 1) {
+      // A container where a field's value goes: the field's reader rejects
+      // it by type, as the generic decoder does with the same object.
+      object o = make(t);
+      o.via.array.size = 0;
+      o.via.array.ptr = nullptr;
+      scalar(o);
+    }
+    ++depth_;
+    return true;
+  }
+
+  Heartbeat& hb_;
+  const std::size_t frame_size_;
+  Required req_;
+  std::size_t depth_ = 0;
+  bool in_key_ = false;
+  bool needs_generic_ = false;
+  std::string_view key_;
+  Status structural_{Rejection{Reason::kMalformed, {}}};
+  Status field_;
+};
+
+Status check_topic_prefix(std::string_view topic, std::string_view payload) {
   if (payload.size() > kMaxHeartbeatFrame) return Rejection{Reason::kTooLarge, "frame"};
   if (topic.size() > kMaxTopicBytes) return Rejection{Reason::kTooLarge, "topic"};
   const std::string_view prefix(kTopicPrefix);
   if (topic.substr(0, prefix.size()) != prefix) return Rejection{Reason::kTopicMismatch, "topic"};
+  return {};
+}
+
+Status check_topic_runner(std::string_view topic, const Heartbeat& hb) {
+  if (topic.substr(std::string_view(kTopicPrefix).size()) != hb.runner.runner_id) {
+    return Rejection{Reason::kTopicMismatch, "runner_id"};
+  }
+  return {};
+}
+
+}  // namespace
+
+namespace detail {
+
+Status decode_heartbeat_generic(std::string_view topic, std::string_view payload, Heartbeat& out) {
+  if (Status s = check_topic_prefix(topic, payload); !s) return s;
   object root;
   if (Status s = wire::unpack(payload, kMaxHeartbeatFrame, root); !s) return s;
   if (root.type != msgpack::type::MAP) return Rejection{Reason::kMalformed, "not a map"};
   if (Status s = heartbeat_map(root, true, out); !s) return s;
-  if (topic.substr(prefix.size()) != out.runner.runner_id) {
-    return Rejection{Reason::kTopicMismatch, "runner_id"};
+  return check_topic_runner(topic, out);
+}
+
+}  // namespace detail
+
+Status decode_heartbeat_into(std::string_view topic, std::string_view payload, Heartbeat& out) {
+  if (Status s = check_topic_prefix(topic, payload); !s) return s;
+  if (payload.empty()) return Rejection{Reason::kMalformed, "empty frame"};
+  HeartbeatVisitor v(out, payload.size());
+  std::size_t offset = 0;
+  bool parsed = false;
+  try {
+    parsed = msgpack::parse(payload.data(), payload.size(), offset, v);
+  } catch (const std::exception&) {
+    parsed = false;  // bad_alloc of the parser's own stack; treated as malformed
   }
-  return {};
+  if (v.needs_generic()) return detail::decode_heartbeat_generic(topic, payload, out);
+  if (!parsed) return v.structural_error();
+  if (offset != payload.size()) return Rejection{Reason::kMalformed, "trailing bytes"};
+  if (Status s = v.field_error(); !s) return s;
+  if (Status s = finish_heartbeat(v.required(), true, out); !s) return s;
+  return check_topic_runner(topic, out);
 }
 
 Result<Heartbeat> decode_heartbeat(std::string_view topic, std::string_view payload) {

@@ -44,4 +44,10 @@ Result<ControlReply> decode_control_reply(std::string_view frame,
 // Checks that `bytes` is exactly one MessagePack value within the limits.
 Status validate_progress(std::string_view bytes);
 
+namespace detail {
+// The generic (object tree) heartbeat decoder. decode_heartbeat_into takes a
+// faster route to the same verdicts; tests and the fuzz target compare them.
+Status decode_heartbeat_generic(std::string_view topic, std::string_view payload, Heartbeat& out);
+}  // namespace detail
+
 }  // namespace rmon::protocol
