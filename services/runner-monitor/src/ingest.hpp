@@ -23,8 +23,11 @@ class IngestLoop {
   IngestLoop(RunnerTable& table, MonitorStats& stats, const Clock& clock)
       : table_(table), stats_(stats), clock_(clock) {}
 
-  // Handles one received message (its frames).
-  void handle(const std::vector<zmq::message_t>& frames);
+  // Handles one received message (its frames), received at `now` / `wall_ms`.
+  void handle(const std::vector<zmq::message_t>& frames, MonoTime now, int64_t wall_ms);
+  void handle(const std::vector<zmq::message_t>& frames) {
+    handle(frames, clock_.now(), clock_.wall_ms());
+  }
   // Receives and handles until `stop` is set; polls every `poll_ms`.
   void run(zmq::socket_t& sub, const std::atomic<bool>& stop, int poll_ms = 100);
 

@@ -26,11 +26,34 @@ uint64_t mix(uint64_t h) {
 
 }  // namespace
 
+// A runner id with its hash, computed once per operation: it picks the shard
+// and is reused by the shard's map (heterogeneous lookup).
+struct HashedId {
+  std::string_view id;
+  std::size_t hash;
+  explicit HashedId(std::string_view s) : id(s), hash(std::hash<std::string_view>{}(s)) {}
+};
+struct IdHash {
+  using is_transparent = void;
+  std::size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  std::size_t operator()(const std::string& s) const { return (*this)(std::string_view(s)); }
+  std::size_t operator()(const HashedId& h) const { return h.hash; }
+};
+struct IdEq {
+  using is_transparent = void;
+  static std::string_view view(std::string_view s) { return s; }
+  static std::string_view view(const HashedId& h) { return h.id; }
+  template <class A, class B>
+  bool operator()(const A& a, const B& b) const {
+    return view(a) == view(b);
+  }
+};
+
 struct alignas(64) RunnerTable::Shard {
   mutable std::mutex mu;
-  std::unordered_map<std::string, Runner> runners;  // guarded by mu
-  DeadlineIndex index;                              // guarded by mu
-  std::vector<std::string> pools;                   // guarded by mu; interned names
+  std::unordered_map<std::string, Runner, IdHash, IdEq> runners;  // guarded by mu
+  DeadlineIndex index;                                            // guarded by mu
+  std::vector<std::string> pools;                                 // guarded by mu; interned names
   // The index's earliest due time, published after every change so the sweep
   // can skip idle shards without taking their lock.
   std::atomic<int64_t> top_due_ns{kNever};
@@ -73,8 +96,8 @@ RunnerTable::RunnerTable(TableOptions opts, TableObserver* observer)
 
 RunnerTable::~RunnerTable() = default;
 
-RunnerTable::Shard& RunnerTable::shard_for(const std::string& runner_id) const {
-  return shards_[mix(std::hash<std::string>{}(runner_id)) & shard_mask_];
+RunnerTable::Shard& RunnerTable::shard_for(std::size_t hash) const {
+  return shards_[mix(hash) & shard_mask_];
 }
 
 uint64_t RunnerTable::clamp_timeout_ms(std::optional<uint64_t> requested) const {
@@ -152,9 +175,12 @@ void RunnerTable::start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int6
 
 Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
   const int64_t now_ns = to_ns(now);
-  Shard& s = shard_for(hb.runner.runner_id);
+  const HashedId key(hb.runner.runner_id);
+  Shard& s = shard_for(key.hash);
   std::lock_guard lock(s.mu);
-  auto [it, inserted] = s.runners.try_emplace(hb.runner.runner_id);
+  auto it = s.runners.find(key);
+  const bool inserted = it == s.runners.end();
+  if (inserted) it = s.runners.try_emplace(hb.runner.runner_id).first;
   Runner& r = it->second;
   if (inserted) {
     r.id = &it->first;
@@ -287,7 +313,7 @@ void RunnerTable::erase_locked(Shard& s, Runner& r, bool expired) {
   counters_.by_state[state_index(r.state)].fetch_sub(1, std::memory_order_relaxed);
   if (expired) counters_.expired_removed.fetch_add(1, std::memory_order_relaxed);
   const std::string id = *r.id;
-  s.runners.erase(id);
+  s.runners.erase(s.runners.find(HashedId(id)));
   if (observer_) observer_->on_removed(id, expired);
 }
 
@@ -315,9 +341,10 @@ RunnerView RunnerTable::view(const Shard& s, const Runner& r, int64_t now_ns) co
 }
 
 std::optional<RunnerView> RunnerTable::get(const std::string& runner_id, MonoTime now) const {
-  const Shard& s = shard_for(runner_id);
+  const HashedId key(runner_id);
+  const Shard& s = shard_for(key.hash);
   std::lock_guard lock(s.mu);
-  auto it = s.runners.find(runner_id);
+  auto it = s.runners.find(key);
   if (it == s.runners.end()) return std::nullopt;
   return view(s, it->second, to_ns(now));
 }
@@ -387,7 +414,7 @@ std::size_t RunnerTable::size() const {
 
 ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_ms) {
   const int64_t now_ns = to_ns(now);
-  Shard& s = shard_for(spec.runner.runner_id);
+  Shard& s = shard_for(HashedId(spec.runner.runner_id).hash);
   std::lock_guard lock(s.mu);
   auto [it, inserted] = s.runners.try_emplace(spec.runner.runner_id);
   Runner& r = it->second;
@@ -410,9 +437,10 @@ ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_
 }
 
 bool RunnerTable::remove(const std::string& runner_id) {
-  Shard& s = shard_for(runner_id);
+  const HashedId key(runner_id);
+  Shard& s = shard_for(key.hash);
   std::lock_guard lock(s.mu);
-  auto it = s.runners.find(runner_id);
+  auto it = s.runners.find(key);
   if (it == s.runners.end()) return false;
   erase_locked(s, it->second, false);
   s.publish();
@@ -423,9 +451,10 @@ ControlError RunnerTable::set_state(const std::string& runner_id, RunnerState st
                                     int64_t wall_ms) {
   if (state == RunnerState::kSuspect) return ControlError::kBadRequest;
   const int64_t now_ns = to_ns(now);
-  Shard& s = shard_for(runner_id);
+  const HashedId key(runner_id);
+  Shard& s = shard_for(key.hash);
   std::lock_guard lock(s.mu);
-  auto it = s.runners.find(runner_id);
+  auto it = s.runners.find(key);
   if (it == s.runners.end()) return ControlError::kNotFound;
   Runner& r = it->second;
   if (state == RunnerState::kRunning) {

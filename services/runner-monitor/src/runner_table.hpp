@@ -132,7 +132,7 @@ class RunnerTable {
 
  private:
   struct Shard;
-  Shard& shard_for(const std::string& runner_id) const;
+  Shard& shard_for(std::size_t id_hash) const;
   void start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
   void refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
   void move_state_counter(RunnerState from, RunnerState to);

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <stdexcept>
 
 #include "rmon/zmq_util.hpp"
@@ -102,9 +104,19 @@ void MonitorService::start() {
   const Millis max_sleep(std::clamp<int64_t>(min_due_ms / 2, 1, 25));
 
   stop_ = false;
-  threads_.emplace_back([this] { ingest_->run(sub_, stop_); });
-  threads_.emplace_back([this, max_sleep] { dispatcher_->run(push_, acks_, stop_, max_sleep); });
-  threads_.emplace_back([this] { serve_control(router_, *control_, stop_); });
+  // Named threads show up as such in top -H, perf and gdb.
+  threads_.emplace_back([this] {
+    pthread_setname_np(pthread_self(), "rmon-ingest");
+    ingest_->run(sub_, stop_);
+  });
+  threads_.emplace_back([this, max_sleep] {
+    pthread_setname_np(pthread_self(), "rmon-dispatch");
+    dispatcher_->run(push_, acks_, stop_, max_sleep);
+  });
+  threads_.emplace_back([this] {
+    pthread_setname_np(pthread_self(), "rmon-control");
+    serve_control(router_, *control_, stop_);
+  });
   spdlog::info(
       "runner-monitor started heartbeat={} ack={} control={} metrics_port={} shards={} "
       "default_timeout_ms={}",

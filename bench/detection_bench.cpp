@@ -1,0 +1,198 @@
+// Detection: R runners heartbeat through a real monitor, then a known subset
+// falls silent. Consumers of both groups record when each timeout event
+// arrives; lateness is arrival minus the runner's deadline
+// (last_heartbeat_ms + timeout_ms, the monitor's receipt time). Reports p50,
+// p99 and max lateness, and counts missed and false timeouts.
+//
+//   detection_bench [--runners N] [--silent K] [--interval-ms I] [--timeout-ms T]
+//
+// The publisher is a separate process. last_heartbeat_ms has millisecond
+// resolution, so each lateness may read up to 1 ms high, never low.
+
+#include <spdlog/spdlog.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <map>
+#include <mutex>
+#include <set>
+#include <thread>
+
+#include "bench_util.hpp"
+#include "fleet.hpp"
+#include "rmon/config.hpp"
+#include "rmon/protocol/codec.hpp"
+#include "rmon/zmq_util.hpp"
+#include "service.hpp"
+
+using namespace std::chrono_literals;
+using SteadyClock = std::chrono::steady_clock;
+
+namespace {
+
+struct Params {
+  std::size_t runners = 100'000;
+  std::size_t silent = 1'000;
+  uint64_t interval_ms = 1'000;
+  uint64_t timeout_ms = 3'000;
+  uint64_t warmup_ms = 6'000;  // all heartbeat this long, then the subset stops
+  uint64_t after_ms = 6'000;   // the rest go on this long
+};
+
+bool is_silent(std::size_t i, const Params& p) { return i % (p.runners / p.silent) == 0; }
+
+// Sends each runner's heartbeat once per interval, spread over the interval
+// in 1 ms slices.
+int publisher(rmon::bench::Pipe& to_child, const Params& p) {
+  rmon::tools::FleetOptions fo;
+  fo.runners = p.runners;
+  fo.prefix = "det-";
+  fo.timeout_ms = p.timeout_ms;
+  fo.interval_ms = p.interval_ms;
+  rmon::tools::Fleet fleet(fo);
+  const std::string endpoint = to_child.read_line();
+  zmq::context_t ctx;
+  rmon::SocketOptions o;
+  o.send_hwm = 0;
+  auto pub = rmon::make_socket(ctx, zmq::socket_type::pub, o);
+  pub.connect(endpoint);
+  const auto start = SteadyClock::now();
+  const auto total = std::chrono::milliseconds(p.warmup_ms + p.after_ms);
+  const std::size_t per_slice = std::max<std::size_t>(1, p.runners / p.interval_ms);
+  std::size_t next = 0;
+  uint64_t late_slices = 0;
+  for (uint64_t slice = 0;; ++slice) {
+    const auto slice_start = start + std::chrono::milliseconds(slice);
+    if (slice_start - start >= total) break;
+    if (SteadyClock::now() > slice_start + 5ms) ++late_slices;
+    std::this_thread::sleep_until(slice_start);
+    const bool dying = slice_start - start >= std::chrono::milliseconds(p.warmup_ms);
+    for (std::size_t k = 0; k < per_slice; ++k, next = (next + 1) % p.runners) {
+      if (dying && is_silent(next, p)) continue;
+      fleet.send(pub, next);
+    }
+  }
+  if (late_slices) std::printf("  publisher: %lu slices started >5 ms late\n", late_slices);
+  return 0;
+}
+
+struct Arrival {
+  double lateness_ms;
+  uint64_t delivery;
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  Params p;
+  rmon::Settings s("detection_bench", "Timeout detection lateness through a real monitor.");
+  s.add("runners", p.runners, "Runners heartbeating");
+  s.add("silent", p.silent, "How many of them fall silent");
+  s.add("interval-ms", p.interval_ms, "Heartbeat period");
+  s.add("timeout-ms", p.timeout_ms, "Runner timeout");
+  s.add("warmup-ms", p.warmup_ms, "Time before the subset falls silent");
+  s.add("after-ms", p.after_ms, "Time the others keep going after that");
+  if (auto code = s.parse(argc, argv)) return *code;
+  if (p.silent == 0 || p.silent > p.runners) {
+    std::fprintf(stderr, "--silent must be 1..runners\n");
+    return 2;
+  }
+  spdlog::set_level(spdlog::level::err);  // no per-runner lines
+
+  rmon::bench::Pipe to_child;
+  const pid_t child = rmon::bench::fork_child([&] { return publisher(to_child, p); });
+
+  rmon::monitor::MonitorConfig c;
+  c.heartbeat_endpoint = "tcp://127.0.0.1:*";
+  c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
+  c.ack_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = "tcp://127.0.0.1:*";
+  c.metrics_address = "";
+  rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
+  svc.start();
+
+  // One consumer thread per group: receive, record, acknowledge.
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::map<std::string, std::vector<Arrival>>> got(2);
+  zmq::context_t ctx;
+  std::vector<std::thread> consumers;
+  const std::vector<std::string> groups = {"task-queue", "pool-manager"};
+  for (std::size_t g = 0; g < 2; ++g) {
+    consumers.emplace_back([&, g] {
+      rmon::SocketOptions o;
+      o.recv_timeout_ms = 100;
+      auto pull = rmon::make_socket(ctx, zmq::socket_type::pull, o);
+      pull.connect(svc.endpoints().groups[g]);
+      auto push = rmon::make_socket(ctx, zmq::socket_type::push, o);
+      push.connect(svc.endpoints().ack);
+      std::vector<zmq::message_t> frames;
+      while (!stop.load()) {
+        if (!rmon::recv_frames(pull, frames) || frames.size() != 1) continue;
+        const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                                std::chrono::system_clock::now().time_since_epoch())
+                                .count();
+        auto ev = rmon::protocol::decode_timeout_event(frames[0].to_string_view());
+        if (!ev) continue;
+        const double deadline_ms =
+            static_cast<double>(ev->last_heartbeat_ms) + static_cast<double>(ev->timeout_ms);
+        {
+          std::lock_guard lock(mu);
+          got[g][ev->runner.runner_id].push_back(
+              {static_cast<double>(now_us) / 1000.0 - deadline_ms, ev->delivery});
+        }
+        rmon::send_frames(push, {rmon::protocol::encode_ack({groups[g], ev->event_id})},
+                          zmq::send_flags::none);
+      }
+    });
+  }
+
+  to_child.write_line(svc.endpoints().heartbeat);
+  const auto t0 = SteadyClock::now();
+  rmon::bench::wait_child(child);
+  std::this_thread::sleep_for(1s);  // events of the silent subset are long out by now
+  stop = true;
+  for (auto& t : consumers) t.join();
+  const auto tracked = svc.table().size();
+  const auto timeouts = svc.table().counters().timeouts.load();
+  svc.stop();
+  const double run_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
+
+  std::set<std::string> silent_ids;
+  for (std::size_t i = 0; i < p.runners; ++i) {
+    if (!is_silent(i, p)) continue;
+    char id[32];
+    std::snprintf(id, sizeof id, "det-%07zu", i);
+    silent_ids.insert(id);
+  }
+  std::printf("detection: %zu runners (interval %lu ms, timeout %lu ms), %zu fall silent\n",
+              p.runners, p.interval_ms, p.timeout_ms, silent_ids.size());
+  std::printf("  monitor tracked %zu runners, produced %lu timeouts, run took %.1f s\n", tracked,
+              timeouts, run_s);
+  bool pass = true;
+  for (std::size_t g = 0; g < 2; ++g) {
+    std::vector<double> lat;
+    std::size_t missed = 0, false_to = 0, repeats = 0;
+    for (const auto& id : silent_ids) {
+      auto it = got[g].find(id);
+      if (it == got[g].end()) {
+        ++missed;
+        continue;
+      }
+      lat.push_back(it->second.front().lateness_ms);
+      repeats += it->second.size() - 1;
+    }
+    for (const auto& [id, v] : got[g]) false_to += silent_ids.count(id) ? 0 : 1;
+    const double p50 = rmon::bench::percentile(lat, 50);
+    const double p99 = rmon::bench::percentile(lat, 99);
+    const double mx = lat.empty() ? 0 : lat.back();
+    std::printf(
+        "  group %-12s events %zu  lateness p50 %.2f ms  p99 %.2f ms  max %.2f ms  "
+        "missed %zu  false %zu  repeats %zu\n",
+        groups[g].c_str(), lat.size(), p50, p99, mx, missed, false_to, repeats);
+    pass = pass && p99 < 5.0 && missed == 0 && false_to == 0;
+  }
+  std::printf("  target: p99 < 5 ms, none missed, none false: %s\n", pass ? "PASS" : "FAIL");
+  return 0;
+}
