@@ -53,56 +53,99 @@ constexpr uint32_t kRunnerRequired = kRunnerId | kTaskId | kPool | kPoolType;
   "runner_id", "task_id", "attempt", "pool", "pool_type", "pid", "container_id", "job_name", \
       "progress"
 
+// The keys of RunnerInfo and of a heartbeat, resolved once per key with a
+// switch on its length: the hot path compares each key at most twice.
+enum class Key : uint8_t {
+  kOther,
+  kV,
+  kRunnerId,
+  kTaskId,
+  kAttempt,
+  kPool,
+  kPoolType,
+  kPid,
+  kContainerId,
+  kJobName,
+  kProgress,
+  kState,
+  kSeq,
+  kTimeoutMs,
+  kIntervalMs,
+  kSentAtMs,
+};
+
+Key key_of(std::string_view k) {
+  switch (k.size()) {
+    case 1:
+      return k == "v" ? Key::kV : Key::kOther;
+    case 3:
+      return k == "pid" ? Key::kPid : k == "seq" ? Key::kSeq : Key::kOther;
+    case 4:
+      return k == "pool" ? Key::kPool : Key::kOther;
+    case 5:
+      return k == "state" ? Key::kState : Key::kOther;
+    case 7:
+      return k == "task_id" ? Key::kTaskId : k == "attempt" ? Key::kAttempt : Key::kOther;
+    case 8:
+      return k == "job_name" ? Key::kJobName : k == "progress" ? Key::kProgress : Key::kOther;
+    case 9:
+      return k == "runner_id" ? Key::kRunnerId : k == "pool_type" ? Key::kPoolType : Key::kOther;
+    case 10:
+      return k == "timeout_ms" ? Key::kTimeoutMs : k == "sent_at_ms" ? Key::kSentAtMs : Key::kOther;
+    case 11:
+      return k == "interval_ms" ? Key::kIntervalMs : Key::kOther;
+    case 12:
+      return k == "container_id" ? Key::kContainerId : Key::kOther;
+    default:
+      return Key::kOther;
+  }
+}
+
 // Handles `key` if it belongs to RunnerInfo. Sets `handled`.
-Status runner_field(std::string_view key, const object& val, RunnerInfo& r, Required& req,
-                    bool& handled) {
+Status runner_field(Key key, const object& val, RunnerInfo& r, Required& req, bool& handled) {
   handled = true;
-  if (key == "runner_id") {
-    req.see(kRunnerId);
-    return read_str(val, "runner_id", 1, kMaxIdBytes, r.runner_id);
+  switch (key) {
+    case Key::kRunnerId:
+      req.see(kRunnerId);
+      return read_str(val, "runner_id", 1, kMaxIdBytes, r.runner_id);
+    case Key::kTaskId:
+      req.see(kTaskId);
+      return read_str(val, "task_id", 1, kMaxIdBytes, r.task_id);
+    case Key::kAttempt:
+      req.see(kAttempt);
+      if (Status s = read_uint(val, "attempt", r.attempt); !s) return s;
+      return r.attempt >= 1 ? Status{} : Status{Rejection{Reason::kBadValue, "attempt"}};
+    case Key::kPool:
+      req.see(kPool);
+      return read_str(val, "pool", 1, kMaxIdBytes, r.pool);
+    case Key::kPoolType: {
+      req.see(kPoolType);
+      if (val.type != msgpack::type::STR) return Rejection{Reason::kWrongType, "pool_type"};
+      auto t = parse_pool_type(std::string_view(val.via.str.ptr, val.via.str.size));
+      if (!t) return Rejection{Reason::kBadValue, "pool_type"};
+      r.pool_type = *t;
+      return {};
+    }
+    case Key::kPid: {
+      req.see(kPid);
+      uint64_t pid = 0;
+      if (Status s = read_uint(val, "pid", pid); !s) return s;
+      r.pid = pid;
+      return {};
+    }
+    case Key::kContainerId:
+      req.see(kContainerId);
+      return read_opt_str(val, "container_id", kMaxShortString, r.container_id);
+    case Key::kJobName:
+      req.see(kJobName);
+      return read_opt_str(val, "job_name", kMaxShortString, r.job_name);
+    case Key::kProgress:
+      req.see(kProgress);
+      return read_progress(val, r.progress);
+    default:
+      handled = false;
+      return {};
   }
-  if (key == "task_id") {
-    req.see(kTaskId);
-    return read_str(val, "task_id", 1, kMaxIdBytes, r.task_id);
-  }
-  if (key == "attempt") {
-    req.see(kAttempt);
-    if (Status s = read_uint(val, "attempt", r.attempt); !s) return s;
-    return r.attempt >= 1 ? Status{} : Status{Rejection{Reason::kBadValue, "attempt"}};
-  }
-  if (key == "pool") {
-    req.see(kPool);
-    return read_str(val, "pool", 1, kMaxIdBytes, r.pool);
-  }
-  if (key == "pool_type") {
-    req.see(kPoolType);
-    if (val.type != msgpack::type::STR) return Rejection{Reason::kWrongType, "pool_type"};
-    auto t = parse_pool_type(std::string_view(val.via.str.ptr, val.via.str.size));
-    if (!t) return Rejection{Reason::kBadValue, "pool_type"};
-    r.pool_type = *t;
-    return {};
-  }
-  if (key == "pid") {
-    req.see(kPid);
-    uint64_t pid = 0;
-    if (Status s = read_uint(val, "pid", pid); !s) return s;
-    r.pid = pid;
-    return {};
-  }
-  if (key == "container_id") {
-    req.see(kContainerId);
-    return read_opt_str(val, "container_id", kMaxShortString, r.container_id);
-  }
-  if (key == "job_name") {
-    req.see(kJobName);
-    return read_opt_str(val, "job_name", kMaxShortString, r.job_name);
-  }
-  if (key == "progress") {
-    req.see(kProgress);
-    return read_progress(val, r.progress);
-  }
-  handled = false;
-  return {};
 }
 
 // Optional RunnerInfo fields that were absent are cleared (the struct may be
@@ -145,44 +188,45 @@ enum HeartbeatBit : uint32_t {
 constexpr std::array<std::string_view, 15> kHeartbeatNames = {
     RMON_RUNNER_NAMES, "v", "state", "seq", "timeout_ms", "interval_ms", "sent_at_ms"};
 
-Status heartbeat_field(std::string_view key, const object& val, Heartbeat& hb, Required& req) {
+Status heartbeat_field(std::string_view name, const object& val, Heartbeat& hb, Required& req) {
+  const Key key = key_of(name);
   bool handled = false;
   Status st = runner_field(key, val, hb.runner, req, handled);
   if (handled) return st;
-  if (key == "v") {
-    req.see(kHbVersion);
-    return wire::read_version(val);
+  switch (key) {
+    case Key::kV:
+      req.see(kHbVersion);
+      return wire::read_version(val);
+    case Key::kState:
+      req.see(kHbState);
+      return read_state(val, hb.state, false);
+    case Key::kSeq:
+      req.see(kHbSeq);
+      return read_uint(val, "seq", hb.seq);
+    case Key::kTimeoutMs: {
+      req.see(kHbTimeout);
+      uint64_t t = 0;
+      if (Status x = read_uint(val, "timeout_ms", t); !x) return x;
+      hb.timeout_ms = t;
+      return {};
+    }
+    case Key::kIntervalMs: {
+      req.see(kHbInterval);
+      uint64_t t = 0;
+      if (Status x = read_uint(val, "interval_ms", t); !x) return x;
+      hb.interval_ms = t;
+      return {};
+    }
+    case Key::kSentAtMs: {
+      req.see(kHbSentAt);
+      int64_t t = 0;
+      if (Status x = read_int(val, "sent_at_ms", t); !x) return x;
+      hb.sent_at_ms = t;
+      return {};
+    }
+    default:
+      return {};  // unknown keys are ignored
   }
-  if (key == "state") {
-    req.see(kHbState);
-    return read_state(val, hb.state, false);
-  }
-  if (key == "seq") {
-    req.see(kHbSeq);
-    return read_uint(val, "seq", hb.seq);
-  }
-  if (key == "timeout_ms") {
-    req.see(kHbTimeout);
-    uint64_t t = 0;
-    if (Status x = read_uint(val, "timeout_ms", t); !x) return x;
-    hb.timeout_ms = t;
-    return {};
-  }
-  if (key == "interval_ms") {
-    req.see(kHbInterval);
-    uint64_t t = 0;
-    if (Status x = read_uint(val, "interval_ms", t); !x) return x;
-    hb.interval_ms = t;
-    return {};
-  }
-  if (key == "sent_at_ms") {
-    req.see(kHbSentAt);
-    int64_t t = 0;
-    if (Status x = read_int(val, "sent_at_ms", t); !x) return x;
-    hb.sent_at_ms = t;
-    return {};
-  }
-  return {};  // unknown keys are ignored
 }
 
 // After every field: required keys, and optionals of a reused struct cleared.
@@ -226,7 +270,7 @@ Status runner_view_map(const object& map, RunnerView& v) {
   Required req;
   Status s = for_each_field(map, [&](std::string_view key, const object& val) -> Status {
     bool handled = false;
-    Status st = runner_field(key, val, v.runner, req, handled);
+    Status st = runner_field(key_of(key), val, v.runner, req, handled);
     if (handled) return st;
     if (key == "state") {
       req.see(kViewState);
@@ -284,7 +328,7 @@ namespace {
 
 class HeartbeatVisitor : public msgpack::null_visitor {
  public:
-  HeartbeatVisitor(Heartbeat& hb, std::size_t frame_size) : hb_(hb), frame_size_(frame_size) {}
+  HeartbeatVisitor(Heartbeat& hb, std::size_t frame_size) : hb_(hb), limits_(frame_size) {}
 
   bool needs_generic() const { return needs_generic_; }
   Status structural_error() const { return structural_; }
@@ -318,7 +362,7 @@ class HeartbeatVisitor : public msgpack::null_visitor {
     return scalar(o);
   }
   bool visit_str(const char* p, uint32_t n) {
-    if (depth_ == 1 && in_key_) {
+    if (limits_.depth() == 1 && in_key_) {
       key_ = std::string_view(p, n);
       if (key_ == "progress") {
         needs_generic_ = true;
@@ -343,22 +387,22 @@ class HeartbeatVisitor : public msgpack::null_visitor {
     o.via.ext.size = n;
     return scalar(o);
   }
-  bool start_array(uint32_t n) { return container(msgpack::type::ARRAY, n, frame_size_); }
-  bool start_map(uint32_t n) { return container(msgpack::type::MAP, n, frame_size_ / 2); }
+  bool start_array(uint32_t n) { return container(msgpack::type::ARRAY, n); }
+  bool start_map(uint32_t n) { return container(msgpack::type::MAP, 2 * static_cast<uint64_t>(n)); }
   bool end_array() {
-    --depth_;
+    limits_.close();
     return true;
   }
   bool end_map() {
-    --depth_;
+    limits_.close();
     return true;
   }
   bool start_map_key() {
-    if (depth_ == 1) in_key_ = true;
+    if (limits_.depth() == 1) in_key_ = true;
     return true;
   }
   bool start_map_value() {
-    if (depth_ == 1) in_key_ = false;
+    if (limits_.depth() == 1) in_key_ = false;
     return true;
   }
   void parse_error(std::size_t, std::size_t) { structural_ = Rejection{Reason::kMalformed, {}}; }
@@ -376,38 +420,38 @@ class HeartbeatVisitor : public msgpack::null_visitor {
     if (field_) field_ = r;  // the first one in map order
   }
   // A complete value at the current position.
-  bool scalar(const object& o) {
-    if (depth_ == 0) {
+  bool scalar(const object& o) { return scalar_at(limits_.depth(), o); }
+  bool scalar_at(std::size_t depth, const object& o) {
+    if (depth == 0) {
       field_problem({Reason::kMalformed, "not a map"});
-    } else if (depth_ == 1 && in_key_) {
+    } else if (depth == 1 && in_key_) {
       field_problem({Reason::kMalformed, "non-string key"});
-    } else if (depth_ == 1 && field_) {
+    } else if (depth == 1 && field_) {
       if (Status s = heartbeat_field(key_, o, hb_, req_); !s) field_problem(s.error());
     }
     return true;  // depth > 1: inside a value no field reads
   }
-  bool container(msgpack::type::object_type t, uint32_t n, std::size_t max_count) {
-    if (n > max_count || depth_ >= kMaxDepth) {
-      structural_ = Rejection{Reason::kTooLarge, "nesting or element count"};
+  bool container(msgpack::type::object_type t, uint64_t elements) {
+    const std::size_t depth = limits_.depth();
+    if (!limits_.open(elements)) {
+      structural_ = limits_.error();
       return false;
     }
-    if (depth_ == 0 && t != msgpack::type::MAP) field_problem({Reason::kMalformed, "not a map"});
-    if (depth_ == 1) {
+    if (depth == 0 && t != msgpack::type::MAP) field_problem({Reason::kMalformed, "not a map"});
+    if (depth == 1) {
       // A container where a field's value goes: the field's reader rejects
       // it by type, as the generic decoder does with the same object.
       object o = make(t);
       o.via.array.size = 0;
       o.via.array.ptr = nullptr;
-      scalar(o);
+      scalar_at(depth, o);
     }
-    ++depth_;
     return true;
   }
 
   Heartbeat& hb_;
-  const std::size_t frame_size_;
+  wire::Limits limits_;
   Required req_;
-  std::size_t depth_ = 0;
   bool in_key_ = false;
   bool needs_generic_ = false;
   std::string_view key_;
@@ -498,7 +542,7 @@ Result<TimeoutEvent> decode_timeout_event(std::string_view frame) {
   Required req;
   Status s = for_each_field(root, [&](std::string_view key, const object& val) -> Status {
     bool handled = false;
-    Status st = runner_field(key, val, ev.runner, req, handled);
+    Status st = runner_field(key_of(key), val, ev.runner, req, handled);
     if (handled) return st;
     if (key == "v") return req.see(kEvVersion), wire::read_version(val);
     if (key == "type") return req.see(kEvType), expect_type(val, kTimeoutType);
@@ -653,13 +697,16 @@ Result<ControlReply> decode_control_reply(std::string_view frame, std::size_t ma
     // `runners` is the list of a `list` reply, or the counter of a `stats` one.
     if (key == "runners" && val.type != msgpack::type::POSITIVE_INTEGER) {
       if (val.type != msgpack::type::ARRAY) return Rejection{Reason::kWrongType, "runners"};
+      // Grown one checked entry at a time: a declared count alone never
+      // reserves memory.
       r.runners.emplace();
-      r.runners->resize(val.via.array.size);
       for (uint32_t i = 0; i < val.via.array.size; ++i) {
         if (val.via.array.ptr[i].type != msgpack::type::MAP) {
           return Rejection{Reason::kWrongType, "runners"};
         }
-        if (Status st = runner_view_map(val.via.array.ptr[i], (*r.runners)[i]); !st) return st;
+        RunnerView view;
+        if (Status st = runner_view_map(val.via.array.ptr[i], view); !st) return st;
+        r.runners->push_back(std::move(view));
       }
       return {};
     }

@@ -1,5 +1,6 @@
 #include "wire.hpp"
 
+#include <cstring>
 #include <limits>
 
 #include "rmon/protocol/limits.hpp"
@@ -17,27 +18,63 @@ msgpack::zone& scratch_zone() {
 
 }  // namespace
 
+namespace {
+
+// A first pass over the frame that allocates nothing: structure and limits.
+class StructureCheck : public msgpack::null_visitor {
+ public:
+  explicit StructureCheck(std::size_t frame_size) : limits_(frame_size) {}
+  bool start_array(uint32_t n) { return open(n); }
+  bool start_map(uint32_t n) { return open(2 * static_cast<uint64_t>(n)); }
+  bool end_array() { return close(); }
+  bool end_map() { return close(); }
+  void parse_error(std::size_t, std::size_t) {}
+  void insufficient_bytes(std::size_t, std::size_t) {}
+  // The rejection after a failed parse.
+  Rejection error() const {
+    return over_limit_ ? limits_.error() : Rejection{Reason::kMalformed, {}};
+  }
+
+ private:
+  bool open(uint64_t n) {
+    over_limit_ = !limits_.open(n);
+    return !over_limit_;
+  }
+  bool close() {
+    limits_.close();
+    return true;
+  }
+  Limits limits_;
+  bool over_limit_ = false;
+};
+
+}  // namespace
+
 Status unpack(std::string_view frame, std::size_t max_frame, msgpack::object& out) {
   if (frame.empty()) return Rejection{Reason::kMalformed, "empty frame"};
   if (frame.size() > max_frame) return Rejection{Reason::kTooLarge, "frame"};
-  // Every element takes at least one byte, so no honest count can exceed the
-  // frame size; bounding counts by it keeps the zone's up-front allocation for
-  // a container (count * sizeof(object)) linear in the bytes received.
   const std::size_t n = frame.size();
+  std::size_t offset = 0;
+  StructureCheck check(n);
+  bool parsed = false;
+  try {
+    parsed = msgpack::parse(frame.data(), n, offset, check);
+  } catch (const std::exception&) {
+    parsed = false;  // bad_alloc of the parser's own stack
+  }
+  if (!parsed) return check.error();
+  if (offset != n) return Rejection{Reason::kMalformed, "trailing bytes"};
+  // The frame is known good: the zone gets at most sizeof(object) per
+  // declared element. The unpack limits repeat the bounds as a safety net.
   const msgpack::unpack_limit limit(n, n / 2, n, n, n, kMaxDepth);
   msgpack::zone& zone = scratch_zone();
   zone.clear();
-  std::size_t offset = 0;
+  offset = 0;
   try {
-    out = msgpack::unpack(zone, frame.data(), frame.size(), offset, &reference_everything, nullptr,
-                          limit);
-  } catch (const msgpack::size_overflow&) {
-    return Rejection{Reason::kTooLarge, "nesting or element count"};
+    out = msgpack::unpack(zone, frame.data(), n, offset, &reference_everything, nullptr, limit);
   } catch (const std::exception&) {
-    // parse_error, insufficient_bytes, and bad_alloc from a hostile header.
     return Rejection{Reason::kMalformed, {}};
   }
-  if (offset != frame.size()) return Rejection{Reason::kMalformed, "trailing bytes"};
   return {};
 }
 
@@ -102,6 +139,13 @@ Status read_progress(const msgpack::object& o, std::optional<std::string>& out) 
 bool valid_utf8(std::string_view s) {
   std::size_t i = 0;
   const std::size_t n = s.size();
+  // Identifiers are almost always ASCII: check eight bytes at a time first.
+  while (i + 8 <= n) {
+    uint64_t word;
+    std::memcpy(&word, s.data() + i, 8);
+    if (word & 0x8080808080808080ULL) break;
+    i += 8;
+  }
   while (i < n) {
     const auto c = static_cast<unsigned char>(s[i]);
     if (c < 0x80) {

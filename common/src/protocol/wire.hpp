@@ -9,6 +9,7 @@
 #include <string>
 #include <string_view>
 
+#include "rmon/protocol/limits.hpp"
 #include "rmon/protocol/result.hpp"
 
 namespace rmon::protocol::wire {
@@ -48,6 +49,38 @@ inline void pack_raw_kv(Packer& p, std::string_view key, std::string_view raw) {
   pack_str(p, key);
   p.raw(raw);
 }
+
+// Structural limits every decoder applies, checked as containers open and
+// before anything is allocated for them: nesting at most kMaxDepth
+// (too_large), and elements declared in the whole frame (an array's count, a
+// map's count twice) at most the frame's size, since each element takes at
+// least one byte (more is malformed: a cut or lying frame).
+class Limits {
+ public:
+  explicit Limits(std::size_t frame_size) : budget_(frame_size) {}
+  // A container opens with `elements` elements. False when over a limit.
+  bool open(uint64_t elements) {
+    if (elements > budget_) {
+      error_ = Rejection{Reason::kMalformed, "element count"};
+      return false;
+    }
+    if (depth_ >= kMaxDepth) {
+      error_ = Rejection{Reason::kTooLarge, "nesting"};
+      return false;
+    }
+    budget_ -= elements;
+    ++depth_;
+    return true;
+  }
+  void close() { --depth_; }
+  std::size_t depth() const { return depth_; }
+  const Rejection& error() const { return error_; }
+
+ private:
+  uint64_t budget_;
+  std::size_t depth_ = 0;
+  Rejection error_{Reason::kMalformed, {}};
+};
 
 // Unpacks exactly one value from `frame` into the calling thread's scratch
 // zone, which the next call on this thread reuses: the returned object (and
