@@ -12,6 +12,7 @@ PACKAGES=(
   libbenchmark-dev
   libcli11-dev
   prometheus-cpp-dev
+  libabsl-dev
   clang clang-format libclang-rt-14-dev
   curl
 )
