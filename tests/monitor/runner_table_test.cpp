@@ -6,6 +6,7 @@
 #include <set>
 #include <thread>
 
+#include "pool_names.hpp"
 #include "rmon/fake_clock.hpp"
 #include "runner_table.hpp"
 
@@ -348,6 +349,45 @@ TEST(RunnerTable, ConcurrentIngestSweepAndQueriesStayConsistent) {
   int64_t total = 0;
   for (const auto& n : table.counters().by_state) total += n.load();
   EXPECT_EQ(total, kRunners);
+}
+
+}  // namespace
+}  // namespace rmon::monitor
+
+namespace rmon::monitor {
+namespace {
+
+TEST(PoolNames, NamesAreSharedCountedAndFreedWithTheirLastUser) {
+  PoolNames pools;
+  const uint32_t a = pools.acquire("gpu");
+  EXPECT_EQ(pools.acquire("gpu"), a);
+  const uint32_t b = pools.acquire("cpu");
+  EXPECT_NE(a, b);
+  EXPECT_EQ(pools.live(), 2u);
+  pools.release(a);
+  EXPECT_EQ(pools.name(a), "gpu");  // one user left
+  pools.release(a);
+  EXPECT_EQ(pools.live(), 1u);
+  EXPECT_EQ(pools.acquire("tpu"), a);  // the slot is reused
+  pools.release(PoolNames::kNone);     // ignored
+  EXPECT_EQ(pools.name(b), "cpu");
+}
+
+TEST(RunnerTable, InventedPoolNamesDoNotAccumulate) {
+  FakeClock clock;
+  RunnerTable table(options(1));
+  // One runner hopping to a new pool name on every task: only its current
+  // name stays interned.
+  for (int i = 0; i < 1000; ++i) {
+    Heartbeat h = hb("hopper", 1, "task-" + std::to_string(i));
+    h.runner.pool = "pool-" + std::to_string(i);
+    table.apply(h, clock.now(), clock.wall_ms());
+  }
+  EXPECT_EQ(table.get("hopper", clock.now())->runner.pool, "pool-999");
+  EXPECT_EQ(table.count({std::nullopt, std::string("pool-999")}), 1u);
+  EXPECT_EQ(table.count({std::nullopt, std::string("pool-5")}), 0u);
+  table.remove("hopper");
+  EXPECT_EQ(table.size(), 0u);
 }
 
 }  // namespace

@@ -39,8 +39,8 @@ struct Runner : TimedNode {
   int64_t last_heard_wall_ms = 0;
   int64_t added_wall_ms = 0;
   std::unique_ptr<RunnerExtra> extra;
-  uint32_t pool = 0;        // index into the shard's pool names
-  uint32_t timeout_ms = 0;  // after clamping (<= 24 h fits)
+  uint32_t pool = UINT32_MAX;  // id in the shard's PoolNames (kNone until set)
+  uint32_t timeout_ms = 0;     // after clamping (<= 24 h fits)
   PoolType pool_type = PoolType::kLocalProcess;
   RunnerState state = RunnerState::kRunning;
   bool has_pid = false;

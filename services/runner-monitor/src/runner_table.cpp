@@ -1,5 +1,7 @@
 #include "runner_table.hpp"
 
+#include "pool_names.hpp"
+
 #include <algorithm>
 #include <bit>
 #include <functional>
@@ -58,21 +60,13 @@ struct alignas(64) RunnerTable::Shard {
   mutable std::mutex mu;
   absl::node_hash_map<std::string, Runner, IdHash, IdEq> runners;  // guarded by mu
   DeadlineIndex index;                                             // guarded by mu
-  std::vector<std::string> pools;                                  // guarded by mu; interned names
+  PoolNames pools;                                                 // guarded by mu
   // The index's earliest due time, published after every change so the sweep
   // can skip idle shards without taking their lock.
   std::atomic<int64_t> top_due_ns{kNever};
 
-  uint32_t intern(const std::string& pool) {
-    for (uint32_t i = 0; i < pools.size(); ++i) {
-      if (pools[i] == pool) return i;
-    }
-    pools.push_back(pool);
-    return static_cast<uint32_t>(pools.size() - 1);
-  }
   void publish() {
-    const TimedNode* top = index.top();
-    top_due_ns.store(top ? top->due_ns : kNever, std::memory_order_release);
+    top_due_ns.store(index.empty() ? kNever : index.top_due_ns(), std::memory_order_release);
   }
 };
 
@@ -152,7 +146,11 @@ void RunnerTable::refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_
   if (r.task_id != info.task_id) r.task_id = info.task_id;
   r.attempt = info.attempt;
   r.seq = hb.seq;
-  if (s.pools.empty() || s.pools[r.pool] != info.pool) r.pool = s.intern(info.pool);
+  if (r.pool == PoolNames::kNone || s.pools.name(r.pool) != info.pool) {
+    const uint32_t id = s.pools.acquire(info.pool);
+    s.pools.release(r.pool);
+    r.pool = id;
+  }
   r.pool_type = info.pool_type;
   r.has_pid = info.pid.has_value();
   r.pid = info.pid.value_or(0);
@@ -262,7 +260,7 @@ void RunnerTable::on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms,
     ev.runner.runner_id = *r.id;
     ev.runner.task_id = r.task_id;
     ev.runner.attempt = r.attempt;
-    ev.runner.pool = s.pools[r.pool];
+    ev.runner.pool = s.pools.name(r.pool);
     ev.runner.pool_type = r.pool_type;
     if (r.has_pid) ev.runner.pid = r.pid;
     if (r.extra) {
@@ -317,6 +315,7 @@ void RunnerTable::erase_locked(Shard& s, Runner& r, bool expired) {
   s.index.disarm(&r);
   counters_.by_state[state_index(r.state)].fetch_sub(1, std::memory_order_relaxed);
   if (expired) counters_.expired_removed.fetch_add(1, std::memory_order_relaxed);
+  s.pools.release(r.pool);
   const std::string id = *r.id;
   s.runners.erase(s.runners.find(HashedId(id)));
   if (observer_) observer_->on_removed(id, expired);
@@ -327,7 +326,7 @@ RunnerView RunnerTable::view(const Shard& s, const Runner& r, int64_t now_ns) co
   v.runner.runner_id = *r.id;
   v.runner.task_id = r.task_id;
   v.runner.attempt = r.attempt;
-  v.runner.pool = s.pools[r.pool];
+  v.runner.pool = s.pools.name(r.pool);
   v.runner.pool_type = r.pool_type;
   if (r.has_pid) v.runner.pid = r.pid;
   if (r.extra) {
@@ -355,9 +354,9 @@ std::optional<RunnerView> RunnerTable::get(const std::string& runner_id, MonoTim
 }
 
 namespace {
-bool matches(const RunnerFilter& f, const Runner& r, const std::vector<std::string>& pools) {
+bool matches(const RunnerFilter& f, const Runner& r, const PoolNames& pools) {
   if (f.state && r.state != *f.state) return false;
-  if (f.pool && pools[r.pool] != *f.pool) return false;
+  if (f.pool && pools.name(r.pool) != *f.pool) return false;
   return true;
 }
 }  // namespace
