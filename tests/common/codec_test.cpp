@@ -301,6 +301,45 @@ void expect_same_verdict(const std::string& topic, const std::string& payload) {
   }
 }
 
+// Every MessagePack integer encoding of every integer field, minimal or not.
+TEST(HeartbeatCodec, EveryIntegerEncodingDecodesAlikeOnBothPaths) {
+  const std::vector<std::string> fields = {"v",          "seq",         "attempt",   "pid",
+                                           "timeout_ms", "interval_ms", "sent_at_ms"};
+  for (const std::string& field : fields) {
+    for (int64_t value : {int64_t{1}, int64_t{7}, int64_t{-3}}) {
+      std::vector<std::string> encodings;
+      const auto be = [](uint64_t v, int bytes) {
+        std::string out;
+        for (int i = bytes - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xff);
+        return out;
+      };
+      const auto u = static_cast<uint64_t>(value);
+      if (value >= 0) {
+        encodings.push_back(std::string(1, static_cast<char>(value)));  // positive fixint
+        encodings.push_back("\xcc" + be(u, 1));                         // uint8
+        encodings.push_back("\xcd" + be(u, 2));                         // uint16
+        encodings.push_back("\xce" + be(u, 4));                         // uint32
+        encodings.push_back("\xcf" + be(u, 8));                         // uint64
+      } else {
+        encodings.push_back(std::string(1, static_cast<char>(value)));  // negative fixint
+      }
+      encodings.push_back("\xd0" + be(u, 1));  // int8
+      encodings.push_back("\xd1" + be(u, 2));  // int16
+      encodings.push_back("\xd2" + be(u, 4));  // int32
+      encodings.push_back("\xd3" + be(u, 8));  // int64
+      for (const std::string& enc : encodings) {
+        const std::string payload = valid_heartbeat_map().raw(field, enc).build();
+        expect_same_verdict("hb/r-1", payload);
+        auto d = decode_heartbeat("hb/r-1", payload);
+        const bool version_ok = field != "v" || value == 1;
+        const bool sign_ok = value >= 0 || field == "sent_at_ms";
+        EXPECT_EQ(d.ok(), version_ok && sign_ok)
+            << field << " " << value << " " << testing::PrintToString(enc);
+      }
+    }
+  }
+}
+
 TEST(HeartbeatCodec, FastAndGenericDecodersAgreeOnEveryInput) {
   std::vector<std::string> seeds = {
       valid_heartbeat_map().build(),

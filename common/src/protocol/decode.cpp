@@ -347,6 +347,9 @@ class HeartbeatVisitor : public msgpack::null_visitor {
     return scalar(o);
   }
   bool visit_negative_integer(int64_t i) {
+    // msgpack reports every signed encoding here; a non-negative value is a
+    // positive integer, as msgpack's own object builder makes it.
+    if (i >= 0) return visit_positive_integer(static_cast<uint64_t>(i));
     object o = make(msgpack::type::NEGATIVE_INTEGER);
     o.via.i64 = i;
     return scalar(o);
