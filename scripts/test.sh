@@ -27,6 +27,6 @@ cmake --build "$dir" -j"$jobs"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
-export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:${TSAN_OPTIONS:-}"
+export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/.ci/tsan.supp:${TSAN_OPTIONS:-}"
 echo "== ctest ($mode build in $dir)"
 ctest --test-dir "$dir" --output-on-failure -j"$jobs" --timeout 300 "$@"

@@ -103,6 +103,9 @@ void MonitorService::start() {
       static_cast<int64_t>(static_cast<double>(config_.min_timeout_ms) * config_.suspect_ratio);
   const Millis max_sleep(std::clamp<int64_t>(min_due_ms / 2, 1, 25));
 
+  // spdlog builds its registry on first use; do that here, before any of our
+  // threads can log, rather than racing to it from several threads at once.
+  (void)spdlog::default_logger_raw();
   stop_ = false;
   // Named threads show up as such in top -H, perf and gdb.
   threads_.emplace_back([this] {
