@@ -21,7 +21,21 @@
 #include <string>
 #include <vector>
 
+#include "monitor_config.hpp"
+
 namespace rmon::bench {
+
+// A monitor on loopback wildcard ports with /metrics off: what the
+// whole-process benchmarks run against.
+inline monitor::MonitorConfig loopback_monitor_config() {
+  monitor::MonitorConfig c;
+  c.heartbeat_endpoint = "tcp://127.0.0.1:*";
+  c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
+  c.ack_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = "tcp://127.0.0.1:*";
+  c.metrics_address = "";
+  return c;
+}
 
 // A one-way pipe carrying short text lines.
 class Pipe {

@@ -103,12 +103,7 @@ int main(int argc, char** argv) {
   rmon::bench::Pipe to_child;
   const pid_t child = rmon::bench::fork_child([&] { return publisher(to_child, p); });
 
-  rmon::monitor::MonitorConfig c;
-  c.heartbeat_endpoint = "tcp://127.0.0.1:*";
-  c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
-  c.ack_endpoint = "tcp://127.0.0.1:*";
-  c.control_endpoint = "tcp://127.0.0.1:*";
-  c.metrics_address = "";
+  rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
   rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
   svc.start();
 

@@ -98,12 +98,7 @@ double monitor_round(const Params& p) {
   const pid_t child = rmon::bench::fork_child([&] { return publisher(to_child, p); });
   double rate = 0;
   {
-    rmon::monitor::MonitorConfig c;
-    c.heartbeat_endpoint = "tcp://127.0.0.1:*";
-    c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
-    c.ack_endpoint = "tcp://127.0.0.1:*";
-    c.control_endpoint = "tcp://127.0.0.1:*";
-    c.metrics_address = "";
+    rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
     if (p.hwm >= 0) c.heartbeat_hwm = p.hwm;
     rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
     svc.start();

@@ -340,6 +340,35 @@ TEST(HeartbeatCodec, EveryIntegerEncodingDecodesAlikeOnBothPaths) {
   }
 }
 
+// progress is re-encoded on both paths; odd encodings inside it must come out
+// the same (both normalise them the way msgpack packs an object).
+TEST(HeartbeatCodec, ProgressInAnyEncodingIsReencodedAlikeOnBothPaths) {
+  static constexpr char kOdd[] =
+      "\x9b"                                  // array of 11
+      "\xd0\x05"                              // int8 5
+      "\xd1\xff\xfe"                          // int16 -2
+      "\xcf\x00\x00\x00\x00\x00\x00\x00\x07"  // uint64 7
+      "\xca\x3f\xc0\x00\x00"                  // float32 1.5
+      "\xcb\x3f\xf0\x00\x00\x00\x00\x00\x00"  // float64 1.0
+      "\xd9\x01z"                             // str8 "z"
+      "\xc4\x01\x00"                          // bin8
+      "\xc7\x02\x05"
+      "ab"                     // ext8 type 5
+      "\xd4\x01q"              // fixext1
+      "\xde\x00\x01\xa1k\x90"  // map16 {k: []}
+      "\xc0";                  // nil
+  const std::vector<std::string> progress = {
+      std::string(kOdd, sizeof kOdd - 1), pack(5), pack(-5), pack(std::string("x")),
+      std::string("\xd3\x00\x00\x00\x00\x00\x00\x00\x09", 9)};
+  for (const std::string& p : progress) {
+    const std::string payload = valid_heartbeat_map().raw("progress", p).build();
+    expect_same_verdict("hb/r-1", payload);
+    auto d = decode_heartbeat("hb/r-1", payload);
+    ASSERT_TRUE(d.ok()) << testing::PrintToString(p);
+    EXPECT_TRUE(validate_progress(*d->runner.progress));
+  }
+}
+
 TEST(HeartbeatCodec, FastAndGenericDecodersAgreeOnEveryInput) {
   std::vector<std::string> seeds = {
       valid_heartbeat_map().build(),

@@ -322,15 +322,12 @@ Status runner_view_map(const object& map, RunnerView& v) {
 // and the fuzz target compare the two): structural problems (malformed bytes,
 // counts and nesting over the limits, trailing bytes) win over field
 // problems, and the first field problem in map order wins over later ones.
-// A heartbeat carrying `progress` (an arbitrary value to keep as raw bytes)
-// is handed to the generic decoder.
 namespace {
 
 class HeartbeatVisitor : public msgpack::null_visitor {
  public:
   HeartbeatVisitor(Heartbeat& hb, std::size_t frame_size) : hb_(hb), limits_(frame_size) {}
 
-  bool needs_generic() const { return needs_generic_; }
   Status structural_error() const { return structural_; }
   Status field_error() const { return field_; }
   const Required& required() const { return req_; }
@@ -367,10 +364,7 @@ class HeartbeatVisitor : public msgpack::null_visitor {
   bool visit_str(const char* p, uint32_t n) {
     if (limits_.depth() == 1 && in_key_) {
       key_ = std::string_view(p, n);
-      if (key_ == "progress") {
-        needs_generic_ = true;
-        return false;
-      }
+      progress_key_ = key_ == "progress";
       return true;
     }
     object o = make(msgpack::type::STR);
@@ -386,8 +380,8 @@ class HeartbeatVisitor : public msgpack::null_visitor {
   }
   bool visit_ext(const char* p, uint32_t n) {
     object o = make(msgpack::type::EXT);
-    o.via.ext.ptr = p;
-    o.via.ext.size = n;
+    o.via.ext.ptr = p;  // the type byte, then the data, as msgpack's object has it
+    o.via.ext.size = n - 1;
     return scalar(o);
   }
   bool start_array(uint32_t n) { return container(msgpack::type::ARRAY, n); }
@@ -408,6 +402,10 @@ class HeartbeatVisitor : public msgpack::null_visitor {
     if (limits_.depth() == 1) in_key_ = false;
     return true;
   }
+  bool end_map_value() {
+    if (limits_.depth() == 1 && pk_) finish_progress();
+    return true;
+  }
   void parse_error(std::size_t, std::size_t) { structural_ = Rejection{Reason::kMalformed, {}}; }
   void insufficient_bytes(std::size_t, std::size_t) {
     structural_ = Rejection{Reason::kMalformed, {}};
@@ -425,6 +423,15 @@ class HeartbeatVisitor : public msgpack::null_visitor {
   // A complete value at the current position.
   bool scalar(const object& o) { return scalar_at(limits_.depth(), o); }
   bool scalar_at(std::size_t depth, const object& o) {
+    if (packing_) {  // inside a progress container
+      pk_->pack(o);
+      return true;
+    }
+    if (progress_value(depth)) {
+      begin_progress();
+      pk_->pack(o);
+      return true;
+    }
     if (depth == 0) {
       field_problem({Reason::kMalformed, "not a map"});
     } else if (depth == 1 && in_key_) {
@@ -440,6 +447,20 @@ class HeartbeatVisitor : public msgpack::null_visitor {
       structural_ = limits_.error();
       return false;
     }
+    const bool starts_progress = !packing_ && progress_value(depth);
+    if (packing_ || starts_progress) {
+      if (starts_progress) {
+        begin_progress();
+        packing_ = true;
+      }
+      const auto n = static_cast<uint32_t>(t == msgpack::type::MAP ? elements / 2 : elements);
+      if (t == msgpack::type::MAP) {
+        pk_->pack_map(n);
+      } else {
+        pk_->pack_array(n);
+      }
+      return true;
+    }
     if (depth == 0 && t != msgpack::type::MAP) field_problem({Reason::kMalformed, "not a map"});
     if (depth == 1) {
       // A container where a field's value goes: the field's reader rejects
@@ -452,11 +473,30 @@ class HeartbeatVisitor : public msgpack::null_visitor {
     return true;
   }
 
+  // `progress` is kept as raw MessagePack: re-encoded here from the events,
+  // exactly as the generic decoder re-encodes its object (same packer calls).
+  bool progress_value(std::size_t depth) const { return depth == 1 && !in_key_ && progress_key_; }
+  void begin_progress() {
+    req_.see(kProgress);
+    if (!hb_.runner.progress) hb_.runner.progress.emplace();
+    hb_.runner.progress->clear();
+    pk_.emplace(*hb_.runner.progress);
+  }
+  void finish_progress() {
+    pk_.reset();
+    packing_ = false;
+    if (hb_.runner.progress->size() > kMaxProgressBytes) {
+      field_problem({Reason::kTooLarge, "progress"});
+    }
+  }
+
   Heartbeat& hb_;
+  std::optional<wire::Packer> pk_;  // set while a progress value is read
+  bool packing_ = false;            // inside a progress container
+  bool progress_key_ = false;
   wire::Limits limits_;
   Required req_;
   bool in_key_ = false;
-  bool needs_generic_ = false;
   std::string_view key_;
   Status structural_{Rejection{Reason::kMalformed, {}}};
   Status field_;
@@ -503,7 +543,6 @@ Status decode_heartbeat_into(std::string_view topic, std::string_view payload, H
   } catch (const std::exception&) {
     parsed = false;  // bad_alloc of the parser's own stack; treated as malformed
   }
-  if (v.needs_generic()) return detail::decode_heartbeat_generic(topic, payload, out);
   if (!parsed) return v.structural_error();
   if (offset != payload.size()) return Rejection{Reason::kMalformed, "trailing bytes"};
   if (Status s = v.field_error(); !s) return s;

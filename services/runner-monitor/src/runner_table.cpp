@@ -257,17 +257,7 @@ void RunnerTable::on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms,
     TimeoutEvent& ev = x.event;
     ev.event_id = opts_.event_id_prefix + "-" +
                   std::to_string(next_event_.fetch_add(1, std::memory_order_relaxed));
-    ev.runner.runner_id = *r.id;
-    ev.runner.task_id = r.task_id;
-    ev.runner.attempt = r.attempt;
-    ev.runner.pool = s.pools.name(r.pool);
-    ev.runner.pool_type = r.pool_type;
-    if (r.has_pid) ev.runner.pid = r.pid;
-    if (r.extra) {
-      ev.runner.container_id = r.extra->container_id;
-      ev.runner.job_name = r.extra->job_name;
-      ev.runner.progress = r.extra->progress;
-    }
+    ev.runner = info_of(s, r);
     ev.last_seq = r.seq;
     ev.last_heartbeat_ms = r.last_heard_wall_ms;
     ev.detected_at_ms = wall_ms;
@@ -321,20 +311,26 @@ void RunnerTable::erase_locked(Shard& s, Runner& r, bool expired) {
   if (observer_) observer_->on_removed(id, expired);
 }
 
+protocol::RunnerInfo RunnerTable::info_of(const Shard& s, const Runner& r) {
+  protocol::RunnerInfo info;
+  info.runner_id = *r.id;
+  info.task_id = r.task_id;
+  info.attempt = r.attempt;
+  info.pool = s.pools.name(r.pool);
+  info.pool_type = r.pool_type;
+  if (r.has_pid) info.pid = r.pid;
+  if (r.extra) {
+    info.container_id = r.extra->container_id;
+    info.job_name = r.extra->job_name;
+    info.progress = r.extra->progress;
+  }
+  return info;
+}
+
 RunnerView RunnerTable::view(const Shard& s, const Runner& r, int64_t now_ns) const {
   RunnerView v;
-  v.runner.runner_id = *r.id;
-  v.runner.task_id = r.task_id;
-  v.runner.attempt = r.attempt;
-  v.runner.pool = s.pools.name(r.pool);
-  v.runner.pool_type = r.pool_type;
-  if (r.has_pid) v.runner.pid = r.pid;
-  if (r.extra) {
-    v.runner.container_id = r.extra->container_id;
-    v.runner.job_name = r.extra->job_name;
-    v.runner.progress = r.extra->progress;
-    v.interval_ms = r.extra->interval_ms;
-  }
+  v.runner = info_of(s, r);
+  if (r.extra) v.interval_ms = r.extra->interval_ms;
   v.state = r.state;
   v.last_seq = r.seq;
   v.last_heartbeat_ms = r.last_heard_wall_ms;

@@ -139,6 +139,7 @@ class RunnerTable {
   void set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns);
   void arm_for_state(Shard& s, Runner& r, int64_t now_ns);
   void on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms, std::vector<Expired>& out);
+  static protocol::RunnerInfo info_of(const Shard& s, const Runner& r);
   RunnerView view(const Shard& s, const Runner& r, int64_t now_ns) const;
   void erase_locked(Shard& s, Runner& r, bool expired);
 
