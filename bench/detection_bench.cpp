@@ -150,7 +150,7 @@ int main(int argc, char** argv) {
   stop = true;
   for (auto& t : consumers) t.join();
   const auto tracked = svc.table().size();
-  const auto timeouts = svc.table().counters().timeouts.load();
+  const auto timeouts = svc.table().counters().timeouts;
   svc.stop();
   const double run_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
 

@@ -104,18 +104,18 @@ double monitor_round(const Params& p) {
     svc.start();
     to_child.write_line(svc.endpoints().heartbeat);
     const auto& frames = svc.stats().heartbeat_frames;
-    const auto& accepted = svc.table().counters().accepted;
+    auto accepted = [&] { return svc.table().counters().accepted; };
     while (frames.load() == 0) std::this_thread::sleep_for(100us);
     const auto cpu0 = rmon::bench::thread_cpu();
     const auto t0 = SteadyClock::now();
     to_child.write_line("go");
     const auto limit = t0 + 120s;
     // Polls coarsely: this thread shares the receiving side's core.
-    while (accepted.load() < p.messages && SteadyClock::now() < limit) {
+    while (accepted() < p.messages && SteadyClock::now() < limit) {
       std::this_thread::sleep_for(1ms);
     }
     const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
-    const auto got = accepted.load();
+    const auto got = accepted();
     if (got < p.messages) std::printf("  monitor: lost %zu messages\n", p.messages - got);
     if (p.threads) rmon::bench::print_thread_cpu(cpu0, rmon::bench::thread_cpu(), secs);
     rate = static_cast<double>(got) / secs;

@@ -61,7 +61,7 @@ TEST_F(RunnerTableTest, ARunningHeartbeatFromAnUnknownRunnerAddsIt) {
   EXPECT_EQ(v->timeout_ms, 1000u);
   EXPECT_EQ(v->last_seq, 1u);
   EXPECT_EQ(v->added_at_ms, clock.wall_ms());
-  EXPECT_EQ(table.counters().by_state[0].load(), 1);
+  EXPECT_EQ(table.counters().by_state[0], 1);
 }
 
 TEST_F(RunnerTableTest, SilencePastTheTimeoutProducesExactlyOneEvent) {
@@ -90,7 +90,7 @@ TEST_F(RunnerTableTest, SilencePastTheTimeoutProducesExactlyOneEvent) {
   EXPECT_EQ(state("r1"), RunnerState::kFailed);
   clock.advance_ms(5000);
   EXPECT_TRUE(sweep().empty());
-  EXPECT_EQ(table.counters().timeouts.load(), 1u);
+  EXPECT_EQ(table.counters().timeouts, 1u);
 }
 
 TEST_F(RunnerTableTest, HeartbeatsKeepARunnerAliveIndefinitely) {
@@ -125,7 +125,7 @@ TEST_F(RunnerTableTest, StaleOrRepeatedSeqIsIgnoredAndCounted) {
   clock.advance_ms(900);
   EXPECT_EQ(apply(hb("r1", 10)), Applied::kDuplicate);
   EXPECT_EQ(apply(hb("r1", 3)), Applied::kDuplicate);
-  EXPECT_EQ(table.counters().duplicates.load(), 2u);
+  EXPECT_EQ(table.counters().duplicates, 2u);
   EXPECT_EQ(table.get("r1", clock.now())->last_seq, 10u);
   clock.advance_ms(100);  // duplicates did not refresh the deadline
   EXPECT_EQ(sweep().size(), 1u);
@@ -138,7 +138,7 @@ TEST_F(RunnerTableTest, ANewTaskOrHigherAttemptStartsANewLifecycle) {
   EXPECT_EQ(apply(hb("r1", 1, "t-2", 2)), Applied::kNewLifecycle);
   EXPECT_EQ(apply(hb("r1", 99, "t-2", 1)), Applied::kStaleAttempt);
   EXPECT_EQ(table.get("r1", clock.now())->runner.attempt, 2u);
-  EXPECT_EQ(table.counters().stale_attempts.load(), 1u);
+  EXPECT_EQ(table.counters().stale_attempts, 1u);
 }
 
 TEST_F(RunnerTableTest, ATimedOutAttemptIsNeverRevivedByALateHeartbeat) {
@@ -149,7 +149,7 @@ TEST_F(RunnerTableTest, ATimedOutAttemptIsNeverRevivedByALateHeartbeat) {
   EXPECT_EQ(state("r1"), RunnerState::kFailed);
   clock.advance_ms(1000);
   EXPECT_TRUE(sweep().empty());
-  EXPECT_EQ(table.counters().late.load(), 1u);
+  EXPECT_EQ(table.counters().late, 1u);
   // The next attempt of the task is a new lifecycle and is timed again.
   EXPECT_EQ(apply(hb("r1", 1, "t-1", 2)), Applied::kNewLifecycle);
   EXPECT_EQ(state("r1"), RunnerState::kRunning);
@@ -173,7 +173,7 @@ TEST_F(RunnerTableTest, TerminalStatesStopTimingAndAreForgottenAfterRetention) {
   EXPECT_TRUE(sweep().empty());
   EXPECT_FALSE(table.get("r1", clock.now()));
   EXPECT_EQ(table.size(), 0u);
-  EXPECT_EQ(table.counters().by_state[2].load(), 0);
+  EXPECT_EQ(table.counters().by_state[2], 0);
 }
 
 TEST_F(RunnerTableTest, TimedOutRunnersAreAlsoForgottenAfterRetention) {
@@ -258,7 +258,7 @@ TEST_F(RunnerTableTest, ControlAddRemoveAndSetState) {
   EXPECT_TRUE(table.remove("r1"));
   EXPECT_FALSE(table.remove("r1"));
   EXPECT_EQ(table.size(), 0u);
-  for (const auto& n : table.counters().by_state) EXPECT_EQ(n.load(), 0);
+  for (const auto n : table.counters().by_state) EXPECT_EQ(n, 0);
 }
 
 TEST_F(RunnerTableTest, RemovedRunnersAreNeverSwept) {
@@ -347,7 +347,7 @@ TEST(RunnerTable, ConcurrentIngestSweepAndQueriesStayConsistent) {
   }
   EXPECT_EQ(seen.size(), static_cast<std::size_t>(kRunners));
   int64_t total = 0;
-  for (const auto& n : table.counters().by_state) total += n.load();
+  for (const auto n : table.counters().by_state) total += n;
   EXPECT_EQ(total, kRunners);
 }
 

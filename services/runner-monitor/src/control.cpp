@@ -94,7 +94,7 @@ ControlReply ControlHandler::handle(const ControlRequest& req) {
 }
 
 ControlReply ControlHandler::stats_reply() const {
-  const TableCounters& t = table_.counters();
+  const TableCounters t = table_.counters();
   auto load = [](const auto& a) {
     return static_cast<uint64_t>(a.load(std::memory_order_relaxed));
   };
@@ -106,17 +106,17 @@ ControlReply ControlHandler::stats_reply() const {
   }
   ControlReply r;
   r.stats = {
-      {"heartbeats", load(t.accepted)},
+      {"heartbeats", t.accepted},
       {"rejected", stats_.rejected_total()},
-      {"duplicates", load(t.duplicates)},
-      {"late", load(t.late)},
-      {"stale_attempts", load(t.stale_attempts)},
-      {"timeouts", load(t.timeouts)},
+      {"duplicates", t.duplicates},
+      {"late", t.late},
+      {"stale_attempts", t.stale_attempts},
+      {"timeouts", t.timeouts},
       {"runners", table_.size()},
-      {"running", load(t.by_state[0])},
-      {"suspect", load(t.by_state[1])},
-      {"completed", load(t.by_state[2])},
-      {"failed", load(t.by_state[3])},
+      {"running", static_cast<uint64_t>(t.by_state[0])},
+      {"suspect", static_cast<uint64_t>(t.by_state[1])},
+      {"completed", static_cast<uint64_t>(t.by_state[2])},
+      {"failed", static_cast<uint64_t>(t.by_state[3])},
       {"events_pending", pending},
       {"redeliveries", redeliveries},
       {"acks", acks},

@@ -30,8 +30,12 @@ void add(MetricFamily& f, double value, std::vector<ClientMetric::Label> labels 
 }
 
 template <class A>
-double val(const A& a) {
+double val(const std::atomic<A>& a) {
   return static_cast<double>(a.load(std::memory_order_relaxed));
+}
+template <class N>
+double val(N n) {
+  return static_cast<double>(n);
 }
 
 }  // namespace
@@ -41,7 +45,7 @@ class Metrics::Collector : public prometheus::Collectable {
   Collector(const RunnerTable& table, const MonitorStats& stats) : table_(table), stats_(stats) {}
 
   std::vector<MetricFamily> Collect() const override {
-    const TableCounters& t = table_.counters();
+    const TableCounters t = table_.counters();
     std::vector<MetricFamily> out;
 
     auto hb = family("rmon_heartbeats_total", "Heartbeats accepted", MetricType::Counter);

@@ -61,6 +61,11 @@ struct alignas(64) RunnerTable::Shard {
   absl::node_hash_map<std::string, Runner, IdHash, IdEq> runners;  // guarded by mu
   DeadlineIndex index;                                             // guarded by mu
   PoolNames pools;                                                 // guarded by mu
+  // Per-heartbeat counters: written under mu, read without it.
+  std::atomic<uint64_t> accepted{0};
+  std::atomic<uint64_t> duplicates{0};
+  std::atomic<uint64_t> late{0};
+  std::atomic<uint64_t> stale_attempts{0};
   // The index's earliest due time, published after every change so the sweep
   // can skip idle shards without taking their lock.
   std::atomic<int64_t> top_due_ns{kNever};
@@ -125,8 +130,8 @@ void RunnerTable::arm_for_state(Shard& s, Runner& r, int64_t now_ns) {
 
 void RunnerTable::move_state_counter(RunnerState from, RunnerState to) {
   if (from == to) return;
-  counters_.by_state[state_index(from)].fetch_sub(1, std::memory_order_relaxed);
-  counters_.by_state[state_index(to)].fetch_add(1, std::memory_order_relaxed);
+  by_state_[state_index(from)].fetch_sub(1, std::memory_order_relaxed);
+  by_state_[state_index(to)].fetch_add(1, std::memory_order_relaxed);
 }
 
 void RunnerTable::set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns) {
@@ -190,17 +195,17 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     start_lifecycle(s, r, hb, now_ns, wall_ms);
     r.has_seq = true;
     r.state = hb.state;
-    counters_.by_state[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
+    by_state_[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
     arm_for_state(s, r, now_ns);
     s.publish();
-    counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+    s.accepted.fetch_add(1, std::memory_order_relaxed);
     if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
     return Applied::kAdded;
   }
 
   const bool new_task = r.task_id != hb.runner.task_id;
   if (!new_task && hb.runner.attempt < r.attempt) {
-    counters_.stale_attempts.fetch_add(1, std::memory_order_relaxed);
+    s.stale_attempts.fetch_add(1, std::memory_order_relaxed);
     return Applied::kStaleAttempt;
   }
   if (new_task || hb.runner.attempt > r.attempt) {
@@ -210,23 +215,23 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     r.state = hb.state;
     arm_for_state(s, r, now_ns);
     s.publish();
-    counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+    s.accepted.fetch_add(1, std::memory_order_relaxed);
     if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
     return Applied::kNewLifecycle;
   }
 
   // Same task and attempt.
   if (!live(r.state)) {
-    counters_.late.fetch_add(1, std::memory_order_relaxed);
+    s.late.fetch_add(1, std::memory_order_relaxed);
     return Applied::kLate;
   }
   if (r.has_seq && hb.seq <= r.seq) {
-    counters_.duplicates.fetch_add(1, std::memory_order_relaxed);
+    s.duplicates.fetch_add(1, std::memory_order_relaxed);
     return Applied::kDuplicate;
   }
   refresh(s, r, hb, now_ns, wall_ms);
   r.has_seq = true;
-  counters_.accepted.fetch_add(1, std::memory_order_relaxed);
+  s.accepted.fetch_add(1, std::memory_order_relaxed);
   if (hb.state != RunnerState::kRunning) {
     set_state_locked(s, r, hb.state, now_ns);  // completed or failed: stop timing
   } else if (r.state == RunnerState::kSuspect) {
@@ -265,7 +270,7 @@ void RunnerTable::on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms,
     ev.delivery = 1;
     out.push_back(std::move(x));
     r.timed_out = true;
-    counters_.timeouts.fetch_add(1, std::memory_order_relaxed);
+    timeouts_.fetch_add(1, std::memory_order_relaxed);
     set_state_locked(s, r, RunnerState::kFailed, now_ns);
     return;
   }
@@ -303,8 +308,8 @@ std::optional<MonoTime> RunnerTable::next_due() const {
 
 void RunnerTable::erase_locked(Shard& s, Runner& r, bool expired) {
   s.index.disarm(&r);
-  counters_.by_state[state_index(r.state)].fetch_sub(1, std::memory_order_relaxed);
-  if (expired) counters_.expired_removed.fetch_add(1, std::memory_order_relaxed);
+  by_state_[state_index(r.state)].fetch_sub(1, std::memory_order_relaxed);
+  if (expired) expired_removed_.fetch_add(1, std::memory_order_relaxed);
   s.pools.release(r.pool);
   const std::string id = *r.id;
   s.runners.erase(s.runners.find(HashedId(id)));
@@ -391,8 +396,8 @@ std::vector<RunnerView> RunnerTable::list(const RunnerFilter& f, std::size_t lim
 std::size_t RunnerTable::count(const RunnerFilter& f) const {
   if (!f.pool) {
     if (!f.state) return size();
-    return static_cast<std::size_t>(std::max<int64_t>(
-        0, counters_.by_state[state_index(*f.state)].load(std::memory_order_relaxed)));
+    return static_cast<std::size_t>(
+        std::max<int64_t>(0, by_state_[state_index(*f.state)].load(std::memory_order_relaxed)));
   }
   std::size_t n = 0;
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
@@ -401,6 +406,23 @@ std::size_t RunnerTable::count(const RunnerFilter& f) const {
     for (const auto& [id, r] : s.runners) n += matches(f, r, s.pools) ? 1 : 0;
   }
   return n;
+}
+
+TableCounters RunnerTable::counters() const {
+  TableCounters t;
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    const Shard& s = shards_[i];
+    t.accepted += s.accepted.load(std::memory_order_relaxed);
+    t.duplicates += s.duplicates.load(std::memory_order_relaxed);
+    t.late += s.late.load(std::memory_order_relaxed);
+    t.stale_attempts += s.stale_attempts.load(std::memory_order_relaxed);
+  }
+  t.timeouts = timeouts_.load(std::memory_order_relaxed);
+  t.expired_removed = expired_removed_.load(std::memory_order_relaxed);
+  for (std::size_t i = 0; i < by_state_.size(); ++i) {
+    t.by_state[i] = by_state_[i].load(std::memory_order_relaxed);
+  }
+  return t;
 }
 
 std::size_t RunnerTable::size() const {
@@ -426,7 +448,7 @@ ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_
   r.seq = 0;
   r.state = spec.state;
   if (inserted) {
-    counters_.by_state[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
+    by_state_[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
   } else {
     move_state_counter(before, r.state);
   }

@@ -75,14 +75,15 @@ class TableObserver {
   virtual void on_removed(const std::string& runner_id, bool expired) = 0;
 };
 
+// A snapshot of the table's counters (summed over shards when taken).
 struct TableCounters {
-  std::atomic<uint64_t> accepted{0};
-  std::atomic<uint64_t> duplicates{0};
-  std::atomic<uint64_t> late{0};
-  std::atomic<uint64_t> stale_attempts{0};
-  std::atomic<uint64_t> timeouts{0};
-  std::atomic<uint64_t> expired_removed{0};        // forgotten after retention
-  std::array<std::atomic<int64_t>, 4> by_state{};  // indexed by RunnerState
+  uint64_t accepted = 0;
+  uint64_t duplicates = 0;
+  uint64_t late = 0;
+  uint64_t stale_attempts = 0;
+  uint64_t timeouts = 0;
+  uint64_t expired_removed = 0;       // forgotten after retention
+  std::array<int64_t, 4> by_state{};  // indexed by RunnerState
 };
 
 struct RunnerFilter {
@@ -126,7 +127,7 @@ class RunnerTable {
   ControlError set_state(const std::string& runner_id, RunnerState state, MonoTime now,
                          int64_t wall_ms);
 
-  const TableCounters& counters() const { return counters_; }
+  TableCounters counters() const;
   const TableOptions& options() const { return opts_; }
   uint64_t clamp_timeout_ms(std::optional<uint64_t> requested) const;
 
@@ -148,7 +149,11 @@ class RunnerTable {
   const uint32_t shard_mask_;
   std::unique_ptr<Shard[]> shards_;
   std::atomic<uint64_t> next_event_{1};
-  mutable TableCounters counters_;
+  // Rare events are counted here; per-heartbeat ones in each shard, so two
+  // ingest threads never share a counter's cache line.
+  std::atomic<uint64_t> timeouts_{0};
+  std::atomic<uint64_t> expired_removed_{0};
+  std::array<std::atomic<int64_t>, 4> by_state_{};
 };
 
 }  // namespace rmon::monitor
