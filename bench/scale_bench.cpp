@@ -308,10 +308,8 @@ std::string fmt(const char* f, double v) {
 
 int run(std::size_t runners, double seconds) {
   const MonitorConfig cfg;  // the service's defaults
-  // As MonitorService::start computes it.
-  const auto min_due_ms =
-      static_cast<int64_t>(static_cast<double>(cfg.min_timeout_ms) * cfg.suspect_ratio);
-  const Millis max_sleep(std::clamp<int64_t>(min_due_ms / 2, 1, 25));
+  // As MonitorService::start uses it.
+  const Millis max_sleep = rmon::monitor::kMaxDispatchSleep;
 
   char tmpl[] = "/tmp/rmon-scale-XXXXXX";
   if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");

@@ -392,3 +392,44 @@ TEST(RunnerTable, InventedPoolNamesDoNotAccumulate) {
 
 }  // namespace
 }  // namespace rmon::monitor
+
+namespace rmon::monitor {
+namespace {
+
+TEST(RunnerTable, ArmingEarlierThanThePlannedWakeUpWakesTheDispatcherOnce) {
+  FakeClock clock;
+  RunnerTable table(options());
+  int wakes = 0;
+  table.set_waker([&] { ++wakes; });
+  table.apply(hb("awake", 1), clock.now(), clock.wall_ms());
+  EXPECT_EQ(wakes, 0);  // no plan published: the dispatcher is awake
+  table.plan_wake(clock.now() + Millis(10'000));
+  table.apply(hb("r1", 1), clock.now(), clock.wall_ms());  // due in 500 ms
+  EXPECT_EQ(wakes, 1);
+  table.apply(hb("r2", 1), clock.now(), clock.wall_ms());  // same due: already signalled
+  EXPECT_EQ(wakes, 1);
+  table.plan_wake(clock.now() + Millis(100));
+  table.apply(hb("r3", 1), clock.now(), clock.wall_ms());  // due after the plan
+  EXPECT_EQ(wakes, 1);
+}
+
+TEST(RunnerTable, SuspectChecksFallOnACoarseGridButDeadlinesAreExact) {
+  FakeClock clock;
+  RunnerTable table(options());
+  clock.advance_ms(30);                                    // heard off the 100 ms grid
+  table.apply(hb("r1", 1), clock.now(), clock.wall_ms());  // timeout 1000 ms
+  // Suspect at +500 ms exactly would be off-grid: the check is at +570 ms.
+  EXPECT_EQ(*table.next_due(), clock.now() + Millis(570));
+  clock.advance_ms(570);
+  std::vector<Expired> out;
+  table.sweep(clock.now(), clock.wall_ms(), out);
+  EXPECT_EQ(table.get("r1", clock.now())->state, RunnerState::kSuspect);
+  EXPECT_EQ(*table.next_due(), clock.now() + Millis(430));  // the exact deadline
+  clock.advance_ms(430);
+  table.sweep(clock.now(), clock.wall_ms(), out);
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].deadline, clock.now());
+}
+
+}  // namespace
+}  // namespace rmon::monitor

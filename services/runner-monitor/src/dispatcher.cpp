@@ -1,11 +1,33 @@
 #include "dispatcher.hpp"
 
+#include <sys/eventfd.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <system_error>
 
 #include "rmon/protocol/codec.hpp"
 #include "rmon/zmq_util.hpp"
 
 namespace rmon::monitor {
+
+WakeSignal::WakeSignal() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
+  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+WakeSignal::~WakeSignal() { ::close(fd_); }
+
+void WakeSignal::signal() {
+  const uint64_t one = 1;
+  // EAGAIN only when the counter is saturated: a wake-up is pending anyway.
+  (void)!::write(fd_, &one, sizeof one);
+}
+
+void WakeSignal::drain() {
+  uint64_t count;
+  (void)!::read(fd_, &count, sizeof count);
+}
 
 void Dispatcher::tick(std::vector<zmq::socket_t>& push) {
   const MonoTime now = clock_.now();
@@ -79,17 +101,25 @@ void Dispatcher::publish_gauges() {
 void Dispatcher::run(std::vector<zmq::socket_t>& push, zmq::socket_t& acks,
                      const std::atomic<bool>& stop, Millis max_sleep) {
   std::vector<zmq::message_t> frames;
-  zmq::pollitem_t item{acks.handle(), 0, ZMQ_POLLIN, 0};
+  zmq::pollitem_t items[2] = {{acks.handle(), 0, ZMQ_POLLIN, 0},
+                              {nullptr, wake_.fd(), ZMQ_POLLIN, 0}};
   while (!stop.load(std::memory_order_relaxed)) {
+    table_.plan_wake(std::nullopt);  // awake: nobody needs to signal
     tick(push);
     const MonoTime now = clock_.now();
     MonoTime wake = now + max_sleep;
-    if (auto t = table_.next_due()) wake = std::min(wake, *t);
     if (auto t = outbox_.next_due()) wake = std::min(wake, *t);
+    if (auto t = table_.next_due()) wake = std::min(wake, *t);
+    // Publish the plan, then look again: anything armed from here on that is
+    // earlier signals us, and anything armed before is seen now.
+    table_.plan_wake(wake);
+    if (auto t = table_.next_due()) wake = std::min(wake, *t);
     // Round up: waking a little early would only spin.
     const auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wake - now).count();
     const long timeout_ms = wait_us <= 0 ? 0 : (wait_us + 999) / 1000;
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) > 0) {
+    if (zmq::poll(items, 2, std::chrono::milliseconds(timeout_ms)) == 0) continue;
+    if (items[1].revents & ZMQ_POLLIN) wake_.drain();
+    if (items[0].revents & ZMQ_POLLIN) {
       while (recv_frames(acks, frames, zmq::recv_flags::dontwait)) {
         if (frames.size() != 1) {
           stats_.ack_frames_rejected.fetch_add(1, std::memory_order_relaxed);
@@ -99,6 +129,7 @@ void Dispatcher::run(std::vector<zmq::socket_t>& push, zmq::socket_t& acks,
       }
     }
   }
+  table_.plan_wake(std::nullopt);
 }
 
 }  // namespace rmon::monitor

@@ -4,12 +4,12 @@
 // without blocking, and applies acknowledgements from the PULL socket.
 //
 // It sleeps until the earliest of: the table's next due time, the outbox's
-// next due time, an acknowledgement, or `max_sleep`. No wake-up signal from
-// ingest is needed: anything ingest or control arms is due at least
-// min_timeout * suspect_ratio after it is armed, and max_sleep is kept below
-// that (see MonitorService).
+// next due time, an acknowledgement, `max_sleep`, or a wake-up: the table
+// calls wake() (through its waker) when ingest or control arms something
+// earlier than the planned wake-up time.
 //
-// Owns the outbox and the sockets it is given; used by one thread.
+// Owns the outbox and the sockets it is given; run() is used by one thread;
+// wake() is thread-safe.
 
 #include <atomic>
 #include <vector>
@@ -25,6 +25,24 @@
 
 namespace rmon::monitor {
 
+// An eventfd: any thread can signal it; the dispatcher polls it.
+class WakeSignal {
+ public:
+  WakeSignal();
+  ~WakeSignal();
+  WakeSignal(const WakeSignal&) = delete;
+  WakeSignal& operator=(const WakeSignal&) = delete;
+  void signal();  // thread-safe, never blocks
+  void drain();   // clears pending signals
+  int fd() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+// Longest the dispatcher sleeps with nothing due (wake-ups cost CPU).
+inline constexpr Millis kMaxDispatchSleep{1000};
+
 class Dispatcher {
  public:
   Dispatcher(RunnerTable& table, Outbox& outbox, MonitorStats& stats, Metrics* metrics,
@@ -35,6 +53,8 @@ class Dispatcher {
   void tick(std::vector<zmq::socket_t>& push);
   // Applies one acknowledgement frame.
   void handle_ack(std::string_view frame);
+  // Interrupts the current sleep. Thread-safe.
+  void wake() { wake_.signal(); }
   // Runs passes until `stop` is set.
   void run(std::vector<zmq::socket_t>& push, zmq::socket_t& acks, const std::atomic<bool>& stop,
            Millis max_sleep);
@@ -48,6 +68,7 @@ class Dispatcher {
   Metrics* metrics_;  // may be null
   const Clock& clock_;
   std::vector<Expired> expired_;  // reused between passes
+  WakeSignal wake_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };
 

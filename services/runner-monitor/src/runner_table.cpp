@@ -14,6 +14,7 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int64_t kNsPerMs = 1'000'000;
+constexpr int64_t kCheckGridNs = 100 * kNsPerMs;  // see running_due()
 
 int64_t to_ns(MonoTime t) { return t.time_since_epoch().count(); }
 MonoTime from_ns(int64_t ns) { return MonoTime(std::chrono::nanoseconds(ns)); }
@@ -69,10 +70,6 @@ struct alignas(64) RunnerTable::Shard {
   // The index's earliest due time, published after every change so the sweep
   // can skip idle shards without taking their lock.
   std::atomic<int64_t> top_due_ns{kNever};
-
-  void publish() {
-    top_due_ns.store(index.empty() ? kNever : index.top_due_ns(), std::memory_order_release);
-  }
 };
 
 std::string TableOptions::validate() const {
@@ -112,12 +109,9 @@ uint64_t RunnerTable::clamp_timeout_ms(std::optional<uint64_t> requested) const 
 void RunnerTable::arm_for_state(Shard& s, Runner& r, int64_t now_ns) {
   const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
   switch (r.state) {
-    case RunnerState::kRunning: {
-      const auto suspect_ns =
-          static_cast<int64_t>(static_cast<double>(timeout_ns) * opts_.suspect_ratio);
-      s.index.arm(&r, r.last_heard_ns + suspect_ns);
+    case RunnerState::kRunning:
+      s.index.arm(&r, running_due(r));
       break;
-    }
     case RunnerState::kSuspect:
       s.index.arm(&r, r.last_heard_ns + timeout_ns);
       break;
@@ -126,6 +120,37 @@ void RunnerTable::arm_for_state(Shard& s, Runner& r, int64_t now_ns) {
       s.index.arm(&r, now_ns + static_cast<int64_t>(opts_.retention_ms) * kNsPerMs);
       break;
   }
+}
+
+void RunnerTable::publish(Shard& s) {
+  const int64_t top = s.index.empty() ? kNever : s.index.top_due_ns();
+  s.top_due_ns.store(top, std::memory_order_seq_cst);
+  // Something is due before the dispatcher planned to wake: wake it, once
+  // (whoever lowers the planned time signals).
+  int64_t planned = planned_wake_ns_.load(std::memory_order_seq_cst);
+  while (top < planned) {
+    if (planned_wake_ns_.compare_exchange_weak(planned, top, std::memory_order_seq_cst)) {
+      if (waker_) waker_();
+      break;
+    }
+  }
+}
+
+void RunnerTable::plan_wake(std::optional<MonoTime> at) {
+  planned_wake_ns_.store(at ? to_ns(*at) : std::numeric_limits<int64_t>::min(),
+                         std::memory_order_seq_cst);
+}
+
+int64_t RunnerTable::running_due(const Runner& r) const {
+  // The suspect check is informational: it is rounded up to a coarse grid so
+  // a healthy fleet's checks come in batches (a few dispatcher wake-ups a
+  // second, not one per runner). The deadline itself is never rounded.
+  const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
+  const auto suspect_ns =
+      static_cast<int64_t>(static_cast<double>(timeout_ns) * opts_.suspect_ratio);
+  const int64_t suspect_at = r.last_heard_ns + suspect_ns;
+  const int64_t rounded = (suspect_at + kCheckGridNs - 1) / kCheckGridNs * kCheckGridNs;
+  return std::min(rounded, r.last_heard_ns + timeout_ns);
 }
 
 void RunnerTable::move_state_counter(RunnerState from, RunnerState to) {
@@ -197,7 +222,7 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     r.state = hb.state;
     by_state_[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
     arm_for_state(s, r, now_ns);
-    s.publish();
+    publish(s);
     s.accepted.fetch_add(1, std::memory_order_relaxed);
     if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
     return Applied::kAdded;
@@ -214,7 +239,7 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     move_state_counter(r.state, hb.state);
     r.state = hb.state;
     arm_for_state(s, r, now_ns);
-    s.publish();
+    publish(s);
     s.accepted.fetch_add(1, std::memory_order_relaxed);
     if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
     return Applied::kNewLifecycle;
@@ -239,12 +264,10 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
   } else {
     // Lazy re-arm: the armed time stays unless this heartbeat brings the next
     // check earlier (a shorter timeout_ms than before).
-    const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
-    const auto due =
-        now_ns + static_cast<int64_t>(static_cast<double>(timeout_ns) * opts_.suspect_ratio);
+    const int64_t due = running_due(r);
     if (!r.armed() || due < r.due_ns) s.index.arm(&r, due);
   }
-  s.publish();
+  publish(s);
   return Applied::kUpdated;
 }
 
@@ -293,7 +316,7 @@ void RunnerTable::sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out
     while (TimedNode* n = s.index.pop_due(now_ns)) {
       on_due(s, *static_cast<Runner*>(n), now_ns, wall_ms, out);
     }
-    s.publish();
+    publish(s);
   }
 }
 
@@ -453,7 +476,7 @@ ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_
     move_state_counter(before, r.state);
   }
   arm_for_state(s, r, now_ns);
-  s.publish();
+  publish(s);
   if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
   return ControlError::kNone;
 }
@@ -465,7 +488,7 @@ bool RunnerTable::remove(const std::string& runner_id) {
   auto it = s.runners.find(key);
   if (it == s.runners.end()) return false;
   erase_locked(s, it->second, false);
-  s.publish();
+  publish(s);
   return true;
 }
 
@@ -487,7 +510,7 @@ ControlError RunnerTable::set_state(const std::string& runner_id, RunnerState st
     if (r.state == RunnerState::kRunning) arm_for_state(s, r, now_ns);
   }
   set_state_locked(s, r, state, now_ns);
-  s.publish();
+  publish(s);
   return ControlError::kNone;
 }
 

@@ -13,6 +13,8 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
+#include <limits>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -111,6 +113,13 @@ class RunnerTable {
   // The earliest instant anything is due, if anything is armed.
   std::optional<MonoTime> next_due() const;
 
+  // Waking the dispatcher. `waker` is called (from any thread, under a shard
+  // lock: it must be cheap and thread-safe) when something is armed earlier
+  // than the instant last given to plan_wake. Set it before other threads use
+  // the table. plan_wake(nullopt) means "awake": no calls until the next plan.
+  void set_waker(std::function<void()> waker) { waker_ = std::move(waker); }
+  void plan_wake(std::optional<MonoTime> at);
+
   // Queries. `silence_ms` is computed against `now`.
   std::optional<RunnerView> get(const std::string& runner_id, MonoTime now) const;
   // Sorted by runner id, at most `limit`.
@@ -137,6 +146,8 @@ class RunnerTable {
   void start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
   void refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
   void move_state_counter(RunnerState from, RunnerState to);
+  void publish(Shard& s);
+  int64_t running_due(const Runner& r) const;
   void set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns);
   void arm_for_state(Shard& s, Runner& r, int64_t now_ns);
   void on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms, std::vector<Expired>& out);
@@ -151,6 +162,8 @@ class RunnerTable {
   std::atomic<uint64_t> next_event_{1};
   // Rare events are counted here; per-heartbeat ones in each shard, so two
   // ingest threads never share a counter's cache line.
+  std::function<void()> waker_;  // constant once threads run
+  std::atomic<int64_t> planned_wake_ns_{std::numeric_limits<int64_t>::min()};
   std::atomic<uint64_t> timeouts_{0};
   std::atomic<uint64_t> expired_removed_{0};
   std::array<std::atomic<int64_t>, 4> by_state_{};

@@ -96,12 +96,9 @@ void MonitorService::start() {
     endpoints_.metrics_port = metrics_->serve(config_.metrics_address);
   }
 
-  // Anything armed is due at least this long after it is armed (a runner's
-  // suspect time at the smallest timeout), so sleeping at most half of it
-  // never oversleeps a due time the dispatcher has not seen yet.
-  const auto min_due_ms =
-      static_cast<int64_t>(static_cast<double>(config_.min_timeout_ms) * config_.suspect_ratio);
-  const Millis max_sleep(std::clamp<int64_t>(min_due_ms / 2, 1, 25));
+  // Arming something earlier than the dispatcher plans to wake wakes it.
+  table_->set_waker([d = dispatcher_.get()] { d->wake(); });
+  const Millis max_sleep = kMaxDispatchSleep;
 
   // spdlog builds its registry on first use; do that here, before any of our
   // threads can log, rather than racing to it from several threads at once.
