@@ -322,11 +322,11 @@ BENCHMARK(BM_SweepIdleScan)->ArgNames({"runners"})->Arg(100'000)->Arg(1'000'000)
 //
 // Every runner heartbeats, so none expires, but each pops once per suspect
 // period (timeout 60 s * suspect ratio 0.5 = 30 s) and is re-armed. The
-// runners are spread evenly over that period in one group per 25 ms
-// dispatcher tick; each iteration is one tick: the due group's heartbeats
+// runners are spread evenly over that period in one group per suspect-check
+// grid slot (RunnerTable::kCheckGrid); each iteration is one slot: the due group's heartbeats
 // arrive 1 ms before its due time (timing paused), then the sweep runs.
 
-constexpr int64_t kTickMs = 25;
+constexpr int64_t kTickMs = RunnerTable::kCheckGrid.count();
 constexpr std::size_t kTicksPerPeriod = 30'000 / kTickMs;
 
 struct RearmFixture {

@@ -14,7 +14,7 @@ namespace {
 
 constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
 constexpr int64_t kNsPerMs = 1'000'000;
-constexpr int64_t kCheckGridNs = 100 * kNsPerMs;  // see running_due()
+constexpr int64_t kCheckGridNs = RunnerTable::kCheckGrid.count() * kNsPerMs;
 
 int64_t to_ns(MonoTime t) { return t.time_since_epoch().count(); }
 MonoTime from_ns(int64_t ns) { return MonoTime(std::chrono::nanoseconds(ns)); }

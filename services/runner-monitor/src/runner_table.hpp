@@ -97,6 +97,10 @@ enum class ControlError : uint8_t { kNone, kNotFound, kExists, kConflict, kBadRe
 
 class RunnerTable {
  public:
+  // A RUNNING runner's suspect check is rounded up to this grid (deadlines
+  // are exact), so a healthy fleet's checks come in a few batches a second.
+  static constexpr Millis kCheckGrid{100};
+
   explicit RunnerTable(TableOptions opts, TableObserver* observer = nullptr);
   ~RunnerTable();
   RunnerTable(const RunnerTable&) = delete;
