@@ -369,6 +369,22 @@ TEST(HeartbeatCodec, ProgressInAnyEncodingIsReencodedAlikeOnBothPaths) {
   }
 }
 
+TEST(HeartbeatCodec, FloatsInProgressKeepTheirTypeAndBits) {
+  // 50.0, -0.0 and 2^64 as float64, 1.5 as float32: forwarded as sent.
+  static constexpr char kFloats[] =
+      "\x94"
+      "\xcb\x40\x49\x00\x00\x00\x00\x00\x00"
+      "\xcb\x80\x00\x00\x00\x00\x00\x00\x00"
+      "\xcb\x43\xf0\x00\x00\x00\x00\x00\x00"
+      "\xca\x3f\xc0\x00\x00";
+  const std::string progress(kFloats, sizeof kFloats - 1);
+  const std::string payload = valid_heartbeat_map().raw("progress", progress).build();
+  expect_same_verdict("hb/r-1", payload);
+  auto d = decode_heartbeat("hb/r-1", payload);
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(*d->runner.progress, progress);
+}
+
 TEST(HeartbeatCodec, FastAndGenericDecodersAgreeOnEveryInput) {
   std::vector<std::string> seeds = {
       valid_heartbeat_map().build(),

@@ -159,6 +159,31 @@ TEST_F(RunnerTableTest, ATimedOutAttemptIsNeverRevivedByALateHeartbeat) {
   EXPECT_EQ(out[0].event.runner.attempt, 2u);
 }
 
+TEST_F(RunnerTableTest, ARunnerStillTalkingAboutATimedOutAttemptIsNeverForgottenOrRevived) {
+  apply(hb("r1", 1));
+  clock.advance_ms(1000);
+  ASSERT_EQ(sweep().size(), 1u);
+  // It keeps heartbeating the same attempt well past the retention (10 s).
+  for (uint64_t seq = 2; seq < 300; ++seq) {
+    clock.advance_ms(100);
+    EXPECT_EQ(apply(hb("r1", seq)), Applied::kLate);
+    EXPECT_TRUE(sweep().empty());
+  }
+  EXPECT_EQ(state("r1"), RunnerState::kFailed);
+  // Once it stops, it is forgotten a retention period later.
+  clock.advance_ms(10'000);
+  EXPECT_TRUE(sweep().empty());
+  EXPECT_FALSE(table.get("r1", clock.now()));
+}
+
+TEST_F(RunnerTableTest, ControlAddCannotReviveATimedOutAttempt) {
+  apply(hb("r1", 1));
+  clock.advance_ms(1000);
+  ASSERT_EQ(sweep().size(), 1u);
+  EXPECT_EQ(table.add(hb("r1", 0), clock.now(), clock.wall_ms()), ControlError::kConflict);
+  EXPECT_EQ(table.add(hb("r1", 0, "t-1", 2), clock.now(), clock.wall_ms()), ControlError::kNone);
+}
+
 TEST_F(RunnerTableTest, TerminalStatesStopTimingAndAreForgottenAfterRetention) {
   apply(hb("r1", 1));
   Heartbeat done = hb("r1", 2);
@@ -168,7 +193,10 @@ TEST_F(RunnerTableTest, TerminalStatesStopTimingAndAreForgottenAfterRetention) {
   clock.advance_ms(9'999);
   EXPECT_TRUE(sweep().empty());
   EXPECT_TRUE(table.get("r1", clock.now()));
-  EXPECT_EQ(apply(hb("r1", 3)), Applied::kLate);
+  EXPECT_EQ(apply(hb("r1", 3)), Applied::kLate);  // restarts the retention
+  clock.advance_ms(9'999);
+  EXPECT_TRUE(sweep().empty());
+  EXPECT_TRUE(table.get("r1", clock.now()));
   clock.advance_ms(1);
   EXPECT_TRUE(sweep().empty());
   EXPECT_FALSE(table.get("r1", clock.now()));

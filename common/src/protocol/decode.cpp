@@ -424,12 +424,12 @@ class HeartbeatVisitor : public msgpack::null_visitor {
   bool scalar(const object& o) { return scalar_at(limits_.depth(), o); }
   bool scalar_at(std::size_t depth, const object& o) {
     if (packing_) {  // inside a progress container
-      pk_->pack(o);
+      wire::pack_value(*pk_, o);
       return true;
     }
     if (progress_value(depth)) {
       begin_progress();
-      pk_->pack(o);
+      wire::pack_value(*pk_, o);
       return true;
     }
     if (depth == 0) {

@@ -131,9 +131,44 @@ Status read_progress(const msgpack::object& o, std::optional<std::string>& out) 
   if (!out) out.emplace();
   out->clear();
   Packer p(*out);
-  p.pack(o);
+  pack_value(p, o);
   if (out->size() > kMaxProgressBytes) return Rejection{Reason::kTooLarge, "progress"};
   return {};
+}
+
+void pack_value(Packer& p, const msgpack::object& o) {
+  switch (o.type) {
+    case msgpack::type::FLOAT32: {
+      const auto f = static_cast<float>(o.via.f64);
+      uint32_t bits;
+      std::memcpy(&bits, &f, sizeof bits);
+      const char b[5] = {'\xca', static_cast<char>(bits >> 24), static_cast<char>(bits >> 16),
+                         static_cast<char>(bits >> 8), static_cast<char>(bits)};
+      p.raw(std::string_view(b, sizeof b));
+      return;
+    }
+    case msgpack::type::FLOAT64: {
+      uint64_t bits;
+      std::memcpy(&bits, &o.via.f64, sizeof bits);
+      char b[9] = {'\xcb'};
+      for (int i = 0; i < 8; ++i) b[1 + i] = static_cast<char>(bits >> (56 - 8 * i));
+      p.raw(std::string_view(b, sizeof b));
+      return;
+    }
+    case msgpack::type::ARRAY:
+      p.pack_array(o.via.array.size);
+      for (uint32_t i = 0; i < o.via.array.size; ++i) pack_value(p, o.via.array.ptr[i]);
+      return;
+    case msgpack::type::MAP:
+      p.pack_map(o.via.map.size);
+      for (uint32_t i = 0; i < o.via.map.size; ++i) {
+        pack_value(p, o.via.map.ptr[i].key);
+        pack_value(p, o.via.map.ptr[i].val);
+      }
+      return;
+    default:
+      p.pack(o);
+  }
 }
 
 bool valid_utf8(std::string_view s) {

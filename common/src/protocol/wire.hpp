@@ -110,6 +110,11 @@ Status read_str(const msgpack::object& o, std::string_view field, std::size_t mi
 Status read_opt_str(const msgpack::object& o, std::string_view field, std::size_t max,
                     std::optional<std::string>& out);
 Status read_version(const msgpack::object& o);
+// Packs `o` (and its elements) as msgpack would, except that floats keep
+// their type and exact bits: msgpack's packer turns whole floats into
+// integers, and on values past 2^64 that conversion is undefined behaviour.
+void pack_value(Packer& p, const msgpack::object& o);
+
 // Re-encodes any value as raw bytes, at most kMaxProgressBytes.
 Status read_progress(const msgpack::object& o, std::optional<std::string>& out);
 

@@ -51,7 +51,9 @@ std::string MonitorConfig::validate() const {
   }
   if (instance.empty() || instance.size() > 32) return "--instance must be 1 to 32 bytes";
   if (subscribe.empty()) return "at least one --subscribe prefix is needed";
-  if (redelivery_interval_ms == 0) return "--redelivery-interval-ms must be positive";
+  if (redelivery_interval_ms == 0 || redelivery_interval_ms > 86'400'000) {
+    return "--redelivery-interval-ms must be 1 ms to 24 h";
+  }
   if (heartbeat_hwm < 0 || event_hwm < 0) return "high-water marks cannot be negative";
   return table_options("x").validate();
 }

@@ -81,6 +81,9 @@ std::string TableOptions::validate() const {
     return "default timeout is outside the min/max bounds";
   }
   if (!(suspect_ratio > 0.0 && suspect_ratio <= 1.0)) return "suspect ratio must be in (0, 1]";
+  // A year at most: times are int64 nanoseconds.
+  constexpr uint64_t kYearMs = 366ULL * 24 * 3600 * 1000;
+  if (retention_ms > kYearMs) return "retention must be at most a year";
   if (event_id_prefix.empty() || event_id_prefix.size() > 64) {
     return "event id prefix must be 1 to 64 bytes";
   }
@@ -247,7 +250,12 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
 
   // Same task and attempt.
   if (!live(r.state)) {
+    // The attempt ended. A runner still talking about it must stay
+    // remembered, or it would come back as new after the retention and could
+    // time out a second time for the same attempt: retention restarts.
     s.late.fetch_add(1, std::memory_order_relaxed);
+    arm_for_state(s, r, now_ns);
+    publish(s);
     return Applied::kLate;
   }
   if (r.has_seq && hb.seq <= r.seq) {
@@ -323,7 +331,9 @@ void RunnerTable::sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out
 std::optional<MonoTime> RunnerTable::next_due() const {
   int64_t best = kNever;
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
-    best = std::min(best, shards_[i].top_due_ns.load(std::memory_order_acquire));
+    // seq_cst: pairs with publish() and plan_wake() so that either this sees
+    // a newly armed due time or the arming thread sees the plan and wakes us.
+    best = std::min(best, shards_[i].top_due_ns.load(std::memory_order_seq_cst));
   }
   if (best == kNever) return std::nullopt;
   return from_ns(best);
@@ -464,6 +474,11 @@ ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_
   auto [it, inserted] = s.runners.try_emplace(spec.runner.runner_id);
   Runner& r = it->second;
   if (!inserted && live(r.state)) return ControlError::kExists;
+  // Adding back the very attempt that timed out would revive it.
+  if (!inserted && r.timed_out && spec.runner.task_id == r.task_id &&
+      spec.runner.attempt <= r.attempt) {
+    return ControlError::kConflict;
+  }
   const RunnerState before = r.state;
   r.id = &it->first;
   start_lifecycle(s, r, spec, now_ns, wall_ms);
