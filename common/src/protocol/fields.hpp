@@ -1,0 +1,106 @@
+#pragma once
+// Internal to the codec: the field logic every decoder shares (required-key
+// bookkeeping, RunnerInfo's keys, the heartbeat's keys), over msgpack objects.
+// Both heartbeat routes (the event-parser fast path and the generic object
+// decoder) go through heartbeat_field, so their verdicts agree by
+// construction.
+
+#include <msgpack.hpp>
+
+#include <array>
+#include <cstdint>
+#include <string_view>
+
+#include "rmon/protocol/messages.hpp"
+#include "rmon/protocol/result.hpp"
+
+namespace rmon::protocol::fields {
+
+using msgpack::object;
+
+// Required-key bookkeeping: one bit per key a decoder insists on.
+class Required {
+ public:
+  void see(uint32_t bit) { seen_ |= bit; }
+  bool has(uint32_t bit) const { return (seen_ & bit) != 0; }
+  // The first required key (in `names` order) that was not seen.
+  template <std::size_t N>
+  Status check(uint32_t required, const std::array<std::string_view, N>& names) const {
+    for (std::size_t i = 0; i < N; ++i) {
+      const uint32_t bit = 1u << i;
+      if ((required & bit) && !(seen_ & bit)) return Rejection{Reason::kMissingField, names[i]};
+    }
+    return {};
+  }
+
+ private:
+  uint32_t seen_ = 0;
+};
+
+// Bits for RunnerInfo's keys, shared by every message that carries a runner.
+enum RunnerBit : uint32_t {
+  kRunnerId = 1u << 0,
+  kTaskId = 1u << 1,
+  kAttempt = 1u << 2,
+  kPool = 1u << 3,
+  kPoolType = 1u << 4,
+  kPid = 1u << 5,
+  kContainerId = 1u << 6,
+  kJobName = 1u << 7,
+  kProgress = 1u << 8,
+  kFirstFreeBit = 9,
+};
+constexpr uint32_t kRunnerRequired = kRunnerId | kTaskId | kPool | kPoolType;
+
+// Names in bit order; messages append their own after kFirstFreeBit.
+#define RMON_RUNNER_NAMES                                                                    \
+  "runner_id", "task_id", "attempt", "pool", "pool_type", "pid", "container_id", "job_name", \
+      "progress"
+
+// The keys of RunnerInfo and of a heartbeat, resolved once per key with a
+// switch on its length: the hot path compares each key at most twice.
+enum class Key : uint8_t {
+  kOther,
+  kV,
+  kRunnerId,
+  kTaskId,
+  kAttempt,
+  kPool,
+  kPoolType,
+  kPid,
+  kContainerId,
+  kJobName,
+  kProgress,
+  kState,
+  kSeq,
+  kTimeoutMs,
+  kIntervalMs,
+  kSentAtMs,
+};
+
+// --- heartbeat ---
+enum HeartbeatBit : uint32_t {
+  kHbVersion = 1u << (kFirstFreeBit + 0),
+  kHbState = 1u << (kFirstFreeBit + 1),
+  kHbSeq = 1u << (kFirstFreeBit + 2),
+  kHbTimeout = 1u << (kFirstFreeBit + 3),
+  kHbInterval = 1u << (kFirstFreeBit + 4),
+  kHbSentAt = 1u << (kFirstFreeBit + 5),
+};
+
+Key key_of(std::string_view k);
+// Handles `key` if it belongs to RunnerInfo. Sets `handled`.
+Status runner_field(Key key, const object& val, RunnerInfo& r, Required& req, bool& handled);
+// Optional RunnerInfo fields that were absent are cleared; attempt defaults to 1.
+void reset_absent(const Required& req, RunnerInfo& r);
+Status read_state(const object& val, RunnerState& out, bool allow_suspect);
+Status expect_type(const object& val, std::string_view want);
+// One top-level heartbeat field, in map order.
+Status heartbeat_field(std::string_view name, const object& val, Heartbeat& hb, Required& req);
+// After every field: required keys (`envelope`: v and seq too) and optionals
+// of a reused struct cleared.
+Status finish_heartbeat(const Required& req, bool envelope, Heartbeat& hb);
+Status heartbeat_map(const object& map, bool envelope, Heartbeat& hb);
+Status runner_view_map(const object& map, RunnerView& v);
+
+}  // namespace rmon::protocol::fields
