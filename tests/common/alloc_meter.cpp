@@ -9,8 +9,12 @@
 // file is about. Sanitizer builds own malloc, so there the meter uses their
 // allocation hooks; elsewhere it interposes glibc's malloc.
 namespace alloc_meter {
+namespace {
+// Kept inside this file: extern thread_local variables shared across files
+// trip UBSan's null checks on their access wrappers under GCC.
 thread_local bool armed = false;
 thread_local std::size_t bytes = 0;
+}  // namespace
 inline void note(std::size_t n) {
   if (armed) bytes += n;
 }
@@ -63,6 +67,16 @@ void free(void* p) noexcept { __libc_free(p); }
 #endif
 
 namespace alloc_meter {
+void arm() {
+  bytes = 0;
+  armed = true;
+}
+
+std::size_t disarm() {
+  armed = false;
+  return bytes;
+}
+
 bool available() {
 #if defined(RMON_ALLOC_METER)
   return true;

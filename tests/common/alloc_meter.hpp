@@ -6,19 +6,19 @@
 #include <cstddef>
 
 namespace alloc_meter {
-extern thread_local bool armed;
-extern thread_local std::size_t bytes;
 // False where no meter could be installed (then size tests skip).
 bool available();
+// Starts counting this thread's allocations from zero.
+void arm();
+// Stops counting; returns the bytes counted since arm().
+std::size_t disarm();
 
 // Bytes allocated on this thread while `fn` runs.
 template <class Fn>
 std::size_t bytes_allocated_by(Fn&& fn) {
-  bytes = 0;
-  armed = true;
+  arm();
   fn();
-  armed = false;
-  return bytes;
+  return disarm();
 }
 }  // namespace alloc_meter
 
