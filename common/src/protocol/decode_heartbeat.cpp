@@ -1,5 +1,6 @@
-// The heartbeat decoders: the hot path (an event visitor) and the generic
-// object decoder it must agree with.
+// The heartbeat decoders' fuller routes: events (msgpack-cxx's event parser with
+// a visitor), which the direct route falls back to, and the generic object
+// decoder every route must agree with.
 
 #include "fields.hpp"
 #include "rmon/protocol/codec.hpp"
@@ -14,7 +15,7 @@ using wire::read_opt_str;
 using wire::read_str;
 using wire::read_uint;
 
-// The heartbeat hot path: msgpack-cxx's event parser (msgpack::parse with a
+// The event route: msgpack-cxx's event parser (msgpack::parse with a
 // visitor) applies top-level fields as they are read, with no object tree and
 // no zone. It reproduces the generic decoder's verdicts exactly (the tests
 // and the fuzz target compare the two): structural problems (malformed bytes,
@@ -200,21 +201,6 @@ class HeartbeatVisitor : public msgpack::null_visitor {
   Status field_;
 };
 
-Status check_topic_prefix(std::string_view topic, std::string_view payload) {
-  if (payload.size() > kMaxHeartbeatFrame) return Rejection{Reason::kTooLarge, "frame"};
-  if (topic.size() > kMaxTopicBytes) return Rejection{Reason::kTooLarge, "topic"};
-  const std::string_view prefix(kTopicPrefix);
-  if (topic.substr(0, prefix.size()) != prefix) return Rejection{Reason::kTopicMismatch, "topic"};
-  return {};
-}
-
-Status check_topic_runner(std::string_view topic, const Heartbeat& hb) {
-  if (topic.substr(std::string_view(kTopicPrefix).size()) != hb.runner.runner_id) {
-    return Rejection{Reason::kTopicMismatch, "runner_id"};
-  }
-  return {};
-}
-
 }  // namespace
 
 namespace detail {
@@ -228,9 +214,7 @@ Status decode_heartbeat_generic(std::string_view topic, std::string_view payload
   return check_topic_runner(topic, out);
 }
 
-}  // namespace detail
-
-Status decode_heartbeat_into(std::string_view topic, std::string_view payload, Heartbeat& out) {
+Status decode_heartbeat_events(std::string_view topic, std::string_view payload, Heartbeat& out) {
   if (Status s = check_topic_prefix(topic, payload); !s) return s;
   if (payload.empty()) return Rejection{Reason::kMalformed, "empty frame"};
   HeartbeatVisitor v(out, payload.size());
@@ -246,6 +230,13 @@ Status decode_heartbeat_into(std::string_view topic, std::string_view payload, H
   if (Status s = v.field_error(); !s) return s;
   if (Status s = finish_heartbeat(v.required(), true, out); !s) return s;
   return check_topic_runner(topic, out);
+}
+
+}  // namespace detail
+
+Status decode_heartbeat_into(std::string_view topic, std::string_view payload, Heartbeat& out) {
+  if (detail::decode_heartbeat_direct(topic, payload, out)) return {};
+  return detail::decode_heartbeat_events(topic, payload, out);
 }
 
 Result<Heartbeat> decode_heartbeat(std::string_view topic, std::string_view payload) {

@@ -179,6 +179,22 @@ Status heartbeat_map(const object& map, bool envelope, Heartbeat& hb) {
   return finish_heartbeat(req, envelope, hb);
 }
 
+// --- topic ---
+Status check_topic_prefix(std::string_view topic, std::string_view payload) {
+  if (payload.size() > kMaxHeartbeatFrame) return Rejection{Reason::kTooLarge, "frame"};
+  if (topic.size() > kMaxTopicBytes) return Rejection{Reason::kTooLarge, "topic"};
+  const std::string_view prefix(kTopicPrefix);
+  if (topic.substr(0, prefix.size()) != prefix) return Rejection{Reason::kTopicMismatch, "topic"};
+  return {};
+}
+
+Status check_topic_runner(std::string_view topic, const Heartbeat& hb) {
+  if (topic.substr(std::string_view(kTopicPrefix).size()) != hb.runner.runner_id) {
+    return Rejection{Reason::kTopicMismatch, "runner_id"};
+  }
+  return {};
+}
+
 // --- runner view (inside control replies) ---
 enum ViewBit : uint32_t {
   kViewState = 1u << (kFirstFreeBit + 0),

@@ -101,6 +101,10 @@ Status heartbeat_field(std::string_view name, const object& val, Heartbeat& hb, 
 // of a reused struct cleared.
 Status finish_heartbeat(const Required& req, bool envelope, Heartbeat& hb);
 Status heartbeat_map(const object& map, bool envelope, Heartbeat& hb);
+// The topic's checks, before the payload (frame and topic sizes, the prefix)
+// and after it (the suffix names the payload's runner).
+Status check_topic_prefix(std::string_view topic, std::string_view payload);
+Status check_topic_runner(std::string_view topic, const Heartbeat& hb);
 Status runner_view_map(const object& map, RunnerView& v);
 
 }  // namespace rmon::protocol::fields

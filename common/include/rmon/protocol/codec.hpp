@@ -45,8 +45,15 @@ Result<ControlReply> decode_control_reply(std::string_view frame,
 Status validate_progress(std::string_view bytes);
 
 namespace detail {
-// The generic (object tree) heartbeat decoder. decode_heartbeat_into takes a
-// faster route to the same verdicts; tests and the fuzz target compare them.
+// The heartbeat decoder's routes, all reaching the same verdicts; tests and
+// the fuzz target compare them. decode_heartbeat_into is direct, else events.
+// - direct: a reader specialised to the heartbeat schema. True when it
+//   accepted the message into `out`; false when it declined (anything wrong or
+//   unusual), leaving `out` unspecified.
+// - events: msgpack-cxx's event parser with a visitor; every verdict.
+// - generic: msgpack-cxx's object tree; every verdict. The reference.
+bool decode_heartbeat_direct(std::string_view topic, std::string_view payload, Heartbeat& out);
+Status decode_heartbeat_events(std::string_view topic, std::string_view payload, Heartbeat& out);
 Status decode_heartbeat_generic(std::string_view topic, std::string_view payload, Heartbeat& out);
 }  // namespace detail
 
