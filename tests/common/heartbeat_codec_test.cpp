@@ -275,10 +275,16 @@ TEST(HeartbeatCodec, DirectRouteAcceptsWhatRunnersSend) {
   // Canonical progress of every type: msgpack's own packing.
   const std::vector<std::string> progress = {
       pack(std::map<std::string, int>{{"step", 3}, {"of", 10}}),
-      pack(std::vector<int64_t>{0, 127, 128, 255, 256, 65535, 65536, int64_t{1} << 40, -1, -32,
-                                -33, -128, -129, -32768, -32769, int64_t{-1} << 40}),
-      pack(std::string(31, 's')), pack(std::string(32, 's')), pack(std::string(300, 's')),
-      pack(1.5), pack(1.5f), pack(msgpack::type::nil_t()), pack(true), pack(std::vector<int>(20, 1)),
+      pack(std::vector<int64_t>{0, 127, 128, 255, 256, 65535, 65536, int64_t{1} << 40, -1, -32, -33,
+                                -128, -129, -32768, -32769, int64_t{-1} << 40}),
+      pack(std::string(31, 's')),
+      pack(std::string(32, 's')),
+      pack(std::string(300, 's')),
+      pack(1.5),
+      pack(1.5f),
+      pack(msgpack::type::nil_t()),
+      pack(true),
+      pack(std::vector<int>(20, 1)),
       pack(msgpack::type::raw_ref("bin", 3)),
   };
   for (const std::string& p : progress) {
@@ -308,9 +314,9 @@ TEST(HeartbeatCodec, ProgressHeadersAtEveryBoundaryAgreeOnAllRoutes) {
     EXPECT_EQ(expect_same_verdict("hb/r-1", payload), smallest) << testing::PrintToString(progress);
   };
   // Integers: each value in every encoding it fits; the smallest comes first.
-  const uint64_t unsigned_values[] = {0,     31,    32,         127,        128,
-                                      255,   256,   65535,      65536,      0xffffffffULL,
-                                      1ULL << 32, (1ULL << 63) - 1, ~0ULL};
+  const uint64_t unsigned_values[] = {
+      0,    31, 32, 127, 128, 255, 256, 65535, 65536, 0xffffffffULL, 1ULL << 32, (1ULL << 63) - 1,
+      ~0ULL};
   for (uint64_t v : unsigned_values) {
     std::vector<std::string> enc;
     if (v < 128) enc.push_back(std::string(1, static_cast<char>(v)));
@@ -324,8 +330,9 @@ TEST(HeartbeatCodec, ProgressHeadersAtEveryBoundaryAgreeOnAllRoutes) {
     if (v < (1ULL << 63)) enc.push_back("\xd3" + be(v, 8));
     for (std::size_t i = 0; i < enc.size(); ++i) check(enc[i], i == 0);
   }
-  const int64_t negative_values[] = {-1,     -31,    -32,    -33,        -127,        -128,
-                                     -129,   -32767, -32768, -32769,     INT32_MIN,   INT64_C(-2147483649),
+  const int64_t negative_values[] = {-1,       -31,    -32,       -33,
+                                     -127,     -128,   -129,      -32767,
+                                     -32768,   -32769, INT32_MIN, INT64_C(-2147483649),
                                      INT64_MIN};
   for (int64_t v : negative_values) {
     const auto u = static_cast<uint64_t>(v);
@@ -348,8 +355,10 @@ TEST(HeartbeatCodec, ProgressHeadersAtEveryBoundaryAgreeOnAllRoutes) {
     if (n < 256) bin.push_back("\xc4" + be(n, 1) + body);
     bin.push_back("\xc5" + be(n, 2) + body);
     bin.push_back("\xc6" + be(n, 4) + body);
-    const char fixext[] = {0, '\xd4', '\xd5', 0, '\xd6', 0, 0, 0, '\xd7', 0, 0, 0, 0, 0, 0, 0, '\xd8'};
-    if (n <= 16 && n > 0 && fixext[n] != 0) ext.push_back(std::string(1, fixext[n]) + "\x07" + body);
+    const char fixext[] = {0, '\xd4', '\xd5', 0, '\xd6', 0, 0, 0,     '\xd7',
+                           0, 0,      0,      0, 0,      0, 0, '\xd8'};
+    if (n <= 16 && n > 0 && fixext[n] != 0)
+      ext.push_back(std::string(1, fixext[n]) + "\x07" + body);
     if (n < 256) ext.push_back("\xc7" + be(n, 1) + "\x07" + body);
     ext.push_back("\xc8" + be(n, 2) + "\x07" + body);
     ext.push_back("\xc9" + be(n, 4) + "\x07" + body);
