@@ -164,14 +164,14 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     by_state_[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
     arm_for_state(s, r, now_ns);
     publish(s);
-    s.accepted.fetch_add(1, std::memory_order_relaxed);
+    bump(s.accepted);
     if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
     return Applied::kAdded;
   }
 
   const bool new_task = r.task_id != hb.runner.task_id;
   if (!new_task && hb.runner.attempt < r.attempt) {
-    s.stale_attempts.fetch_add(1, std::memory_order_relaxed);
+    bump(s.stale_attempts);
     return Applied::kStaleAttempt;
   }
   if (new_task || hb.runner.attempt > r.attempt) {
@@ -181,7 +181,7 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     r.state = hb.state;
     arm_for_state(s, r, now_ns);
     publish(s);
-    s.accepted.fetch_add(1, std::memory_order_relaxed);
+    bump(s.accepted);
     if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
     return Applied::kNewLifecycle;
   }
@@ -191,27 +191,29 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     // The attempt ended. A runner still talking about it must stay
     // remembered, or it would come back as new after the retention and could
     // time out a second time for the same attempt: retention restarts.
-    s.late.fetch_add(1, std::memory_order_relaxed);
+    bump(s.late);
     arm_for_state(s, r, now_ns);
     publish(s);
     return Applied::kLate;
   }
   if (r.has_seq && hb.seq <= r.seq) {
-    s.duplicates.fetch_add(1, std::memory_order_relaxed);
+    bump(s.duplicates);
     return Applied::kDuplicate;
   }
   refresh(s, r, hb, now_ns, wall_ms);
   r.has_seq = true;
-  s.accepted.fetch_add(1, std::memory_order_relaxed);
+  bump(s.accepted);
   if (hb.state != RunnerState::kRunning) {
     set_state_locked(s, r, hb.state, now_ns);  // completed or failed: stop timing
   } else if (r.state == RunnerState::kSuspect) {
     set_state_locked(s, r, RunnerState::kRunning, now_ns);
   } else {
     // Lazy re-arm: the armed time stays unless this heartbeat brings the next
-    // check earlier (a shorter timeout_ms than before).
+    // check earlier (a shorter timeout_ms than before). The common case
+    // touches neither the index nor what it publishes.
     const int64_t due = running_due(r);
-    if (!r.armed() || due < r.due_ns) s.index.arm(&r, due);
+    if (r.armed() && due >= r.due_ns) return Applied::kUpdated;
+    s.index.arm(&r, due);
   }
   publish(s);
   return Applied::kUpdated;

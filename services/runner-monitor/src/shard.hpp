@@ -61,6 +61,14 @@ struct IdEq {
   }
 };
 
+// Adds one to a counter that has a single writer at a time (the holder of
+// its shard's lock) and lock-free readers: a plain load and store, without
+// the locked read-modify-write of fetch_add, which costs as much again per
+// heartbeat as everything else the counter update does.
+inline void bump(std::atomic<uint64_t>& counter) {
+  counter.store(counter.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 // absl::node_hash_map rather than std::unordered_map: nodes stay put (the
 // deadline index points at them) and a lookup costs one cache miss fewer (no
 // "node before the bucket" hop). bench/table_bench measured 1.8x the updates/s.
@@ -75,7 +83,7 @@ struct alignas(64) RunnerTable::Shard {
   absl::node_hash_map<std::string, Runner, IdHash, IdEq> runners;  // guarded by mu
   DeadlineIndex index;                                             // guarded by mu
   PoolNames pools;                                                 // guarded by mu
-  // Per-heartbeat counters: written under mu, read without it.
+  // Per-heartbeat counters: written under mu (with bump), read without it.
   std::atomic<uint64_t> accepted{0};
   std::atomic<uint64_t> duplicates{0};
   std::atomic<uint64_t> late{0};
