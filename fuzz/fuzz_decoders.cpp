@@ -5,7 +5,8 @@
 // topic, then the payload. Besides "never crash, never throw" (libFuzzer turns
 // an escaping exception into a crash), each accepted message must survive its
 // own re-encoding, and decode_heartbeat_into on a reused struct must agree
-// with a fresh decode_heartbeat and with the generic (object tree) decoder.
+// with a fresh decode_heartbeat and with the generic (object tree) decoder,
+// as must each of the heartbeat decoder's routes (direct, events).
 //
 // With RMON_FUZZ_WRITE_SEEDS=<dir> in the environment the binary writes a few
 // valid inputs of each kind into <dir> and exits: scripts/fuzz.sh seeds the
@@ -79,6 +80,18 @@ void fuzz_heartbeat(std::string_view in, bool reuse) {
     if (g.ok() != fresh.ok()) fail("fast and generic heartbeat decoders disagree on acceptance");
     if (!g.ok() && !same(g.error(), fresh.error())) fail("fast and generic decoders: reason");
     if (g.ok() && !(generic == fresh.value())) fail("fast and generic decoders: value");
+    // The direct route may decline anything, but what it accepts must be
+    // exactly the generic decoder's result; so must the event route's.
+    Heartbeat direct;
+    if (detail::decode_heartbeat_direct(topic, payload, direct)) {
+      if (!g.ok()) fail("direct route accepted what the generic decoder rejects");
+      if (!(direct == generic)) fail("direct route and generic decoder: value");
+    }
+    Heartbeat events;
+    const Status e = detail::decode_heartbeat_events(topic, payload, events);
+    if (e.ok() != g.ok()) fail("event route and generic decoder disagree on acceptance");
+    if (!g.ok() && !same(g.error(), e.error())) fail("event route and generic decoder: reason");
+    if (g.ok() && !(events == generic)) fail("event route and generic decoder: value");
   }
   if (reuse) {
     const Status into = decode_heartbeat_into(topic, payload, reused);

@@ -44,7 +44,7 @@ class DirectReader {
     return false;
   }
 
-  bool str(std::string_view& s) {
+  [[gnu::always_inline]] bool str(std::string_view& s) {
     if (p_ == end_) return false;
     const uint8_t b = *p_;
     uint32_t n = 0;

@@ -13,33 +13,6 @@ using wire::read_progress;
 using wire::read_str;
 using wire::read_uint;
 
-Key key_of(std::string_view k) {
-  switch (k.size()) {
-    case 1:
-      return k == "v" ? Key::kV : Key::kOther;
-    case 3:
-      return k == "pid" ? Key::kPid : k == "seq" ? Key::kSeq : Key::kOther;
-    case 4:
-      return k == "pool" ? Key::kPool : Key::kOther;
-    case 5:
-      return k == "state" ? Key::kState : Key::kOther;
-    case 7:
-      return k == "task_id" ? Key::kTaskId : k == "attempt" ? Key::kAttempt : Key::kOther;
-    case 8:
-      return k == "job_name" ? Key::kJobName : k == "progress" ? Key::kProgress : Key::kOther;
-    case 9:
-      return k == "runner_id" ? Key::kRunnerId : k == "pool_type" ? Key::kPoolType : Key::kOther;
-    case 10:
-      return k == "timeout_ms" ? Key::kTimeoutMs : k == "sent_at_ms" ? Key::kSentAtMs : Key::kOther;
-    case 11:
-      return k == "interval_ms" ? Key::kIntervalMs : Key::kOther;
-    case 12:
-      return k == "container_id" ? Key::kContainerId : Key::kOther;
-    default:
-      return Key::kOther;
-  }
-}
-
 Status runner_field(Key key, const object& val, RunnerInfo& r, Required& req, bool& handled) {
   handled = true;
   switch (key) {

@@ -9,6 +9,7 @@
 
 #include <array>
 #include <cstdint>
+#include <cstring>
 #include <string_view>
 
 #include "rmon/protocol/messages.hpp"
@@ -88,7 +89,43 @@ enum HeartbeatBit : uint32_t {
   kHbSentAt = 1u << (kFirstFreeBit + 5),
 };
 
-Key key_of(std::string_view k);
+// `k` (already known to have the literal's length) spells `lit`: a
+// fixed-size compare the compiler turns into a load or two, not a call.
+template <std::size_t N>
+bool is(std::string_view k, const char (&lit)[N]) {
+  return std::memcmp(k.data(), lit, N - 1) == 0;
+}
+inline Key key_of(std::string_view k) {
+  switch (k.size()) {
+    case 1:
+      return is(k, "v") ? Key::kV : Key::kOther;
+    case 3:
+      return is(k, "pid") ? Key::kPid : is(k, "seq") ? Key::kSeq : Key::kOther;
+    case 4:
+      return is(k, "pool") ? Key::kPool : Key::kOther;
+    case 5:
+      return is(k, "state") ? Key::kState : Key::kOther;
+    case 7:
+      return is(k, "task_id") ? Key::kTaskId : is(k, "attempt") ? Key::kAttempt : Key::kOther;
+    case 8:
+      return is(k, "job_name") ? Key::kJobName : is(k, "progress") ? Key::kProgress : Key::kOther;
+    case 9:
+      return is(k, "runner_id")   ? Key::kRunnerId
+             : is(k, "pool_type") ? Key::kPoolType
+                                  : Key::kOther;
+    case 10:
+      return is(k, "timeout_ms")   ? Key::kTimeoutMs
+             : is(k, "sent_at_ms") ? Key::kSentAtMs
+                                   : Key::kOther;
+    case 11:
+      return is(k, "interval_ms") ? Key::kIntervalMs : Key::kOther;
+    case 12:
+      return is(k, "container_id") ? Key::kContainerId : Key::kOther;
+    default:
+      return Key::kOther;
+  }
+}
+
 // Handles `key` if it belongs to RunnerInfo. Sets `handled`.
 Status runner_field(Key key, const object& val, RunnerInfo& r, Required& req, bool& handled);
 // Optional RunnerInfo fields that were absent are cleared; attempt defaults to 1.
