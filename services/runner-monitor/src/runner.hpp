@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "deadline_index.hpp"
 #include "rmon/protocol/messages.hpp"
@@ -17,13 +18,25 @@ namespace rmon::monitor {
 using protocol::PoolType;
 using protocol::RunnerState;
 
+// A lifecycle the runner has left for another task. Until `until_ns`, a
+// heartbeat for that task at this attempt or an earlier one is stale (or late,
+// when the attempt timed out), never a new lifecycle: an attempt cannot time
+// out twice because a stray or zombie heartbeat brought it back.
+struct LeftAttempt {
+  std::string task_id;
+  uint64_t attempt = 1;
+  int64_t until_ns = 0;  // monotonic; a retention after the runner left it
+  bool timed_out = false;
+};
+
 struct RunnerExtra {
   std::optional<std::string> container_id;
   std::optional<std::string> job_name;
   std::optional<std::string> progress;  // raw MessagePack
   std::optional<uint64_t> interval_ms;
-  bool empty() const { return !container_id && !job_name && !progress && !interval_ms; }
+  std::vector<LeftAttempt> left;  // oldest first; at most kMaxLeftAttempts
 };
+inline constexpr std::size_t kMaxLeftAttempts = 8;
 
 // The index arms a RUNNING runner at its suspect time, a SUSPECT one at its
 // deadline, and a terminal one at the end of its retention. A heartbeat only

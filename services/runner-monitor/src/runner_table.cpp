@@ -58,7 +58,7 @@ void RunnerTable::arm_for_state(Shard& s, Runner& r, int64_t now_ns) {
       break;
     case RunnerState::kCompleted:
     case RunnerState::kFailed:
-      s.index.arm(&r, now_ns + static_cast<int64_t>(opts_.retention_ms) * kNsPerMs);
+      s.index.arm(&r, now_ns + retention_ns());
       break;
   }
 }
@@ -128,7 +128,8 @@ void RunnerTable::refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_
   r.last_heard_ns = now_ns;
   r.last_heard_wall_ms = wall_ms;
   r.timeout_ms = static_cast<uint32_t>(clamp_timeout_ms(hb.timeout_ms));
-  const bool want_extra = info.container_id || info.job_name || info.progress || hb.interval_ms;
+  const bool want_extra = info.container_id || info.job_name || info.progress || hb.interval_ms ||
+                          (r.extra && !r.extra->left.empty());
   if (want_extra) {
     if (!r.extra) r.extra = std::make_unique<RunnerExtra>();
     r.extra->container_id = info.container_id;
@@ -142,9 +143,29 @@ void RunnerTable::refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_
 
 void RunnerTable::start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns,
                                   int64_t wall_ms) {
+  // Leaving a task (a fresh runner has none yet): remember that lifecycle.
+  if (!r.task_id.empty() && r.task_id != hb.runner.task_id) {
+    if (!r.extra) r.extra = std::make_unique<RunnerExtra>();
+    auto& left = r.extra->left;
+    std::erase_if(left, [&](const LeftAttempt& a) { return a.until_ns <= now_ns; });
+    if (left.size() >= kMaxLeftAttempts) left.erase(left.begin());
+    left.push_back({r.task_id, r.attempt, now_ns + retention_ns(), r.timed_out});
+  }
   refresh(s, r, hb, now_ns, wall_ms);
   r.timed_out = false;
   r.added_wall_ms = wall_ms;
+}
+
+std::optional<Applied> RunnerTable::fenced(Runner& r, const protocol::RunnerInfo& info,
+                                           int64_t now_ns) const {
+  if (!r.extra) return std::nullopt;
+  std::optional<Applied> verdict;
+  for (LeftAttempt& a : r.extra->left) {
+    if (a.until_ns <= now_ns || a.task_id != info.task_id || info.attempt > a.attempt) continue;
+    a.until_ns = now_ns + retention_ns();  // still talked about: fenced for longer
+    if (a.timed_out || !verdict) verdict = a.timed_out ? Applied::kLate : Applied::kStaleAttempt;
+  }
+  return verdict;
 }
 
 Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
@@ -170,6 +191,18 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
   }
 
   const bool new_task = r.task_id != hb.runner.task_id;
+  if (new_task) {
+    if (const std::optional<Applied> f = fenced(r, hb.runner, now_ns)) {
+      bump(*f == Applied::kLate ? s.late : s.stale_attempts);
+      // As for a late heartbeat: while the runner still talks about a
+      // lifecycle it left, it stays remembered, and so do its fences.
+      if (!live(r.state)) {
+        arm_for_state(s, r, now_ns);
+        publish(s);
+      }
+      return *f;
+    }
+  }
   if (!new_task && hb.runner.attempt < r.attempt) {
     bump(s.stale_attempts);
     return Applied::kStaleAttempt;

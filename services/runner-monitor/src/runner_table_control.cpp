@@ -106,9 +106,14 @@ ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_
   auto [it, inserted] = s.runners.try_emplace(spec.runner.runner_id);
   Runner& r = it->second;
   if (!inserted && live(r.state)) return ControlError::kExists;
-  // Adding back the very attempt that timed out would revive it.
+  // Adding back an attempt that timed out (the current one or one the runner
+  // has left) would revive it.
   if (!inserted && r.timed_out && spec.runner.task_id == r.task_id &&
       spec.runner.attempt <= r.attempt) {
+    return ControlError::kConflict;
+  }
+  if (!inserted && spec.runner.task_id != r.task_id &&
+      fenced(r, spec.runner, now_ns) == Applied::kLate) {
     return ControlError::kConflict;
   }
   const RunnerState before = r.state;

@@ -1,0 +1,122 @@
+// Lifecycles a runner has left for another task are fenced: a stray or zombie
+// heartbeat for one of them is counted and ignored, never a new lifecycle, so
+// an attempt never times out twice (the protocol's "exactly one timeout event
+// per (runner_id, task_id, attempt)"). Fake clock, no sockets.
+
+#include <gtest/gtest.h>
+
+#include "table_test_support.hpp"
+
+namespace rmon::monitor {
+namespace {
+
+// The runner's current task, as a query shows it.
+class LeftLifecycleTest : public RunnerTableTest {
+ protected:
+  std::string task(const std::string& id) { return table.get(id, clock.now())->runner.task_id; }
+  // Times out r1's attempt of t-1, then moves r1 on to t-2 (a long timeout,
+  // so only what the test does can expire).
+  void time_out_then_move_on() {
+    apply(hb("r1", 1, "t-1"));
+    clock.advance_ms(1000);
+    ASSERT_EQ(sweep().size(), 1u);
+    Heartbeat next = hb("r1", 1, "t-2");
+    next.timeout_ms = 3'600'000;
+    ASSERT_EQ(apply(next), Applied::kNewLifecycle);
+  }
+};
+
+TEST_F(LeftLifecycleTest, AStrayHeartbeatForATimedOutAttemptLeftBehindIsLateAndNeverTimesOutTwice) {
+  time_out_then_move_on();
+  EXPECT_EQ(apply(hb("r1", 7, "t-1")), Applied::kLate);
+  EXPECT_EQ(apply(hb("r1", 8, "t-1")), Applied::kLate);
+  EXPECT_EQ(task("r1"), "t-2");
+  EXPECT_EQ(table.counters().late, 2u);
+  // Without the fence the stray heartbeat would have restarted t-1, which
+  // would now time out a second time.
+  clock.advance_ms(5'000);
+  EXPECT_TRUE(sweep().empty());
+  EXPECT_EQ(table.counters().timeouts, 1u);
+}
+
+TEST_F(LeftLifecycleTest, EarlierAttemptsOfALeftTaskAreFencedButLaterOnesStartALifecycle) {
+  time_out_then_move_on();
+  EXPECT_EQ(apply(hb("r1", 1, "t-1", 1)), Applied::kLate);
+  // The task handed out again (a higher attempt) is new work for this runner.
+  EXPECT_EQ(apply(hb("r1", 1, "t-1", 2)), Applied::kNewLifecycle);
+  EXPECT_EQ(task("r1"), "t-1");
+  EXPECT_EQ(table.get("r1", clock.now())->runner.attempt, 2u);
+}
+
+TEST_F(LeftLifecycleTest, AZombieOfALeftRunningTaskDoesNotFlapTheRunnerBack) {
+  apply(hb("r1", 1, "t-1"));
+  apply(hb("r1", 1, "t-2"));  // moved on without ending t-1
+  for (uint64_t seq = 2; seq < 6; ++seq) {
+    EXPECT_EQ(apply(hb("r1", seq, "t-1")), Applied::kStaleAttempt);
+    EXPECT_EQ(apply(hb("r1", seq, "t-2")), Applied::kUpdated);
+  }
+  EXPECT_EQ(task("r1"), "t-2");
+  EXPECT_EQ(table.counters().stale_attempts, 4u);
+}
+
+TEST_F(LeftLifecycleTest, CompletedAttemptsLeftBehindAreFencedToo) {
+  apply(hb("r1", 1, "t-1"));
+  Heartbeat done = hb("r1", 2, "t-1");
+  done.state = RunnerState::kCompleted;
+  apply(done);
+  apply(hb("r1", 1, "t-2"));
+  EXPECT_EQ(apply(hb("r1", 3, "t-1")), Applied::kStaleAttempt);
+  EXPECT_EQ(task("r1"), "t-2");
+}
+
+TEST_F(LeftLifecycleTest, ARunnerStillTalkingAboutALeftAttemptStaysRemembered) {
+  time_out_then_move_on();
+  Heartbeat done = hb("r1", 2, "t-2");
+  done.state = RunnerState::kCompleted;
+  apply(done);
+  // Zombie heartbeats for t-1 keep coming well past the retention (10 s):
+  // the runner, and so its fence, must not be forgotten meanwhile.
+  for (uint64_t seq = 2; seq < 300; ++seq) {
+    clock.advance_ms(100);
+    EXPECT_EQ(apply(hb("r1", seq, "t-1")), Applied::kLate);
+    EXPECT_TRUE(sweep().empty());
+  }
+  EXPECT_EQ(task("r1"), "t-2");
+  // Once everything stops, it is forgotten a retention later.
+  clock.advance_ms(10'000);
+  EXPECT_TRUE(sweep().empty());
+  EXPECT_FALSE(table.get("r1", clock.now()));
+}
+
+TEST_F(LeftLifecycleTest, FencesLastARetentionAfterTheRunnerLeft) {
+  time_out_then_move_on();
+  clock.advance_ms(9'999);
+  EXPECT_EQ(apply(hb("r1", 5, "t-1")), Applied::kLate);  // renews the fence
+  clock.advance_ms(9'999);
+  EXPECT_EQ(apply(hb("r1", 6, "t-1")), Applied::kLate);
+  clock.advance_ms(10'000);
+  // Quiet for a whole retention: the bound on what is remembered.
+  EXPECT_EQ(apply(hb("r1", 7, "t-1")), Applied::kNewLifecycle);
+}
+
+TEST_F(LeftLifecycleTest, OnlyTheNewestLeftLifecyclesAreRemembered) {
+  const std::size_t n = kMaxLeftAttempts + 2;
+  for (std::size_t i = 0; i < n; ++i) apply(hb("r1", 1, "t-" + std::to_string(i)));
+  // The last one is current; the newest kMaxLeftAttempts before it are fenced.
+  for (std::size_t i = n - 1 - kMaxLeftAttempts; i < n - 1; ++i) {
+    EXPECT_EQ(apply(hb("r1", 9, "t-" + std::to_string(i))), Applied::kStaleAttempt) << i;
+  }
+  EXPECT_EQ(apply(hb("r1", 9, "t-0")), Applied::kNewLifecycle);
+}
+
+TEST_F(LeftLifecycleTest, ControlAddCannotReviveATimedOutAttemptLeftBehind) {
+  time_out_then_move_on();
+  Heartbeat done = hb("r1", 2, "t-2");
+  done.state = RunnerState::kCompleted;
+  apply(done);
+  EXPECT_EQ(table.add(hb("r1", 0, "t-1"), clock.now(), clock.wall_ms()), ControlError::kConflict);
+  EXPECT_EQ(table.add(hb("r1", 0, "t-1", 2), clock.now(), clock.wall_ms()), ControlError::kNone);
+}
+
+}  // namespace
+}  // namespace rmon::monitor
