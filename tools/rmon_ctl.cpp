@@ -1,5 +1,5 @@
 // rmon-ctl: control and query client for a runner-monitor (ROUTER socket).
-//   rmon-ctl ping | stats | get ID | list [--state S] [--pool P] [--limit N]
+//   rmon-ctl ping | stats | get ID | list [--state S] [--pool P] [--limit N] [--after ID]
 //   rmon-ctl count [--state S] [--pool P] | remove ID | set-state ID STATE
 //   rmon-ctl add --runner-id ID --task-id T --pool P [--pool-type K] [--timeout-ms N]
 
@@ -47,7 +47,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   p::ControlRequest req;
-  std::string runner_id, state, pool, pool_type = "local-process", task_id;
+  std::string runner_id, state, pool, pool_type = "local-process", task_id, after;
   uint64_t limit = 0, timeout = 0, attempt = 1;
   app.add_subcommand("ping", "Check the monitor answers")->callback([&] { req.op = p::Op::kPing; });
   app.add_subcommand("stats", "Print the monitor's counters")->callback([&] {
@@ -63,12 +63,16 @@ int main(int argc, char** argv) {
                     app.add_subcommand("count", "Count runners")}) {
     sub->add_option("--state", state, "running, suspect, completed or failed");
     sub->add_option("--pool", pool, "Pool name");
-    if (sub->get_name() == "list") sub->add_option("--limit", limit, "At most this many");
+    if (sub->get_name() == "list") {
+      sub->add_option("--limit", limit, "At most this many (the monitor's default: 1000)");
+      sub->add_option("--after", after, "Only runner ids after this one (the next page)");
+    }
     sub->callback([&, sub] {
       req.op = sub->get_name() == "list" ? p::Op::kList : p::Op::kCount;
       req.state = state_arg(state);
       if (!pool.empty()) req.pool = pool;
       if (limit) req.limit = limit;
+      if (!after.empty()) req.after = after;
     });
   }
   auto* rm = app.add_subcommand("remove", "Forget a runner");
@@ -136,6 +140,11 @@ int main(int argc, char** argv) {
   if (r.runner) print_runner(*r.runner);
   if (r.runners) {
     for (const auto& v : *r.runners) print_runner(v);
+    if (r.more.value_or(false) && !r.runners->empty()) {
+      std::cerr << "more runners match: rmon-ctl list --after "
+                << r.runners->back().runner.runner_id
+                << " (with the same filters) for the next page\n";
+    }
   }
   if (r.count) std::cout << *r.count << "\n";
   if (r.removed) std::cout << "removed=" << (*r.removed ? "true" : "false") << "\n";

@@ -81,17 +81,18 @@ TEST(AckCodec, RejectsMissingGroupAndWrongType) {
 
 TEST(ControlCodec, EveryRequestRoundTrips) {
   std::vector<ControlRequest> reqs;
-  reqs.push_back({Op::kPing, {}, {}, {}, {}, {}});
-  reqs.push_back({Op::kGet, "r-1", {}, {}, {}, {}});
-  reqs.push_back({Op::kList, {}, RunnerState::kSuspect, "gpu", 10, {}});
-  reqs.push_back({Op::kCount, {}, RunnerState::kFailed, {}, {}, {}});
+  reqs.push_back({Op::kPing, {}, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kGet, "r-1", {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kList, {}, RunnerState::kSuspect, "gpu", 10, {}, {}});
+  reqs.push_back({Op::kList, {}, {}, {}, 10, "r-5", {}});  // the next page
+  reqs.push_back({Op::kCount, {}, RunnerState::kFailed, {}, {}, {}, {}});
   Heartbeat add = full_heartbeat();
   add.seq = 0;
   add.sent_at_ms.reset();
-  reqs.push_back({Op::kAdd, {}, {}, {}, {}, add});
-  reqs.push_back({Op::kRemove, "r-1", {}, {}, {}, {}});
-  reqs.push_back({Op::kSetState, "r-1", RunnerState::kCompleted, {}, {}, {}});
-  reqs.push_back({Op::kStats, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kAdd, {}, {}, {}, {}, {}, add});
+  reqs.push_back({Op::kRemove, "r-1", {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kSetState, "r-1", RunnerState::kCompleted, {}, {}, {}, {}});
+  reqs.push_back({Op::kStats, {}, {}, {}, {}, {}, {}});
   for (const ControlRequest& r : reqs) {
     auto d = decode_control_request(encode_control_request(r));
     ASSERT_TRUE(d.ok()) << to_string(r.op) << ": " << d.error().to_string();
@@ -100,7 +101,7 @@ TEST(ControlCodec, EveryRequestRoundTrips) {
 }
 
 TEST(ControlCodec, AddRunnerNeedsNoSeqOrVersion) {
-  ControlRequest r{Op::kAdd, {}, {}, {}, {}, full_heartbeat()};
+  ControlRequest r{Op::kAdd, {}, {}, {}, {}, {}, full_heartbeat()};
   const std::string bytes = encode_control_request(r);
   auto oh = msgpack::unpack(bytes.data(), bytes.size());
   auto m = oh.get().as<std::map<std::string, msgpack::object>>();
@@ -151,6 +152,7 @@ TEST(ControlCodec, EveryReplyShapeRoundTrips) {
   replies[0].version = 1;
   replies[1].runner = sample_view("r-1");
   replies[2].runners = std::vector<RunnerView>{sample_view("a"), sample_view("b")};
+  replies[2].more = true;
   replies[3].count = 17;
   replies[4].removed = true;
   replies[5].stats = {{"heartbeats", 10}, {"rejected", 2}, {"timeouts", 1}, {"runners", 3}};
@@ -159,6 +161,33 @@ TEST(ControlCodec, EveryReplyShapeRoundTrips) {
     auto d = decode_control_reply(encode_control_reply(r));
     ASSERT_TRUE(d.ok()) << d.error().to_string();
     EXPECT_EQ(d.value(), r);
+  }
+}
+
+// list replies are budgeted with encoded_size_bound before encoding: it must
+// never be below what a runner really takes, whatever its fields hold.
+TEST(ControlCodec, EncodedSizeBoundIsAtLeastTheEncodedSize) {
+  ControlReply empty;
+  empty.runners.emplace();
+  const std::size_t base = encode_control_reply(empty).size();
+  std::vector<RunnerView> views = {sample_view("r")};
+  RunnerView big = sample_view(std::string(kMaxIdBytes, 'r'));
+  big.runner.task_id = std::string(kMaxIdBytes, 't');
+  big.runner.pool = std::string(kMaxIdBytes, 'p');
+  big.runner.pool_type = PoolType::kLocalProcess;  // the longest name
+  big.runner.attempt = big.last_seq = big.silence_ms = big.timeout_ms = ~uint64_t{0};
+  big.runner.pid = ~uint64_t{0};
+  big.last_heartbeat_ms = big.added_at_ms = INT64_MIN;
+  big.interval_ms = ~uint64_t{0};
+  big.runner.container_id = std::string(kMaxShortString, 'c');
+  big.runner.job_name = std::string(kMaxShortString, 'j');
+  big.runner.progress = "\xc5\x0f\xf0" + std::string(4080, 'x');
+  big.state = RunnerState::kCompleted;  // the longest state name
+  views.push_back(big);
+  for (const RunnerView& v : views) {
+    ControlReply one;
+    one.runners = std::vector<RunnerView>{v};
+    EXPECT_LE(encode_control_reply(one).size() - base, encoded_size_bound(v));
   }
 }
 

@@ -2,11 +2,13 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <map>
 #include <set>
 #include <thread>
 
 #include "pool_names.hpp"
+#include "rmon/protocol/codec.hpp"
 #include "table_test_support.hpp"
 
 namespace rmon::monitor {
@@ -211,18 +213,54 @@ TEST_F(RunnerTableTest, QueriesFilterSortAndLimit) {
     apply(h);
   }
   auto all = table.list({}, 100, clock.now());
-  ASSERT_EQ(all.size(), 10u);
-  EXPECT_EQ(all.front().runner.runner_id, "r0");
-  EXPECT_EQ(all.back().runner.runner_id, "r9");
+  ASSERT_EQ(all.runners.size(), 10u);
+  EXPECT_FALSE(all.more);
+  EXPECT_EQ(all.runners.front().runner.runner_id, "r0");
+  EXPECT_EQ(all.runners.back().runner.runner_id, "r9");
   auto odd = table.list({std::nullopt, std::string("odd")}, 2, clock.now());
-  ASSERT_EQ(odd.size(), 2u);
-  EXPECT_EQ(odd[0].runner.runner_id, "r1");
-  EXPECT_EQ(odd[1].runner.runner_id, "r3");
+  ASSERT_EQ(odd.runners.size(), 2u);
+  EXPECT_TRUE(odd.more);
+  EXPECT_EQ(odd.runners[0].runner.runner_id, "r1");
+  EXPECT_EQ(odd.runners[1].runner.runner_id, "r3");
+  EXPECT_TRUE(table.list({}, 0, clock.now()).more);
+  EXPECT_TRUE(table.list({}, 0, clock.now()).runners.empty());
   EXPECT_EQ(table.count({std::nullopt, std::string("even")}), 5u);
   EXPECT_EQ(table.count({RunnerState::kRunning, std::nullopt}), 10u);
   EXPECT_EQ(table.count({RunnerState::kFailed, std::nullopt}), 0u);
   clock.advance_ms(700);
   EXPECT_EQ(table.get("r0", clock.now())->silence_ms, 700u);
+}
+
+TEST_F(RunnerTableTest, ListPagesOnAfterTheLastIdUntilNothingMoreMatches) {
+  for (int i = 0; i < 25; ++i)
+    apply(hb("r" + std::string(i < 10 ? "0" : "") + std::to_string(i), 1));
+  std::vector<std::string> seen;
+  std::optional<std::string> after;
+  for (int pages = 0; pages < 10; ++pages) {
+    auto page = table.list({}, 10, clock.now(), after);
+    for (const auto& v : page.runners) seen.push_back(v.runner.runner_id);
+    if (!page.more) break;
+    after = seen.back();
+  }
+  ASSERT_EQ(seen.size(), 25u);
+  EXPECT_TRUE(std::is_sorted(seen.begin(), seen.end()));
+  EXPECT_EQ(std::set<std::string>(seen.begin(), seen.end()).size(), 25u);
+}
+
+TEST_F(RunnerTableTest, ListStopsBeforeItsReplyWouldPassTheByteBudget) {
+  for (int i = 0; i < 10; ++i) {
+    Heartbeat h = hb("r" + std::to_string(i), 1);
+    h.runner.progress = "\xc5\x0f\xa0" + std::string(4000, 'p');  // bin16 of 4000 bytes
+    apply(h);
+  }
+  const std::size_t one = protocol::encoded_size_bound(*table.get("r0", clock.now()));
+  auto page = table.list({}, 100, clock.now(), std::nullopt, 3 * one + one / 2);
+  EXPECT_EQ(page.runners.size(), 3u);
+  EXPECT_TRUE(page.more);
+  // One runner always fits, whatever the budget, so paging always advances.
+  auto tiny = table.list({}, 100, clock.now(), std::nullopt, 1);
+  EXPECT_EQ(tiny.runners.size(), 1u);
+  EXPECT_TRUE(tiny.more);
 }
 
 TEST_F(RunnerTableTest, ControlAddRemoveAndSetState) {

@@ -254,6 +254,22 @@ TEST_F(MonitorServiceTest, EveryControlOpAnswers) {
   ASSERT_TRUE(listed.ok);
   ASSERT_EQ(listed.runners->size(), 1u);
   EXPECT_EQ((*listed.runners)[0].runner.runner_id, "added");
+  EXPECT_EQ(listed.more, false);
+  // Paging: one at a time, on from the last id.
+  ControlRequest page;
+  page.op = Op::kList;
+  page.limit = 1;
+  auto first = request(page);
+  ASSERT_TRUE(first.ok);
+  ASSERT_EQ(first.runners->size(), 1u);
+  EXPECT_EQ((*first.runners)[0].runner.runner_id, "added");
+  EXPECT_EQ(first.more, true);
+  page.after = "added";
+  auto second = request(page);
+  ASSERT_TRUE(second.ok);
+  ASSERT_EQ(second.runners->size(), 1u);
+  EXPECT_EQ((*second.runners)[0].runner.runner_id, "other");
+  EXPECT_EQ(second.more, false);
 
   ControlRequest count;
   count.op = Op::kCount;

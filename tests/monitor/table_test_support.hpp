@@ -15,7 +15,7 @@ namespace rmon::monitor {
 using protocol::PoolType;
 
 inline Heartbeat hb(const std::string& runner, uint64_t seq, const std::string& task = "t-1",
-             uint64_t attempt = 1) {
+                    uint64_t attempt = 1) {
   Heartbeat h;
   h.runner.runner_id = runner;
   h.runner.task_id = task;

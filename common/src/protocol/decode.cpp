@@ -95,8 +95,8 @@ Result<Ack> decode_ack(std::string_view frame) {
 Result<ControlRequest> decode_control_request(std::string_view frame) {
   object root;
   if (Status s = wire::unpack(frame, kMaxFrame, root); !s) return s.error();
-  static constexpr std::array<std::string_view, 7> kNames = {"v",    "op",    "runner_id", "state",
-                                                             "pool", "limit", "runner"};
+  static constexpr std::array<std::string_view, 8> kNames = {"v",    "op",    "runner_id", "state",
+                                                             "pool", "limit", "runner",    "after"};
   ControlRequest req;
   Required seen;
   std::string op_name;
@@ -122,6 +122,7 @@ Result<ControlRequest> decode_control_request(std::string_view frame) {
       req.limit = n;
       return {};
     }
+    if (key == "after") return seen.see(128), read_opt_str(val, "after", kMaxIdBytes, req.after);
     if (key == "runner") {
       seen.see(64);
       if (val.type != msgpack::type::MAP) return Rejection{Reason::kWrongType, "runner"};
@@ -175,6 +176,12 @@ Result<ControlReply> decode_control_reply(std::string_view frame, std::size_t ma
       uint64_t x = 0;
       if (Status st = read_uint(val, "count", x); !st) return st;
       r.count = x;
+      return {};
+    }
+    if (key == "more") {
+      bool b = false;
+      if (Status st = wire::read_bool(val, "more", b); !st) return st;
+      r.more = b;
       return {};
     }
     if (key == "removed") {

@@ -109,18 +109,28 @@ std::string encode_ack(const Ack& ack) {
 std::string encode_control_request(const ControlRequest& req) {
   return encode_with([&](Packer& p) {
     p.pack_map(2 + (req.runner_id ? 1 : 0) + (req.state ? 1 : 0) + (req.pool ? 1 : 0) +
-               (req.limit ? 1 : 0) + (req.runner ? 1 : 0));
+               (req.limit ? 1 : 0) + (req.after ? 1 : 0) + (req.runner ? 1 : 0));
     pack_kv(p, "v", kVersion);
     pack_kv(p, "op", to_string(req.op));
     if (req.runner_id) pack_kv(p, "runner_id", *req.runner_id);
     if (req.state) pack_kv(p, "state", to_string(*req.state));
     if (req.pool) pack_kv(p, "pool", *req.pool);
     if (req.limit) pack_kv(p, "limit", *req.limit);
+    if (req.after) pack_kv(p, "after", *req.after);
     if (req.runner) {
       pack_str(p, "runner");
       pack_heartbeat(p, *req.runner, false);
     }
   });
+}
+
+std::size_t encoded_size_bound(const RunnerView& v) {
+  // Every key, the map header, eight integers at 9 bytes, pool_type and state
+  // come to under 320 bytes; each string adds at most a 5-byte header.
+  const auto str = [](const std::optional<std::string>& s) { return s ? s->size() + 5 : 0; };
+  return 320 + v.runner.runner_id.size() + v.runner.task_id.size() + v.runner.pool.size() + 15 +
+         str(v.runner.container_id) + str(v.runner.job_name) +
+         (v.runner.progress ? v.runner.progress->size() : 0);
 }
 
 std::string encode_control_reply(const ControlReply& r) {
@@ -133,8 +143,8 @@ std::string encode_control_reply(const ControlReply& r) {
       return;
     }
     p.pack_map(static_cast<uint32_t>(1 + (r.version ? 1 : 0) + (r.runner ? 1 : 0) +
-                                     (r.runners ? 1 : 0) + (r.count ? 1 : 0) + (r.removed ? 1 : 0) +
-                                     r.stats.size()));
+                                     (r.runners ? 1 : 0) + (r.more ? 1 : 0) + (r.count ? 1 : 0) +
+                                     (r.removed ? 1 : 0) + r.stats.size()));
     pack_kv(p, "ok", true);
     if (r.version) pack_kv(p, "version", *r.version);
     if (r.runner) {
@@ -146,6 +156,7 @@ std::string encode_control_reply(const ControlReply& r) {
       p.pack_array(static_cast<uint32_t>(r.runners->size()));
       for (const RunnerView& v : *r.runners) pack_runner_view(p, v);
     }
+    if (r.more) pack_kv(p, "more", *r.more);
     if (r.count) pack_kv(p, "count", *r.count);
     if (r.removed) pack_kv(p, "removed", *r.removed);
     for (const auto& [name, value] : r.stats) pack_kv(p, name, value);

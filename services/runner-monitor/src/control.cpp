@@ -67,7 +67,12 @@ ControlReply ControlHandler::handle(const ControlRequest& req) {
     case Op::kList: {
       const std::size_t limit =
           std::min<uint64_t>(req.limit.value_or(kDefaultListLimit), kMaxListLimit);
-      reply.runners = table_.list({req.state, req.pool}, limit, now);
+      // Bounded in bytes as well as count: a reply of full-sized runners
+      // stays well within what a client accepts (kMaxReplyFrame).
+      auto page =
+          table_.list({req.state, req.pool}, limit, now, req.after, protocol::kMaxListReplyBytes);
+      reply.runners = std::move(page.runners);
+      reply.more = page.more;
       break;
     }
     case Op::kCount:

@@ -126,8 +126,16 @@ class RunnerTable {
 
   // Queries. `silence_ms` is computed against `now`.
   std::optional<RunnerView> get(const std::string& runner_id, MonoTime now) const;
-  // Sorted by runner id, at most `limit`.
-  std::vector<RunnerView> list(const RunnerFilter& f, std::size_t limit, MonoTime now) const;
+  // Sorted by runner id: the first `limit` matching runners whose ids sort
+  // after `after` (when set), cut short before their encoded size
+  // (protocol::encoded_size_bound) would pass `max_bytes`; at least one.
+  struct ListPage {
+    std::vector<RunnerView> runners;
+    bool more = false;  // further runners match: page on from the last id
+  };
+  ListPage list(const RunnerFilter& f, std::size_t limit, MonoTime now,
+                const std::optional<std::string>& after = std::nullopt,
+                std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) const;
   std::size_t count(const RunnerFilter& f) const;
   std::size_t size() const;
 

@@ -6,6 +6,7 @@
 #include <bit>
 #include <limits>
 
+#include "rmon/protocol/codec.hpp"
 #include "shard.hpp"
 
 namespace rmon::monitor {
@@ -27,21 +28,26 @@ bool matches(const RunnerFilter& f, const Runner& r, const PoolNames& pools) {
 }
 }  // namespace
 
-std::vector<RunnerView> RunnerTable::list(const RunnerFilter& f, std::size_t limit,
-                                          MonoTime now) const {
+RunnerTable::ListPage RunnerTable::list(const RunnerFilter& f, std::size_t limit, MonoTime now,
+                                        const std::optional<std::string>& after,
+                                        std::size_t max_bytes) const {
   // Keep the `limit` smallest ids seen so far in a max-heap of ids, then build
   // views for just those: memory stays O(limit) however large the table.
+  ListPage page;
   std::vector<std::string> ids;
   auto cmp = std::less<std::string>();
-  for (uint32_t i = 0; i <= shard_mask_ && limit > 0; ++i) {
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
     const Shard& s = shards_[i];
     std::lock_guard lock(s.mu);
     for (const auto& [id, r] : s.runners) {
-      if (!matches(f, r, s.pools)) continue;
+      if (!matches(f, r, s.pools) || (after && id <= *after)) continue;
       if (ids.size() < limit) {
         ids.push_back(id);
         std::push_heap(ids.begin(), ids.end(), cmp);
-      } else if (id < ids.front()) {
+        continue;
+      }
+      page.more = true;  // more match than `limit`
+      if (limit > 0 && id < ids.front()) {
         std::pop_heap(ids.begin(), ids.end(), cmp);
         ids.back() = id;
         std::push_heap(ids.begin(), ids.end(), cmp);
@@ -49,13 +55,19 @@ std::vector<RunnerView> RunnerTable::list(const RunnerFilter& f, std::size_t lim
     }
   }
   std::sort(ids.begin(), ids.end());
-  std::vector<RunnerView> out;
-  out.reserve(ids.size());
+  std::size_t bytes = 0;
   for (const std::string& id : ids) {
     // A runner removed in between is skipped, not an error.
-    if (auto v = get(id, now)) out.push_back(std::move(*v));
+    auto v = get(id, now);
+    if (!v) continue;
+    bytes += protocol::encoded_size_bound(*v);
+    if (bytes > max_bytes && !page.runners.empty()) {
+      page.more = true;
+      break;
+    }
+    page.runners.push_back(std::move(*v));
   }
-  return out;
+  return page;
 }
 
 std::size_t RunnerTable::count(const RunnerFilter& f) const {

@@ -37,6 +37,9 @@ Result<Ack> decode_ack(std::string_view frame);
 std::string encode_control_request(const ControlRequest& req);
 Result<ControlRequest> decode_control_request(std::string_view frame);
 std::string encode_control_reply(const ControlReply& reply);
+// At least the bytes `v` takes in an encoded reply: for budgeting a `list`
+// reply before encoding it.
+std::size_t encoded_size_bound(const RunnerView& v);
 Result<ControlReply> decode_control_reply(std::string_view frame,
                                           std::size_t max_frame = kMaxReplyFrame);
 

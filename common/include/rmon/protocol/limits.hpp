@@ -15,6 +15,8 @@ inline constexpr std::size_t kMaxTopicBytes = 3 + kMaxIdBytes;
 // Event, ack and control request frames. Replies to clients may be larger.
 inline constexpr std::size_t kMaxFrame = 64 * 1024;
 inline constexpr std::size_t kMaxReplyFrame = 64 * 1024 * 1024;
+// A `list` reply stops short of this many bytes (encoded) and says `more`.
+inline constexpr std::size_t kMaxListReplyBytes = 16 * 1024 * 1024;
 inline constexpr std::size_t kMaxDepth = 32;  // nesting of maps and arrays
 
 inline constexpr char kTopicPrefix[] = "hb/";

@@ -94,6 +94,7 @@ struct ControlRequest {
   std::optional<RunnerState> state;      // list, count (filter); set_state
   std::optional<std::string> pool;       // list, count (filter)
   std::optional<uint64_t> limit;         // list
+  std::optional<std::string> after;      // list: only runner ids sorting after this one
   std::optional<Heartbeat> runner;       // add
 
   bool operator==(const ControlRequest&) const = default;
@@ -104,11 +105,12 @@ struct ControlReply {
   bool ok = true;
   std::string error;  // not_found, bad_request, unknown_op, ...
   std::string detail;
-  std::optional<uint64_t> version;                      // ping
-  std::optional<RunnerView> runner;                     // get
-  std::optional<std::vector<RunnerView>> runners;       // list
-  std::optional<uint64_t> count;                        // count
-  std::optional<bool> removed;                          // remove
+  std::optional<uint64_t> version;                 // ping
+  std::optional<RunnerView> runner;                // get
+  std::optional<std::vector<RunnerView>> runners;  // list
+  std::optional<bool> more;       // list: more runners match (page on with `after`)
+  std::optional<uint64_t> count;  // count
+  std::optional<bool> removed;    // remove
   std::vector<std::pair<std::string, uint64_t>> stats;  // stats: top-level counters
 
   static ControlReply failure(std::string error, std::string detail) {
