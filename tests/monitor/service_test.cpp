@@ -247,29 +247,28 @@ TEST_F(MonitorServiceTest, EveryControlOpAnswers) {
   EXPECT_EQ(view->runner.pool, "gpu");
   EXPECT_EQ(view->state, protocol::RunnerState::kRunning);
 
-  ControlRequest list;
-  list.op = Op::kList;
-  list.pool = "gpu";
-  auto listed = request(list);
-  ASSERT_TRUE(listed.ok);
-  ASSERT_EQ(listed.runners->size(), 1u);
-  EXPECT_EQ((*listed.runners)[0].runner.runner_id, "added");
-  EXPECT_EQ(listed.more, false);
+  // One `list` page: the ids it holds, then "+" when it says more match.
+  const auto list = [&](std::optional<std::string> pool, std::optional<uint64_t> limit,
+                        std::optional<std::string> after) {
+    ControlRequest req;
+    req.op = Op::kList;
+    req.pool = std::move(pool);
+    req.limit = limit;
+    req.after = std::move(after);
+    const auto reply = request(req);
+    EXPECT_TRUE(reply.ok && reply.runners && reply.more) << reply.detail;
+    std::vector<std::string> ids;
+    for (const auto& v : reply.runners.value_or(std::vector<protocol::RunnerView>{})) {
+      ids.push_back(v.runner.runner_id);
+    }
+    if (reply.more.value_or(false)) ids.push_back("+");
+    return ids;
+  };
+  using Ids = std::vector<std::string>;
+  EXPECT_EQ(list("gpu", std::nullopt, std::nullopt), Ids{"added"});
   // Paging: one at a time, on from the last id.
-  ControlRequest page;
-  page.op = Op::kList;
-  page.limit = 1;
-  auto first = request(page);
-  ASSERT_TRUE(first.ok);
-  ASSERT_EQ(first.runners->size(), 1u);
-  EXPECT_EQ((*first.runners)[0].runner.runner_id, "added");
-  EXPECT_EQ(first.more, true);
-  page.after = "added";
-  auto second = request(page);
-  ASSERT_TRUE(second.ok);
-  ASSERT_EQ(second.runners->size(), 1u);
-  EXPECT_EQ((*second.runners)[0].runner.runner_id, "other");
-  EXPECT_EQ(second.more, false);
+  EXPECT_EQ(list(std::nullopt, 1, std::nullopt), (Ids{"added", "+"}));
+  EXPECT_EQ(list(std::nullopt, 1, "added"), Ids{"other"});
 
   ControlRequest count;
   count.op = Op::kCount;
