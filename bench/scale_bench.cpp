@@ -3,6 +3,8 @@
 //   (a) memory per tracked runner with 1,000,000 runners (<= 256 bytes), from
 //       the process RSS (/proc/self/statm) and from malloc's own count of bytes
 //       in use (mallinfo2), before and after filling a table through apply();
+//       for reference, malloc's figure for runners that have each completed
+//       kMaxFences earlier tasks and so hold that many fences;
 //   (b) CPU used by the dispatch loop while nothing expires (<= 1% of a
 //       core): the service's Dispatcher::run, with its max_sleep, the real
 //       clock, two PUSH group sockets and an ack PULL socket on ipc://, for
@@ -88,10 +90,14 @@ class HeartbeatMaker {
     hb_.state = RunnerState::kRunning;
     hb_.timeout_ms = timeout_ms;
   }
-  const Heartbeat& make(std::size_t i, uint64_t seq) {
+  // Runner i's heartbeat `seq` for its task number `task` (0: "task-0000123-a").
+  const Heartbeat& make(std::size_t i, uint64_t seq, std::size_t task = 0,
+                        RunnerState state = RunnerState::kRunning) {
     char buf[48];
     hb_.runner.runner_id.assign(buf, std::snprintf(buf, sizeof buf, "runner-%07zu", i));
-    hb_.runner.task_id.assign(buf, std::snprintf(buf, sizeof buf, "task-%07zu-a", i));
+    hb_.runner.task_id.assign(
+        buf, std::snprintf(buf, sizeof buf, "task-%07zu-%c", i, static_cast<char>('a' + task)));
+    hb_.state = state;
     hb_.runner.pool = pools_[i % pools_.size()];
     hb_.runner.pid = 10'000 + i;
     hb_.seq = seq;
@@ -104,12 +110,21 @@ class HeartbeatMaker {
 };
 
 // Fills `table` with runners 0..n-1 through apply(), one heartbeat each.
-// Returns how many were not added (must be 0).
-std::size_t fill(RunnerTable& table, std::size_t n, uint64_t timeout_ms, const Clock& clock) {
+// With `tasks_behind`, each runner first runs and completes that many tasks,
+// so it holds that many fences (up to kMaxFences). Returns how many runners
+// did not end up running their last task (must be 0).
+std::size_t fill(RunnerTable& table, std::size_t n, uint64_t timeout_ms, const Clock& clock,
+                 std::size_t tasks_behind = 0) {
   HeartbeatMaker maker(timeout_ms);
   std::size_t failed = 0;
   for (std::size_t i = 0; i < n; ++i) {
-    if (table.apply(maker.make(i, 1), clock.now(), clock.wall_ms()) != Applied::kAdded) ++failed;
+    for (std::size_t t = 0; t < tasks_behind; ++t) {
+      (void)table.apply(maker.make(i, 1, t), clock.now(), clock.wall_ms());
+      (void)table.apply(maker.make(i, 2, t, RunnerState::kCompleted), clock.now(), clock.wall_ms());
+    }
+    if (!accepted(table.apply(maker.make(i, 1, tasks_behind), clock.now(), clock.wall_ms()))) {
+      ++failed;
+    }
   }
   return failed;
 }
@@ -121,14 +136,15 @@ struct MemoryResult {
   std::size_t failed = 0;
 };
 
-MemoryResult measure_memory(const MonitorConfig& cfg, uint32_t shards, std::size_t n) {
+MemoryResult measure_memory(const MonitorConfig& cfg, uint32_t shards, std::size_t n,
+                            std::size_t tasks_behind = 0) {
   TableOptions opts = cfg.table_options("scale");
   opts.shards = shards;
   auto table = std::make_unique<RunnerTable>(opts);
   const MemorySample before = sample_memory();
   const auto t0 = std::chrono::steady_clock::now();
   MemoryResult r;
-  r.failed = fill(*table, n, kRealisticTimeoutMs, SystemClock::instance());
+  r.failed = fill(*table, n, kRealisticTimeoutMs, SystemClock::instance(), tasks_behind);
   r.fill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const MemorySample after = sample_memory();
   r.rss_per_runner = static_cast<double>(after.rss_bytes - before.rss_bytes) / n;
@@ -327,6 +343,14 @@ int run(std::size_t runners, double seconds) {
               cfg.shards, mem.fill_seconds, mem.failed);
   std::fflush(stdout);
   ::malloc_trim(0);
+  // The same for runners that have completed kMaxFences earlier tasks, each
+  // fenced (a reference: real fleets move on from task to task).
+  const std::size_t fenced_runners = std::max<std::size_t>(1, runners / 5);
+  const MemoryResult fenced = measure_memory(cfg, cfg.shards, fenced_runners, kMaxFences);
+  std::printf("  memory: %zu runners with %zu completed tasks behind them in %.2f s, failed: %zu\n",
+              fenced_runners, kMaxFences, fenced.fill_seconds, fenced.failed);
+  std::fflush(stdout);
+  ::malloc_trim(0);
 
   // (c) Modelled sweep CPU with every runner heartbeating, on a fake clock.
   const RearmModel rearm64 = model_rearm(cfg, 64, runners, max_sleep);
@@ -382,6 +406,8 @@ int run(std::size_t runners, double seconds) {
       mem_target, verdict(mem.failed == 0 && mem.rss_per_runner <= kMemoryTargetBytes));
   row("memory per runner, malloc in use (mallinfo2)", fmt("%.1f B", mem.heap_per_runner),
       mem_target, verdict(mem.failed == 0 && mem.heap_per_runner <= kMemoryTargetBytes));
+  row("memory per runner with " + std::to_string(kMaxFences) + " fences, malloc in use",
+      fmt("%.1f B", fenced.heap_per_runner), "-", fenced.failed == 0 ? "(reference)" : "FAIL");
   const std::string cpu_target = fmt("<= %.0f %%", kCpuTargetPercent);
   for (const auto* m : {&rearm64, &rearm1024}) {
     row(std::string("sweep CPU, all heartbeating, ") + (m == &rearm64 ? "64" : "1024") +

@@ -1,7 +1,7 @@
-// Lifecycles a runner has left for another task are fenced: a stray or zombie
-// heartbeat for one of them is counted and ignored, never a new lifecycle, so
-// an attempt never times out twice (the protocol's "exactly one timeout event
-// per (runner_id, task_id, attempt)"). Fake clock, no sockets.
+// Ended lifecycles a runner has left for another task are fenced: a stray or
+// zombie heartbeat for one of them is counted and ignored, never a new
+// lifecycle, so an attempt never times out twice (the protocol's "exactly one
+// timeout event per (runner_id, task_id, attempt)"). Fake clock, no sockets.
 
 #include <gtest/gtest.h>
 
@@ -14,6 +14,11 @@ namespace {
 class LeftLifecycleTest : public RunnerTableTest {
  protected:
   std::string task(const std::string& id) { return table.get(id, clock.now())->runner.task_id; }
+  void complete(const std::string& id, const std::string& task_id, uint64_t attempt = 1) {
+    Heartbeat done = hb(id, 1000, task_id, attempt);
+    done.state = RunnerState::kCompleted;
+    ASSERT_TRUE(accepted(apply(done)));
+  }
   // Times out r1's attempt of t-1, then moves r1 on to t-2 (a long timeout,
   // so only what the test does can expire).
   void time_out_then_move_on() {
@@ -48,15 +53,16 @@ TEST_F(LeftLifecycleTest, EarlierAttemptsOfALeftTaskAreFencedButLaterOnesStartAL
   EXPECT_EQ(table.get("r1", clock.now())->runner.attempt, 2u);
 }
 
-TEST_F(LeftLifecycleTest, AZombieOfALeftRunningTaskDoesNotFlapTheRunnerBack) {
+// A runner that moved on without ending its task is not fenced: if a stale
+// heartbeat of that task could shut out the next one, the runner's real work
+// would go unwatched. Flapping between the two is the lesser harm.
+TEST_F(LeftLifecycleTest, ALifecycleLeftWhileRunningIsNotFencedSoTheRealTaskIsNeverShutOut) {
   apply(hb("r1", 1, "t-1"));
   apply(hb("r1", 1, "t-2"));  // moved on without ending t-1
-  for (uint64_t seq = 2; seq < 6; ++seq) {
-    EXPECT_EQ(apply(hb("r1", seq, "t-1")), Applied::kStaleAttempt);
-    EXPECT_EQ(apply(hb("r1", seq, "t-2")), Applied::kUpdated);
-  }
+  EXPECT_EQ(apply(hb("r1", 2, "t-1")), Applied::kNewLifecycle);
+  EXPECT_EQ(apply(hb("r1", 2, "t-2")), Applied::kNewLifecycle);
+  EXPECT_EQ(apply(hb("r1", 3, "t-2")), Applied::kUpdated);
   EXPECT_EQ(task("r1"), "t-2");
-  EXPECT_EQ(table.counters().stale_attempts, 4u);
 }
 
 TEST_F(LeftLifecycleTest, CompletedAttemptsLeftBehindAreFencedToo) {
@@ -99,23 +105,67 @@ TEST_F(LeftLifecycleTest, FencesLastARetentionAfterTheRunnerLeft) {
   EXPECT_EQ(apply(hb("r1", 7, "t-1")), Applied::kNewLifecycle);
 }
 
-TEST_F(LeftLifecycleTest, OnlyTheNewestLeftLifecyclesAreRemembered) {
-  const std::size_t n = kMaxLeftAttempts + 2;
-  for (std::size_t i = 0; i < n; ++i) apply(hb("r1", 1, "t-" + std::to_string(i)));
-  // The last one is current; the newest kMaxLeftAttempts before it are fenced.
-  for (std::size_t i = n - 1 - kMaxLeftAttempts; i < n - 1; ++i) {
+TEST_F(LeftLifecycleTest, OnlyTheNewestEndedLifecyclesAreRemembered) {
+  const std::size_t n = kMaxFences + 2;
+  for (std::size_t i = 0; i < n; ++i) {
+    const std::string t = "t-" + std::to_string(i);
+    apply(hb("r1", 1, t));
+    complete("r1", t);
+    clock.advance_ms(1);
+  }
+  // The last one is current; the newest kMaxFences before it are fenced.
+  for (std::size_t i = n - 1 - kMaxFences; i < n - 1; ++i) {
     EXPECT_EQ(apply(hb("r1", 9, "t-" + std::to_string(i))), Applied::kStaleAttempt) << i;
   }
   EXPECT_EQ(apply(hb("r1", 9, "t-0")), Applied::kNewLifecycle);
 }
 
+// Short tasks fill the fences quickly; the timed-out attempt's fence is the
+// one kept, and the runner's real task is still watched.
+TEST_F(LeftLifecycleTest, ATimedOutAttemptKeepsItsFenceWhileShortTasksComeAndGo) {
+  time_out_then_move_on();
+  complete("r1", "t-2");
+  for (std::size_t i = 0; i < 3 * kMaxFences; ++i) {
+    const std::string t = "b-" + std::to_string(i);
+    EXPECT_EQ(apply(hb("r1", 1, t)), Applied::kNewLifecycle);
+    complete("r1", t);
+    clock.advance_ms(100);  // all well within the retention (10 s)
+  }
+  apply(hb("r1", 1, "current"));
+  EXPECT_EQ(apply(hb("r1", 50, "t-1")), Applied::kLate);
+  EXPECT_EQ(apply(hb("r1", 2, "current")), Applied::kUpdated);
+  EXPECT_EQ(task("r1"), "current");
+  clock.advance_ms(999);
+  EXPECT_TRUE(sweep().empty());
+  EXPECT_EQ(table.counters().timeouts, 1u);
+}
+
 TEST_F(LeftLifecycleTest, ControlAddCannotReviveATimedOutAttemptLeftBehind) {
   time_out_then_move_on();
-  Heartbeat done = hb("r1", 2, "t-2");
-  done.state = RunnerState::kCompleted;
-  apply(done);
+  complete("r1", "t-2");
   EXPECT_EQ(table.add(hb("r1", 0, "t-1"), clock.now(), clock.wall_ms()), ControlError::kConflict);
   EXPECT_EQ(table.add(hb("r1", 0, "t-1", 2), clock.now(), clock.wall_ms()), ControlError::kNone);
+}
+
+// (A,1) timed out, (A,2) completed: neither comes back through `add`, before
+// or after the runner leaves task A.
+TEST_F(LeftLifecycleTest, ControlAddCannotReviveAnEarlierAttemptOfATaskEither) {
+  apply(hb("r1", 1, "A", 1));
+  clock.advance_ms(1000);
+  ASSERT_EQ(sweep().size(), 1u);
+  EXPECT_EQ(apply(hb("r1", 1, "A", 2)), Applied::kNewLifecycle);
+  complete("r1", "A", 2);
+  EXPECT_EQ(table.add(hb("r1", 0, "A", 1), clock.now(), clock.wall_ms()), ControlError::kConflict);
+  apply(hb("r1", 1, "B"));
+  complete("r1", "B");
+  EXPECT_EQ(table.add(hb("r1", 0, "A", 1), clock.now(), clock.wall_ms()), ControlError::kConflict);
+  EXPECT_EQ(table.add(hb("r1", 0, "A", 2), clock.now(), clock.wall_ms()), ControlError::kConflict);
+  EXPECT_EQ(apply(hb("r1", 7, "A", 1)), Applied::kStaleAttempt);
+  EXPECT_EQ(table.add(hb("r1", 0, "A", 3), clock.now(), clock.wall_ms()), ControlError::kNone);
+  clock.advance_ms(1000);
+  auto out = sweep();
+  ASSERT_EQ(out.size(), 1u);  // the new attempt only
+  EXPECT_EQ(out[0].event.runner.attempt, 3u);
 }
 
 }  // namespace

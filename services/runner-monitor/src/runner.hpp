@@ -18,25 +18,29 @@ namespace rmon::monitor {
 using protocol::PoolType;
 using protocol::RunnerState;
 
-// A lifecycle the runner has left for another task. Until `until_ns`, a
-// heartbeat for that task at this attempt or an earlier one is stale (or late,
-// when the attempt timed out), never a new lifecycle: an attempt cannot time
-// out twice because a stray or zombie heartbeat brought it back.
-struct LeftAttempt {
-  std::string task_id;
+// A lifecycle that had ended (completed, failed or timed out) when the runner
+// left it for another task. Until `until_ns`, a heartbeat for that task at
+// `attempt` or an earlier one is ignored (late for the very attempt when it
+// timed out, else stale), never a new lifecycle: a stray or zombie heartbeat
+// cannot bring an ended attempt back, nor time it out a second time.
+// Lifecycles left while still running are not fenced, so the runner's real
+// current task can never be shut out by one. The task is kept as its 64-bit
+// hash (a fence is 32 bytes); two task ids colliding is a 2^-64 chance.
+struct Fence {
+  uint64_t task_hash = 0;
   uint64_t attempt = 1;
-  int64_t until_ns = 0;  // monotonic; a retention after the runner left it
+  int64_t until_ns = 0;  // monotonic; a retention after it was last heard of
   bool timed_out = false;
 };
+inline constexpr std::size_t kMaxFences = 4;
 
 struct RunnerExtra {
   std::optional<std::string> container_id;
   std::optional<std::string> job_name;
   std::optional<std::string> progress;  // raw MessagePack
   std::optional<uint64_t> interval_ms;
-  std::vector<LeftAttempt> left;  // oldest first; at most kMaxLeftAttempts
+  std::vector<Fence> fences;  // at most kMaxFences
 };
-inline constexpr std::size_t kMaxLeftAttempts = 8;
 
 // The index arms a RUNNING runner at its suspect time, a SUSPECT one at its
 // deadline, and a terminal one at the end of its retention. A heartbeat only

@@ -128,8 +128,11 @@ void RunnerTable::refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_
   r.last_heard_ns = now_ns;
   r.last_heard_wall_ms = wall_ms;
   r.timeout_ms = static_cast<uint32_t>(clamp_timeout_ms(hb.timeout_ms));
+  if (r.extra && !r.extra->fences.empty()) {
+    std::erase_if(r.extra->fences, [&](const Fence& f) { return f.until_ns <= now_ns; });
+  }
   const bool want_extra = info.container_id || info.job_name || info.progress || hb.interval_ms ||
-                          (r.extra && !r.extra->left.empty());
+                          (r.extra && !r.extra->fences.empty());
   if (want_extra) {
     if (!r.extra) r.extra = std::make_unique<RunnerExtra>();
     r.extra->container_id = info.container_id;
@@ -143,13 +146,23 @@ void RunnerTable::refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_
 
 void RunnerTable::start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns,
                                   int64_t wall_ms) {
-  // Leaving a task (a fresh runner has none yet): remember that lifecycle.
-  if (!r.task_id.empty() && r.task_id != hb.runner.task_id) {
+  // Leaving an ended lifecycle for another task (a fresh runner has none):
+  // fence it (see Fence).
+  if (!r.task_id.empty() && !live(r.state) && r.task_id != hb.runner.task_id) {
     if (!r.extra) r.extra = std::make_unique<RunnerExtra>();
-    auto& left = r.extra->left;
-    std::erase_if(left, [&](const LeftAttempt& a) { return a.until_ns <= now_ns; });
-    if (left.size() >= kMaxLeftAttempts) left.erase(left.begin());
-    left.push_back({r.task_id, r.attempt, now_ns + retention_ns(), r.timed_out});
+    auto& fences = r.extra->fences;
+    std::erase_if(fences, [&](const Fence& f) { return f.until_ns <= now_ns; });
+    if (fences.size() >= kMaxFences) {
+      // Make room: timed-out attempts are kept longest (a second event is
+      // the worse outcome), then the fence heard of most recently.
+      auto victim =
+          std::min_element(fences.begin(), fences.end(), [](const Fence& a, const Fence& b) {
+            return std::pair(a.timed_out, a.until_ns) < std::pair(b.timed_out, b.until_ns);
+          });
+      fences.erase(victim);
+    }
+    fences.push_back({std::hash<std::string_view>{}(r.task_id), r.attempt, now_ns + retention_ns(),
+                      r.timed_out});
   }
   refresh(s, r, hb, now_ns, wall_ms);
   r.timed_out = false;
@@ -158,12 +171,14 @@ void RunnerTable::start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int6
 
 std::optional<Applied> RunnerTable::fenced(Runner& r, const protocol::RunnerInfo& info,
                                            int64_t now_ns) const {
-  if (!r.extra) return std::nullopt;
+  if (!r.extra || r.extra->fences.empty()) return std::nullopt;
+  const uint64_t task_hash = std::hash<std::string_view>{}(info.task_id);
   std::optional<Applied> verdict;
-  for (LeftAttempt& a : r.extra->left) {
-    if (a.until_ns <= now_ns || a.task_id != info.task_id || info.attempt > a.attempt) continue;
-    a.until_ns = now_ns + retention_ns();  // still talked about: fenced for longer
-    if (a.timed_out || !verdict) verdict = a.timed_out ? Applied::kLate : Applied::kStaleAttempt;
+  for (Fence& f : r.extra->fences) {
+    if (f.until_ns <= now_ns || f.task_hash != task_hash || info.attempt > f.attempt) continue;
+    f.until_ns = now_ns + retention_ns();  // still talked about: fenced for longer
+    const bool late = f.timed_out && info.attempt == f.attempt;
+    if (late || !verdict) verdict = late ? Applied::kLate : Applied::kStaleAttempt;
   }
   return verdict;
 }

@@ -161,8 +161,8 @@ class RunnerTable {
   void publish(Shard& s);
   int64_t running_due(const Runner& r) const;
   int64_t retention_ns() const { return static_cast<int64_t>(opts_.retention_ms) * 1'000'000; }
-  // kLate or kStaleAttempt when `info` names a lifecycle `r` has left (see
-  // LeftAttempt); that fence is then kept for another retention.
+  // kLate or kStaleAttempt when `info` names a lifecycle `r` has fenced (see
+  // Fence); that fence is then kept for another retention.
   std::optional<Applied> fenced(Runner& r, const protocol::RunnerInfo& info, int64_t now_ns) const;
   void set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns);
   void arm_for_state(Shard& s, Runner& r, int64_t now_ns);

@@ -34,6 +34,7 @@ RunnerTable::ListPage RunnerTable::list(const RunnerFilter& f, std::size_t limit
   // Keep the `limit` smallest ids seen so far in a max-heap of ids, then build
   // views for just those: memory stays O(limit) however large the table.
   ListPage page;
+  if (limit == 0) return page;  // nothing to page on from
   std::vector<std::string> ids;
   auto cmp = std::less<std::string>();
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
@@ -47,7 +48,7 @@ RunnerTable::ListPage RunnerTable::list(const RunnerFilter& f, std::size_t limit
         continue;
       }
       page.more = true;  // more match than `limit`
-      if (limit > 0 && id < ids.front()) {
+      if (id < ids.front()) {
         std::pop_heap(ids.begin(), ids.end(), cmp);
         ids.back() = id;
         std::push_heap(ids.begin(), ids.end(), cmp);
@@ -118,15 +119,15 @@ ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_
   auto [it, inserted] = s.runners.try_emplace(spec.runner.runner_id);
   Runner& r = it->second;
   if (!inserted && live(r.state)) return ControlError::kExists;
-  // Adding back an attempt that timed out (the current one or one the runner
-  // has left) would revive it.
-  if (!inserted && r.timed_out && spec.runner.task_id == r.task_id &&
-      spec.runner.attempt <= r.attempt) {
-    return ControlError::kConflict;
-  }
-  if (!inserted && spec.runner.task_id != r.task_id &&
-      fenced(r, spec.runner, now_ns) == Applied::kLate) {
-    return ControlError::kConflict;
+  // Adding back an attempt that timed out, an earlier attempt of the current
+  // task, or an ended attempt the runner has left would revive it.
+  if (!inserted) {
+    const bool same_task = spec.runner.task_id == r.task_id;
+    if (same_task &&
+        (spec.runner.attempt < r.attempt || (spec.runner.attempt == r.attempt && r.timed_out))) {
+      return ControlError::kConflict;
+    }
+    if (!same_task && fenced(r, spec.runner, now_ns)) return ControlError::kConflict;
   }
   const RunnerState before = r.state;
   r.id = &it->first;
