@@ -135,9 +135,49 @@ TEST_F(LeftLifecycleTest, ATimedOutAttemptKeepsItsFenceWhileShortTasksComeAndGo)
   EXPECT_EQ(apply(hb("r1", 50, "t-1")), Applied::kLate);
   EXPECT_EQ(apply(hb("r1", 2, "current")), Applied::kUpdated);
   EXPECT_EQ(task("r1"), "current");
-  clock.advance_ms(999);
-  EXPECT_TRUE(sweep().empty());
-  EXPECT_EQ(table.counters().timeouts, 1u);
+  // Everything falls silent: only the real task times out.
+  clock.advance_ms(1000);
+  auto out = sweep();
+  ASSERT_EQ(out.size(), 1u);
+  EXPECT_EQ(out[0].event.runner.task_id, "current");
+}
+
+// A fence is only given up for another timed-out one: more completed tasks
+// never push out a timed-out attempt's fence.
+TEST_F(LeftLifecycleTest, CompletedTasksNeverPushOutTimedOutFences) {
+  for (std::size_t i = 0; i < kMaxFences; ++i) {
+    apply(hb("r1", 1, "t-" + std::to_string(i)));
+    clock.advance_ms(1000);
+    ASSERT_EQ(sweep().size(), 1u);
+  }
+  apply(hb("r1", 1, "c"));
+  complete("r1", "c");
+  apply(hb("r1", 1, "d"));
+  for (std::size_t i = 0; i < kMaxFences; ++i) {
+    EXPECT_EQ(apply(hb("r1", 9, "t-" + std::to_string(i))), Applied::kLate) << i;
+  }
+  EXPECT_EQ(table.counters().timeouts, kMaxFences);
+}
+
+// (A,1) timed out and the runner went on to (A,2), then left task A while
+// (A,2) was still running: (A,1) stays fenced.
+TEST_F(LeftLifecycleTest, ATimedOutAttemptStaysFencedAfterItsTaskMovesOnToALaterAttempt) {
+  apply(hb("r1", 1, "A", 1));
+  clock.advance_ms(1000);
+  ASSERT_EQ(sweep().size(), 1u);
+  EXPECT_EQ(apply(hb("r1", 1, "A", 2)), Applied::kNewLifecycle);
+  EXPECT_EQ(apply(hb("r1", 2, "A", 1)), Applied::kLate);  // the very attempt that timed out
+  EXPECT_EQ(apply(hb("r1", 1, "B")), Applied::kNewLifecycle);
+  EXPECT_EQ(apply(hb("r1", 3, "A", 1)), Applied::kLate);
+  EXPECT_EQ(task("r1"), "B");
+  // Through control too: (A,2) added over the timed-out (A,1).
+  apply(hb("r2", 1, "A", 1));
+  clock.advance_ms(1000);
+  ASSERT_EQ(sweep().size(), 2u);  // r2's (A,1), and r1's B
+  ASSERT_EQ(table.add(hb("r2", 0, "A", 2), clock.now(), clock.wall_ms()), ControlError::kNone);
+  EXPECT_EQ(apply(hb("r2", 1, "B")), Applied::kNewLifecycle);
+  EXPECT_EQ(apply(hb("r2", 5, "A", 1)), Applied::kLate);
+  EXPECT_EQ(table.counters().timeouts, 3u);
 }
 
 TEST_F(LeftLifecycleTest, ControlAddCannotReviveATimedOutAttemptLeftBehind) {
@@ -160,7 +200,7 @@ TEST_F(LeftLifecycleTest, ControlAddCannotReviveAnEarlierAttemptOfATaskEither) {
   complete("r1", "B");
   EXPECT_EQ(table.add(hb("r1", 0, "A", 1), clock.now(), clock.wall_ms()), ControlError::kConflict);
   EXPECT_EQ(table.add(hb("r1", 0, "A", 2), clock.now(), clock.wall_ms()), ControlError::kConflict);
-  EXPECT_EQ(apply(hb("r1", 7, "A", 1)), Applied::kStaleAttempt);
+  EXPECT_EQ(apply(hb("r1", 7, "A", 1)), Applied::kLate);  // the attempt that timed out
   EXPECT_EQ(table.add(hb("r1", 0, "A", 3), clock.now(), clock.wall_ms()), ControlError::kNone);
   clock.advance_ms(1000);
   auto out = sweep();

@@ -19,17 +19,18 @@ using protocol::PoolType;
 using protocol::RunnerState;
 
 // A lifecycle that had ended (completed, failed or timed out) when the runner
-// left it for another task. Until `until_ns`, a heartbeat for that task at
-// `attempt` or an earlier one is ignored (late for the very attempt when it
-// timed out, else stale), never a new lifecycle: a stray or zombie heartbeat
-// cannot bring an ended attempt back, nor time it out a second time.
+// left it for another task or a later attempt of the same one. Until
+// `until_ns`, a heartbeat for that task at `attempt` or an earlier one is
+// ignored (late for the very attempt when it timed out, else stale), never a
+// new lifecycle: a stray or zombie heartbeat cannot bring an ended attempt
+// back, nor time it out a second time.
 // Lifecycles left while still running are not fenced, so the runner's real
 // current task can never be shut out by one. The task is kept as its 64-bit
 // hash (a fence is 32 bytes); two task ids colliding is a 2^-64 chance.
 struct Fence {
   uint64_t task_hash = 0;
   uint64_t attempt = 1;
-  int64_t until_ns = 0;  // monotonic; a retention after it was last heard of
+  int64_t until_ns = 0;  // monotonic; a retention after it was left or last named
   bool timed_out = false;
 };
 inline constexpr std::size_t kMaxFences = 4;

@@ -146,27 +146,37 @@ void RunnerTable::refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_
 
 void RunnerTable::start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns,
                                   int64_t wall_ms) {
-  // Leaving an ended lifecycle for another task (a fresh runner has none):
-  // fence it (see Fence).
-  if (!r.task_id.empty() && !live(r.state) && r.task_id != hb.runner.task_id) {
-    if (!r.extra) r.extra = std::make_unique<RunnerExtra>();
-    auto& fences = r.extra->fences;
-    std::erase_if(fences, [&](const Fence& f) { return f.until_ns <= now_ns; });
-    if (fences.size() >= kMaxFences) {
-      // Make room: timed-out attempts are kept longest (a second event is
-      // the worse outcome), then the fence heard of most recently.
-      auto victim =
-          std::min_element(fences.begin(), fences.end(), [](const Fence& a, const Fence& b) {
-            return std::pair(a.timed_out, a.until_ns) < std::pair(b.timed_out, b.until_ns);
-          });
-      fences.erase(victim);
-    }
-    fences.push_back({std::hash<std::string_view>{}(r.task_id), r.attempt, now_ns + retention_ns(),
-                      r.timed_out});
+  // Leaving an ended lifecycle for another task or a later attempt of the
+  // same one (a fresh runner has none): fence it (see Fence). A same-task
+  // fence matters once the runner leaves that task while still running.
+  if (!r.task_id.empty() && !live(r.state) &&
+      (r.task_id != hb.runner.task_id || hb.runner.attempt > r.attempt)) {
+    add_fence(
+        r,
+        {std::hash<std::string_view>{}(r.task_id), r.attempt, now_ns + retention_ns(), r.timed_out},
+        now_ns);
   }
   refresh(s, r, hb, now_ns, wall_ms);
   r.timed_out = false;
   r.added_wall_ms = wall_ms;
+}
+
+void RunnerTable::add_fence(Runner& r, const Fence& fence, int64_t now_ns) {
+  if (!r.extra) r.extra = std::make_unique<RunnerExtra>();
+  auto& fences = r.extra->fences;
+  std::erase_if(fences, [&](const Fence& f) { return f.until_ns <= now_ns; });
+  if (fences.size() < kMaxFences) {
+    fences.push_back(fence);
+    return;
+  }
+  // Full: the new fence and the kept ones compete. Timed-out attempts are
+  // kept longest (a second event is the worse outcome), then the fences heard
+  // of most recently.
+  const auto key = [](const Fence& f) { return std::pair(f.timed_out, f.until_ns); };
+  auto victim = std::min_element(fences.begin(), fences.end(),
+                                 [&](const Fence& a, const Fence& b) { return key(a) < key(b); });
+  if (key(fence) < key(*victim)) return;
+  *victim = fence;
 }
 
 std::optional<Applied> RunnerTable::fenced(Runner& r, const protocol::RunnerInfo& info,
@@ -219,8 +229,11 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
     }
   }
   if (!new_task && hb.runner.attempt < r.attempt) {
-    bump(s.stale_attempts);
-    return Applied::kStaleAttempt;
+    // An earlier attempt of the current task: stale, or late when that very
+    // attempt timed out (its fence says so).
+    const Applied verdict = fenced(r, hb.runner, now_ns).value_or(Applied::kStaleAttempt);
+    bump(verdict == Applied::kLate ? s.late : s.stale_attempts);
+    return verdict;
   }
   if (new_task || hb.runner.attempt > r.attempt) {
     start_lifecycle(s, r, hb, now_ns, wall_ms);

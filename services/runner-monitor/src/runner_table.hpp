@@ -164,6 +164,8 @@ class RunnerTable {
   // kLate or kStaleAttempt when `info` names a lifecycle `r` has fenced (see
   // Fence); that fence is then kept for another retention.
   std::optional<Applied> fenced(Runner& r, const protocol::RunnerInfo& info, int64_t now_ns) const;
+  // Adds `fence` to `r`'s fences, making room by kMaxFences' priority.
+  static void add_fence(Runner& r, const Fence& fence, int64_t now_ns);
   void set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns);
   void arm_for_state(Shard& s, Runner& r, int64_t now_ns);
   void on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms, std::vector<Expired>& out);
