@@ -94,6 +94,24 @@ TEST_F(LeftLifecycleTest, ARunnerStillTalkingAboutALeftAttemptStaysRemembered) {
   EXPECT_FALSE(table.get("r1", clock.now()));
 }
 
+// (A,1) timed out, (A,2) completed: a zombie of (A,1) keeps the runner (and
+// so the fence) remembered past (A,2)'s retention, as a late heartbeat of the
+// current attempt would.
+TEST_F(LeftLifecycleTest, AnEarlierAttemptStillTalkingKeepsTheRunnerRemembered) {
+  apply(hb("r1", 1, "A", 1));
+  clock.advance_ms(1000);
+  ASSERT_EQ(sweep().size(), 1u);
+  apply(hb("r1", 1, "A", 2));
+  complete("r1", "A", 2);
+  for (uint64_t seq = 2; seq < 300; ++seq) {
+    clock.advance_ms(100);
+    EXPECT_EQ(apply(hb("r1", seq, "A", 1)), Applied::kLate);
+    EXPECT_TRUE(sweep().empty());
+  }
+  EXPECT_TRUE(table.get("r1", clock.now()));
+  EXPECT_EQ(table.counters().timeouts, 1u);
+}
+
 TEST_F(LeftLifecycleTest, FencesLastARetentionAfterTheRunnerLeft) {
   time_out_then_move_on();
   clock.advance_ms(9'999);

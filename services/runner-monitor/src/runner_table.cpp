@@ -216,8 +216,13 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
   }
 
   const bool new_task = r.task_id != hb.runner.task_id;
-  if (new_task) {
-    if (const std::optional<Applied> f = fenced(r, hb.runner, now_ns)) {
+  const bool earlier_attempt = !new_task && hb.runner.attempt < r.attempt;
+  if (new_task || earlier_attempt) {
+    // A fenced lifecycle, or an earlier attempt of the current task (stale,
+    // or late when that very attempt timed out: its fence says so).
+    std::optional<Applied> f = fenced(r, hb.runner, now_ns);
+    if (earlier_attempt && !f) f = Applied::kStaleAttempt;
+    if (f) {
       bump(*f == Applied::kLate ? s.late : s.stale_attempts);
       // As for a late heartbeat: while the runner still talks about a
       // lifecycle it left, it stays remembered, and so do its fences.
@@ -227,13 +232,6 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
       }
       return *f;
     }
-  }
-  if (!new_task && hb.runner.attempt < r.attempt) {
-    // An earlier attempt of the current task: stale, or late when that very
-    // attempt timed out (its fence says so).
-    const Applied verdict = fenced(r, hb.runner, now_ns).value_or(Applied::kStaleAttempt);
-    bump(verdict == Applied::kLate ? s.late : s.stale_attempts);
-    return verdict;
   }
   if (new_task || hb.runner.attempt > r.attempt) {
     start_lifecycle(s, r, hb, now_ns, wall_ms);
