@@ -13,6 +13,7 @@ PACKAGES=(
   libcli11-dev
   prometheus-cpp-dev
   libabsl-dev
+  libsqlite3-dev sqlite3
   clang clang-format libclang-rt-14-dev
   curl
 )

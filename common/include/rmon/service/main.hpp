@@ -1,0 +1,63 @@
+#pragma once
+// The skeleton of every service's main(): settings from flags, environment
+// and config file, logging, SIGINT/SIGTERM handling, start, wait, stop.
+//
+//   Config:  register_settings(Settings&), validate() -> std::string (empty if ok)
+//   Service: Service(Config, const Clock&), start(), stop()
+//
+// A service thread that hits an unexpected exception calls fail_service():
+// the process logs it, stops and exits with status 1, so a supervisor
+// restarts it; what was committed stays committed.
+
+#include <spdlog/spdlog.h>
+
+#include <csignal>
+#include <exception>
+#include <string>
+
+#include "rmon/clock.hpp"
+#include "rmon/config.hpp"
+#include "rmon/logging.hpp"
+
+namespace rmon {
+
+// Blocks SIGINT and SIGTERM in the calling thread (and the threads it
+// starts afterwards) and returns the set, for wait_for_stop_signal().
+sigset_t block_stop_signals();
+// Waits for SIGINT or SIGTERM; returns the signal number.
+int wait_for_stop_signal(const sigset_t& signals);
+// From any thread: logs `why` as critical and makes the main thread stop the
+// service and exit with status 1.
+void fail_service(const std::string& why);
+// The exit status after wait_for_stop_signal() returned: 0 for a signal, 1
+// after fail_service().
+int service_exit_status();
+
+template <class Config, class Service>
+int run_service_main(int argc, char** argv, const char* name, const char* description) {
+  Config config;
+  Settings settings(name, description);
+  config.register_settings(settings);
+  if (auto code = settings.parse(argc, argv)) return *code;
+  try {
+    init_logging(name, settings.log_level());
+    if (std::string err = config.validate(); !err.empty()) {
+      spdlog::error("invalid configuration: {}", err);
+      return 2;
+    }
+    const sigset_t signals = block_stop_signals();
+    Service service(config, SystemClock::instance());
+    service.start();
+    const int sig = wait_for_stop_signal(signals);
+    spdlog::info("{} stopping signal={}", name, sig);
+    service.stop();
+    spdlog::info("{} stopped", name);
+    spdlog::shutdown();
+    return service_exit_status();
+  } catch (const std::exception& e) {
+    spdlog::error("{} failed: {}", name, e.what());
+    return 1;
+  }
+}
+
+}  // namespace rmon

@@ -1,0 +1,156 @@
+#pragma once
+// A thin, move-only RAII layer over SQLite (Debian's libsqlite3) for the
+// services' durable state: a database in WAL mode, prepared statements and
+// transactions. Errors are exceptions (SqliteError): a failed statement is a
+// bug or a broken disk, not bad input, and the caller rolls back its batch.
+//
+// Not thread-safe: one Db and its statements belong to one thread.
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace rmon::store {
+
+class SqliteError : public std::runtime_error {
+ public:
+  SqliteError(int code, const std::string& what) : std::runtime_error(what), code_(code) {}
+  int code() const { return code_; }
+
+ private:
+  int code_;
+};
+
+// SQLite's `synchronous` setting in WAL mode: kFull fsyncs the log at every
+// commit (an answered request survives power loss); kNormal only at
+// checkpoints (it survives a crash of the process, not of the machine).
+enum class SyncMode : uint8_t { kFull, kNormal };
+std::optional<SyncMode> parse_sync_mode(std::string_view s);
+
+class Stmt;
+
+class Db {
+ public:
+  // Opens (creating) `path` in WAL mode with `sync`. Throws SqliteError with
+  // the path and SQLite's message when it cannot be opened, read or written
+  // (a corrupt file fails here, not at the first request).
+  Db(const std::filesystem::path& path, SyncMode sync);
+  ~Db();
+  Db(Db&&) noexcept;
+  Db& operator=(Db&&) noexcept;
+  Db(const Db&) = delete;
+  Db& operator=(const Db&) = delete;
+
+  // Runs one or more statements without results (schema, pragmas).
+  void exec(const std::string& sql);
+  Stmt prepare(std::string_view sql);
+  int64_t last_insert_rowid() const;
+  int changes() const;  // rows changed by the last statement
+  const std::filesystem::path& path() const { return path_; }
+  sqlite3* raw() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+  std::filesystem::path path_;
+};
+
+// A prepared statement. Bind with 1-based indexes, step(), read columns with
+// 0-based indexes, reset() to run it again (bindings are cleared).
+class Stmt {
+ public:
+  Stmt() = default;
+  ~Stmt();
+  Stmt(Stmt&&) noexcept;
+  Stmt& operator=(Stmt&&) noexcept;
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+
+  Stmt& bind(int i, int64_t v);
+  Stmt& bind(int i, std::string_view text);
+  Stmt& bind_blob(int i, std::string_view bytes);
+  Stmt& bind_null(int i);
+  template <class T>
+  Stmt& bind(int i, const std::optional<T>& v) {
+    return v ? bind(i, *v) : bind_null(i);
+  }
+  Stmt& bind_opt_blob(int i, const std::optional<std::string>& v) {
+    return v ? bind_blob(i, *v) : bind_null(i);
+  }
+  // Disambiguation for integer literals and unsigned values.
+  Stmt& bind(int i, int v) { return bind(i, static_cast<int64_t>(v)); }
+  Stmt& bind(int i, uint64_t v) { return bind(i, static_cast<int64_t>(v)); }
+  Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
+  Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
+
+  // True when a row is available; false when done. Throws on error.
+  bool step();
+  // step() until done, then reset(); for statements without results.
+  void run();
+  void reset();
+
+  bool is_null(int col) const;
+  int64_t int64(int col) const;
+  std::string text(int col) const;  // empty for NULL
+  std::optional<std::string> opt_text(int col) const;
+  std::optional<int64_t> opt_int64(int col) const;
+
+ private:
+  friend class Db;
+  Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
+  void check(int rc) const;
+  sqlite3* db_ = nullptr;
+  sqlite3_stmt* s_ = nullptr;
+};
+
+// BEGIN IMMEDIATE on construction; commit() commits; the destructor rolls
+// back what was not committed.
+class Transaction {
+ public:
+  explicit Transaction(Db& db);
+  ~Transaction();
+  Transaction(const Transaction&) = delete;
+  Transaction& operator=(const Transaction&) = delete;
+  void commit();
+
+ private:
+  Db& db_;
+  bool open_ = true;
+};
+
+// A savepoint inside a transaction: release() keeps its writes, the
+// destructor rolls back to it otherwise (one request's partial writes, when
+// its handler threw, without losing the rest of the batch).
+class Savepoint {
+ public:
+  explicit Savepoint(Db& db);
+  ~Savepoint();
+  Savepoint(const Savepoint&) = delete;
+  Savepoint& operator=(const Savepoint&) = delete;
+  void release();
+
+ private:
+  Db& db_;
+  bool open_ = true;
+};
+
+// Creates `dir` if needed and checks it is a writable folder; returns
+// `dir / (service + ".db")`. Throws std::runtime_error with a clear message
+// otherwise (a start-up error).
+std::filesystem::path service_db_path(const std::filesystem::path& dir, std::string_view service);
+
+// Reads and writes one integer in a `meta(key TEXT PRIMARY KEY, value)`
+// table, created by ensure_meta(). For schema versions and counters.
+void ensure_meta(Db& db);
+std::optional<int64_t> meta_int(Db& db, std::string_view key);
+void set_meta_int(Db& db, std::string_view key, int64_t value);
+std::optional<std::string> meta_text(Db& db, std::string_view key);
+void set_meta_text(Db& db, std::string_view key, std::string_view value);
+
+}  // namespace rmon::store

@@ -1,0 +1,77 @@
+#include "rmon/service/metrics_endpoint.hpp"
+
+#include <prometheus/text_serializer.h>
+
+#include <mutex>
+
+namespace rmon {
+
+class MetricsEndpoint::Collector : public prometheus::Collectable {
+ public:
+  void add(CollectFn fn) {
+    std::lock_guard lock(mu_);
+    fns_.push_back(std::move(fn));
+  }
+  std::vector<prometheus::MetricFamily> Collect() const override {
+    std::lock_guard lock(mu_);
+    std::vector<prometheus::MetricFamily> out;
+    for (const auto& fn : fns_) {
+      auto part = fn();
+      out.insert(out.end(), std::make_move_iterator(part.begin()),
+                 std::make_move_iterator(part.end()));
+    }
+    return out;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<CollectFn> fns_;  // guarded by mu_
+};
+
+MetricsEndpoint::MetricsEndpoint()
+    : registry_(std::make_shared<prometheus::Registry>()),
+      collector_(std::make_shared<Collector>()) {}
+
+MetricsEndpoint::~MetricsEndpoint() = default;
+
+void MetricsEndpoint::add_collector(CollectFn fn) { collector_->add(std::move(fn)); }
+
+int MetricsEndpoint::serve(const std::string& bind) {
+  exposer_ = std::make_unique<prometheus::Exposer>(bind);
+  exposer_->RegisterCollectable(registry_);
+  exposer_->RegisterCollectable(collector_);
+  auto ports = exposer_->GetListeningPorts();
+  return ports.empty() ? 0 : ports.front();
+}
+
+std::string MetricsEndpoint::render() const {
+  auto families = collector_->Collect();
+  auto more = registry_->Collect();
+  families.insert(families.end(), more.begin(), more.end());
+  return prometheus::TextSerializer().Serialize(families);
+}
+
+namespace metrics {
+
+prometheus::MetricFamily family(std::string name, std::string help, prometheus::MetricType type) {
+  prometheus::MetricFamily f;
+  f.name = std::move(name);
+  f.help = std::move(help);
+  f.type = type;
+  return f;
+}
+
+void add(prometheus::MetricFamily& f, double value,
+         std::vector<prometheus::ClientMetric::Label> labels) {
+  prometheus::ClientMetric m;
+  m.label = std::move(labels);
+  if (f.type == prometheus::MetricType::Counter) {
+    m.counter.value = value;
+  } else {
+    m.gauge.value = value;
+  }
+  f.metric.push_back(std::move(m));
+}
+
+}  // namespace metrics
+}  // namespace rmon

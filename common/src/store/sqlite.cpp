@@ -1,0 +1,232 @@
+#include "rmon/store/sqlite.hpp"
+
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <system_error>
+#include <utility>
+
+namespace rmon::store {
+
+namespace {
+
+[[noreturn]] void fail(sqlite3* db, int rc, const std::string& context) {
+  std::string msg = context + ": " + (db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
+  throw SqliteError(rc, msg);
+}
+
+}  // namespace
+
+std::optional<SyncMode> parse_sync_mode(std::string_view s) {
+  if (s == "full") return SyncMode::kFull;
+  if (s == "normal") return SyncMode::kNormal;
+  return std::nullopt;
+}
+
+Db::Db(const std::filesystem::path& path, SyncMode sync) : path_(path) {
+  const int rc = sqlite3_open_v2(path.c_str(), &db_,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                                 nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = "cannot open database " + path.string() + ": " +
+                      (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw SqliteError(rc, msg);
+  }
+  sqlite3_extended_result_codes(db_, 1);
+  try {
+    // Reading the schema is what detects a file that is not a database.
+    exec("PRAGMA journal_mode=WAL");
+    exec(sync == SyncMode::kFull ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL");
+    exec("PRAGMA foreign_keys=ON; PRAGMA busy_timeout=5000; PRAGMA temp_store=MEMORY");
+    // Checkpoints keep the log short; a bounded WAL after each checkpoint.
+    exec("PRAGMA wal_autocheckpoint=1000; PRAGMA journal_size_limit=67108864");
+  } catch (const SqliteError& e) {
+    sqlite3_close(db_);
+    db_ = nullptr;
+    throw SqliteError(e.code(), "database " + path.string() + " is unusable: " + e.what());
+  }
+}
+
+Db::~Db() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Db::Db(Db&& o) noexcept : db_(std::exchange(o.db_, nullptr)), path_(std::move(o.path_)) {}
+
+Db& Db::operator=(Db&& o) noexcept {
+  if (this != &o) {
+    if (db_) sqlite3_close_v2(db_);
+    db_ = std::exchange(o.db_, nullptr);
+    path_ = std::move(o.path_);
+  }
+  return *this;
+}
+
+void Db::exec(const std::string& sql) {
+  char* err = nullptr;
+  const int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &err);
+  if (rc != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errstr(rc);
+    sqlite3_free(err);
+    throw SqliteError(rc, msg + " (in: " + sql.substr(0, 80) + ")");
+  }
+}
+
+Stmt Db::prepare(std::string_view sql) {
+  sqlite3_stmt* s = nullptr;
+  const int rc = sqlite3_prepare_v3(db_, sql.data(), static_cast<int>(sql.size()),
+                                    SQLITE_PREPARE_PERSISTENT, &s, nullptr);
+  if (rc != SQLITE_OK) fail(db_, rc, "prepare '" + std::string(sql.substr(0, 80)) + "'");
+  return Stmt(db_, s);
+}
+
+int64_t Db::last_insert_rowid() const { return sqlite3_last_insert_rowid(db_); }
+int Db::changes() const { return sqlite3_changes(db_); }
+
+Stmt::~Stmt() {
+  if (s_) sqlite3_finalize(s_);
+}
+Stmt::Stmt(Stmt&& o) noexcept : db_(std::exchange(o.db_, nullptr)), s_(std::exchange(o.s_, nullptr)) {}
+Stmt& Stmt::operator=(Stmt&& o) noexcept {
+  if (this != &o) {
+    if (s_) sqlite3_finalize(s_);
+    db_ = std::exchange(o.db_, nullptr);
+    s_ = std::exchange(o.s_, nullptr);
+  }
+  return *this;
+}
+
+void Stmt::check(int rc) const {
+  if (rc != SQLITE_OK) fail(db_, rc, std::string("bind in '") + sqlite3_sql(s_) + "'");
+}
+
+Stmt& Stmt::bind(int i, int64_t v) {
+  check(sqlite3_bind_int64(s_, i, v));
+  return *this;
+}
+Stmt& Stmt::bind(int i, std::string_view text) {
+  check(sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
+  return *this;
+}
+Stmt& Stmt::bind_blob(int i, std::string_view bytes) {
+  check(sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
+  return *this;
+}
+Stmt& Stmt::bind_null(int i) {
+  check(sqlite3_bind_null(s_, i));
+  return *this;
+}
+
+bool Stmt::step() {
+  const int rc = sqlite3_step(s_);
+  if (rc == SQLITE_ROW) return true;
+  if (rc == SQLITE_DONE) return false;
+  const std::string sql = sqlite3_sql(s_);
+  sqlite3_reset(s_);
+  fail(db_, rc, "step '" + sql.substr(0, 80) + "'");
+}
+
+void Stmt::run() {
+  while (step()) {
+  }
+  reset();
+}
+
+void Stmt::reset() {
+  sqlite3_reset(s_);
+  sqlite3_clear_bindings(s_);
+}
+
+bool Stmt::is_null(int col) const { return sqlite3_column_type(s_, col) == SQLITE_NULL; }
+int64_t Stmt::int64(int col) const { return sqlite3_column_int64(s_, col); }
+std::string Stmt::text(int col) const {
+  const void* p = sqlite3_column_blob(s_, col);
+  const int n = sqlite3_column_bytes(s_, col);
+  return p ? std::string(static_cast<const char*>(p), static_cast<std::size_t>(n)) : std::string();
+}
+std::optional<std::string> Stmt::opt_text(int col) const {
+  if (is_null(col)) return std::nullopt;
+  return text(col);
+}
+std::optional<int64_t> Stmt::opt_int64(int col) const {
+  if (is_null(col)) return std::nullopt;
+  return int64(col);
+}
+
+Transaction::Transaction(Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
+Transaction::~Transaction() {
+  if (open_) {
+    try {
+      db_.exec("ROLLBACK");
+    } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more to undo
+    }
+  }
+}
+void Transaction::commit() {
+  db_.exec("COMMIT");
+  open_ = false;
+}
+
+Savepoint::Savepoint(Db& db) : db_(db) { db_.exec("SAVEPOINT req"); }
+Savepoint::~Savepoint() {
+  if (open_) {
+    try {
+      db_.exec("ROLLBACK TO req; RELEASE req");
+    } catch (...) {  // NOLINT(bugprone-empty-catch): the transaction rolls back then
+    }
+  }
+}
+void Savepoint::release() {
+  db_.exec("RELEASE req");
+  open_ = false;
+}
+
+std::filesystem::path service_db_path(const std::filesystem::path& dir, std::string_view service) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) {
+    throw std::runtime_error("cannot create data folder " + dir.string() + ": " + ec.message());
+  }
+  if (!std::filesystem::is_directory(dir, ec)) {
+    throw std::runtime_error("data folder " + dir.string() + " is not a folder");
+  }
+  if (::access(dir.c_str(), W_OK | X_OK) != 0) {
+    throw std::runtime_error("data folder " + dir.string() + " is not writable: " +
+                             std::error_code(errno, std::generic_category()).message());
+  }
+  return dir / (std::string(service) + ".db");
+}
+
+void ensure_meta(Db& db) {
+  db.exec("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID");
+}
+
+std::optional<int64_t> meta_int(Db& db, std::string_view key) {
+  Stmt s = db.prepare("SELECT value FROM meta WHERE key = ?1");
+  s.bind(1, key);
+  if (!s.step()) return std::nullopt;
+  return s.opt_int64(0);
+}
+
+void set_meta_int(Db& db, std::string_view key, int64_t value) {
+  Stmt s = db.prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  s.bind(1, key).bind(2, value).run();
+}
+
+std::optional<std::string> meta_text(Db& db, std::string_view key) {
+  Stmt s = db.prepare("SELECT value FROM meta WHERE key = ?1");
+  s.bind(1, key);
+  if (!s.step()) return std::nullopt;
+  return s.opt_text(0);
+}
+
+void set_meta_text(Db& db, std::string_view key, std::string_view value) {
+  Stmt s = db.prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) "
+                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  s.bind(1, key).bind(2, value).run();
+}
+
+}  // namespace rmon::store
