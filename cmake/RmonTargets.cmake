@@ -1,12 +1,16 @@
-# Shared compile settings: warnings as errors and the sanitizer switches.
-# Every target of this project calls rmon_target_defaults() once.
+# Shared compile settings: warnings (errors with RMON_WERROR) and the
+# sanitizer switches. Every target of this project calls rmon_target_defaults()
+# once.
 
 if(RMON_SANITIZE AND RMON_TSAN)
   message(FATAL_ERROR "RMON_SANITIZE and RMON_TSAN cannot be combined")
 endif()
 
 function(rmon_target_defaults target)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic -Werror)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  if(RMON_WERROR)
+    target_compile_options(${target} PRIVATE -Werror)
+  endif()
   if(RMON_SANITIZE)
     target_compile_options(${target} PRIVATE -fsanitize=address,undefined -fno-omit-frame-pointer
                                              -fno-sanitize-recover=undefined)

@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs the test suite with ctest.
-#   scripts/test.sh              default build (RelWithDebInfo) in build/
+#   scripts/test.sh              default build (RelWithDebInfo, benchmarks too) in build/
+#   scripts/test.sh --release    Release build (benchmarks too) in build-release/
 #   scripts/test.sh --sanitize   ASan + UBSan build in build-asan/
 #   scripts/test.sh --tsan       ThreadSanitizer build in build-tsan/
+# Every mode builds with warnings as errors (RMON_WERROR).
 # Extra arguments after the mode go to ctest (e.g. -R Codec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 mode="default"
 case "${1:-}" in
+  --release) mode="release"; shift ;;
   --sanitize) mode="asan"; shift ;;
   --tsan) mode="tsan"; shift ;;
 esac
@@ -16,13 +19,16 @@ esac
 bash scripts/setup-deps.sh
 
 jobs=$(nproc 2>/dev/null || echo 2)
+type=RelWithDebInfo
 case "$mode" in
-  default) dir=build;      flags=() ;;
-  asan)    dir=build-asan; flags=(-DRMON_SANITIZE=ON -DRMON_BUILD_BENCH=OFF) ;;
-  tsan)    dir=build-tsan; flags=(-DRMON_TSAN=ON -DRMON_BUILD_BENCH=OFF) ;;
+  default) dir=build;         flags=(-DRMON_BUILD_BENCH=ON) ;;
+  release) dir=build-release; flags=(-DRMON_BUILD_BENCH=ON); type=Release ;;
+  asan)    dir=build-asan;    flags=(-DRMON_SANITIZE=ON -DRMON_BUILD_BENCH=OFF) ;;
+  tsan)    dir=build-tsan;    flags=(-DRMON_TSAN=ON -DRMON_BUILD_BENCH=OFF) ;;
 esac
 
-cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "${flags[@]}" >/dev/null
+cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DRMON_WERROR=ON -DBUILD_TESTING=ON \
+  "${flags[@]}" >/dev/null
 cmake --build "$dir" -j"$jobs"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
