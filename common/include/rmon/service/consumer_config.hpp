@@ -1,0 +1,33 @@
+#pragma once
+// Settings shared by the services that consume the monitor's timeout events
+// (task-queue, pool-manager): data folder, durability, their API endpoint,
+// the monitor's endpoints, /metrics and the first-heartbeat grace. Each
+// service sets its own defaults (API port, event group endpoint, metrics
+// port) before registering; `--help` shows them.
+
+#include <cstdint>
+#include <string>
+
+#include "rmon/config.hpp"
+#include "rmon/store/sqlite.hpp"
+
+namespace rmon {
+
+struct ConsumerServiceConfig {
+  std::string data_dir = "./rmon-data";
+  std::string sync = "full";                          // full | normal (SQLite synchronous, WAL)
+  std::string api_endpoint;                           // ROUTER, bind ("connect:..." connects)
+  std::string events_endpoint;                        // monitor's PUSH for this group; connected
+  std::string ack_endpoint = "tcp://127.0.0.1:5558";  // monitor's PULL; connected
+  std::string monitor_endpoint = "tcp://127.0.0.1:5559";  // monitor's control; connected
+  std::string metrics_address;                            // empty disables /metrics
+  uint64_t first_heartbeat_grace_ms = 30'000;
+  uint64_t monitor_timeout_ms = 2'000;  // a probe unanswered this long: monitor unreachable
+  uint64_t max_batch = 512;             // requests and events per commit
+
+  void register_settings(Settings& s);
+  std::string validate() const;  // empty when consistent
+  store::SyncMode sync_mode() const;
+};
+
+}  // namespace rmon

@@ -1,0 +1,45 @@
+#include "rmon/service/consumer_config.hpp"
+
+namespace rmon {
+
+void ConsumerServiceConfig::register_settings(Settings& s) {
+  s.add("data-dir", data_dir,
+        "Folder for this service's database (shared with the other services)");
+  s.add("sync", sync,
+        "SQLite synchronous mode: full (survives power loss) or normal (survives a crash)");
+  s.add("api-endpoint", api_endpoint, "ROUTER socket for the API (binds; 'connect:' to connect)");
+  s.add("events-endpoint", events_endpoint,
+        "The monitor's timeout events for this group (PULL, connects)");
+  s.add("ack-endpoint", ack_endpoint, "The monitor's acknowledgement socket (PUSH, connects)");
+  s.add("monitor-endpoint", monitor_endpoint,
+        "The monitor's control socket, for first-heartbeat checks");
+  s.add("metrics-address", metrics_address, "Prometheus /metrics address; empty disables it");
+  s.add("first-heartbeat-grace-ms", first_heartbeat_grace_ms,
+        "Release a lease/slot whose runner the monitor has not seen after this long");
+  s.add("monitor-timeout-ms", monitor_timeout_ms,
+        "A monitor query unanswered this long counts as unreachable");
+  s.add("max-batch", max_batch, "Requests and events applied in one commit, at most");
+}
+
+std::string ConsumerServiceConfig::validate() const {
+  if (data_dir.empty()) return "--data-dir must not be empty";
+  if (!store::parse_sync_mode(sync)) return "--sync must be full or normal, not '" + sync + "'";
+  if (api_endpoint.empty() || events_endpoint.empty() || ack_endpoint.empty() ||
+      monitor_endpoint.empty()) {
+    return "endpoints must not be empty";
+  }
+  if (first_heartbeat_grace_ms < 100 || first_heartbeat_grace_ms > 86'400'000) {
+    return "--first-heartbeat-grace-ms must be within 100..86400000";
+  }
+  if (monitor_timeout_ms < 10 || monitor_timeout_ms > 600'000) {
+    return "--monitor-timeout-ms must be within 10..600000";
+  }
+  if (max_batch < 1 || max_batch > 100'000) return "--max-batch must be within 1..100000";
+  return {};
+}
+
+store::SyncMode ConsumerServiceConfig::sync_mode() const {
+  return store::parse_sync_mode(sync).value_or(store::SyncMode::kFull);
+}
+
+}  // namespace rmon

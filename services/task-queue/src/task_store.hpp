@@ -1,0 +1,150 @@
+#pragma once
+// The task-queue's state machine over its SQLite database: submit, lease,
+// complete, fail, cancel, queries, timeout events and the first-heartbeat
+// grace. Every mutation writes through to the database inside the caller's
+// transaction (the service wraps each batch in one; see TaskApi); the store
+// never commits by itself, except in prune().
+//
+// Transitions (one test each in tests/task/task_store_test.cpp):
+//   state    | input                          | next                 | effect
+//   queued   | lease (available, pool fits)   | leased               | attempt+1, runner_id, leased_at
+//   queued   | cancel                         | cancelled            |
+//   leased   | complete (current attempt)     | completed            | result kept
+//   leased   | fail, retry, attempts left     | queued after backoff | last_error
+//   leased   | fail, no retry or none left    | dead                 | last_error
+//   leased   | timeout event (current attempt)| queued after backoff | reassigned+1, or dead
+//   leased   | grace over, monitor never saw  | queued after backoff | reassigned+1, or dead
+//   leased   | cancel                         | cancelled            |
+//   leased   | complete/fail, other attempt   | leased               | stale_attempt
+//   queued   | complete/fail                  | queued               | stale_attempt
+//   ended    | complete/fail                  | ended                | conflict
+//   cancelled| cancel                         | cancelled            | ok again
+//   completed/dead | cancel                   | unchanged            | conflict
+//   any      | timeout event, not current     | unchanged            | events_ignored+1
+//
+// Time is wall-clock milliseconds from the injected Clock (it must survive
+// restarts). Not thread-safe: owned by the service's loop thread.
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backoff.hpp"
+#include "rmon/clock.hpp"
+#include "rmon/protocol/messages.hpp"
+#include "rmon/service/monitor_probe.hpp"
+#include "rmon/store/sqlite.hpp"
+#include "task.hpp"
+
+namespace rmon::tq {
+
+struct StoreOptions {
+  BackoffPolicy backoff;
+  uint64_t first_heartbeat_grace_ms = 30'000;
+  uint64_t max_live_tasks = 1'000'000;        // queued + leased; submit beyond: unavailable
+  uint64_t retention_ms = 7ull * 86'400'000;  // ended tasks are deleted after this
+  uint64_t event_retention_ms = 86'400'000;   // applied event ids are remembered this long
+  uint64_t seed = 0;                          // backoff jitter; 0 picks a random seed
+};
+
+enum class TaskError : uint8_t { kNone, kNotFound, kStaleAttempt, kConflict, kUnavailable };
+std::string_view error_code(TaskError e);
+
+struct SubmitRequest {
+  std::string payload;  // encoded MessagePack
+  int64_t priority = 0;
+  uint64_t max_attempts = 5;
+  std::optional<std::string> pool;
+  std::optional<std::string> idempotency_key;
+  uint64_t delay_ms = 0;
+};
+
+struct SubmitResult {
+  TaskError error = TaskError::kNone;
+  std::string task_id;
+  bool created = false;
+};
+
+struct ListPage {
+  std::vector<Task> tasks;
+  bool more = false;
+};
+
+struct Counters {
+  uint64_t reassigned = 0;
+  uint64_t events_applied = 0;
+  uint64_t events_ignored = 0;
+};
+
+enum class EventOutcome : uint8_t { kRequeued, kDead, kIgnoredRepeat, kIgnoredStale, kIgnoredUnknown };
+
+class TaskStore {
+ public:
+  // Creates or upgrades the schema. Throws store::SqliteError.
+  TaskStore(store::Db& db, const Clock& clock, StoreOptions opts);
+
+  SubmitResult submit(const SubmitRequest& r);
+  // The next available task for `pool` (tasks of that pool or of none;
+  // without a pool, only tasks of none), now leased to `runner_id`.
+  std::optional<Task> lease(const std::string& runner_id, const std::optional<std::string>& pool);
+  TaskError complete(const std::string& task_id, uint64_t attempt,
+                     const std::optional<std::string>& result);
+  // `state` is the task's state afterwards (queued or dead).
+  TaskError fail(const std::string& task_id, uint64_t attempt,
+                 const std::optional<std::string>& error, bool retry, TaskState& state);
+  TaskError cancel(const std::string& task_id, TaskState& state);
+  std::optional<Task> get(const std::string& task_id);
+  // In submission order, after `after` (a task id); at most `limit` tasks and
+  // about `max_bytes` of payloads and results.
+  ListPage list(std::optional<TaskState> state, const std::optional<std::string>& pool,
+                std::size_t limit, const std::optional<std::string>& after, std::size_t max_bytes);
+
+  EventOutcome apply_timeout(const protocol::TimeoutEvent& ev);
+
+  // Leased tasks past the first-heartbeat grace whose runner the monitor has
+  // not yet been seen to know: what to ask the monitor about (at most `max`).
+  std::vector<ProbeKey> due_for_probe(std::size_t max);
+  // Applies one answer: seen marks the lease (never asked again); not seen
+  // requeues it (true when it did); unreachable changes nothing.
+  bool apply_probe(const ProbeResult& r);
+
+  // Deletes ended tasks past retention and old applied event ids, in
+  // bounded chunks, each its own transaction. Returns rows deleted.
+  uint64_t prune();
+
+  // Tasks per state (kept in memory, rebuilt by reload()), and counters.
+  const std::array<uint64_t, kTaskStateCount>& counts() const { return counts_; }
+  const Counters& counters() const { return counters_; }
+  // Re-reads counts and counters from the database: after a rolled-back
+  // batch, the in-memory ones may include effects that were not committed.
+  void reload();
+
+ private:
+  void create_schema();
+  void prepare();
+  void set_state_count(TaskState from, TaskState to);
+  void bump(const char* counter, uint64_t& field);
+  // A lost or failed attempt: queued after backoff, or dead past max_attempts.
+  TaskState requeue(const Task& t, const std::string& error);
+  std::optional<Task> read_task(store::Stmt& s);
+  std::string make_task_id(int64_t seq) const;
+  static std::optional<int64_t> seq_of(const std::string& task_id);
+
+  store::Db& db_;
+  const Clock& clock_;
+  const StoreOptions opts_;
+  std::mt19937_64 rng_;
+  std::string tag_;  // per-database part of task ids
+  int64_t next_seq_ = 1;
+  std::array<uint64_t, kTaskStateCount> counts_{};
+  Counters counters_;
+
+  store::Stmt insert_, by_key_, by_id_, lease_pool_, lease_none_, set_leased_, set_ended_,
+      set_queued_, set_cancelled_, seen_event_, insert_event_, bump_counter_, probe_due_,
+      mark_seen_;
+};
+
+}  // namespace rmon::tq
