@@ -48,9 +48,11 @@ bool MapReader::has(std::string_view key) const {
   return find_in(MapReaderAccess::map(*this), key) != nullptr;
 }
 
-#define RMON_FIND_REQUIRED(o, key)                                        \
-  const object* o = find_in(MapReaderAccess::map(*this), key);            \
-  if (!o) return Rejection { Reason::kMissingField, key }
+#define RMON_FIND_REQUIRED(o, key)                             \
+  const object* o = find_in(MapReaderAccess::map(*this), key); \
+  if (!o) return Rejection {                                   \
+      Reason::kMissingField, key                               \
+    }
 
 Status MapReader::str(std::string_view key, std::string& out, std::size_t max) const {
   RMON_FIND_REQUIRED(o, key);
@@ -208,6 +210,12 @@ MapBuilder& MapBuilder::array(std::string_view k, const std::vector<std::string>
   wire::Packer p(body_);
   p.pack_array(static_cast<uint32_t>(encoded.size()));
   for (const std::string& e : encoded) body_.append(e);
+  return *this;
+}
+
+MapBuilder& MapBuilder::extend(const MapBuilder& other) {
+  body_.append(other.body_);
+  count_ += other.count_;
   return *this;
 }
 

@@ -9,7 +9,13 @@
 namespace rmon::tq {
 
 // Stored as these integers: do not renumber.
-enum class TaskState : uint8_t { kQueued = 0, kLeased = 1, kCompleted = 2, kDead = 3, kCancelled = 4 };
+enum class TaskState : uint8_t {
+  kQueued = 0,
+  kLeased = 1,
+  kCompleted = 2,
+  kDead = 3,
+  kCancelled = 4
+};
 inline constexpr int kTaskStateCount = 5;
 
 std::string_view to_string(TaskState s);
@@ -22,7 +28,7 @@ struct Task {
   uint64_t attempt = 0;  // 0 before the first lease, +1 at each lease
   uint64_t max_attempts = 5;
   int64_t priority = 0;
-  std::string payload;  // one encoded MessagePack value
+  std::string payload;                   // one encoded MessagePack value
   std::optional<std::string> runner_id;  // while leased
   std::optional<std::string> pool;
   std::optional<std::string> idempotency_key;

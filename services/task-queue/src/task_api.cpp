@@ -112,12 +112,12 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
       std::optional<int64_t> priority;
       std::optional<uint64_t> max_attempts, delay;
       Keys k{m, {}};
-      k([&](auto& x) { return x.opt_raw("payload", payload, kMaxPayloadBytes); })(
-          [&](auto& x) { return x.opt_i64("priority", priority); })(
-          [&](auto& x) { return x.opt_u64("max_attempts", max_attempts); })(
-          [&](auto& x) { return x.opt_str("pool", r.pool); })(
-          [&](auto& x) { return x.opt_str("idempotency_key", r.idempotency_key, protocol::kMaxShortString); })(
-          [&](auto& x) { return x.opt_u64("delay_ms", delay); });
+      k([&](auto& x) { return x.opt_raw("payload", payload, kMaxPayloadBytes); })([&](auto& x) {
+        return x.opt_i64("priority", priority);
+      })([&](auto& x) { return x.opt_u64("max_attempts", max_attempts); })(
+          [&](auto& x) { return x.opt_str("pool", r.pool); })([&](auto& x) {
+        return x.opt_str("idempotency_key", r.idempotency_key, protocol::kMaxShortString);
+      })([&](auto& x) { return x.opt_u64("delay_ms", delay); });
       if (!k.s) return bad_request(k.s.error());
       if (!payload) return bad_request({Reason::kMissingField, "payload"});
       if (max_attempts && (*max_attempts < 1 || *max_attempts > kMaxAttemptsLimit)) {
@@ -211,9 +211,9 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
       std::optional<std::string> state_name, pool, after;
       std::optional<uint64_t> limit;
       Keys k{m, {}};
-      k([&](auto& x) { return x.opt_str("state", state_name); })(
-          [&](auto& x) { return x.opt_str("pool", pool); })(
-          [&](auto& x) { return x.opt_u64("limit", limit); })(
+      k([&](auto& x) { return x.opt_str("state", state_name); })([&](auto& x) {
+        return x.opt_str("pool", pool);
+      })([&](auto& x) { return x.opt_u64("limit", limit); })(
           [&](auto& x) { return x.opt_str("after", after); });
       if (!k.s) return bad_request(k.s.error());
       std::optional<TaskState> state;

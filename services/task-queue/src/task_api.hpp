@@ -29,7 +29,17 @@ inline constexpr uint64_t kDefaultListLimit = 100;
 inline constexpr uint64_t kMaxListLimit = 1000;
 inline constexpr uint64_t kMaxAttemptsLimit = 1000;
 
-enum class ApiOp : uint8_t { kSubmit, kLease, kComplete, kFail, kCancel, kGet, kList, kStats, kPing };
+enum class ApiOp : uint8_t {
+  kSubmit,
+  kLease,
+  kComplete,
+  kFail,
+  kCancel,
+  kGet,
+  kList,
+  kStats,
+  kPing
+};
 inline constexpr int kApiOpCount = 9;
 std::string_view to_string(ApiOp op);
 
@@ -37,7 +47,7 @@ std::string_view to_string(ApiOp op);
 struct TaskQueueStats {
   std::array<std::atomic<uint64_t>, kApiOpCount> ok{};
   std::array<std::atomic<uint64_t>, kApiOpCount> errors{};
-  std::atomic<uint64_t> bad_requests{0};  // malformed, unknown op, bad keys
+  std::atomic<uint64_t> bad_requests{0};                       // malformed, unknown op, bad keys
   std::array<std::atomic<uint64_t>, kTaskStateCount> tasks{};  // by state
   std::atomic<uint64_t> reassigned{0}, events_applied{0}, events_ignored{0};
   std::atomic<uint64_t> probes_seen{0}, probes_not_seen{0}, probes_unreachable{0};

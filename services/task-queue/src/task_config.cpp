@@ -13,7 +13,8 @@ void TaskQueueConfig::register_settings(Settings& s) {
   s.add("backoff-base-ms", backoff_base_ms, "Requeue delay ceiling after a first lost attempt");
   s.add("backoff-factor", backoff_factor, "Growth of the delay ceiling per attempt");
   s.add("backoff-cap-ms", backoff_cap_ms, "Largest requeue delay ceiling");
-  s.add("max-tasks", max_tasks, "Live (queued and leased) tasks at most; submit beyond: unavailable");
+  s.add("max-tasks", max_tasks,
+        "Live (queued and leased) tasks at most; submit beyond: unavailable");
   s.add("retention-ms", retention_ms, "Completed, dead and cancelled tasks are deleted after this");
   s.add("event-retention-ms", event_retention_ms,
         "Applied timeout event ids are remembered this long (repeats are ignored)");

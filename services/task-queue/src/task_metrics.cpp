@@ -11,12 +11,12 @@ double val(const std::atomic<uint64_t>& a) {
 }  // namespace
 
 TaskMetrics::TaskMetrics(const TaskQueueStats& stats, const EventConsumer& events) {
-  batch_ = &prometheus::BuildHistogram()
-                .Name("tq_commit_batch_size")
-                .Help("Requests and events applied per commit (group commit)")
-                .Register(endpoint_.registry())
-                .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256,
-                                                                 512});
+  batch_ =
+      &prometheus::BuildHistogram()
+           .Name("tq_commit_batch_size")
+           .Help("Requests and events applied per commit (group commit)")
+           .Register(endpoint_.registry())
+           .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
   endpoint_.add_collector([&stats, &events] {
     std::vector<prometheus::MetricFamily> out;
     auto tasks = metrics::family("tq_tasks", "Tasks by state", MetricType::Gauge);
@@ -26,8 +26,8 @@ TaskMetrics::TaskMetrics(const TaskQueueStats& stats, const EventConsumer& event
     }
     out.push_back(std::move(tasks));
 
-    auto req = metrics::family("tq_requests_total", "API requests by op and outcome",
-                               MetricType::Counter);
+    auto req =
+        metrics::family("tq_requests_total", "API requests by op and outcome", MetricType::Counter);
     for (int op = 0; op < kApiOpCount; ++op) {
       const std::string name(to_string(static_cast<ApiOp>(op)));
       metrics::add(req, val(stats.ok[op]), {{"op", name}, {"outcome", "ok"}});
@@ -67,15 +67,15 @@ TaskMetrics::TaskMetrics(const TaskQueueStats& stats, const EventConsumer& event
     metrics::add(probes, val(stats.probes_unreachable), {{"verdict", "unreachable"}});
     out.push_back(std::move(probes));
 
-    auto commits = metrics::family("tq_commits_total", "Batches committed, by outcome",
-                                   MetricType::Counter);
+    auto commits =
+        metrics::family("tq_commits_total", "Batches committed, by outcome", MetricType::Counter);
     metrics::add(commits, val(stats.commits), {{"outcome", "ok"}});
     metrics::add(commits, val(stats.commit_failures), {{"outcome", "rolled_back"}});
     out.push_back(std::move(commits));
 
-    auto pruned = metrics::family("tq_pruned_rows_total",
-                                  "Ended tasks and old event ids deleted by retention",
-                                  MetricType::Counter);
+    auto pruned =
+        metrics::family("tq_pruned_rows_total",
+                        "Ended tasks and old event ids deleted by retention", MetricType::Counter);
     metrics::add(pruned, val(stats.pruned));
     out.push_back(std::move(pruned));
     return out;

@@ -114,10 +114,12 @@ void TaskStore::prepare() {
   by_id_ = db_.prepare("SELECT " + cols + " FROM tasks WHERE task_id = ?1");
   // Two index walks (this pool, then none) rather than one OR, which the
   // planner could not serve from tasks_ready in priority order.
-  lease_pool_ = db_.prepare("SELECT seq, priority FROM tasks WHERE state = 0 AND pool = ?1 "
-                            "AND available_at_ms <= ?2 ORDER BY priority DESC, seq LIMIT 1");
-  lease_none_ = db_.prepare("SELECT seq, priority FROM tasks WHERE state = 0 AND pool IS NULL "
-                            "AND available_at_ms <= ?1 ORDER BY priority DESC, seq LIMIT 1");
+  lease_pool_ = db_.prepare(
+      "SELECT seq, priority FROM tasks WHERE state = 0 AND pool = ?1 "
+      "AND available_at_ms <= ?2 ORDER BY priority DESC, seq LIMIT 1");
+  lease_none_ = db_.prepare(
+      "SELECT seq, priority FROM tasks WHERE state = 0 AND pool IS NULL "
+      "AND available_at_ms <= ?1 ORDER BY priority DESC, seq LIMIT 1");
   set_leased_ = db_.prepare(
       "UPDATE tasks SET state = 1, attempt = attempt + 1, runner_id = ?2, leased_at_ms = ?3, "
       "heartbeat_seen = 0, updated_at_ms = ?3 WHERE seq = ?1 RETURNING " +
@@ -411,7 +413,8 @@ std::vector<ProbeKey> TaskStore::due_for_probe(std::size_t max) {
   const int64_t cutoff = clock_.wall_ms() - static_cast<int64_t>(opts_.first_heartbeat_grace_ms);
   probe_due_.bind(1, cutoff).bind(2, static_cast<int64_t>(max));
   while (probe_due_.step()) {
-    out.push_back({probe_due_.text(0), probe_due_.text(1), static_cast<uint64_t>(probe_due_.int64(2))});
+    out.push_back(
+        {probe_due_.text(0), probe_due_.text(1), static_cast<uint64_t>(probe_due_.int64(2))});
   }
   probe_due_.reset();
   return out;

@@ -7,20 +7,18 @@
 //
 // Transitions (one test each in tests/task/task_store_test.cpp):
 //   state    | input                          | next                 | effect
-//   queued   | lease (available, pool fits)   | leased               | attempt+1, runner_id, leased_at
-//   queued   | cancel                         | cancelled            |
-//   leased   | complete (current attempt)     | completed            | result kept
-//   leased   | fail, retry, attempts left     | queued after backoff | last_error
-//   leased   | fail, no retry or none left    | dead                 | last_error
-//   leased   | timeout event (current attempt)| queued after backoff | reassigned+1, or dead
-//   leased   | grace over, monitor never saw  | queued after backoff | reassigned+1, or dead
-//   leased   | cancel                         | cancelled            |
-//   leased   | complete/fail, other attempt   | leased               | stale_attempt
-//   queued   | complete/fail                  | queued               | stale_attempt
-//   ended    | complete/fail                  | ended                | conflict
-//   cancelled| cancel                         | cancelled            | ok again
-//   completed/dead | cancel                   | unchanged            | conflict
-//   any      | timeout event, not current     | unchanged            | events_ignored+1
+//   queued   | lease (available, pool fits)   | leased               | attempt+1, runner_id,
+//   leased_at queued   | cancel                         | cancelled            | leased   |
+//   complete (current attempt)     | completed            | result kept leased   | fail, retry,
+//   attempts left     | queued after backoff | last_error leased   | fail, no retry or none left |
+//   dead                 | last_error leased   | timeout event (current attempt)| queued after
+//   backoff | reassigned+1, or dead leased   | grace over, monitor never saw  | queued after
+//   backoff | reassigned+1, or dead leased   | cancel                         | cancelled | leased
+//   | complete/fail, other attempt   | leased               | stale_attempt queued   |
+//   complete/fail                  | queued               | stale_attempt ended    | complete/fail
+//   | ended                | conflict cancelled| cancel                         | cancelled | ok
+//   again completed/dead | cancel                   | unchanged            | conflict any      |
+//   timeout event, not current     | unchanged            | events_ignored+1
 //
 // Time is wall-clock milliseconds from the injected Clock (it must survive
 // restarts). Not thread-safe: owned by the service's loop thread.
@@ -79,7 +77,13 @@ struct Counters {
   uint64_t events_ignored = 0;
 };
 
-enum class EventOutcome : uint8_t { kRequeued, kDead, kIgnoredRepeat, kIgnoredStale, kIgnoredUnknown };
+enum class EventOutcome : uint8_t {
+  kRequeued,
+  kDead,
+  kIgnoredRepeat,
+  kIgnoredStale,
+  kIgnoredUnknown
+};
 
 class TaskStore {
  public:

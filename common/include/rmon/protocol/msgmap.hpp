@@ -76,6 +76,9 @@ class MapBuilder {
   // An array whose elements are already encoded values.
   MapBuilder& array(std::string_view key, const std::vector<std::string>& encoded);
 
+  // Appends every key of `other` (a request's header and its fields).
+  MapBuilder& extend(const MapBuilder& other);
+
   std::string finish() const;
   // Bytes written so far (for budgeting a reply).
   std::size_t size() const { return body_.size(); }

@@ -1,0 +1,4 @@
+# task-queue tests: the store and API on a fake clock, and the service over
+# real sockets with the real runner-monitor in-process and as child processes.
+rmon_add_test(task_unit_test task/task_store_test.cpp task/task_api_test.cpp)
+target_link_libraries(task_unit_test PRIVATE rmon::task)

@@ -1,0 +1,187 @@
+// TaskApi: requests decoded from bytes, replies encoded; every kind of bad
+// request gets bad_request (or unknown_op) with a detail and changes nothing.
+
+#include "task_api.hpp"
+#include "rmon/protocol/msgmap.hpp"
+#include "task_test_support.hpp"
+
+namespace rmon::tq {
+namespace {
+
+using protocol::MapBuilder;
+using protocol::MapReader;
+
+class TaskApiTest : public TaskStoreTest {
+ protected:
+  void SetUp() override {
+    TaskStoreTest::SetUp();
+    api_ = std::make_unique<TaskApi>(*store_, *db_, nullptr, stats_);
+  }
+  std::string call(const std::string& op, const MapBuilder& fields = {}) {
+    MapBuilder m;
+    m.u64("v", 1).str("op", op).extend(fields);
+    return api_->handle(m.finish());
+  }
+  // The reply's error code, "" when ok.
+  static std::string error_of(const std::string& reply) {
+    auto m = MapReader::parse(reply, protocol::kMaxReplyFrame);
+    EXPECT_TRUE(m.ok());
+    bool ok = false;
+    EXPECT_TRUE(m->boolean("ok", ok).ok());
+    if (ok) return "";
+    std::string e, detail;
+    EXPECT_TRUE(m->str("error", e).ok());
+    EXPECT_TRUE(m->str("detail", detail, 4096).ok());
+    EXPECT_FALSE(detail.empty());
+    return e;
+  }
+  std::string submit_id(const MapBuilder& fields) {
+    const std::string reply = call("submit", fields);
+    auto m = MapReader::parse(reply);
+    std::string id;
+    EXPECT_TRUE(m->str("task_id", id).ok());
+    return id;
+  }
+
+  TaskQueueStats stats_;
+  std::unique_ptr<TaskApi> api_;
+};
+
+TEST_F(TaskApiTest, SubmitLeaseCompleteRoundTrip) {
+  const std::string payload = MapBuilder().str("cmd", "echo").finish();
+  const std::string id = submit_id(MapBuilder().raw("payload", payload).i64("priority", 3));
+  ASSERT_FALSE(id.empty());
+  const std::string lease_reply = call("lease", MapBuilder().str("runner_id", "r-1"));
+  auto lease = MapReader::parse(lease_reply);
+  std::optional<MapReader> task;
+  ASSERT_TRUE(lease->opt_map("task", task).ok());
+  ASSERT_TRUE(task.has_value());
+  std::string got_id, state;
+  uint64_t attempt = 0;
+  int64_t priority = 0;
+  std::optional<std::string> got_payload;
+  EXPECT_TRUE(task->str("task_id", got_id).ok());
+  EXPECT_TRUE(task->str("state", state).ok());
+  EXPECT_TRUE(task->u64("attempt", attempt).ok());
+  EXPECT_TRUE(task->i64("priority", priority).ok());
+  EXPECT_TRUE(task->opt_raw("payload", got_payload, 1 << 20).ok());
+  EXPECT_EQ(got_id, id);
+  EXPECT_EQ(state, "leased");
+  EXPECT_EQ(attempt, 1u);
+  EXPECT_EQ(priority, 3);
+  EXPECT_EQ(got_payload, payload);
+  EXPECT_EQ(error_of(call("complete", MapBuilder().str("task_id", id).u64("attempt", 2))),
+            "stale_attempt");
+  EXPECT_EQ(error_of(call("complete", MapBuilder().str("task_id", id).u64("attempt", 1))), "");
+  EXPECT_EQ(error_of(call("complete", MapBuilder().str("task_id", id).u64("attempt", 1))),
+            "conflict");
+  EXPECT_EQ(error_of(call("get", MapBuilder().str("task_id", "t-x-1"))), "not_found");
+}
+
+TEST_F(TaskApiTest, LeaseWithNothingAvailableAnswersNilTask) {
+  const std::string reply = call("lease", MapBuilder().str("runner_id", "r-1"));
+  EXPECT_EQ(error_of(reply), "");
+  auto m = MapReader::parse(reply);
+  std::optional<MapReader> task;
+  EXPECT_TRUE(m->opt_map("task", task).ok());
+  EXPECT_FALSE(task.has_value());
+}
+
+TEST_F(TaskApiTest, FailAndCancelAnswerTheStateAfter) {
+  const std::string id = submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
+  (void)call("lease", MapBuilder().str("runner_id", "r-1"));
+  const std::string fail_reply =
+      call("fail", MapBuilder().str("task_id", id).u64("attempt", 1).boolean("retry", false));
+  auto fail = MapReader::parse(fail_reply);
+  std::string state;
+  EXPECT_TRUE(fail->str("state", state).ok());
+  EXPECT_EQ(state, "dead");
+  EXPECT_EQ(error_of(call("cancel", MapBuilder().str("task_id", id))), "conflict");
+}
+
+TEST_F(TaskApiTest, EveryBadRequestIsRejectedWithADetailAndChangesNothing) {
+  const std::string big(kMaxPayloadBytes + 1, 'x');
+  const std::string payload = MapBuilder().finish();
+  struct Case {
+    std::string frame;
+    std::string error;
+  };
+  auto req = [](const std::string& op, const MapBuilder& f) {
+    MapBuilder m;
+    m.u64("v", 1).str("op", op).extend(f);
+    return m.finish();
+  };
+  const std::vector<Case> cases = {
+      {"", "bad_request"},
+      {"\xc1", "bad_request"},
+      {"\x93\x01\x02\x03", "bad_request"},                                    // an array, not a map
+      {MapBuilder().str("op", "stats").finish(), "bad_request"},              // no v
+      {MapBuilder().u64("v", 2).str("op", "stats").finish(), "bad_request"},  // v 2
+      {MapBuilder().u64("v", 1).finish(), "bad_request"},                     // no op
+      {MapBuilder().u64("v", 1).u64("op", 3).finish(), "bad_request"},        // op not a str
+      {req("launch", {}), "unknown_op"},
+      {req("submit", {}), "bad_request"},  // no payload
+      {req("submit", MapBuilder().raw("payload", payload).str("priority", "high")), "bad_request"},
+      {req("submit", MapBuilder().raw("payload", payload).u64("max_attempts", 0)), "bad_request"},
+      {req("submit", MapBuilder().raw("payload", payload).i64("delay_ms", -5)), "bad_request"},
+      {req("submit", MapBuilder().str("payload", big)), "bad_request"},  // too large
+      {req("submit", MapBuilder().raw("payload", payload).str("pool", "")), "bad_request"},
+      {req("submit", MapBuilder().raw("payload", payload).str("pool", std::string(129, 'p'))),
+       "bad_request"},
+      {req("lease", {}), "bad_request"},
+      {req("lease", MapBuilder().u64("runner_id", 7)), "bad_request"},
+      {req("complete", MapBuilder().str("task_id", "t")), "bad_request"},
+      {req("complete", MapBuilder().str("task_id", "t").i64("attempt", -1)), "bad_request"},
+      {req("fail", MapBuilder().str("task_id", "t").u64("attempt", 1).str("retry", "no")),
+       "bad_request"},
+      {req("cancel", {}), "bad_request"},
+      {req("get", MapBuilder().boolean("task_id", true)), "bad_request"},
+      {req("list", MapBuilder().str("state", "sleeping")), "bad_request"},
+      {req("list", MapBuilder().str("limit", "10")), "bad_request"},
+  };
+  const std::string id = submit_id(MapBuilder().raw("payload", payload));
+  const auto before = store_->counts();
+  const uint64_t bad_before = stats_.bad_requests.load();
+  for (const Case& c : cases) {
+    SCOPED_TRACE(protocol::to_json(c.frame));
+    EXPECT_EQ(error_of(api_->handle(c.frame)), c.error);
+  }
+  EXPECT_EQ(store_->counts(), before);
+  EXPECT_EQ(stats_.bad_requests.load() - bad_before, cases.size());
+  EXPECT_EQ(store_->get(id)->state, TaskState::kQueued);
+  EXPECT_EQ(store_->get(id)->attempt, 0u);
+}
+
+TEST_F(TaskApiTest, StatsCountTasksByStateAndEvents) {
+  for (int i = 0; i < 3; ++i) (void)submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
+  (void)call("lease", MapBuilder().str("runner_id", "r-1"));
+  const std::string reply = call("stats");
+  auto m = MapReader::parse(reply);
+  uint64_t queued = 0, leased = 0, reassigned = 1;
+  EXPECT_TRUE(m->u64("queued", queued).ok());
+  EXPECT_TRUE(m->u64("leased", leased).ok());
+  EXPECT_TRUE(m->u64("reassigned", reassigned).ok());
+  EXPECT_EQ(queued, 2u);
+  EXPECT_EQ(leased, 1u);
+  EXPECT_EQ(reassigned, 0u);
+}
+
+TEST_F(TaskApiTest, ABatchAppliesRequestsAndEventsInOneCommitAndAcksAfterIt) {
+  const std::string id = submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
+  Task t = lease("r-1");
+  std::vector<Request> requests(1);
+  MapBuilder m;
+  m.u64("v", 1).str("op", "get").str("task_id", id);
+  const std::string frame = m.finish();
+  requests[0].body = zmq::message_t(frame.data(), frame.size());
+  std::vector<ConsumedEvent> events(1);
+  events[0].event = event("e-1", t);
+  api_->apply(requests, events);
+  EXPECT_EQ(error_of(requests[0].reply), "");
+  EXPECT_TRUE(events[0].ack);
+  EXPECT_EQ(state_of(id), TaskState::kQueued);
+  EXPECT_EQ(stats_.reassigned.load(), 1u);
+}
+
+}  // namespace
+}  // namespace rmon::tq
