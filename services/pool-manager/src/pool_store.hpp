@@ -1,0 +1,188 @@
+#pragma once
+// The pools' durable state: which runner holds which slot, for which task
+// attempt, in SQLite (<data-dir>/pool-manager.db), with the counters the
+// `stats` op reports and the timeout events already applied. Pure logic: time
+// comes from the injected Clock, and there are no sockets.
+//
+// Mutating calls must run inside a store::Transaction on db() (the service
+// batches many into one; tests open one per call). When a transaction or a
+// savepoint rolls back, call resync(): the in-memory mirror (slot bitmaps,
+// counters) is reloaded from the database.
+//
+// Rules (docs/PROTOCOL.md, "Pools"):
+//   acquire  pool not configured                      -> kNotFound
+//            a timeout event was applied for (runner, task, attempt)
+//                                                     -> kStaleAttempt
+//            runner holds a slot of the pool, same (task, attempt)
+//                                                     -> kAlreadyHeld, same slot
+//            runner holds a slot of the pool, other (task, attempt)
+//                                                     -> kConflict
+//            no free slot                             -> kPoolFull
+//            otherwise the lowest free slot           -> kAcquired
+//   release  every slot the runner holds (in `pool` when given); none is not an error
+//   timeout event, event_id seen before               -> kRepeated (nothing changes)
+//                  no holding for (runner, task, attempt) -> kNoHolding (id remembered)
+//                  otherwise those holdings released  -> kApplied
+//   grace    a holding not seen at the monitor after the grace is checked;
+//            seen -> never checked again; not seen -> released; unreachable ->
+//            unchanged, checked again later.
+// Holdings of pools no longer configured, or of slots past a pool's new size,
+// are kept (shown by status, released as usual) but never handed out.
+//
+// Not thread-safe: one thread owns the store (the service's loop thread).
+
+#include <array>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "pool_spec.hpp"
+#include "rmon/clock.hpp"
+#include "rmon/protocol/messages.hpp"
+#include "rmon/service/monitor_probe.hpp"
+#include "rmon/store/sqlite.hpp"
+#include "slot_bitmap.hpp"
+
+namespace rmon::pool {
+
+inline constexpr int64_t kSchemaVersion = 1;
+
+struct StoreOptions {
+  store::SyncMode sync = store::SyncMode::kFull;
+  Millis first_heartbeat_grace{30'000};
+  Millis event_retention{24 * 3600 * 1000};  // how long applied event ids are remembered
+};
+
+struct Holding {
+  std::string pool;
+  uint32_t slot = 0;
+  std::string runner_id;
+  std::string task_id;
+  uint64_t attempt = 0;
+  int64_t since_ms = 0;  // wall clock at acquire
+  bool heartbeat_seen = false;
+
+  bool operator==(const Holding&) const = default;
+};
+
+// Persisted with the changes they count, so they survive restarts.
+enum class Counter : uint8_t {
+  kAcquired,           // slots handed out (an idempotent repeat is not counted)
+  kReleased,           // slots freed by a release request
+  kReleasedByTimeout,  // slots freed by a timeout event or an expired grace
+  kReleasedByGrace,    // of those, by an expired first-heartbeat grace
+  kEventsApplied,      // timeout events that released a slot
+  kEventsIgnored,      // repeated events, or events for no holding
+};
+inline constexpr std::size_t kCounterCount = 6;
+std::string_view counter_name(Counter c);
+using Counters = std::array<uint64_t, kCounterCount>;
+
+enum class AcquireStatus : uint8_t {
+  kAcquired,
+  kAlreadyHeld,
+  kNotFound,
+  kStaleAttempt,
+  kConflict,
+  kPoolFull
+};
+
+struct AcquireResult {
+  AcquireStatus status = AcquireStatus::kAcquired;
+  uint32_t slot = 0;   // kAcquired, kAlreadyHeld
+  std::string detail;  // errors: a sentence for the reply
+};
+
+enum class EventResult : uint8_t { kApplied, kRepeated, kNoHolding };
+
+struct EventOutcome {
+  EventResult result = EventResult::kNoHolding;
+  std::vector<Holding> released;
+};
+
+// A pool as status shows it: a configured one, or one that is no longer
+// configured but still has holdings (configured == false, slots 0).
+struct PoolView {
+  std::string name;
+  std::string type;
+  uint32_t slots = 0;
+  bool configured = true;
+  uint64_t in_use = 0;  // holders, including slots past `slots`
+};
+
+class PoolStore {
+ public:
+  // Opens or creates the database at `path`, checks its schema version and
+  // records the configured pools. Throws (store::SqliteError,
+  // std::runtime_error) with a clear message when the file is not a usable
+  // database, is newer than this code, or another process holds it.
+  PoolStore(const std::filesystem::path& path, std::vector<PoolSpec> pools, const Clock& clock,
+            StoreOptions options = {});
+
+  store::Db& db() { return db_; }
+  const std::vector<PoolSpec>& pools() const { return pools_; }
+
+  // --- mutations: inside a transaction ---
+  AcquireResult acquire(std::string_view pool, std::string_view runner_id, std::string_view task_id,
+                        uint64_t attempt);
+  // Returns the holdings released (empty: the runner held nothing there).
+  std::vector<Holding> release(std::string_view runner_id, const std::optional<std::string>& pool);
+  EventOutcome apply_timeout(const protocol::TimeoutEvent& event);
+  // A finished first-heartbeat check. Returns the holdings it released.
+  std::vector<Holding> apply_probe(const ProbeResult& result);
+  // Forgets applied event ids older than the retention; returns how many.
+  std::size_t prune_events(std::size_t max = 10'000);
+
+  // --- reads ---
+  // Holdings past the first-heartbeat grace that the monitor has not been
+  // seen to know, oldest first, at most `max`.
+  std::vector<ProbeKey> grace_candidates(std::size_t max);
+  // Every configured pool, then unconfigured pools that still have holdings.
+  std::vector<PoolView> pool_views();
+  std::optional<PoolView> pool_view(std::string_view name);
+  // Calls `fn` for each holder of `pool` in slot order until it returns false.
+  void for_each_holder(std::string_view pool, const std::function<bool(const Holding&)>& fn);
+  // Holdings in unconfigured pools or past their pool's size.
+  std::vector<Holding> orphaned_holdings();
+
+  const Counters& counters() const { return counters_; }
+  uint64_t counter(Counter c) const { return counters_[static_cast<std::size_t>(c)]; }
+  // Holders of `pool` within its configured slots; 0 for an unknown pool.
+  uint32_t used_slots(std::string_view pool) const;
+  uint64_t holdings_total() const { return holdings_total_; }
+
+  // Reloads counters and slot bitmaps from the database (after a rollback).
+  void resync();
+
+ private:
+  struct Mirror {
+    PoolSpec spec;
+    SlotBitmap used;
+  };
+  void create_schema();
+  void bump(Counter c, uint64_t n = 1);
+  void forget(const Holding& h);  // mirror only
+  Holding read_holding(const store::Stmt& s) const;
+  std::vector<Holding> release_attempt(std::string_view runner_id, std::string_view task_id,
+                                       uint64_t attempt, bool only_unseen);
+
+  const Clock& clock_;
+  const StoreOptions options_;
+  const std::vector<PoolSpec> pools_;
+  store::Db db_;
+  std::map<std::string, Mirror, std::less<>> mirror_;  // configured pools
+  Counters counters_{};
+  uint64_t holdings_total_ = 0;
+
+  // Prepared once; each is reset after use (also when a step throws).
+  store::Stmt get_holding_, insert_holding_, delete_runner_, delete_attempt_, mark_seen_,
+      event_seen_, attempt_timed_out_, insert_event_, bump_counter_, select_unseen_,
+      select_pool_holders_, prune_events_;
+};
+
+}  // namespace rmon::pool
