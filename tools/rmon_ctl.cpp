@@ -8,6 +8,7 @@
 #include <iostream>
 
 #include "rmon/protocol/codec.hpp"
+#include "rmon/version.hpp"
 #include "rmon/zmq_util.hpp"
 
 namespace p = rmon::protocol;
@@ -37,6 +38,7 @@ std::optional<p::RunnerState> state_arg(const std::string& s) {
 
 int main(int argc, char** argv) {
   CLI::App app("Control and query client for runner-monitor", "rmon-ctl");
+  app.set_version_flag("--version", std::string("rmon-ctl ") + RMON_VERSION);
   std::string endpoint = "tcp://127.0.0.1:5559";
   int timeout_ms = 3000;
   app.add_option("--endpoint", endpoint, "Monitor control endpoint")

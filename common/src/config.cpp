@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "rmon/logging.hpp"
+#include "rmon/version.hpp"
 
 namespace rmon {
 
@@ -17,6 +18,7 @@ Settings::Settings(std::string service, std::string description)
       ->check([](const std::string& v) {
         return parse_log_level(v) ? std::string() : "unknown log level '" + v + "'";
       });
+  app_.set_version_flag("--version", app_.get_name() + " " + RMON_VERSION);
   app_.get_formatter()->column_width(40);
 }
 

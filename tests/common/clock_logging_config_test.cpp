@@ -9,6 +9,7 @@
 #include "rmon/config.hpp"
 #include "rmon/fake_clock.hpp"
 #include "rmon/logging.hpp"
+#include "rmon/version.hpp"
 
 namespace rmon {
 namespace {
@@ -112,6 +113,19 @@ TEST(Settings, BadLogLevelIsRejected) {
   testing::internal::GetCapturedStderr();
   ASSERT_TRUE(code);
   EXPECT_NE(*code, 0);
+}
+
+TEST(Settings, VersionPrintsTheProjectVersionAndStops) {
+  Settings s("svc", "test");
+  int shards = 64;
+  s.add("shards", shards, "");
+  ParsedArgs a({"svc", "--version"});
+  testing::internal::CaptureStdout();
+  auto code = s.parse(static_cast<int>(a.argv.size()), a.argv.data());
+  const std::string out = testing::internal::GetCapturedStdout();
+  ASSERT_TRUE(code);
+  EXPECT_EQ(*code, 0);
+  EXPECT_EQ(out, std::string("svc ") + RMON_VERSION + "\n");
 }
 
 }  // namespace

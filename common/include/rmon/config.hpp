@@ -16,7 +16,8 @@ namespace rmon {
 
 class Settings {
  public:
-  // Adds the settings every service has: --config and --log-level.
+  // Adds the settings every service has: --config and --log-level, and
+  // --version, which prints "<service> <project version>".
   Settings(std::string service, std::string description);
 
   // Registers `--flag` bound to `var`, whose current value is the default.
@@ -28,7 +29,8 @@ class Settings {
   CLI::Option* add_flag(const std::string& flag, bool& var, const std::string& help);
 
   // Parses the command line. Returns an exit code when the program should stop
-  // now (after --help, or a bad setting, which is printed), else nullopt.
+  // now (after --help or --version, or a bad setting, which is printed), else
+  // nullopt.
   std::optional<int> parse(int argc, const char* const* argv);
 
   const std::string& log_level() const { return log_level_; }
