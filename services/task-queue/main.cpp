@@ -3,7 +3,7 @@
 // docs/PROTOCOL.md ("Dispatcher services").
 
 #include "rmon/service/main.hpp"
-#include "service.hpp"
+#include "task_service.hpp"
 
 int main(int argc, char** argv) {
   return rmon::run_service_main<rmon::tq::TaskQueueConfig, rmon::tq::TaskQueueService>(

@@ -2,3 +2,6 @@
 # real sockets with the real runner-monitor in-process and as child processes.
 rmon_add_test(task_unit_test task/task_store_test.cpp task/task_api_test.cpp)
 target_link_libraries(task_unit_test PRIVATE rmon::task)
+
+rmon_add_test(task_service_test task/task_service_test.cpp)
+target_link_libraries(task_service_test PRIVATE rmon::task rmon::monitor)

@@ -130,6 +130,7 @@ void MonitorService::start() {
 void MonitorService::stop() {
   if (threads_.empty()) return;
   stop_ = true;
+  dispatcher_->wake();  // not a second later
   for (auto& t : threads_) t.join();
   threads_.clear();
   const std::size_t pending = outbox_->pending_total();

@@ -1,0 +1,247 @@
+// task-queue over real sockets on 127.0.0.1, with the real runner-monitor
+// in-process: a dead runner's task is requeued and its event acknowledged, a
+// runner that never heartbeats loses its lease after the grace, one that
+// heartbeats keeps it, and bad frames on every socket change nothing.
+// Every receive has a timeout; waits poll observable state.
+
+#include <gtest/gtest.h>
+
+#include <memory>
+
+#include "../support/api_client.hpp"
+#include "../support/temp_dir.hpp"
+#include "../support/wait.hpp"
+#include "rmon/protocol/codec.hpp"
+#include "service.hpp"
+#include "task_service.hpp"
+
+namespace rmon::tq {
+namespace {
+
+using namespace std::chrono_literals;
+using protocol::MapBuilder;
+using protocol::MapReader;
+using rmon::testing::ApiClient;
+using rmon::testing::wait_until;
+
+monitor::MonitorConfig monitor_config() {
+  monitor::MonitorConfig c;
+  c.heartbeat_endpoint = "tcp://127.0.0.1:*";
+  c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
+  c.ack_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = "tcp://127.0.0.1:*";
+  c.metrics_address = "";
+  c.shards = 4;
+  c.redelivery_interval_ms = 500;
+  return c;
+}
+
+class TaskServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    monitor_ = std::make_unique<monitor::MonitorService>(monitor_config(), SystemClock::instance());
+    monitor_->start();
+  }
+  TaskQueueConfig config() {
+    const auto& ep = monitor_->endpoints();
+    TaskQueueConfig c;
+    c.data_dir = dir_.str();
+    c.sync = "normal";
+    c.api_endpoint = "tcp://127.0.0.1:*";
+    c.events_endpoint = ep.groups[0];
+    c.ack_endpoint = ep.ack;
+    c.monitor_endpoint = ep.control;
+    c.metrics_address = "";  // civetweb takes ~2 s to stop: only where tested
+    c.backoff_base_ms = 1;
+    c.backoff_cap_ms = 1;
+    c.first_heartbeat_grace_ms = 60'000;
+    c.monitor_timeout_ms = 1000;
+    return c;
+  }
+  void start(TaskQueueConfig c) {
+    tq_ = std::make_unique<TaskQueueService>(std::move(c), SystemClock::instance());
+    tq_->start();
+    client_ = std::make_unique<ApiClient>(ctx_, tq_->endpoints().api);
+  }
+  std::string submit() {
+    const std::string reply =
+        client_->call("submit", MapBuilder().raw("payload", MapBuilder().str("k", "v").finish()));
+    auto m = MapReader::parse(reply);
+    std::string id;
+    EXPECT_TRUE(m && m->str("task_id", id).ok()) << protocol::to_json(reply);
+    return id;
+  }
+  uint64_t lease(const std::string& runner, std::string& task_id) {
+    const std::string reply = client_->call("lease", MapBuilder().str("runner_id", runner));
+    auto m = MapReader::parse(reply);
+    std::optional<MapReader> task;
+    EXPECT_TRUE(m && m->opt_map("task", task).ok() && task) << protocol::to_json(reply);
+    uint64_t attempt = 0;
+    if (task) {
+      EXPECT_TRUE(task->str("task_id", task_id).ok());
+      EXPECT_TRUE(task->u64("attempt", attempt).ok());
+    }
+    return attempt;
+  }
+  std::string state_of(const std::string& id) {
+    const std::string reply = client_->call("get", MapBuilder().str("task_id", id));
+    auto m = MapReader::parse(reply);
+    std::optional<MapReader> task;
+    std::string state;
+    if (m && m->opt_map("task", task).ok() && task) (void)task->str("state", state);
+    return state;
+  }
+  // Heartbeats until the monitor knows the runner (PUB/SUB joins late).
+  void heartbeat_until_known(zmq::socket_t& pub, const std::string& runner,
+                             const std::string& task_id, uint64_t attempt, uint64_t timeout_ms) {
+    protocol::Heartbeat hb;
+    hb.runner.runner_id = runner;
+    hb.runner.task_id = task_id;
+    hb.runner.attempt = attempt;
+    hb.runner.pool = "local";
+    hb.timeout_ms = timeout_ms;
+    const std::string topic = protocol::heartbeat_topic(runner);
+    ASSERT_TRUE(wait_until([&] {
+      ++hb.seq;
+      const std::string payload = protocol::encode_heartbeat(hb);
+      (void)send_frames(pub, {topic, payload});
+      return monitor_->table().get(runner, SystemClock::instance().now()).has_value();
+    }));
+  }
+  zmq::socket_t publisher() {
+    SocketOptions o;
+    auto pub = make_socket(ctx_, zmq::socket_type::pub, o);
+    pub.connect(monitor_->endpoints().heartbeat);
+    return pub;
+  }
+
+  rmon::testing::TempDir dir_;
+  zmq::context_t ctx_;
+  std::unique_ptr<monitor::MonitorService> monitor_;
+  std::unique_ptr<TaskQueueService> tq_;
+  std::unique_ptr<ApiClient> client_;
+};
+
+TEST_F(TaskServiceTest, DeadRunnersTaskIsRequeuedOnceAndTheEventAcknowledged) {
+  start(config());
+  const std::string id = submit();
+  std::string leased;
+  ASSERT_EQ(lease("r-dead", leased), 1u);
+  ASSERT_EQ(leased, id);
+  auto pub = publisher();
+  heartbeat_until_known(pub, "r-dead", id, 1, 300);
+  // Silence: the monitor times the runner out, the queue takes the task back.
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "queued"; })) << state_of(id);
+  EXPECT_EQ(tq_->stats().reassigned.load(), 1u);
+  ASSERT_TRUE(wait_until([&] {
+    return monitor_->stats().per_group[0].acks.load() == 1 &&
+           monitor_->stats().per_group[0].pending.load() == 0;
+  }));
+  // Leasable again once its backoff (at most 1 ms here) has passed.
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "queued"; }));
+  std::string again;
+  uint64_t attempt = 0;
+  ASSERT_TRUE(wait_until([&] {
+    const std::string reply = client_->call("lease", MapBuilder().str("runner_id", "r-next"));
+    auto m = MapReader::parse(reply);
+    std::optional<MapReader> task;
+    if (!m || !m->opt_map("task", task).ok() || !task) return false;
+    return task->str("task_id", again).ok() && task->u64("attempt", attempt).ok();
+  }));
+  EXPECT_EQ(attempt, 2u);
+  EXPECT_EQ(again, id);
+  EXPECT_EQ(tq_->stats().events_applied.load(), 1u);
+}
+
+TEST_F(TaskServiceTest, LeaseWhoseRunnerNeverHeartbeatsIsRequeuedAfterTheGrace) {
+  TaskQueueConfig c = config();
+  c.first_heartbeat_grace_ms = 300;
+  start(c);
+  const std::string id = submit();
+  std::string leased;
+  ASSERT_EQ(lease("r-never", leased), 1u);
+  ASSERT_TRUE(wait_until([&] { return state_of(id) == "queued"; }));
+  EXPECT_EQ(tq_->stats().reassigned.load(), 1u);
+  EXPECT_GE(tq_->stats().probes_not_seen.load(), 1u);
+}
+
+TEST_F(TaskServiceTest, LeaseWhoseRunnerHeartbeatsSurvivesTheGrace) {
+  TaskQueueConfig c = config();
+  c.first_heartbeat_grace_ms = 300;
+  start(c);
+  const std::string id = submit();
+  std::string leased;
+  ASSERT_EQ(lease("r-alive", leased), 1u);
+  auto pub = publisher();
+  heartbeat_until_known(pub, "r-alive", id, 1, 60'000);
+  ASSERT_TRUE(wait_until([&] { return tq_->stats().probes_seen.load() >= 1; }));
+  EXPECT_EQ(state_of(id), "leased");
+  EXPECT_EQ(tq_->stats().reassigned.load(), 0u);
+}
+
+TEST_F(TaskServiceTest, UnreachableMonitorRequeuesNothing) {
+  TaskQueueConfig c = config();
+  c.first_heartbeat_grace_ms = 200;
+  c.monitor_timeout_ms = 100;
+  c.monitor_endpoint = "ipc://" + dir_.str() + "/nobody";
+  start(c);
+  const std::string id = submit();
+  std::string leased;
+  ASSERT_EQ(lease("r-x", leased), 1u);
+  ASSERT_TRUE(wait_until([&] { return tq_->stats().probes_unreachable.load() >= 2; }));
+  EXPECT_EQ(state_of(id), "leased");
+  EXPECT_EQ(tq_->stats().reassigned.load(), 0u);
+}
+
+TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
+  // The events socket is fed by this test instead of the monitor.
+  SocketOptions o;
+  o.send_timeout_ms = 3000;
+  auto fake_monitor = make_socket(ctx_, zmq::socket_type::push, o);
+  const std::string events_ep = bind_endpoint(fake_monitor, "tcp://127.0.0.1:*");
+  TaskQueueConfig c = config();
+  c.events_endpoint = events_ep;
+  start(c);
+  const std::string id = submit();
+  std::string leased;
+  ASSERT_EQ(lease("r-1", leased), 1u);
+  for (const std::string& junk : {std::string(), std::string("\xc1"), std::string("\x91\x01"),
+                                  MapBuilder().u64("v", 1).str("type", "runner_timeout").finish()}) {
+    ASSERT_TRUE(send_frames(fake_monitor, {junk}, zmq::send_flags::none));
+  }
+  ASSERT_TRUE(send_frames(fake_monitor, {"a", "b"}, zmq::send_flags::none));
+  ASSERT_TRUE(wait_until([&] { return tq_->events().rejected() == 5; }));
+  // API: garbage, multi-frame garbage, and an oversized frame.
+  for (const std::string& junk : {std::string("\xc1"), std::string("\x92\x01\x02")}) {
+    const std::string reply = client_->call_raw(junk);
+    auto m = MapReader::parse(reply);
+    std::string error;
+    ASSERT_TRUE(m && m->str("error", error).ok());
+    EXPECT_EQ(error, "bad_request");
+  }
+  EXPECT_EQ(state_of(id), "leased");
+  const std::string reply = client_->call("stats");
+  auto m = MapReader::parse(reply);
+  uint64_t leased_n = 0, queued_n = 1;
+  ASSERT_TRUE(m->u64("leased", leased_n).ok() && m->u64("queued", queued_n).ok());
+  EXPECT_EQ(leased_n, 1u);
+  EXPECT_EQ(queued_n, 0u);
+}
+
+TEST_F(TaskServiceTest, MetricsNameEveryFamily) {
+  TaskQueueConfig c = config();
+  c.metrics_address = "127.0.0.1:0";
+  start(c);
+  (void)submit();
+  const int port = tq_->endpoints().metrics_port;
+  ASSERT_GT(port, 0);
+  // The render the exposer serves; promtool checks the served text in CI.
+  const std::string text = TaskMetrics(tq_->stats(), tq_->events()).endpoint().render();
+  for (const char* name : {"tq_tasks{state=\"queued\"} 1", "tq_requests_total", "tq_events_total",
+                           "tq_reassigned_total", "tq_first_heartbeat_checks_total"}) {
+    EXPECT_NE(text.find(name), std::string::npos) << name << "\n" << text;
+  }
+}
+
+}  // namespace
+}  // namespace rmon::tq
