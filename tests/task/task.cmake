@@ -5,3 +5,8 @@ target_link_libraries(task_unit_test PRIVATE rmon::task)
 
 rmon_add_test(task_service_test task/task_service_test.cpp)
 target_link_libraries(task_service_test PRIVATE rmon::task rmon::monitor)
+
+rmon_add_test(task_restart_test task/task_restart_test.cpp)
+target_link_libraries(task_restart_test PRIVATE rmon::common)
+target_compile_definitions(task_restart_test PRIVATE TASK_QUEUE_BIN="$<TARGET_FILE:task-queue>")
+add_dependencies(task_restart_test task-queue)

@@ -205,8 +205,9 @@ TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
   const std::string id = submit();
   std::string leased;
   ASSERT_EQ(lease("r-1", leased), 1u);
-  for (const std::string& junk : {std::string(), std::string("\xc1"), std::string("\x91\x01"),
-                                  MapBuilder().u64("v", 1).str("type", "runner_timeout").finish()}) {
+  for (const std::string& junk :
+       {std::string(), std::string("\xc1"), std::string("\x91\x01"),
+        MapBuilder().u64("v", 1).str("type", "runner_timeout").finish()}) {
     ASSERT_TRUE(send_frames(fake_monitor, {junk}, zmq::send_flags::none));
   }
   ASSERT_TRUE(send_frames(fake_monitor, {"a", "b"}, zmq::send_flags::none));
