@@ -2,7 +2,7 @@
 // a runner the monitor reports lost. See README.md and docs/PROTOCOL.md.
 
 #include "rmon/service/main.hpp"
-#include "service.hpp"
+#include "pool_service.hpp"
 
 int main(int argc, char** argv) {
   return rmon::run_service_main<rmon::pool::PoolConfig, rmon::pool::PoolManagerService>(

@@ -1,4 +1,4 @@
-#include "service.hpp"
+#include "pool_service.hpp"
 
 #include <pthread.h>
 #include <spdlog/spdlog.h>

@@ -1,5 +1,7 @@
 #include "pool_store.hpp"
 
+#include <sqlite3.h>
+
 #include <limits>
 #include <stdexcept>
 
@@ -52,18 +54,28 @@ struct Done {
 // One pool-manager per data folder: the in-memory slot bitmaps assume no
 // other writer. EXCLUSIVE locking keeps the lock from the first write on; a
 // second process fails here at once instead of corrupting the slot map.
+[[noreturn]] void in_use(const std::filesystem::path& path, const store::SqliteError& e) {
+  throw std::runtime_error(
+      "database " + path.string() +
+      " is in use by another process (one pool-manager per data folder): " + e.what());
+}
+
 store::Db open_exclusive(const std::filesystem::path& path, store::SyncMode sync) {
-  store::Db db(path, sync);
-  db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0");
   try {
-    db.exec("BEGIN IMMEDIATE; COMMIT");
+    store::Db db(path, sync);
+    db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0");
+    try {
+      db.exec("BEGIN IMMEDIATE; COMMIT");
+    } catch (const store::SqliteError& e) {
+      in_use(path, e);
+    }
+    db.exec("PRAGMA busy_timeout=5000");
+    return db;
   } catch (const store::SqliteError& e) {
-    throw std::runtime_error(
-        "database " + path.string() +
-        " is in use by another process (one pool-manager per data folder): " + e.what());
+    // Opening already reads the file: a holder of the lock shows up here.
+    if ((e.code() & 0xff) == SQLITE_BUSY) in_use(path, e);
+    throw;
   }
-  db.exec("PRAGMA busy_timeout=5000");
-  return db;
 }
 
 }  // namespace
