@@ -1,0 +1,13 @@
+# pool-manager's tests. Included from tests/CMakeLists.txt; paths are relative
+# to this file so the include site does not matter.
+
+rmon_add_test(pool_unit_test
+  ${CMAKE_CURRENT_LIST_DIR}/pool_store_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/pool_api_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/pool_config_test.cpp)
+target_link_libraries(pool_unit_test PRIVATE rmon::pool)
+
+rmon_add_test(pool_service_test
+  ${CMAKE_CURRENT_LIST_DIR}/pool_service_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/pool_monitor_test.cpp)
+target_link_libraries(pool_service_test PRIVATE rmon::pool rmon::monitor)

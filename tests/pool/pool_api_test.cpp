@@ -1,0 +1,180 @@
+// PoolApi (the batch handler) without sockets: replies, the status reply's
+// size bound, a commit that fails, and the first-heartbeat grace glue.
+
+#include <gtest/gtest.h>
+#include <sqlite3.h>
+
+#include <memory>
+
+#include "../support/temp_dir.hpp"
+#include "pool_api.hpp"
+#include "pool_test_support.hpp"
+#include "rmon/fake_clock.hpp"
+
+namespace rmon::pool {
+namespace {
+
+using protocol::MapBuilder;
+using testing::acquire_fields;
+using testing::read_pools;
+using testing::read_reply;
+using testing::reply_u64;
+using testing::timeout_event;
+
+constexpr Millis kGrace{30'000};
+
+class PoolApiTest : public ::testing::Test {
+ protected:
+  void SetUp() override { open({}); }
+
+  void open(ApiOptions options, MonitorProbe* probe = nullptr) {
+    api.reset();
+    metrics.reset();
+    endpoint = std::make_unique<MetricsEndpoint>();
+    store.reset();
+    StoreOptions o;
+    o.sync = store::SyncMode::kNormal;
+    o.first_heartbeat_grace = kGrace;
+    store = std::make_unique<PoolStore>(
+        dir.path() / "pool-manager.db",
+        std::vector<PoolSpec>{{"local", protocol::PoolType::kLocalProcess, 200}}, clock, o);
+    metrics = std::make_unique<PoolMetrics>(store->pools(), *endpoint);
+    api = std::make_unique<PoolApi>(*store, *metrics, probe, clock, kGrace, options);
+  }
+
+  // One batch: the requests (encoded maps) and events; returns the replies.
+  std::vector<std::string> batch(const std::vector<std::string>& bodies,
+                                 std::vector<ConsumedEvent>* events = nullptr) {
+    std::vector<Request> requests(bodies.size());
+    for (std::size_t i = 0; i < bodies.size(); ++i) {
+      requests[i].body = zmq::message_t(bodies[i].data(), bodies[i].size());
+    }
+    std::vector<ConsumedEvent> none;
+    api->apply(requests, events ? *events : none);
+    std::vector<std::string> replies;
+    for (const Request& r : requests) replies.push_back(r.reply);
+    return replies;
+  }
+  static std::string request(const std::string& op, const MapBuilder& fields = {}) {
+    return MapBuilder().u64("v", 1).str("op", op).extend(fields).finish();
+  }
+  static std::string acquire(const std::string& runner, uint64_t attempt = 1) {
+    return request("acquire", acquire_fields("local", runner, "task-" + runner, attempt));
+  }
+
+  rmon::testing::TempDir dir;
+  FakeClock clock;
+  std::unique_ptr<MetricsEndpoint> endpoint;
+  std::unique_ptr<PoolStore> store;
+  std::unique_ptr<PoolMetrics> metrics;
+  std::unique_ptr<PoolApi> api;
+};
+
+TEST_F(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
+  const auto replies =
+      batch({acquire("r1"), acquire("r2"), acquire("r1"),
+             request("acquire", acquire_fields("gpu", "r3", "t", 1)),
+             request("release", MapBuilder().str("runner_id", "r2")),
+             request("release", MapBuilder().str("runner_id", "r2").str("pool", "local")),
+             request("status"), request("stats"), request("ping")});
+  EXPECT_EQ(read_reply(replies[0]).slot, 0u);
+  EXPECT_EQ(read_reply(replies[1]).slot, 1u);
+  EXPECT_EQ(read_reply(replies[2]).slot, 0u);
+  EXPECT_EQ(read_reply(replies[3]).error, "not_found");
+  EXPECT_EQ(read_reply(replies[4]).released, true);
+  EXPECT_EQ(read_reply(replies[5]).released, false);
+  const auto pools = read_pools(replies[6]);
+  ASSERT_EQ(pools.size(), 1u) << read_reply(replies[6]).json;
+  EXPECT_EQ(pools[0].type, "local-process");
+  EXPECT_EQ(pools[0].slots, 200u);
+  EXPECT_EQ(pools[0].in_use, 1u);
+  ASSERT_EQ(pools[0].holders.size(), 1u);
+  EXPECT_EQ(pools[0].holders[0].runner_id, "r1");
+  EXPECT_EQ(read_reply(replies[6]).truncated, false);
+  EXPECT_EQ(reply_u64(replies[7], "acquired"), 2u);
+  EXPECT_EQ(reply_u64(replies[7], "released"), 1u);
+  EXPECT_EQ(reply_u64(replies[7], "in_use"), 1u);
+  EXPECT_EQ(read_reply(replies[8]).error, "unknown_op");
+  EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kOk), 3u);
+  EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kNotFound), 1u);
+  EXPECT_EQ(metrics->requests(ApiOp::kInvalid, Outcome::kUnknownOp), 1u);
+  EXPECT_NE(endpoint->render().find("pm_slots{pool=\"local\",state=\"in_use\"} 1"),
+            std::string::npos);
+}
+
+TEST_F(PoolApiTest, StatusStopsAddingHoldersAtTheReplyBudget) {
+  ApiOptions small;
+  small.max_reply_bytes = 4'000;
+  open(small);
+  std::vector<std::string> bodies;
+  for (int i = 0; i < 200; ++i) bodies.push_back(acquire("runner-" + std::to_string(i)));
+  batch(bodies);
+  const std::string reply = batch({request("status")})[0];
+  EXPECT_LE(reply.size(), small.max_reply_bytes);
+  EXPECT_EQ(read_reply(reply).truncated, true);
+  const auto pools = read_pools(reply);
+  ASSERT_EQ(pools.size(), 1u);
+  EXPECT_EQ(pools[0].in_use, 200u);
+  EXPECT_GT(pools[0].holders.size(), 10u);
+  EXPECT_LT(pools[0].holders.size(), 200u);
+}
+
+TEST_F(PoolApiTest, AFailedCommitAnswersUnavailableAndAcknowledgesNothing) {
+  ASSERT_EQ(read_reply(batch({acquire("r0")})[0]).slot, 0u);
+  // A commit hook that refuses turns COMMIT into a rollback.
+  sqlite3_commit_hook(
+      store->db().raw(), [](void*) { return 1; }, nullptr);
+  std::vector<ConsumedEvent> events{{timeout_event("e1", "r0", "task-r0", 1), false}};
+  const auto replies = batch({acquire("r1"), request("stats")}, &events);
+  for (const std::string& r : replies) EXPECT_EQ(read_reply(r).error, "unavailable") << r;
+  EXPECT_FALSE(events[0].ack);
+  EXPECT_EQ(metrics->commit_failures(), 1u);
+  EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kUnavailable), 1u);
+
+  sqlite3_commit_hook(store->db().raw(), nullptr, nullptr);
+  // Nothing of the failed batch stuck, in the database or in memory.
+  events[0].ack = false;
+  const auto again = batch({acquire("r1"), request("stats")}, &events);
+  EXPECT_TRUE(events[0].ack);
+  EXPECT_EQ(read_reply(again[0]).slot, 0u);  // r0's slot, freed by the event
+  EXPECT_EQ(reply_u64(again[1], "acquired"), 2u);
+  EXPECT_EQ(reply_u64(again[1], "events_applied"), 1u);
+}
+
+TEST_F(PoolApiTest, EventsAreAcknowledgedOnceCommittedWhateverTheirEffect) {
+  batch({acquire("r1")});
+  std::vector<ConsumedEvent> events{{timeout_event("e1", "r1", "task-r1", 1), false},
+                                    {timeout_event("e1", "r1", "task-r1", 1), false},
+                                    {timeout_event("e2", "nobody", "t", 1), false}};
+  batch({}, &events);
+  for (const auto& e : events) EXPECT_TRUE(e.ack);
+  EXPECT_EQ(metrics->counter(Counter::kEventsApplied), 1u);
+  EXPECT_EQ(metrics->counter(Counter::kEventsIgnored), 2u);
+  EXPECT_EQ(store->holdings_total(), 0u);
+}
+
+TEST_F(PoolApiTest, TickQueuesGraceChecksAndVerdictsApply) {
+  zmq::context_t ctx;
+  // Nothing listens there: the checks stay queued, which is all tick() does.
+  MonitorProbe probe(ctx, "tcp://127.0.0.1:1", Millis(1000));
+  open({}, &probe);
+  batch({acquire("r1"), acquire("r2"), acquire("r3")});
+  api->tick();
+  EXPECT_EQ(probe.queued(), 0u);
+  clock.advance(kGrace);
+  api->tick();
+  EXPECT_EQ(probe.queued(), 3u);
+
+  std::vector<ProbeResult> results{{{"r1", "task-r1", 1}, ProbeVerdict::kSeen},
+                                   {{"r2", "task-r2", 1}, ProbeVerdict::kNotSeen},
+                                   {{"r3", "task-r3", 1}, ProbeVerdict::kUnreachable}};
+  api->on_probe_results(results);
+  EXPECT_EQ(store->holdings_total(), 2u);
+  EXPECT_EQ(metrics->counter(Counter::kReleasedByGrace), 1u);
+  EXPECT_EQ(metrics->probes(ProbeVerdict::kUnreachable), 1u);
+  EXPECT_EQ(store->grace_candidates(10), (std::vector<ProbeKey>{{"r3", "task-r3", 1}}));
+  EXPECT_NE(endpoint->render().find("pm_releases_total{cause=\"grace\"} 1"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace rmon::pool
