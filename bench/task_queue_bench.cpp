@@ -126,12 +126,13 @@ int main(int argc, char** argv) {
   std::printf("task-queue lifecycles (submit, lease, complete), %d clients, %d s, --sync %s\n",
               clients, seconds, sync.c_str());
   const Run single = run(base / "per-op", sync, 1, clients, seconds);
-  std::printf("  baseline, one transaction per operation: %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
-              single.lifecycles_per_s, single.ops_per_s, static_cast<unsigned long>(single.commits));
+  std::printf(
+      "  baseline, one transaction per operation: %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
+      single.lifecycles_per_s, single.ops_per_s, static_cast<unsigned long>(single.commits));
   const Run grouped = run(base / "group", sync, 512, clients, seconds);
-  std::printf("  ours, group commit:                      %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
-              grouped.lifecycles_per_s, grouped.ops_per_s,
-              static_cast<unsigned long>(grouped.commits));
+  std::printf(
+      "  ours, group commit:                      %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
+      grouped.lifecycles_per_s, grouped.ops_per_s, static_cast<unsigned long>(grouped.commits));
   std::printf("  ratio: %.2fx (target >= 5x)\n",
               grouped.lifecycles_per_s / std::max(1.0, single.lifecycles_per_s));
   std::filesystem::remove_all(base);

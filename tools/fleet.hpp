@@ -35,6 +35,12 @@ class Fleet {
   void next(std::size_t i, std::string& out);
   // Sends runner i's next heartbeat; false if the socket would block.
   bool send(zmq::socket_t& pub, std::size_t i, zmq::send_flags flags = zmq::send_flags::none);
+  // Runner i runs this task attempt from its next heartbeat on (seq restarts).
+  void assign(std::size_t i, std::string task_id, uint64_t attempt) {
+    hbs_[i].runner.task_id = std::move(task_id);
+    hbs_[i].runner.attempt = attempt;
+    hbs_[i].seq = 0;
+  }
   // Marks runner i completed in its next heartbeat.
   void complete(std::size_t i) { hbs_[i].state = protocol::RunnerState::kCompleted; }
 

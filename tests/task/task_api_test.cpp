@@ -15,7 +15,7 @@ class TaskApiTest : public TaskStoreTest {
  protected:
   void SetUp() override {
     TaskStoreTest::SetUp();
-    api_ = std::make_unique<TaskApi>(*store_, *db_, nullptr, stats_);
+    api_ = std::make_unique<TaskApi>(*store_, *db_, nullptr, stats_, clock_);
   }
   std::string call(const std::string& op, const MapBuilder& fields = {}) {
     MapBuilder m;

@@ -64,8 +64,9 @@ struct Keys {
 
 std::string_view to_string(ApiOp op) { return kOpNames[static_cast<int>(op)]; }
 
-TaskApi::TaskApi(TaskStore& store, store::Db& db, MonitorProbe* probe, TaskQueueStats& stats)
-    : store_(store), db_(db), probe_(probe), stats_(stats) {
+TaskApi::TaskApi(TaskStore& store, store::Db& db, MonitorProbe* probe, TaskQueueStats& stats,
+                 const Clock& clock)
+    : store_(store), db_(db), probe_(probe), stats_(stats), clock_(clock) {
   publish();
 }
 
@@ -248,7 +249,7 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
   return protocol::error_reply("internal", "unhandled op");
 }
 
-void TaskApi::apply_event(ConsumedEvent& e) {
+bool TaskApi::apply_event(ConsumedEvent& e) {
   const auto& ev = e.event;
   switch (store_.apply_timeout(ev)) {
     case EventOutcome::kRequeued:
@@ -259,7 +260,7 @@ void TaskApi::apply_event(ConsumedEvent& e) {
           "state={}",
           ev.runner.task_id, ev.runner.attempt, ev.runner.runner_id, ev.event_id,
           t ? to_string(t->state) : "?");
-      break;
+      return true;
     }
     case EventOutcome::kIgnoredRepeat:
       spdlog::debug("timeout event repeated event_id={}", ev.event_id);
@@ -270,9 +271,11 @@ void TaskApi::apply_event(ConsumedEvent& e) {
                    ev.runner.task_id, ev.runner.attempt, ev.event_id);
       break;
   }
+  return false;
 }
 
 void TaskApi::apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& events) {
+  reassigned_.clear();
   try {
     store::Transaction txn(db_);
     for (Request& r : requests) {
@@ -290,11 +293,18 @@ void TaskApi::apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& 
     }
     for (ConsumedEvent& e : events) {
       store::Savepoint sp(db_);
-      apply_event(e);
+      if (apply_event(e)) reassigned_.push_back(&e);
       sp.release();
     }
     txn.commit();
     for (ConsumedEvent& e : events) e.ack = true;
+    if (on_reassigned && !reassigned_.empty()) {
+      const int64_t now = clock_.wall_ms();
+      for (const ConsumedEvent* e : reassigned_) {
+        const auto& ev = e->event;
+        on_reassigned(ev, now - (ev.last_heartbeat_ms + static_cast<int64_t>(ev.timeout_ms)));
+      }
+    }
     stats_.commits.fetch_add(1, std::memory_order_relaxed);
     if (on_commit) on_commit(requests.size() + events.size());
   } catch (const std::exception& e) {

@@ -10,6 +10,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -56,7 +57,8 @@ struct TaskQueueStats {
 
 class TaskApi final : public BatchHandler {
  public:
-  TaskApi(TaskStore& store, store::Db& db, MonitorProbe* probe, TaskQueueStats& stats);
+  TaskApi(TaskStore& store, store::Db& db, MonitorProbe* probe, TaskQueueStats& stats,
+          const Clock& clock);
 
   void apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& events) override;
   void on_probe_results(std::vector<ProbeResult>& results) override;
@@ -67,17 +69,24 @@ class TaskApi final : public BatchHandler {
 
   // Called with each committed batch's size (requests + events).
   std::function<void(std::size_t)> on_commit;
+  // Called after the commit for each task a timeout event took back, with
+  // its reassignment lateness: commit time minus the runner's deadline
+  // (last_heartbeat_ms + timeout_ms, the monitor's wall clock), in ms.
+  std::function<void(const protocol::TimeoutEvent&, int64_t lateness_ms)> on_reassigned;
 
  private:
   std::string dispatch(ApiOp op, const protocol::MapReader& m);
   std::string bad_request(const protocol::Rejection& r);
   void publish();
-  void apply_event(ConsumedEvent& e);
+  // True when the event took its task back.
+  bool apply_event(ConsumedEvent& e);
 
   TaskStore& store_;
   store::Db& db_;
   MonitorProbe* probe_;  // may be null: no first-heartbeat checks
   TaskQueueStats& stats_;
+  const Clock& clock_;
+  std::vector<const ConsumedEvent*> reassigned_;  // in the batch being applied
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
   MonoTime last_prune_{};
 };

@@ -17,6 +17,14 @@ TaskMetrics::TaskMetrics(const TaskQueueStats& stats, const EventConsumer& event
            .Help("Requests and events applied per commit (group commit)")
            .Register(endpoint_.registry())
            .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
+  lateness_ = &prometheus::BuildHistogram()
+                   .Name("tq_reassign_lateness_seconds")
+                   .Help(
+                       "From a lost runner's deadline (last heartbeat + timeout) to its task "
+                       "being queued again (commit)")
+                   .Register(endpoint_.registry())
+                   .Add({}, prometheus::Histogram::BucketBoundaries{
+                                0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10});
   endpoint_.add_collector([&stats, &events] {
     std::vector<prometheus::MetricFamily> out;
     auto tasks = metrics::family("tq_tasks", "Tasks by state", MetricType::Gauge);

@@ -28,9 +28,13 @@ void TaskQueueService::start() {
                                             config_.ack_endpoint);
   probe_ = std::make_unique<MonitorProbe>(ctx_, config_.monitor_endpoint,
                                           Millis(config_.monitor_timeout_ms));
-  handler_ = std::make_unique<TaskApi>(*store_, db_, probe_.get(), stats_);
+  handler_ = std::make_unique<TaskApi>(*store_, db_, probe_.get(), stats_, clock_);
   metrics_ = std::make_unique<TaskMetrics>(stats_, *events_);
   handler_->on_commit = [m = metrics_.get()](std::size_t n) { m->observe_batch(n); };
+  handler_->on_reassigned = [this](const protocol::TimeoutEvent& ev, int64_t lateness_ms) {
+    metrics_->observe_reassign_lateness(static_cast<double>(lateness_ms) / 1000.0);
+    if (reassigned_hook_) reassigned_hook_(ev, lateness_ms);
+  };
   if (!config_.metrics_address.empty()) {
     endpoints_.metrics_port = metrics_->endpoint().serve(config_.metrics_address);
   }

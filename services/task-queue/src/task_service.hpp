@@ -7,6 +7,7 @@
 // stop() are called from one thread; stats() is thread-safe.
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -42,6 +43,11 @@ class TaskQueueService {
   const TaskQueueEndpoints& endpoints() const { return endpoints_; }
   const TaskQueueStats& stats() const { return stats_; }
   const EventConsumer& events() const { return *events_; }
+  // Benchmarks: called on the loop thread for each task a timeout event took
+  // back, with its reassignment lateness in ms. Set before start().
+  void on_reassigned(std::function<void(const protocol::TimeoutEvent&, int64_t)> fn) {
+    reassigned_hook_ = std::move(fn);
+  }
 
  private:
   const TaskQueueConfig config_;
@@ -56,6 +62,7 @@ class TaskQueueService {
   std::unique_ptr<TaskApi> handler_;
   std::unique_ptr<TaskMetrics> metrics_;
   TaskQueueEndpoints endpoints_;
+  std::function<void(const protocol::TimeoutEvent&, int64_t)> reassigned_hook_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
