@@ -6,6 +6,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <filesystem>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -183,6 +185,39 @@ TEST_F(TaskRestartTest, KillNineMidStreamLosesNothingAnsweredOrAcknowledged) {
               answered.size(), acked.size());
   child->signal(SIGTERM);
   EXPECT_EQ(child->wait(15s), 0);
+}
+
+// Start-up failures: a clear message and exit status 1, nothing served.
+TEST_F(TaskRestartTest, CorruptUnwritableOrBusyDataFolderFailsAtStart) {
+  auto run = [&](const std::string& data, const std::string& log) {
+    ChildProcess c(TASK_QUEUE_BIN,
+                   {"--data-dir", data, "--api-endpoint", ep("api2"), "--events-endpoint",
+                    ep("events"), "--ack-endpoint", ep("acks"), "--monitor-endpoint", ep("monitor"),
+                    "--metrics-address", ""},
+                   log);
+    return c.wait(20s);
+  };
+  auto log_has = [](const std::string& path, const std::string& text) {
+    std::ifstream f(path);
+    const std::string all((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return all.find(text) != std::string::npos;
+  };
+  const std::string corrupt = dir_.str() + "/corrupt";
+  std::filesystem::create_directories(corrupt);
+  std::ofstream(corrupt + "/task-queue.db") << std::string(8192, 'x');
+  EXPECT_EQ(run(corrupt, dir_.str() + "/corrupt.log"), 1);
+  EXPECT_TRUE(log_has(dir_.str() + "/corrupt.log", "is unusable"));
+
+  const std::string file = dir_.str() + "/plain-file";
+  std::ofstream(file) << "not a folder";
+  EXPECT_EQ(run(file, dir_.str() + "/file.log"), 1);
+  EXPECT_TRUE(log_has(dir_.str() + "/file.log", "data folder"));
+
+  auto first = start();  // holds dir_/data
+  EXPECT_EQ(run(dir_.str() + "/data", dir_.str() + "/busy.log"), 1);
+  EXPECT_TRUE(log_has(dir_.str() + "/busy.log", "in use by another process"));
+  first->signal(SIGTERM);
+  EXPECT_EQ(first->wait(15s), 0);
 }
 
 }  // namespace

@@ -24,9 +24,9 @@ std::optional<SyncMode> parse_sync_mode(std::string_view s) {
 }
 
 Db::Db(const std::filesystem::path& path, SyncMode sync) : path_(path) {
-  const int rc = sqlite3_open_v2(path.c_str(), &db_,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                                 nullptr);
+  const int rc =
+      sqlite3_open_v2(path.c_str(), &db_,
+                      SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
     std::string msg = "cannot open database " + path.string() + ": " +
                       (db_ ? sqlite3_errmsg(db_) : sqlite3_errstr(rc));
@@ -46,6 +46,29 @@ Db::Db(const std::filesystem::path& path, SyncMode sync) : path_(path) {
     sqlite3_close(db_);
     db_ = nullptr;
     throw SqliteError(e.code(), "database " + path.string() + " is unusable: " + e.what());
+  }
+}
+
+Db Db::open_exclusive(const std::filesystem::path& path, SyncMode sync, const std::string& owner) {
+  auto busy = [&](const SqliteError& e) {
+    return std::runtime_error("database " + path.string() + " is in use by another process (" +
+                              owner + "): " + e.what());
+  };
+  try {
+    Db db(path, sync);
+    db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0");
+    try {
+      db.exec("BEGIN IMMEDIATE; COMMIT");  // takes the lock now, not at the first request
+    } catch (const SqliteError& e) {
+      if ((e.code() & 0xff) == SQLITE_BUSY || (e.code() & 0xff) == SQLITE_LOCKED) throw busy(e);
+      throw;
+    }
+    db.exec("PRAGMA busy_timeout=5000");
+    return db;
+  } catch (const SqliteError& e) {
+    // Opening reads the file already: a holder of the lock can show up here.
+    if ((e.code() & 0xff) == SQLITE_BUSY) throw busy(e);
+    throw;
   }
 }
 
@@ -88,7 +111,8 @@ int Db::changes() const { return sqlite3_changes(db_); }
 Stmt::~Stmt() {
   if (s_) sqlite3_finalize(s_);
 }
-Stmt::Stmt(Stmt&& o) noexcept : db_(std::exchange(o.db_, nullptr)), s_(std::exchange(o.s_, nullptr)) {}
+Stmt::Stmt(Stmt&& o) noexcept
+    : db_(std::exchange(o.db_, nullptr)), s_(std::exchange(o.s_, nullptr)) {}
 Stmt& Stmt::operator=(Stmt&& o) noexcept {
   if (this != &o) {
     if (s_) sqlite3_finalize(s_);
@@ -103,20 +127,28 @@ void Stmt::check(int rc) const {
 }
 
 Stmt& Stmt::bind(int i, int64_t v) {
+  ready();
   check(sqlite3_bind_int64(s_, i, v));
   return *this;
 }
 Stmt& Stmt::bind(int i, std::string_view text) {
+  ready();
   check(sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
   return *this;
 }
 Stmt& Stmt::bind_blob(int i, std::string_view bytes) {
+  ready();
   check(sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
   return *this;
 }
 Stmt& Stmt::bind_null(int i) {
+  ready();
   check(sqlite3_bind_null(s_, i));
   return *this;
+}
+
+void Stmt::ready() {
+  if (sqlite3_stmt_busy(s_)) sqlite3_reset(s_);
 }
 
 bool Stmt::step() {
@@ -211,8 +243,9 @@ std::optional<int64_t> meta_int(Db& db, std::string_view key) {
 }
 
 void set_meta_int(Db& db, std::string_view key, int64_t value) {
-  Stmt s = db.prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) "
-                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  Stmt s = db.prepare(
+      "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
   s.bind(1, key).bind(2, value).run();
 }
 
@@ -224,8 +257,9 @@ std::optional<std::string> meta_text(Db& db, std::string_view key) {
 }
 
 void set_meta_text(Db& db, std::string_view key, std::string_view value) {
-  Stmt s = db.prepare("INSERT INTO meta(key, value) VALUES(?1, ?2) "
-                      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
+  Stmt s = db.prepare(
+      "INSERT INTO meta(key, value) VALUES(?1, ?2) "
+      "ON CONFLICT(key) DO UPDATE SET value = excluded.value");
   s.bind(1, key).bind(2, value).run();
 }
 

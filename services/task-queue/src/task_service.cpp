@@ -12,7 +12,8 @@ namespace rmon::tq {
 TaskQueueService::TaskQueueService(TaskQueueConfig config, const Clock& clock)
     : config_(std::move(config)),
       clock_(clock),
-      db_(store::service_db_path(config_.data_dir, "task-queue"), config_.sync_mode()) {
+      db_(store::Db::open_exclusive(store::service_db_path(config_.data_dir, "task-queue"),
+                                    config_.sync_mode(), "one task-queue per data folder")) {
   if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
   store_ = std::make_unique<TaskStore>(db_, clock_, config_.store_options());
 }

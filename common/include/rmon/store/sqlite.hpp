@@ -42,6 +42,12 @@ class Db {
   // the path and SQLite's message when it cannot be opened, read or written
   // (a corrupt file fails here, not at the first request).
   Db(const std::filesystem::path& path, SyncMode sync);
+  // Opens it for this process alone (EXCLUSIVE locking, taken at once): a
+  // service that keeps state in memory next to its database must be its only
+  // writer. Throws std::runtime_error naming `owner` ("one task-queue per
+  // data folder") when another process holds it.
+  static Db open_exclusive(const std::filesystem::path& path, SyncMode sync,
+                           const std::string& owner);
   ~Db();
   Db(Db&&) noexcept;
   Db& operator=(Db&&) noexcept;
@@ -89,6 +95,8 @@ class Stmt {
   Stmt& bind(int i, const std::string& v) { return bind(i, std::string_view(v)); }
   Stmt& bind(int i, const char* v) { return bind(i, std::string_view(v)); }
 
+  // Binding a statement left mid-way (a step that threw, a loop that
+  // stopped early) resets it first.
   // True when a row is available; false when done. Throws on error.
   bool step();
   // step() until done, then reset(); for statements without results.
@@ -105,6 +113,7 @@ class Stmt {
   friend class Db;
   Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
   void check(int rc) const;
+  void ready();
   sqlite3* db_ = nullptr;
   sqlite3_stmt* s_ = nullptr;
 };
