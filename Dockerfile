@@ -13,10 +13,12 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMON_BUILD_TESTS=OF
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libspdlog1.10 libfmt9 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libabsl20220623 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libabsl20220623 libsqlite3-0 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --no-create-home rmon
+ && useradd --system --no-create-home rmon \
+ && mkdir /data && chown rmon /data
+# A named volume mounted on /data starts as a copy of this folder (owned by rmon).
 COPY --from=build /opt/rmon/bin/ /usr/local/bin/
 USER rmon
-EXPOSE 5555 5556 5557 5558 5559 9464
+EXPOSE 5555 5556 5557 5558 5559 5560 5561 9464 9465 9466
 CMD ["runner-monitor"]

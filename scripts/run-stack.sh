@@ -2,9 +2,10 @@
 # Installs dependencies, builds, and runs the whole stack as local processes
 # (the same stack docker-compose.yml describes, for machines without Docker):
 #   runner-monitor                 heartbeats in on :5555, events out on :5556/:5557
-#   rmon-event-sink x2             consumers of the task-queue and pool-manager groups
-#                                  (stand-ins until those services exist)
+#   task-queue                     API on :5560, consumes the task-queue group
+#   pool-manager                   API on :5561, consumes the pool-manager group
 #   runner-sim                     a demo fleet; 20% of it falls silent after 10 s
+# Each run keeps its data in a fresh folder ($logs/data-<time>).
 # Ctrl-C stops everything. Logs go to $RMON_LOG_DIR (default .run/).
 #   scripts/run-stack.sh [--no-sim]
 set -euo pipefail
@@ -16,10 +17,12 @@ with_sim=1
 bash scripts/setup-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" \
-  --target runner-monitor rmon-event-sink runner-sim rmon-ctl
+  --target runner-monitor task-queue pool-manager runner-sim rmon-ctl
 
 logs=${RMON_LOG_DIR:-.run}
 mkdir -p "$logs"
+data="$logs/data-$(date +%Y%m%d-%H%M%S)"
+mkdir -p "$data"
 pids=()
 cleanup() {
   trap - INT TERM EXIT
@@ -38,11 +41,9 @@ for _ in $(seq 1 50); do
 done
 build/tools/rmon-ctl ping
 
-build/tools/rmon-event-sink --group task-queue --events tcp://127.0.0.1:5556 \
-  >"$logs/task-queue.log" 2>&1 &
+build/services/task-queue/task-queue --data-dir "$data" >"$logs/task-queue.log" 2>&1 &
 pids+=($!)
-build/tools/rmon-event-sink --group pool-manager --events tcp://127.0.0.1:5557 \
-  >"$logs/pool-manager.log" 2>&1 &
+build/services/pool-manager/pool-manager --data-dir "$data" >"$logs/pool-manager.log" 2>&1 &
 pids+=($!)
 if [ "$with_sim" = 1 ]; then
   build/tools/runner-sim --runners 50 --interval-ms 1000 --timeout-ms 3000 \
@@ -55,7 +56,8 @@ The stack is running (logs in $logs/):
   build/tools/rmon-ctl stats                  counters
   build/tools/rmon-ctl list --state failed    runners that timed out
   curl -s localhost:9464/metrics              Prometheus metrics
-  tail -f $logs/task-queue.log                timeout events as a consumer sees them
+  curl -s localhost:9465/metrics              task-queue metrics (pool-manager: 9466)
+  tail -f $logs/task-queue.log                timeout events as the task-queue applies them
 Ctrl-C stops it.
 MSG
 wait -n "${pids[@]}"
