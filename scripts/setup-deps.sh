@@ -16,6 +16,7 @@ PACKAGES=(
   libsqlite3-dev sqlite3
   clang clang-format libclang-rt-14-dev
   curl
+  prometheus python3-zmq python3-msgpack docker-compose
 )
 
 missing=()

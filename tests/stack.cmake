@@ -1,0 +1,18 @@
+# Real formats checked with real tools: every service's /metrics with
+# promtool, and the compose file with docker-compose (Debian packages
+# prometheus and docker-compose; scripts/setup-deps.sh installs both).
+find_program(PROMTOOL promtool)
+if(PROMTOOL)
+  add_test(NAME metrics_promtool
+           COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-metrics.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(metrics_promtool PROPERTIES TIMEOUT 120)
+else()
+  message(WARNING "promtool not found: /metrics is not checked (apt-get install prometheus)")
+endif()
+find_program(DOCKER_COMPOSE docker-compose)
+if(DOCKER_COMPOSE)
+  add_test(NAME compose_config
+           COMMAND ${DOCKER_COMPOSE} -f ${CMAKE_SOURCE_DIR}/docker-compose.yml config -q)
+else()
+  message(WARNING "docker-compose not found: docker-compose.yml is not checked")
+endif()
