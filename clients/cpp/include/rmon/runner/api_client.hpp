@@ -1,0 +1,83 @@
+#pragma once
+// The request/reply client under every runner-side client (task-queue,
+// pool-manager, runner-monitor): one DEALER socket, one request in flight, a
+// timeout on every reply. After a timeout the socket is replaced, so a late
+// reply can never be taken for the next request's. Expected failures
+// (timeouts, error replies) are values: Outcome<T>.
+//
+// Not thread-safe: one client per thread.
+
+#include <zmq.hpp>
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <utility>
+#include <variant>
+
+#include "rmon/protocol/msgmap.hpp"
+
+namespace rmon::runner {
+
+// Why a call failed: the service's error code (`not_found`, `stale_attempt`,
+// `conflict`, `pool_full`, `unavailable`, `bad_request`, ...) or this
+// client's own: `timeout` (no reply in time) and `bad_reply` (a reply that is
+// not what the contract says).
+struct ApiError {
+  std::string code;
+  std::string detail;
+  std::string to_string() const { return code + ": " + detail; }
+};
+
+template <class T>
+class [[nodiscard]] Outcome {
+ public:
+  Outcome(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
+  Outcome(ApiError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
+  bool ok() const { return v_.index() == 0; }
+  explicit operator bool() const { return ok(); }
+  T& value() { return std::get<0>(v_); }
+  const T& value() const { return std::get<0>(v_); }
+  T* operator->() { return &value(); }
+  const ApiError& error() const { return std::get<1>(v_); }
+
+ private:
+  std::variant<T, ApiError> v_;
+};
+
+struct Done {};  // the value of a call that returns nothing but success
+
+class ApiClient {
+ public:
+  // Connects to `endpoint` (e.g. "tcp://127.0.0.1:5560"); throws
+  // zmq::error_t on a malformed endpoint.
+  ApiClient(zmq::context_t& ctx, std::string endpoint, int timeout_ms = 5000);
+
+  // Sends {v: 1, op, ...fields}; on success returns the reply frame, whose
+  // `ok` is true. Error replies and timeouts are ApiErrors.
+  Outcome<std::string> call(std::string_view op, const protocol::MapBuilder& fields = {});
+  // Sends one request frame as it is and returns the reply frame, whatever it
+  // says; only a timeout is an error.
+  Outcome<std::string> exchange(const std::string& frame);
+
+  const std::string& endpoint() const { return endpoint_; }
+
+ private:
+  void connect();
+  zmq::context_t& ctx_;
+  const std::string endpoint_;
+  const int timeout_ms_;
+  zmq::socket_t socket_;
+};
+
+// Reads a reply frame with `read(MapReader&) -> Status`; a reply that does
+// not parse or lacks what `read` needs is a `bad_reply`.
+template <class Read>
+std::optional<ApiError> read_reply(const std::string& frame, Read&& read) {
+  auto m = protocol::MapReader::parse(frame, protocol::kMaxReplyFrame);
+  if (!m) return ApiError{"bad_reply", m.error().to_string()};
+  if (protocol::Status s = read(m.value()); !s) return ApiError{"bad_reply", s.error().to_string()};
+  return std::nullopt;
+}
+
+}  // namespace rmon::runner

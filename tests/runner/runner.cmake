@@ -1,0 +1,3 @@
+# The C++ runner library against the real services in-process.
+rmon_add_test(runner_client_test runner/runner_client_test.cpp)
+target_link_libraries(runner_client_test PRIVATE rmon::runner rmon::task rmon::pool rmon::monitor)
