@@ -1,64 +1,73 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs the whole stack as local processes
-# (the same stack docker-compose.yml describes, for machines without Docker):
-#   runner-monitor                 heartbeats in on :5555, events out on :5556/:5557
-#   task-queue                     API on :5560, consumes the task-queue group
-#   pool-manager                   API on :5561, consumes the pool-manager group
-#   runner-sim                     a demo fleet; 20% of it falls silent after 10 s
-# Each run keeps its data in a fresh folder ($logs/data-<time>).
-# Ctrl-C stops everything. Logs go to $RMON_LOG_DIR (default .run/).
-#   scripts/run-stack.sh [--no-sim]
+# (the stack docker-compose.yml describes, for machines without Docker):
+#   runner-monitor   heartbeats in on :5555, control :5559, events to both groups
+#   task-queue       API :5560, takes back the tasks of lost runners
+#   pool-manager     API :5561, frees the slots of lost runners
+#   runner-sim       the demo: submits a workload, then N runners lease tasks,
+#                    hold slots, heartbeat and work; a share of them crash and
+#                    some come back as zombies
+# Each run gets a fresh folder (.run/<time>/) with the data and every log.
+# It prints a status line per second, and at the end a summary whose last
+# line is one JSON object. Ctrl-C ends it early (the summary still prints).
+#
+#   scripts/run-stack.sh [--duration SECONDS] [--tasks N] [--runners N]
+#                        [--crash-fraction F] [--zombie-fraction F] [--no-sim]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-with_sim=1
-[ "${1:-}" = "--no-sim" ] && with_sim=0
+duration=0 tasks=500 runners=50 crash=0.2 zombie=0.3 sim=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --duration) duration=$2; shift 2 ;;
+    --tasks) tasks=$2; shift 2 ;;
+    --runners) runners=$2; shift 2 ;;
+    --crash-fraction) crash=$2; shift 2 ;;
+    --zombie-fraction) zombie=$2; shift 2 ;;
+    --no-sim) sim=0; shift ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    *) echo "run-stack: unknown argument $1 (see --help)" >&2; exit 2 ;;
+  esac
+done
 
 bash scripts/setup-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" \
   --target runner-monitor task-queue pool-manager runner-sim rmon-ctl
+bin=build
 
-logs=${RMON_LOG_DIR:-.run}
-mkdir -p "$logs"
-data="$logs/data-$(date +%Y%m%d-%H%M%S)"
-mkdir -p "$data"
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  echo "stopping the stack"
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup INT TERM EXIT
+run=${RMON_RUN_DIR:-.run/$(date +%Y%m%d-%H%M%S)}
+mkdir -p "$run"
+echo "run folder: $run"
+source scripts/lib/stack.sh
+stack_endpoints default
+trap 'stack_stop || true' EXIT
+trap 'echo; echo "interrupted: ending the run"' INT
+# Pools big enough that the demo's runners rarely wait for a slot.
+stack_start "$bin" "$run" \
+  --pool local=local-process:24 --pool docker=docker:24 --pool kubernetes=kubernetes:24
+stack_wait_ready
 
-build/services/runner-monitor/runner-monitor >"$logs/runner-monitor.log" 2>&1 &
-pids+=($!)
-# Wait until the monitor answers on its control socket.
-for _ in $(seq 1 50); do
-  build/tools/rmon-ctl --timeout-ms 200 ping >/dev/null 2>&1 && break
-  sleep 0.1
-done
-build/tools/rmon-ctl ping
-
-build/services/task-queue/task-queue --data-dir "$data" >"$logs/task-queue.log" 2>&1 &
-pids+=($!)
-build/services/pool-manager/pool-manager --data-dir "$data" >"$logs/pool-manager.log" 2>&1 &
-pids+=($!)
-if [ "$with_sim" = 1 ]; then
-  build/tools/runner-sim --runners 50 --interval-ms 1000 --timeout-ms 3000 \
-    --die-after-ms 10000 --die-fraction 0.2 >"$logs/runner-sim.log" 2>&1 &
-  pids+=($!)
-fi
-
-cat <<MSG
-The stack is running (logs in $logs/):
-  build/tools/rmon-ctl stats                  counters
-  build/tools/rmon-ctl list --state failed    runners that timed out
-  curl -s localhost:9464/metrics              Prometheus metrics
-  curl -s localhost:9465/metrics              task-queue metrics (pool-manager: 9466)
-  tail -f $logs/task-queue.log                timeout events as the task-queue applies them
+if [ $sim = 0 ]; then
+  cat <<MSG
+The stack is running (logs in $run/):
+  $bin/tools/rmon-ctl runners stats    the monitor's counters
+  $bin/tools/rmon-ctl tasks stats      the queue's counters
+  $bin/tools/rmon-ctl pools status     slots and their holders
+  curl -s localhost:9464/metrics       Prometheus metrics (task-queue 9465, pool-manager 9466)
 Ctrl-C stops it.
 MSG
-wait -n "${pids[@]}"
-echo "a process of the stack exited; see $logs/" >&2
+  wait -n "${STACK_PIDS[@]}" || true
+  exit 0
+fi
+
+summary="$run/summary.json"
+set +e
+"$bin/tools/runner-sim" --submit "$tasks" --runners "$runners" --duration-s "$duration" \
+  --crash-fraction "$crash" --zombie-fraction "$zombie" --summary-file "$summary" \
+  --log-level warn 2> >(tee "$run/runner-sim.log" >&2)
+sim_status=$?
+set -e
+if stack_stop; then echo "every process of the stack stopped cleanly; logs in $run/"; fi
+[ -s "$summary" ] || { echo "run-stack: runner-sim wrote no summary (status $sim_status)" >&2; exit 1; }
+tail -n 1 "$summary"

@@ -16,3 +16,8 @@ if(DOCKER_COMPOSE)
 else()
   message(WARNING "docker-compose not found: docker-compose.yml is not checked")
 endif()
+
+# The whole stack as processes: tasks go in, runners crash, every task still
+# finishes once and every slot comes back (scripts/e2e.sh).
+add_test(NAME e2e_stack COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/e2e.sh ${CMAKE_BINARY_DIR} 300 40)
+set_tests_properties(e2e_stack PROPERTIES TIMEOUT 180)

@@ -1,102 +1,232 @@
-// runner-sim: simulates a fleet of runners heartbeating to a runner-monitor.
-// Some can be told to fall silent (die) or complete, to watch the monitor
-// react. For demos, the local stack and load tests against 127.0.0.1.
+// runner-sim: N simulated runners play the real protocol against the real
+// services (task-queue, pool-manager, runner-monitor); see tools/sim/sim.hpp.
+// Optionally submits a workload first, prints a status line per second, and
+// at the end a summary whose last line is one JSON object.
+//
+//   runner-sim --submit 500 --runners 50 --crash-fraction 0.2 [--duration-s N]
 
 #include <spdlog/spdlog.h>
 
-#include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
+#include <map>
 #include <random>
 #include <thread>
 
-#include "fleet.hpp"
 #include "rmon/config.hpp"
 #include "rmon/logging.hpp"
 #include "rmon/protocol/codec.hpp"
-#include "rmon/zmq_util.hpp"
+#include "rmon/protocol/msgmap.hpp"
+#include "rmon/runner/pool_manager_client.hpp"
+#include "rmon/runner/task_queue_client.hpp"
+#include "sim/sim.hpp"
 
 namespace {
-volatile std::sig_atomic_t g_stop = 0;
-void on_signal(int) { g_stop = 1; }
+
+using rmon::protocol::MapBuilder;
+using rmon::runner::Outcome;
+
+std::atomic<bool> g_stop{false};
+void on_signal(int) { g_stop = true; }
+
+// One look at every service, for the status line and the summary.
+struct Snapshot {
+  bool ok = true;
+  std::map<std::string, uint64_t> tasks, monitor;
+  uint64_t slots_in_use = 0, slots_total = 0;
+};
+
+class Observer {
+ public:
+  Observer(zmq::context_t& ctx, const rmon::sim::SimOptions& o)
+      : tasks_(ctx, o.task_queue_endpoint, 2000),
+        pools_(ctx, o.pool_manager_endpoint, 2000),
+        monitor_(ctx, o.monitor_endpoint, 2000) {}
+
+  Snapshot take() {
+    Snapshot s;
+    auto t = tasks_.stats();
+    if (t) s.tasks = t.value();
+    auto p = pools_.status();
+    if (p) {
+      for (const auto& pool : p.value()) {
+        s.slots_in_use += pool.in_use;
+        s.slots_total += pool.slots;
+      }
+    }
+    rmon::protocol::ControlRequest req;
+    req.op = rmon::protocol::Op::kStats;
+    auto m = monitor_.exchange(rmon::protocol::encode_control_request(req));
+    if (m) {
+      auto reply = rmon::protocol::decode_control_reply(m.value());
+      if (reply && reply->ok) {
+        for (const auto& [k, v] : reply->stats) s.monitor[k] = v;
+      }
+    }
+    s.ok = t.ok() && p.ok() && m.ok();
+    return s;
+  }
+
+ private:
+  rmon::runner::TaskQueueClient tasks_;
+  rmon::runner::PoolManagerClient pools_;
+  rmon::runner::ApiClient monitor_;
+};
+
+uint64_t get(const std::map<std::string, uint64_t>& m, const char* k) {
+  auto it = m.find(k);
+  return it == m.end() ? 0 : it->second;
+}
+
+void status_line(double secs, const Snapshot& s) {
+  std::printf(
+      "[%5.0fs] tasks queued %4lu leased %4lu completed %5lu dead %3lu | runners running %4lu "
+      "suspect %3lu failed %3lu | slots %3lu/%-3lu | events pending %lu%s\n",
+      secs, get(s.tasks, "queued"), get(s.tasks, "leased"), get(s.tasks, "completed"),
+      get(s.tasks, "dead"), get(s.monitor, "running"), get(s.monitor, "suspect"),
+      get(s.monitor, "failed"), s.slots_in_use, s.slots_total, get(s.monitor, "events_pending"),
+      s.ok ? "" : "  (a service did not answer)");
+  std::fflush(stdout);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  rmon::tools::FleetOptions f;
-  std::string endpoint = "tcp://127.0.0.1:5555";
-  std::string pool_type = "local-process";
-  uint64_t duration_ms = 0;
-  uint64_t die_after_ms = 0;
-  double die_fraction = 0.0;
-  double complete_fraction = 0.0;
-  rmon::Settings s("runner-sim", "Simulated runners that publish heartbeats to a runner-monitor.");
-  s.add("endpoint", endpoint, "Monitor heartbeat endpoint to connect the PUB socket to");
-  s.add("runners", f.runners, "Number of simulated runners");
-  s.add("prefix", f.prefix, "Runner id prefix");
-  s.add("pool", f.pool, "Pool name");
-  s.add("pool-type", pool_type, "local-process, docker or kubernetes");
-  s.add("timeout-ms", f.timeout_ms, "timeout_ms each runner announces");
-  s.add("interval-ms", f.interval_ms, "Heartbeat period of each runner");
-  s.add("duration-ms", duration_ms, "Stop after this long (0 runs until SIGINT/SIGTERM)");
-  s.add("die-after-ms", die_after_ms, "When to make --die-fraction of the runners fall silent");
-  s.add("die-fraction", die_fraction, "Share of runners that fall silent at --die-after-ms");
-  s.add("complete-fraction", complete_fraction,
-        "Share of runners that report completed at --die-after-ms");
+  rmon::sim::SimOptions o;
+  rmon::Settings s("runner-sim",
+                   "Simulated runners that lease tasks, hold slots, heartbeat, crash and come "
+                   "back as zombies, through the real services.");
+  s.add("heartbeat-endpoint", o.heartbeat_endpoint, "Monitor heartbeat socket (PUB connects)");
+  s.add("monitor-endpoint", o.monitor_endpoint, "Monitor control socket");
+  s.add("task-queue-endpoint", o.task_queue_endpoint, "task-queue API");
+  s.add("pool-manager-endpoint", o.pool_manager_endpoint, "pool-manager API");
+  s.add("runners", o.runners, "Simulated runners (1..2000)");
+  s.add("submit", o.submit, "Tasks to submit before the runners start");
+  s.add("pool", o.pools, "Pools the runners use in turn, name:type (repeat or comma separate)")
+      ->delimiter(',');
+  s.add("work-min-ms", o.work_min_ms, "Shortest piece of work");
+  s.add("work-max-ms", o.work_max_ms, "Longest piece of work");
+  s.add("interval-ms", o.interval_ms, "Heartbeat period");
+  s.add("timeout-ms", o.timeout_ms, "timeout_ms the runners announce");
+  s.add("crash-fraction", o.crash_fraction, "Share of runners that crash once");
+  s.add("zombie-fraction", o.zombie_fraction, "Share of crashed runners that come back as zombies");
+  s.add("restart-delay-ms", o.restart_delay_ms, "How long a crashed runner stays away");
+  s.add("duration-s", o.duration_s, "Stop after this long (0: when the workload is done)");
+  s.add("settle-ms", o.settle_ms, "At the end, wait this long at most for events and slots");
+  s.add("seed", o.seed, "Random seed");
+  s.add("summary-file", o.summary_file, "Also write the JSON summary to this file");
+  s.add_flag("status", o.status, "Print a status line every second");
   if (auto code = s.parse(argc, argv)) return *code;
   rmon::init_logging("runner-sim", s.log_level());
-  auto pt = rmon::protocol::parse_pool_type(pool_type);
-  if (!pt) {
-    spdlog::error("unknown --pool-type '{}'", pool_type);
+  if (o.runners < 1 || o.runners > 2000 || o.pools.empty() || o.work_max_ms < o.work_min_ms ||
+      o.crash_fraction < 0 || o.crash_fraction > 1 || o.zombie_fraction < 0 ||
+      o.zombie_fraction > 1) {
+    spdlog::error("invalid settings: see --help");
     return 2;
   }
-  f.pool_type = *pt;
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
 
-  rmon::tools::Fleet fleet(f);
   zmq::context_t ctx;
-  rmon::SocketOptions opts;
-  opts.send_hwm = 1'000'000;
-  opts.linger_ms = 1000;  // let the last heartbeats (completions) out on exit
-  auto pub = rmon::make_socket(ctx, zmq::socket_type::pub, opts);
-  pub.connect(endpoint);
-  spdlog::info("runner-sim started runners={} endpoint={} interval_ms={} timeout_ms={}", f.runners,
-               endpoint, f.interval_ms, f.timeout_ms);
-
-  // Each runner i has its own phase inside the period, as real runners do.
-  std::vector<char> alive(fleet.size(), 1);
-  const auto start = std::chrono::steady_clock::now();
-  const auto period = std::chrono::milliseconds(std::max<uint64_t>(f.interval_ms, 1));
-  bool died = false;
-  std::mt19937 rng(12345);
-  uint64_t sent = 0;
-  for (uint64_t round = 0; !g_stop; ++round) {
-    const auto elapsed = std::chrono::steady_clock::now() - start;
-    if (duration_ms && elapsed >= std::chrono::milliseconds(duration_ms)) break;
-    if (!died && die_after_ms && elapsed >= std::chrono::milliseconds(die_after_ms)) {
-      died = true;
-      std::size_t silent = 0, completed = 0;
-      for (std::size_t i = 0; i < fleet.size(); ++i) {
-        const double u = std::uniform_real_distribution<double>(0, 1)(rng);
-        if (u < die_fraction) {
-          alive[i] = 0;
-          ++silent;
-        } else if (u < die_fraction + complete_fraction) {
-          fleet.complete(i);
-          fleet.send(pub, i);
-          alive[i] = 0;
-          ++completed;
-        }
+  rmon::sim::SimStats stats;
+  const auto t0 = std::chrono::steady_clock::now();
+  auto secs = [&] {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
+  if (o.submit > 0) {
+    rmon::runner::TaskQueueClient tasks(ctx, o.task_queue_endpoint, 10'000);
+    for (std::size_t i = 0; i < o.submit && !g_stop; ++i) {
+      auto r = tasks.submit(MapBuilder().str("job", "demo").u64("n", i).finish());
+      if (!r) {
+        spdlog::error("submit failed: {}", r.error().to_string());
+        return 1;
       }
-      spdlog::info("runners fell silent silent={} completed={}", silent, completed);
+      ++stats.submitted;
     }
-    const auto round_start = start + round * period;
-    for (std::size_t i = 0; i < fleet.size() && !g_stop; ++i) {
-      if (!alive[i]) continue;
-      std::this_thread::sleep_until(round_start + period * i / fleet.size());
-      fleet.send(pub, i);
-      ++sent;
-    }
+    std::printf("submitted %lu tasks in %.1f s\n", stats.submitted.load(), secs());
   }
-  spdlog::info("runner-sim stopped heartbeats_sent={}", sent);
-  return 0;
+
+  // Which runners crash, and which of those come back as zombies.
+  std::vector<std::size_t> order(o.runners);
+  for (std::size_t i = 0; i < o.runners; ++i) order[i] = i;
+  std::mt19937_64 rng(o.seed);
+  std::shuffle(order.begin(), order.end(), rng);
+  const auto crashing =
+      static_cast<std::size_t>(o.crash_fraction * static_cast<double>(o.runners) + 0.5);
+  const auto zombies =
+      static_cast<std::size_t>(o.zombie_fraction * static_cast<double>(crashing) + 0.5);
+  std::vector<bool> crash(o.runners, false), zombie(o.runners, false);
+  for (std::size_t k = 0; k < crashing; ++k) crash[order[k]] = true;
+  for (std::size_t k = 0; k < zombies; ++k) zombie[order[k]] = true;
+
+  std::atomic<bool> stop{false}, done{false};
+  std::vector<std::thread> threads;
+  for (std::size_t i = 0; i < o.runners; ++i) {
+    threads.emplace_back(
+        [&, i] { rmon::sim::run_runner(o, i, crash[i], zombie[i], stats, stop, done); });
+  }
+  Observer observer(ctx, o);
+  Snapshot snap;
+  for (;;) {
+    std::this_thread::sleep_for(std::chrono::seconds(1));
+    snap = observer.take();
+    if (o.status) status_line(secs(), snap);
+    const bool workload_done = snap.ok && get(snap.tasks, "queued") == 0 &&
+                               get(snap.tasks, "leased") == 0 &&
+                               get(snap.tasks, "completed") + get(snap.tasks, "dead") > 0;
+    if (workload_done && o.duration_s == 0) done = true;
+    if (g_stop || done || (o.duration_s > 0 && secs() >= static_cast<double>(o.duration_s))) break;
+  }
+  stop = true;
+  for (auto& t : threads) t.join();
+
+  // Let the monitor's last events land and crashed runners' slots come back.
+  const auto settle_until =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(o.settle_ms);
+  for (;;) {
+    snap = observer.take();
+    if (snap.ok && get(snap.monitor, "events_pending") == 0 && snap.slots_in_use == 0) break;
+    if (std::chrono::steady_clock::now() > settle_until) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (o.status) status_line(secs(), snap);
+
+  const uint64_t submitted = o.submit > 0
+                                 ? stats.submitted.load()
+                                 : get(snap.tasks, "queued") + get(snap.tasks, "leased") +
+                                       get(snap.tasks, "completed") + get(snap.tasks, "dead") +
+                                       get(snap.tasks, "cancelled");
+  std::printf(
+      "summary: %lu tasks submitted, %lu completed, %lu dead; %lu leases by %zu runners in %.1f s\n"
+      "  %lu runner crashes (%lu came back as zombies: %lu stale completions refused, %lu "
+      "accepted)\n"
+      "  monitor: %lu timeouts detected; task-queue: %lu reassignments\n"
+      "  slots in use at the end: %lu of %lu; events pending: %lu\n",
+      submitted, get(snap.tasks, "completed"), get(snap.tasks, "dead"), stats.leases.load(),
+      o.runners, secs(), stats.crashes.load(), stats.zombies.load(), stats.stale_refused.load(),
+      stats.zombie_accepted.load(), get(snap.monitor, "timeouts"), get(snap.tasks, "reassigned"),
+      snap.slots_in_use, snap.slots_total, get(snap.monitor, "events_pending"));
+  const std::string json = MapBuilder()
+                               .u64("tasks_submitted", submitted)
+                               .u64("tasks_completed", get(snap.tasks, "completed"))
+                               .u64("tasks_dead", get(snap.tasks, "dead"))
+                               .u64("tasks_completed_twice", stats.twice())
+                               .u64("stale_completions_refused", stats.stale_refused.load())
+                               .u64("zombie_completions_accepted", stats.zombie_accepted.load())
+                               .u64("runner_crashes", stats.crashes.load())
+                               .u64("timeouts_detected", get(snap.monitor, "timeouts"))
+                               .u64("reassignments", get(snap.tasks, "reassigned"))
+                               .u64("slots_in_use", snap.slots_in_use)
+                               .u64("events_pending", get(snap.monitor, "events_pending"))
+                               .u64("runners", o.runners)
+                               .u64("leases", stats.leases.load())
+                               .u64("complete_errors", stats.complete_errors.load())
+                               .u64("client_errors", stats.client_errors.load())
+                               .u64("duration_ms", static_cast<uint64_t>(secs() * 1000))
+                               .finish();
+  const std::string line = rmon::protocol::to_json(json);
+  if (!o.summary_file.empty()) std::ofstream(o.summary_file) << line << "\n";
+  if (o.summary_file.empty()) std::printf("%s\n", line.c_str());
+  return snap.ok ? 0 : 1;
 }

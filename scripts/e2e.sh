@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# End-to-end: the real binaries as processes (ipc:// endpoints in a temp
+# folder, so it runs beside anything else), a few hundred tasks, about a
+# fifth of the runners crashing and some of them coming back as zombies.
+# Checks, from runner-sim's JSON summary:
+#   every task completed exactly once, zombie completions refused,
+#   reassignments == crashes == timeouts detected, all slots free,
+#   no event pending at the monitor; and every process stops cleanly.
+#   scripts/e2e.sh [BUILD_DIR] [TASKS] [RUNNERS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build} tasks=${2:-300} runners=${3:-40}
+source scripts/lib/stack.sh
+tmp=$(mktemp -d)
+trap 'stack_stop || true; rm -rf "$tmp"' EXIT
+stack_endpoints ipc "$tmp"
+stack_start "$build" "$tmp" --pool local=local-process:20 --pool docker=docker:20 \
+  --pool kubernetes=kubernetes:20
+stack_wait_ready
+
+"$build/tools/runner-sim" --heartbeat-endpoint "$(stack_client "$HB")" \
+  --monitor-endpoint "$CONTROL" --task-queue-endpoint "$TQ_API" \
+  --pool-manager-endpoint "$PM_API" --submit "$tasks" --runners "$runners" \
+  --crash-fraction 0.2 --zombie-fraction 0.5 --summary-file "$tmp/summary.json" \
+  --no-status --log-level warn
+stack_stop
+echo "e2e: every process stopped cleanly"
+
+/usr/bin/python3 - "$tmp/summary.json" "$tasks" <<'PY'
+import json, sys
+s = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+tasks = int(sys.argv[2])
+checks = [
+    ("every task submitted", s["tasks_submitted"] == tasks),
+    ("every task completed", s["tasks_completed"] == tasks and s["tasks_dead"] == 0),
+    ("none completed twice", s["tasks_completed_twice"] == 0),
+    ("zombie completions refused, none accepted",
+     s["stale_completions_refused"] > 0 and s["zombie_completions_accepted"] == 0),
+    ("runners crashed", s["runner_crashes"] > 0),
+    ("every crash detected once", s["timeouts_detected"] == s["runner_crashes"]),
+    ("reassignments equal the crashes detected", s["reassignments"] == s["timeouts_detected"]),
+    ("all slots free", s["slots_in_use"] == 0),
+    ("no event pending", s["events_pending"] == 0),
+]
+for name, ok in checks:
+    print(("PASS " if ok else "FAIL ") + name)
+print(json.dumps(s))
+sys.exit(0 if all(ok for _, ok in checks) else 1)
+PY

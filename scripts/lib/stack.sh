@@ -1,0 +1,80 @@
+# Sourced by the scripts that run the stack as local processes (run-stack.sh,
+# e2e.sh, check-metrics.sh): endpoints, start, readiness, clean stop.
+#
+#   stack_endpoints default|ipc DIR   the contract's default ports, or ipc://
+#                                      sockets in DIR (tests: no fixed ports)
+#   stack_start BIN RUN [pool flags]  starts the three services from build
+#                                      folder BIN, data and logs in RUN
+#   stack_wait_ready                  until each service has logged its start
+#   stack_stop                        SIGTERM to each, wait, report exit codes
+
+stack_endpoints() {
+  if [ "$1" = ipc ]; then
+    local d=$2
+    HB="ipc://$d/hb" TQ_EVENTS="ipc://$d/tq-events" PM_EVENTS="ipc://$d/pm-events"
+    ACKS="ipc://$d/acks" CONTROL="ipc://$d/control" TQ_API="ipc://$d/task-queue"
+    PM_API="ipc://$d/pool-manager"
+    METRICS_MON=127.0.0.1:0 METRICS_TQ=127.0.0.1:0 METRICS_PM=127.0.0.1:0
+  else
+    HB="tcp://*:5555" TQ_EVENTS="tcp://*:5556" PM_EVENTS="tcp://*:5557" ACKS="tcp://*:5558"
+    CONTROL="tcp://*:5559" TQ_API="tcp://*:5560" PM_API="tcp://*:5561"
+    METRICS_MON=0.0.0.0:9464 METRICS_TQ=0.0.0.0:9465 METRICS_PM=0.0.0.0:9466
+  fi
+}
+
+# The address a client connects to for an endpoint a service binds.
+stack_client() { echo "${1/\*/127.0.0.1}"; }
+
+STACK_NAMES=() STACK_PIDS=() STACK_RUN=""
+_stack_spawn() {  # name, command...
+  local name=$1; shift
+  "$@" >"$STACK_RUN/$name.log" 2>&1 &
+  STACK_NAMES+=("$name"); STACK_PIDS+=($!)
+}
+
+stack_start() {
+  local bin=$1 run=$2; shift 2
+  STACK_RUN=$run
+  mkdir -p "$run/data"
+  _stack_spawn runner-monitor "$bin/services/runner-monitor/runner-monitor" \
+    --heartbeat-endpoint "$HB" --group "task-queue=$TQ_EVENTS,pool-manager=$PM_EVENTS" \
+    --ack-endpoint "$ACKS" --control-endpoint "$CONTROL" --metrics-address "$METRICS_MON"
+  local common=(--data-dir "$run/data" --ack-endpoint "$(stack_client "$ACKS")"
+                --monitor-endpoint "$(stack_client "$CONTROL")")
+  _stack_spawn task-queue "$bin/services/task-queue/task-queue" "${common[@]}" \
+    --api-endpoint "$TQ_API" --events-endpoint "$(stack_client "$TQ_EVENTS")" \
+    --metrics-address "$METRICS_TQ"
+  _stack_spawn pool-manager "$bin/services/pool-manager/pool-manager" "${common[@]}" \
+    --api-endpoint "$PM_API" --events-endpoint "$(stack_client "$PM_EVENTS")" \
+    --metrics-address "$METRICS_PM" "$@"
+}
+
+stack_wait_ready() {
+  local name
+  for name in "${STACK_NAMES[@]}"; do
+    for _ in $(seq 1 200); do
+      grep -q "$name started" "$STACK_RUN/$name.log" 2>/dev/null && break
+      sleep 0.05
+    done
+    grep -q "$name started" "$STACK_RUN/$name.log" 2>/dev/null ||
+      { echo "stack: $name did not start; see $STACK_RUN/$name.log" >&2; return 1; }
+  done
+}
+
+STACK_STOPPED=0
+stack_stop() {
+  [ "$STACK_STOPPED" = 1 ] && return 0
+  STACK_STOPPED=1
+  local status=0 i
+  for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${STACK_PIDS[$i]}" 2>/dev/null || true; done
+  for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
+    if ! wait "${STACK_PIDS[$i]}"; then
+      echo "stack: ${STACK_NAMES[$i]} exited with status $? (see $STACK_RUN/${STACK_NAMES[$i]}.log)" >&2
+      status=1
+    fi
+  done
+  return $status
+}
+
+# The port a service bound for /metrics, from its start line.
+stack_metrics_port() { grep -o 'metrics_port=[0-9]*' "$STACK_RUN/$1.log" | head -1 | cut -d= -f2; }
