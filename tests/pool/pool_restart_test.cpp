@@ -63,8 +63,14 @@ class PoolRestartTest : public ::testing::Test {
   }
   std::unique_ptr<ChildProcess> start() {
     auto child = run();
-    client = std::make_unique<ApiClient>(ctx, ep("api"), 1000);
-    EXPECT_TRUE(eventually([&] { return !client->call("stats").empty(); }, 20s));
+    // Up once it answers. A fresh client per try: a late answer to a
+    // request that timed out would otherwise be read as the next reply.
+    EXPECT_TRUE(eventually(
+        [&] {
+          client = std::make_unique<ApiClient>(ctx, ep("api"), 1000);
+          return !client->call("stats").empty();
+        },
+        20s));
     return child;
   }
   std::string acquire(int i) {

@@ -74,6 +74,13 @@ void PoolManagerService::start() {
                  orphans.size(), kMaxOrphansLogged);
   }
 
+  // Logged before the loop starts: the store is the loop's from then on.
+  spdlog::info(
+      "pool-manager started api={} events={} ack={} monitor={} metrics_port={} data_dir={} "
+      "sync={} pools={} holdings={} first_heartbeat_grace_ms={}",
+      endpoints_.api, config_.events_endpoint, config_.ack_endpoint, config_.monitor_endpoint,
+      endpoints_.metrics_port, config_.data_dir, config_.sync, join(pools),
+      store_->holdings_total(), config_.first_heartbeat_grace_ms);
   (void)spdlog::default_logger_raw();
   stop_ = false;
   loop_ = std::thread([this, opts = config_.loop_options()] {
@@ -84,12 +91,6 @@ void PoolManagerService::start() {
       fail_service(std::string("pool-manager loop: ") + e.what());
     }
   });
-  spdlog::info(
-      "pool-manager started api={} events={} ack={} monitor={} metrics_port={} data_dir={} "
-      "sync={} pools={} holdings={} first_heartbeat_grace_ms={}",
-      endpoints_.api, config_.events_endpoint, config_.ack_endpoint, config_.monitor_endpoint,
-      endpoints_.metrics_port, config_.data_dir, config_.sync, join(pools),
-      store_->holdings_total(), config_.first_heartbeat_grace_ms);
 }
 
 void PoolManagerService::stop() {
