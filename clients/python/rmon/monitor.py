@@ -101,12 +101,15 @@ class RunnerMonitorClient(RpcClient):
         ``runner`` has a heartbeat's keys without ``v`` and ``seq``: at least
         ``runner_id``, ``task_id``, ``pool``, ``pool_type``; optionally
         ``attempt``, ``pid``/``container_id``/``job_name``, ``timeout_ms``,
-        ``interval_ms``, ``progress``. Raises ``Exists`` when the runner is
+        ``interval_ms``, ``progress``, and ``state`` (``running`` when left
+        out; the monitor requires it). Raises ``Exists`` when the runner is
         live, ``Conflict`` when it would bring back an ended attempt.
         """
         if not isinstance(runner, Mapping):
             raise ValueError("runner must be a mapping")
         r = dict(runner)
+        r.setdefault("state", "running")
+        _codec.check_choice(r["state"], "state", _codec.HEARTBEAT_STATES)
         for key in ("runner_id", "task_id", "pool"):
             _codec.check_id(r.get(key), key)
         _codec.check_choice(r.get("pool_type"), "pool_type", _codec.POOL_TYPES)

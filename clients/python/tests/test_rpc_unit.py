@@ -196,7 +196,8 @@ class RpcTest(unittest.TestCase):
         self.assertEqual(
             add,
             {"v": 1, "op": "add", "runner": {"runner_id": "r2", "task_id": "t-9", "pool": "local",
-                                             "pool_type": "local-process", "attempt": 2, "timeout_ms": 500}},
+                                             "pool_type": "local-process", "attempt": 2, "timeout_ms": 500,
+                                             "state": "running"}},
         )
         with self.assertRaises(ValueError):
             c.update_runner_state("r1", "suspect")
