@@ -32,6 +32,13 @@ class DeadlineIndex {
   void arm(TimedNode* node, int64_t due_ns);
   // Removes `node` if armed; no-op otherwise.
   void disarm(TimedNode* node);
+  // `to` has taken `from`'s place (a copy of it, `from` about to be freed):
+  // the entry that pointed at `from`, if any, points at `to`.
+  void relocate(TimedNode* from, TimedNode* to) {
+    if (from->armed()) heap_[from->heap_pos].node = to;
+    to->heap_pos = from->heap_pos;
+    from->heap_pos = TimedNode::kNotArmed;
+  }
   // The earliest node, or nullptr when empty.
   TimedNode* top() const { return heap_.empty() ? nullptr : heap_.front().node; }
   // The earliest due time; the index must not be empty.

@@ -1,13 +1,17 @@
 #pragma once
 // One tracked runner, as stored in a shard. Kept small on purpose (the scale
-// target is <= 256 bytes per runner including the map node and the index):
-// the pool name is interned per shard, and fields most runners lack live
+// target is <= 256 bytes per runner, map slot and index entry included, with
+// 36-byte runner and task ids): a runner is one allocation holding its fixed
+// fields and, right after them, its id and its task id (RunnerSet allocates
+// it); the pool name is interned per shard; fields most runners lack live
 // behind one pointer.
 
 #include <cstdint>
+#include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "deadline_index.hpp"
@@ -39,31 +43,47 @@ struct RunnerExtra {
   std::optional<std::string> container_id;
   std::optional<std::string> job_name;
   std::optional<std::string> progress;  // raw MessagePack
-  std::optional<uint64_t> interval_ms;
-  std::vector<Fence> fences;  // at most kMaxFences
+  std::vector<Fence> fences;            // at most kMaxFences
 };
 
 // The index arms a RUNNING runner at its suspect time, a SUSPECT one at its
 // deadline, and a terminal one at the end of its retention. A heartbeat only
 // moves `last_heard_ns`; the node is re-armed when its old due time pops
 // (lazily), unless the new due time is earlier.
+//
+// The id (`id_len` bytes) and then room for `task_cap` bytes of task id follow
+// the struct in the same allocation; only RunnerSet creates runners.
 struct Runner : TimedNode {
-  const std::string* id = nullptr;  // the map key; stable for the node's life
-  std::string task_id;
+  uint32_t pool = UINT32_MAX;  // id in the shard's PoolNames (kNone until set)
   uint64_t attempt = 1;
   uint64_t seq = 0;
-  uint64_t pid = 0;
+  uint64_t pid = 0;           // when has_pid
+  uint64_t interval_ms = 0;   // when has_interval
   int64_t last_heard_ns = 0;  // monotonic, at receipt
   int64_t last_heard_wall_ms = 0;
   int64_t added_wall_ms = 0;
   std::unique_ptr<RunnerExtra> extra;
-  uint32_t pool = UINT32_MAX;  // id in the shard's PoolNames (kNone until set)
-  uint32_t timeout_ms = 0;     // after clamping (<= 24 h fits)
+  uint32_t timeout_ms = 0;  // after clamping (<= 24 h fits)
   PoolType pool_type = PoolType::kLocalProcess;
   RunnerState state = RunnerState::kRunning;
   bool has_pid = false;
+  bool has_interval = false;
   bool has_seq = false;    // false for a runner added by the control `add`
   bool timed_out = false;  // FAILED because of a timeout, for this attempt
+  uint16_t id_len = 0;
+  uint16_t task_len = 0;  // 0 until the first lifecycle starts
+  uint16_t task_cap = 0;
+
+  std::string_view id() const { return {chars(), id_len}; }
+  std::string_view task_id() const { return {chars() + id_len, task_len}; }
+  bool has_task() const { return task_len > 0; }
+  // Copies `task` in place; the caller (RunnerSet) checks it fits task_cap.
+  void write_task(std::string_view task) {
+    if (!task.empty()) std::memcpy(chars() + id_len, task.data(), task.size());
+    task_len = static_cast<uint16_t>(task.size());
+  }
+  char* chars() { return reinterpret_cast<char*>(this + 1); }
+  const char* chars() const { return reinterpret_cast<const char*>(this + 1); }
 };
 
 }  // namespace rmon::monitor

@@ -16,10 +16,9 @@
 #include <functional>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
+#include <string_view>
 #include <vector>
 
 #include "deadline_index.hpp"
@@ -65,16 +64,19 @@ struct Expired {
   MonoTime deadline;
 };
 
-// Lifecycle notifications, called under the shard's lock: keep them cheap.
+// Lifecycle notifications. Called once the change is made and the shard's
+// lock released (so they may do I/O), on the thread that made the change:
+// calls from different threads may interleave, and may reach the observer in
+// a different order than the changes were made. Must be thread-safe.
 class TableObserver {
  public:
   virtual ~TableObserver() = default;
   // A new runner, or a new lifecycle (task or attempt) of a known one.
-  virtual void on_added(const std::string& runner_id, const std::string& task_id, uint64_t attempt,
+  virtual void on_added(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
                         RunnerState state) = 0;
-  virtual void on_state_changed(const std::string& runner_id, const std::string& task_id,
+  virtual void on_state_changed(std::string_view runner_id, std::string_view task_id,
                                 uint64_t attempt, RunnerState from, RunnerState to) = 0;
-  virtual void on_removed(const std::string& runner_id, bool expired) = 0;
+  virtual void on_removed(std::string_view runner_id, bool expired) = 0;
 };
 
 // A snapshot of the table's counters (summed over shards when taken).
@@ -153,25 +155,14 @@ class RunnerTable {
   uint64_t clamp_timeout_ms(std::optional<uint64_t> requested) const;
 
  private:
-  struct Shard;
+  struct Shard;  // shard.hpp; its state machine is in shard.cpp
   Shard& shard_for(std::size_t id_hash) const;
-  void start_lifecycle(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
-  void refresh(Shard& s, Runner& r, const Heartbeat& hb, int64_t now_ns, int64_t wall_ms);
-  void move_state_counter(RunnerState from, RunnerState to);
-  void publish(Shard& s);
   int64_t running_due(const Runner& r) const;
   int64_t retention_ns() const { return static_cast<int64_t>(opts_.retention_ms) * 1'000'000; }
-  // kLate or kStaleAttempt when `info` names a lifecycle `r` has fenced (see
-  // Fence); that fence is then kept for another retention.
-  std::optional<Applied> fenced(Runner& r, const protocol::RunnerInfo& info, int64_t now_ns) const;
-  // Adds `fence` to `r`'s fences, making room by kMaxFences' priority.
-  static void add_fence(Runner& r, const Fence& fence, int64_t now_ns);
-  void set_state_locked(Shard& s, Runner& r, RunnerState to, int64_t now_ns);
-  void arm_for_state(Shard& s, Runner& r, int64_t now_ns);
-  void on_due(Shard& s, Runner& r, int64_t now_ns, int64_t wall_ms, std::vector<Expired>& out);
-  static protocol::RunnerInfo info_of(const Shard& s, const Runner& r);
-  RunnerView view(const Shard& s, const Runner& r, int64_t now_ns) const;
-  void erase_locked(Shard& s, Runner& r, bool expired);
+  void move_state_counter(RunnerState from, RunnerState to);
+  // Lowers the planned wake-up to `due_ns` if earlier, and then wakes the
+  // dispatcher (once: whoever lowers it signals).
+  void wake_if_earlier(int64_t due_ns);
 
   const TableOptions opts_;  // constant after construction
   TableObserver* const observer_;

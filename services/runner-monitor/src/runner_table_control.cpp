@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <bit>
 #include <limits>
+#include <string_view>
 
 #include "rmon/protocol/codec.hpp"
 #include "shard.hpp"
@@ -14,10 +15,10 @@ namespace rmon::monitor {
 std::optional<RunnerView> RunnerTable::get(const std::string& runner_id, MonoTime now) const {
   const HashedId key(runner_id);
   const Shard& s = shard_for(key.hash);
-  std::lock_guard lock(s.mu);
-  auto it = s.runners.find(key);
-  if (it == s.runners.end()) return std::nullopt;
-  return view(s, it->second, to_ns(now));
+  MutexLock lock(s.mu);
+  const Runner* r = s.runners.find(key);
+  if (r == nullptr) return std::nullopt;
+  return s.view(*r, to_ns(now));
 }
 
 namespace {
@@ -39,18 +40,19 @@ RunnerTable::ListPage RunnerTable::list(const RunnerFilter& f, std::size_t limit
   auto cmp = std::less<std::string>();
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
     const Shard& s = shards_[i];
-    std::lock_guard lock(s.mu);
-    for (const auto& [id, r] : s.runners) {
-      if (!matches(f, r, s.pools) || (after && id <= *after)) continue;
+    MutexLock lock(s.mu);
+    for (const Runner* r : s.runners) {
+      const std::string_view id = r->id();
+      if (!matches(f, *r, s.pools) || (after && id <= *after)) continue;
       if (ids.size() < limit) {
-        ids.push_back(id);
+        ids.emplace_back(id);
         std::push_heap(ids.begin(), ids.end(), cmp);
         continue;
       }
       page.more = true;  // more match than `limit`
       if (id < ids.front()) {
         std::pop_heap(ids.begin(), ids.end(), cmp);
-        ids.back() = id;
+        ids.back().assign(id);
         std::push_heap(ids.begin(), ids.end(), cmp);
       }
     }
@@ -80,8 +82,8 @@ std::size_t RunnerTable::count(const RunnerFilter& f) const {
   std::size_t n = 0;
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
     const Shard& s = shards_[i];
-    std::lock_guard lock(s.mu);
-    for (const auto& [id, r] : s.runners) n += matches(f, r, s.pools) ? 1 : 0;
+    MutexLock lock(s.mu);
+    for (const Runner* r : s.runners) n += matches(f, *r, s.pools) ? 1 : 0;
   }
   return n;
 }
@@ -106,54 +108,38 @@ TableCounters RunnerTable::counters() const {
 std::size_t RunnerTable::size() const {
   std::size_t n = 0;
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
-    std::lock_guard lock(shards_[i].mu);
-    n += shards_[i].runners.size();
+    const Shard& s = shards_[i];
+    MutexLock lock(s.mu);
+    n += s.runners.size();
   }
   return n;
 }
 
 ControlError RunnerTable::add(const Heartbeat& spec, MonoTime now, int64_t wall_ms) {
-  const int64_t now_ns = to_ns(now);
-  Shard& s = shard_for(HashedId(spec.runner.runner_id).hash);
-  std::lock_guard lock(s.mu);
-  auto [it, inserted] = s.runners.try_emplace(spec.runner.runner_id);
-  Runner& r = it->second;
-  if (!inserted && live(r.state)) return ControlError::kExists;
-  // Adding back an attempt that timed out, an earlier attempt of the current
-  // task, or an ended attempt the runner has left would revive it.
-  if (!inserted) {
-    const bool same_task = spec.runner.task_id == r.task_id;
-    if (same_task &&
-        (spec.runner.attempt < r.attempt || (spec.runner.attempt == r.attempt && r.timed_out))) {
-      return ControlError::kConflict;
-    }
-    if (!same_task && fenced(r, spec.runner, now_ns)) return ControlError::kConflict;
+  const HashedId key(spec.runner.runner_id);
+  Shard& s = shard_for(key.hash);
+  {
+    MutexLock lock(s.mu);
+    if (ControlError e = s.add(key, spec, to_ns(now), wall_ms); e != ControlError::kNone) return e;
   }
-  const RunnerState before = r.state;
-  r.id = &it->first;
-  start_lifecycle(s, r, spec, now_ns, wall_ms);
-  r.has_seq = false;  // the runner's first heartbeat may carry any seq
-  r.seq = 0;
-  r.state = spec.state;
-  if (inserted) {
-    by_state_[state_index(r.state)].fetch_add(1, std::memory_order_relaxed);
-  } else {
-    move_state_counter(before, r.state);
+  if (observer_) {
+    observer_->on_added(spec.runner.runner_id, spec.runner.task_id, spec.runner.attempt,
+                        spec.state);
   }
-  arm_for_state(s, r, now_ns);
-  publish(s);
-  if (observer_) observer_->on_added(*r.id, r.task_id, r.attempt, r.state);
   return ControlError::kNone;
 }
 
 bool RunnerTable::remove(const std::string& runner_id) {
   const HashedId key(runner_id);
   Shard& s = shard_for(key.hash);
-  std::lock_guard lock(s.mu);
-  auto it = s.runners.find(key);
-  if (it == s.runners.end()) return false;
-  erase_locked(s, it->second, false);
-  publish(s);
+  {
+    MutexLock lock(s.mu);
+    Runner* r = s.runners.find(key);
+    if (r == nullptr) return false;
+    s.erase(r, false);
+    s.publish();
+  }
+  if (observer_) observer_->on_removed(runner_id, false);
   return true;
 }
 
@@ -163,19 +149,25 @@ ControlError RunnerTable::set_state(const std::string& runner_id, RunnerState st
   const int64_t now_ns = to_ns(now);
   const HashedId key(runner_id);
   Shard& s = shard_for(key.hash);
-  std::lock_guard lock(s.mu);
-  auto it = s.runners.find(key);
-  if (it == s.runners.end()) return ControlError::kNotFound;
-  Runner& r = it->second;
-  if (state == RunnerState::kRunning) {
-    if (r.timed_out) return ControlError::kConflict;  // its task went to someone else
-    // Back to RUNNING counts as hearing from it now.
-    r.last_heard_ns = now_ns;
-    r.last_heard_wall_ms = wall_ms;
-    if (r.state == RunnerState::kRunning) arm_for_state(s, r, now_ns);
+  LifecycleNote note;
+  {
+    MutexLock lock(s.mu);
+    Runner* r = s.runners.find(key);
+    if (r == nullptr) return ControlError::kNotFound;
+    if (state == RunnerState::kRunning) {
+      if (r->timed_out) return ControlError::kConflict;  // its task went to someone else
+      // Back to RUNNING counts as hearing from it now.
+      r->last_heard_ns = now_ns;
+      r->last_heard_wall_ms = wall_ms;
+      if (r->state == RunnerState::kRunning) s.arm_for_state(*r, now_ns);
+    }
+    const RunnerState from = s.set_state(*r, state, now_ns);
+    s.publish();
+    if (observer_ && from != state) {
+      note = {std::string(runner_id), std::string(r->task_id()), r->attempt, {from, state, true}};
+    }
   }
-  set_state_locked(s, r, state, now_ns);
-  publish(s);
+  if (note.change.changed) deliver(*observer_, {note});
   return ControlError::kNone;
 }
 

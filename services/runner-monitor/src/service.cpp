@@ -10,21 +10,20 @@
 
 namespace rmon::monitor {
 
-// Lifecycle logging at INFO. Called under a shard lock: spdlog checks the
-// level first, so a quiet monitor pays one comparison.
+// Lifecycle logging at INFO. Called after the shard lock is released.
 class MonitorService::Observer final : public TableObserver {
  public:
-  void on_added(const std::string& runner_id, const std::string& task_id, uint64_t attempt,
+  void on_added(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
                 RunnerState state) override {
     spdlog::info("runner added runner_id={} task_id={} attempt={} state={}", runner_id, task_id,
                  attempt, protocol::to_string(state));
   }
-  void on_state_changed(const std::string& runner_id, const std::string& task_id, uint64_t attempt,
+  void on_state_changed(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
                         RunnerState from, RunnerState to) override {
     spdlog::info("runner state changed runner_id={} task_id={} attempt={} from={} to={}", runner_id,
                  task_id, attempt, protocol::to_string(from), protocol::to_string(to));
   }
-  void on_removed(const std::string& runner_id, bool expired) override {
+  void on_removed(std::string_view runner_id, bool expired) override {
     spdlog::info("runner removed runner_id={} reason={}", runner_id,
                  expired ? "retention" : "control");
   }
