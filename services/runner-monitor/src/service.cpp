@@ -10,32 +10,17 @@
 
 namespace rmon::monitor {
 
-// Lifecycle logging at INFO. Called after the shard lock is released.
-class MonitorService::Observer final : public TableObserver {
- public:
-  void on_added(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
-                RunnerState state) override {
-    spdlog::info("runner added runner_id={} task_id={} attempt={} state={}", runner_id, task_id,
-                 attempt, protocol::to_string(state));
-  }
-  void on_state_changed(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
-                        RunnerState from, RunnerState to) override {
-    spdlog::info("runner state changed runner_id={} task_id={} attempt={} from={} to={}", runner_id,
-                 task_id, attempt, protocol::to_string(from), protocol::to_string(to));
-  }
-  void on_removed(std::string_view runner_id, bool expired) override {
-    spdlog::info("runner removed runner_id={} reason={}", runner_id,
-                 expired ? "retention" : "control");
-  }
-};
-
 namespace {
 
 // Serves the ROUTER socket: [identity, (empty,) request] -> same envelope + reply.
-void serve_control(zmq::socket_t& router, ControlHandler& handler, const std::atomic<bool>& stop) {
+// Between polls (at least every 100 ms) it lets `log` write the summary of
+// lifecycle lines held back.
+void serve_control(zmq::socket_t& router, ControlHandler& handler, LifecycleLog& log,
+                   const std::atomic<bool>& stop) {
   std::vector<zmq::message_t> frames;
   zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
   while (!stop.load(std::memory_order_relaxed)) {
+    log.flush();
     if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
     while (recv_frames(router, frames, zmq::recv_flags::dontwait)) {
       if (frames.size() < 2) continue;  // no identity: nobody to answer
@@ -52,7 +37,7 @@ void serve_control(zmq::socket_t& router, ControlHandler& handler, const std::at
 }  // namespace
 
 MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
-    : config_(std::move(config)), clock_(clock), observer_(std::make_unique<Observer>()) {
+    : config_(std::move(config)), clock_(clock), observer_(std::make_unique<LifecycleLog>(clock)) {
   if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
   const OutboxOptions outbox_opts = config_.outbox_options();
   stats_ = std::make_unique<MonitorStats>(outbox_opts.groups);
@@ -114,7 +99,7 @@ void MonitorService::start() {
   });
   threads_.emplace_back([this] {
     pthread_setname_np(pthread_self(), "rmon-control");
-    serve_control(router_, *control_, stop_);
+    serve_control(router_, *control_, *observer_, stop_);
   });
   spdlog::info(
       "runner-monitor started heartbeat={} ack={} control={} metrics_port={} shards={} "
@@ -132,6 +117,7 @@ void MonitorService::stop() {
   dispatcher_->wake();  // not a second later
   for (auto& t : threads_) t.join();
   threads_.clear();
+  observer_->flush(true);
   const std::size_t pending = outbox_->pending_total();
   if (pending > 0) {
     spdlog::warn("stopping with unacknowledged events pending={} (kept in memory only)", pending);

@@ -18,6 +18,7 @@
 #include "control.hpp"
 #include "dispatcher.hpp"
 #include "ingest.hpp"
+#include "lifecycle_log.hpp"
 #include "metrics.hpp"
 #include "monitor_config.hpp"
 #include "outbox.hpp"
@@ -51,11 +52,9 @@ class MonitorService {
   Metrics& metrics() { return *metrics_; }
 
  private:
-  class Observer;
-
   const MonitorConfig config_;
   const Clock& clock_;
-  std::unique_ptr<Observer> observer_;
+  std::unique_ptr<LifecycleLog> observer_;  // the table's lifecycle lines
   std::unique_ptr<MonitorStats> stats_;
   std::unique_ptr<RunnerTable> table_;
   std::unique_ptr<Outbox> outbox_;
