@@ -8,6 +8,10 @@ endif()
 
 function(rmon_target_defaults target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wpedantic)
+  # Clang checks the lock annotations (ABSL_GUARDED_BY and friends).
+  if(CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    target_compile_options(${target} PRIVATE -Wthread-safety)
+  endif()
   if(RMON_WERROR)
     target_compile_options(${target} PRIVATE -Werror)
   endif()
