@@ -2,9 +2,11 @@
 //
 //   (a) memory per tracked runner with 1,000,000 runners (<= 256 bytes), from
 //       the process RSS (/proc/self/statm) and from malloc's own count of bytes
-//       in use (mallinfo2), before and after filling a table through apply();
-//       for reference, malloc's figure for runners that have each completed
-//       kMaxFences earlier tasks and so hold that many fences;
+//       in use (mallinfo2), before and after filling a table through apply():
+//       with 14-byte runner ids, and with real ids (36-byte UUIDs for runner
+//       and task, heartbeats carrying pid and interval_ms); for reference,
+//       malloc's figure for runners that have each completed kMaxFences
+//       earlier tasks and so hold that many fences;
 //   (b) CPU used by the dispatch loop while nothing expires (<= 1% of a
 //       core): the service's Dispatcher::run, with its max_sleep, the real
 //       clock, two PUSH group sockets and an ack PULL socket on ipc://, for
@@ -41,6 +43,7 @@
 #include <zmq.hpp>
 
 #include "dispatcher.hpp"
+#include "fleet.hpp"
 #include "monitor_config.hpp"
 #include "monitor_stats.hpp"
 #include "outbox.hpp"
@@ -78,25 +81,35 @@ MemorySample sample_memory() {
   return m;
 }
 
-// Realistic local-process heartbeats: "runner-0000123", "task-0000123-a",
-// one of 8 pools, a pid, no progress. One Heartbeat is rewritten in place so
-// that only the table grows.
+// The ids a fleet uses: kShort is "runner-0000123" and "task-0000123-a"
+// (inside std::string's inline buffer); kUuid is 36-byte UUID-shaped runner
+// and task ids, with interval_ms in every heartbeat as real runners send it.
+enum class Ids { kShort, kUuid };
+
+// Realistic local-process heartbeats: one of 8 pools, a pid, no progress.
+// One Heartbeat is rewritten in place so that only the table grows.
 class HeartbeatMaker {
  public:
-  explicit HeartbeatMaker(uint64_t timeout_ms) {
+  explicit HeartbeatMaker(uint64_t timeout_ms, Ids ids = Ids::kShort) : ids_(ids) {
     for (std::size_t p = 0; p < pools_.size(); ++p) pools_[p] = "pool-" + std::to_string(p);
     hb_.runner.attempt = 1;
     hb_.runner.pool_type = protocol::PoolType::kLocalProcess;
     hb_.state = RunnerState::kRunning;
     hb_.timeout_ms = timeout_ms;
+    if (ids_ == Ids::kUuid) hb_.interval_ms = 10'000;
   }
   // Runner i's heartbeat `seq` for its task number `task` (0: "task-0000123-a").
   const Heartbeat& make(std::size_t i, uint64_t seq, std::size_t task = 0,
                         RunnerState state = RunnerState::kRunning) {
-    char buf[48];
-    hb_.runner.runner_id.assign(buf, std::snprintf(buf, sizeof buf, "runner-%07zu", i));
-    hb_.runner.task_id.assign(
-        buf, std::snprintf(buf, sizeof buf, "task-%07zu-%c", i, static_cast<char>('a' + task)));
+    if (ids_ == Ids::kUuid) {
+      hb_.runner.runner_id = tools::uuid_like(2 * i);
+      hb_.runner.task_id = tools::uuid_like((uint64_t{1} << 63) | (i << 4) | task);
+    } else {
+      char buf[48];
+      hb_.runner.runner_id.assign(buf, std::snprintf(buf, sizeof buf, "runner-%07zu", i));
+      hb_.runner.task_id.assign(
+          buf, std::snprintf(buf, sizeof buf, "task-%07zu-%c", i, static_cast<char>('a' + task)));
+    }
     hb_.state = state;
     hb_.runner.pool = pools_[i % pools_.size()];
     hb_.runner.pid = 10'000 + i;
@@ -105,6 +118,7 @@ class HeartbeatMaker {
   }
 
  private:
+  const Ids ids_;
   std::array<std::string, 8> pools_;
   Heartbeat hb_;
 };
@@ -114,8 +128,8 @@ class HeartbeatMaker {
 // so it holds that many fences (up to kMaxFences). Returns how many runners
 // did not end up running their last task (must be 0).
 std::size_t fill(RunnerTable& table, std::size_t n, uint64_t timeout_ms, const Clock& clock,
-                 std::size_t tasks_behind = 0) {
-  HeartbeatMaker maker(timeout_ms);
+                 std::size_t tasks_behind = 0, Ids ids = Ids::kShort) {
+  HeartbeatMaker maker(timeout_ms, ids);
   std::size_t failed = 0;
   for (std::size_t i = 0; i < n; ++i) {
     for (std::size_t t = 0; t < tasks_behind; ++t) {
@@ -137,14 +151,14 @@ struct MemoryResult {
 };
 
 MemoryResult measure_memory(const MonitorConfig& cfg, uint32_t shards, std::size_t n,
-                            std::size_t tasks_behind = 0) {
+                            std::size_t tasks_behind = 0, Ids ids = Ids::kShort) {
   TableOptions opts = cfg.table_options("scale");
   opts.shards = shards;
   auto table = std::make_unique<RunnerTable>(opts);
   const MemorySample before = sample_memory();
   const auto t0 = std::chrono::steady_clock::now();
   MemoryResult r;
-  r.failed = fill(*table, n, kRealisticTimeoutMs, SystemClock::instance(), tasks_behind);
+  r.failed = fill(*table, n, kRealisticTimeoutMs, SystemClock::instance(), tasks_behind, ids);
   r.fill_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   const MemorySample after = sample_memory();
   r.rss_per_runner = static_cast<double>(after.rss_bytes - before.rss_bytes) / n;
@@ -333,14 +347,20 @@ int run(std::size_t runners, double seconds) {
 
   std::printf("scale_bench: runners=%zu seconds=%.1f max_sleep=%lldms cores=%u\n", runners, seconds,
               static_cast<long long>(max_sleep.count()), std::thread::hardware_concurrency());
-  std::printf("  sizeof(Runner)=%zu sizeof(pair<const string, Runner>)=%zu\n", sizeof(Runner),
-              sizeof(std::pair<const std::string, Runner>));
+  std::printf("  sizeof(Runner)=%zu (+ the runner id and task id in the same allocation)\n",
+              sizeof(Runner));
   std::fflush(stdout);
 
   // (a) Memory, first: a fresh process gives the cleanest RSS delta.
   const MemoryResult mem = measure_memory(cfg, cfg.shards, runners);
   std::printf("  memory: filled %zu runners (%u shards) in %.2f s, not added: %zu\n", runners,
               cfg.shards, mem.fill_seconds, mem.failed);
+  std::fflush(stdout);
+  ::malloc_trim(0);
+  // The same with real ids: UUIDs, pid and interval_ms.
+  const MemoryResult uuid = measure_memory(cfg, cfg.shards, runners, 0, Ids::kUuid);
+  std::printf("  memory: filled %zu runners with UUID ids in %.2f s, not added: %zu\n", runners,
+              uuid.fill_seconds, uuid.failed);
   std::fflush(stdout);
   ::malloc_trim(0);
   // The same for runners that have completed kMaxFences earlier tasks, each
@@ -406,6 +426,12 @@ int run(std::size_t runners, double seconds) {
       mem_target, verdict(mem.failed == 0 && mem.rss_per_runner <= kMemoryTargetBytes));
   row("memory per runner, malloc in use (mallinfo2)", fmt("%.1f B", mem.heap_per_runner),
       mem_target, verdict(mem.failed == 0 && mem.heap_per_runner <= kMemoryTargetBytes));
+  row("memory per runner, UUID ids + pid + interval_ms, RSS delta",
+      fmt("%.1f B", uuid.rss_per_runner), mem_target,
+      verdict(uuid.failed == 0 && uuid.rss_per_runner <= kMemoryTargetBytes));
+  row("memory per runner, UUID ids + pid + interval_ms, malloc",
+      fmt("%.1f B", uuid.heap_per_runner), mem_target,
+      verdict(uuid.failed == 0 && uuid.heap_per_runner <= kMemoryTargetBytes));
   row("memory per runner with " + std::to_string(kMaxFences) + " fences, malloc in use",
       fmt("%.1f B", fenced.heap_per_runner), "-", fenced.failed == 0 ? "(reference)" : "FAIL");
   const std::string cpu_target = fmt("<= %.0f %%", kCpuTargetPercent);

@@ -10,7 +10,7 @@ target_link_libraries(table_bench PRIVATE rmon::monitor_core benchmark::benchmar
 rmon_target_defaults(table_bench)
 
 add_executable(scale_bench ${CMAKE_CURRENT_LIST_DIR}/scale_bench.cpp)
-target_link_libraries(scale_bench PRIVATE rmon::monitor)
+target_link_libraries(scale_bench PRIVATE rmon::monitor rmon::fleet)
 rmon_target_defaults(scale_bench)
 
 # Part of the `bench` aggregate target when it is already defined.

@@ -10,6 +10,28 @@
 
 namespace rmon::tools {
 
+namespace {
+uint64_t splitmix64(uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+}  // namespace
+
+std::string uuid_like(uint64_t key) {
+  const uint64_t hi = splitmix64(key);
+  const uint64_t lo = splitmix64(hi ^ key);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%08llx-%04llx-4%03llx-%04llx-%012llx",
+                static_cast<unsigned long long>(hi >> 32),
+                static_cast<unsigned long long>((hi >> 16) & 0xffff),
+                static_cast<unsigned long long>(hi & 0xfff),
+                static_cast<unsigned long long>(0x8000 | (lo >> 48 & 0x3fff)),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
 Fleet::Fleet(FleetOptions opts) {
   hbs_.resize(opts.runners);
   topics_.resize(opts.runners);
@@ -17,8 +39,13 @@ Fleet::Fleet(FleetOptions opts) {
     char id[64];
     std::snprintf(id, sizeof id, "%s%07zu", opts.prefix.c_str(), i);
     protocol::Heartbeat& h = hbs_[i];
-    h.runner.runner_id = id;
-    h.runner.task_id = std::string("task-") + id;
+    if (opts.uuid_ids) {
+      h.runner.runner_id = uuid_like(2 * i);
+      h.runner.task_id = uuid_like(2 * i + 1);
+    } else {
+      h.runner.runner_id = id;
+      h.runner.task_id = std::string("task-") + id;
+    }
     h.runner.pool = opts.pool;
     h.runner.pool_type = opts.pool_type;
     switch (opts.pool_type) {

@@ -21,7 +21,13 @@ struct FleetOptions {
   uint64_t timeout_ms = 5000;
   uint64_t interval_ms = 1000;
   bool with_progress = false;
+  // Runner and task ids shaped like UUIDs (36 bytes, fixed per runner index)
+  // instead of `prefix` + number: the footprint of real ids.
+  bool uuid_ids = false;
 };
+
+// A UUID-shaped id (version 4 layout, 36 bytes), the same for the same `key`.
+std::string uuid_like(uint64_t key);
 
 class Fleet {
  public:
