@@ -1,8 +1,13 @@
 #include "rmon/logging.hpp"
 
-#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/async.h>
+#include <spdlog/async_logger.h>
+#include <unistd.h>
 
+#include <csignal>
 #include <stdexcept>
+
+#include "rmon/log_sink.hpp"
 
 namespace rmon {
 
@@ -18,14 +23,29 @@ std::optional<spdlog::level::level_enum> parse_log_level(std::string_view level)
   return std::nullopt;
 }
 
+namespace {
+std::shared_ptr<FdSink> g_sink;  // set once by init_logging
+}  // namespace
+
 void init_logging(std::string_view service, std::string_view level) {
   auto lvl = parse_log_level(level);
   if (!lvl) throw std::invalid_argument("unknown log level '" + std::string(level) + "'");
-  auto logger = spdlog::stderr_color_mt(std::string(service));
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %^%-5l%$ %n: %v");
+  // A reader that went away must not kill the process on the next line.
+  std::signal(SIGPIPE, SIG_IGN);
+  spdlog::init_thread_pool(kLogQueueLines, 1);
+  g_sink = std::make_shared<FdSink>(STDERR_FILENO);
+  auto logger =
+      std::make_shared<spdlog::async_logger>(std::string(service), g_sink, spdlog::thread_pool(),
+                                             spdlog::async_overflow_policy::overrun_oldest);
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e%z %-5l %n: %v");
   logger->set_level(*lvl);
-  logger->flush_on(spdlog::level::warn);
   spdlog::set_default_logger(std::move(logger));
+}
+
+uint64_t log_lines_dropped() {
+  if (!g_sink) return 0;
+  auto pool = spdlog::thread_pool();
+  return g_sink->dropped() + (pool ? pool->overrun_counter() : 0);
 }
 
 bool LogRateLimiter::allow(std::string_view key, std::chrono::steady_clock::time_point now,

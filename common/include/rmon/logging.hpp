@@ -15,9 +15,14 @@
 
 namespace rmon {
 
-// Installs a stderr logger named `service` as the default logger. `level` is
-// one of trace, debug, info, warn, error, critical, off; throws
-// std::invalid_argument on anything else (a start-up error).
+// Lines the log queue holds; past that the oldest are dropped (counted).
+inline constexpr std::size_t kLogQueueLines = 8192;
+
+// Installs the default logger named `service`: asynchronous (a bounded queue,
+// one writer thread), to stderr without ever blocking a service thread (see
+// rmon/log_sink.hpp). `level` is one of trace, debug, info, warn, error,
+// critical, off; throws std::invalid_argument on anything else (a start-up
+// error). Call once, before the service's threads start.
 void init_logging(std::string_view service, std::string_view level);
 
 // Parses a level name; nullopt when unknown.

@@ -4,6 +4,8 @@
 
 #include <mutex>
 
+#include "rmon/log_sink.hpp"
+
 namespace rmon {
 
 class MetricsEndpoint::Collector : public prometheus::Collectable {
@@ -30,7 +32,16 @@ class MetricsEndpoint::Collector : public prometheus::Collectable {
 
 MetricsEndpoint::MetricsEndpoint()
     : registry_(std::make_shared<prometheus::Registry>()),
-      collector_(std::make_shared<Collector>()) {}
+      collector_(std::make_shared<Collector>()) {
+  // Every service: what its non-blocking logging had to drop.
+  add_collector([] {
+    auto f = metrics::family("rmon_log_lines_dropped_total",
+                             "Log lines dropped: the log queue was full or stderr was stalled",
+                             prometheus::MetricType::Counter);
+    metrics::add(f, static_cast<double>(log_lines_dropped()));
+    return std::vector<prometheus::MetricFamily>{std::move(f)};
+  });
+}
 
 MetricsEndpoint::~MetricsEndpoint() = default;
 

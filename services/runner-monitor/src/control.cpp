@@ -1,5 +1,7 @@
 #include "control.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include <algorithm>
 
 #include "rmon/protocol/codec.hpp"
@@ -39,6 +41,10 @@ std::string ControlHandler::handle(std::string_view request) {
     const auto& err = req.error();
     reply = ControlReply::failure(
         err.reason == protocol::Reason::kUnknownOp ? "unknown_op" : "bad_request", err.to_string());
+    uint64_t suppressed = 0;
+    if (warn_limit_.allow("control", clock_.now(), suppressed)) {
+      spdlog::warn("control request rejected reason={} suppressed={}", err.to_string(), suppressed);
+    }
   } else {
     try {
       reply = handle(req.value());

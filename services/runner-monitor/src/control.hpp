@@ -1,13 +1,15 @@
 #pragma once
 // The control and query handler: one request frame in, one reply frame out.
 // Pure logic over the table (the ROUTER socket lives in the service).
-// Thread-safe as far as the table is; holds no state of its own.
+// Thread-safe as far as the table is; its only state is a log rate limiter
+// (thread-safe).
 
 #include <string>
 #include <string_view>
 
 #include "monitor_stats.hpp"
 #include "rmon/clock.hpp"
+#include "rmon/logging.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {
@@ -30,6 +32,7 @@ class ControlHandler {
   RunnerTable& table_;
   MonitorStats& stats_;
   const Clock& clock_;
+  LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };
 
 }  // namespace rmon::monitor

@@ -70,10 +70,10 @@ TaskApi::TaskApi(TaskStore& store, store::Db& db, MonitorProbe* probe, TaskQueue
   publish();
 }
 
-std::string TaskApi::bad_request(const Rejection& r) {
+std::string TaskApi::bad_request(const Rejection& r, std::string detail) {
   stats_.bad_requests.fetch_add(1, std::memory_order_relaxed);
   uint64_t suppressed = 0;
-  const std::string detail = r.to_string();
+  if (detail.empty()) detail = r.to_string();
   if (warn_limit_.allow("bad_request", std::chrono::steady_clock::now(), suppressed)) {
     spdlog::warn("request rejected reason={} suppressed={}", detail, suppressed);
   }
@@ -88,10 +88,7 @@ std::string TaskApi::handle(std::string_view frame) {
   std::string op_name;
   if (Status s = m->str("op", op_name); !s) return bad_request(s.error());
   const auto op = parse_op(op_name);
-  if (!op) {
-    stats_.bad_requests.fetch_add(1, std::memory_order_relaxed);
-    return protocol::error_reply("unknown_op", "unknown op '" + op_name + "'");
-  }
+  if (!op) return bad_request({Reason::kUnknownOp, "op"}, "unknown op '" + op_name + "'");
   std::string reply = dispatch(*op, m.value());
   // Replies that start {ok: false} were counted as bad requests or errors.
   return reply;

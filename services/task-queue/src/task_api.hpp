@@ -76,7 +76,7 @@ class TaskApi final : public BatchHandler {
 
  private:
   std::string dispatch(ApiOp op, const protocol::MapReader& m);
-  std::string bad_request(const protocol::Rejection& r);
+  std::string bad_request(const protocol::Rejection& r, std::string detail = {});
   void publish();
   // True when the event took its task back.
   bool apply_event(ConsumedEvent& e);

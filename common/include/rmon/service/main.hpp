@@ -51,9 +51,10 @@ int run_service_main(int argc, char** argv, const char* name, const char* descri
     const int sig = wait_for_stop_signal(signals);
     spdlog::info("{} stopping signal={}", name, sig);
     service.stop();
-    spdlog::info("{} stopped", name);
+    const int status = service_exit_status();
+    spdlog::info("{} exiting status={}", name, status);
     spdlog::shutdown();
-    return service_exit_status();
+    return status;
   } catch (const std::exception& e) {
     spdlog::error("{} failed: {}", name, e.what());
     return 1;
