@@ -76,7 +76,7 @@ TEST_F(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
              request("acquire", acquire_fields("gpu", "r3", "t", 1)),
              request("release", MapBuilder().str("runner_id", "r2")),
              request("release", MapBuilder().str("runner_id", "r2").str("pool", "local")),
-             request("status"), request("stats"), request("ping")});
+             request("status"), request("stats"), request("ping"), request("launch")});
   EXPECT_EQ(read_reply(replies[0]).slot, 0u);
   EXPECT_EQ(read_reply(replies[1]).slot, 1u);
   EXPECT_EQ(read_reply(replies[2]).slot, 0u);
@@ -94,7 +94,9 @@ TEST_F(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
   EXPECT_EQ(reply_u64(replies[7], "acquired"), 2u);
   EXPECT_EQ(reply_u64(replies[7], "released"), 1u);
   EXPECT_EQ(reply_u64(replies[7], "in_use"), 1u);
-  EXPECT_EQ(read_reply(replies[8]).error, "unknown_op");
+  EXPECT_EQ(read_reply(replies[8]).error, "");
+  EXPECT_EQ(reply_u64(replies[8], "version"), 1u);
+  EXPECT_EQ(read_reply(replies[9]).error, "unknown_op");
   EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kOk), 3u);
   EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kNotFound), 1u);
   EXPECT_EQ(metrics->requests(ApiOp::kInvalid, Outcome::kUnknownOp), 1u);

@@ -89,17 +89,26 @@ void PoolApi::apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& 
   handled_.clear();
   notes_.clear();
   event_done_.assign(events.size(), 0);
+  released_.assign(events.size(), 0);
   bool committed = false;
   if (!needs_resync_ || try_resync()) {
     try {
       store::Transaction tx(store_.db());
       // Events first: a slot they free is then free for this batch's acquires.
       for (std::size_t i = 0; i < events.size(); ++i) {
-        event_done_[i] = handle_event(events[i].event) ? 1 : 0;
+        event_done_[i] = handle_event(events[i].event, released_[i]) ? 1 : 0;
       }
       for (Request& r : requests) handled_.push_back(handle(r));
       tx.commit();
       committed = true;
+      if (on_released) {
+        const int64_t now = clock_.wall_ms();
+        for (std::size_t i = 0; i < events.size(); ++i) {
+          if (!released_[i]) continue;
+          const auto& ev = events[i].event;
+          on_released(ev, now - (ev.last_heartbeat_ms + static_cast<int64_t>(ev.timeout_ms)));
+        }
+      }
     } catch (const std::exception& e) {
       storage_error("batch answered unavailable, events not acknowledged", e);
       metrics_.count_commit_failure();
@@ -122,11 +131,12 @@ void PoolApi::apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& 
   metrics_.publish(store_);
 }
 
-bool PoolApi::handle_event(const protocol::TimeoutEvent& ev) {
+bool PoolApi::handle_event(const protocol::TimeoutEvent& ev, char& released) {
   try {
     store::Savepoint sp(store_.db());
     EventOutcome out = store_.apply_timeout(ev);
     sp.release();
+    released = out.released.empty() ? 0 : 1;
     for (const Holding& h : out.released) {
       note(spdlog::level::info,
            "slot released: runner timed out " + describe(h) + " event_id=" + ev.event_id);
@@ -161,6 +171,7 @@ PoolApi::Handled PoolApi::handle(Request& r) {
   if (op == "release") api_op = ApiOp::kRelease;
   if (op == "status") api_op = ApiOp::kStatus;
   if (op == "stats") api_op = ApiOp::kStats;
+  if (op == "ping") api_op = ApiOp::kPing;
   try {
     switch (api_op) {
       case ApiOp::kAcquire:
@@ -171,6 +182,9 @@ PoolApi::Handled PoolApi::handle(Request& r) {
         return status(r, m);
       case ApiOp::kStats:
         return stats(r);
+      case ApiOp::kPing:
+        r.reply = protocol::ok_reply().u64("version", protocol::kVersion).finish();
+        return {ApiOp::kPing, Outcome::kOk};
       case ApiOp::kInvalid:
         break;
     }

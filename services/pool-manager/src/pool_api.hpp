@@ -14,6 +14,7 @@
 // Not thread-safe: runs on the service's loop thread.
 
 #include <cstddef>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -46,6 +47,11 @@ class PoolApi final : public BatchHandler {
   void on_probe_results(std::vector<ProbeResult>& results) override;
   void tick() override;
 
+  // Called after the commit for each timeout event that freed a slot, with
+  // its release lateness: commit time minus the runner's deadline
+  // (last_heartbeat_ms + timeout_ms, the monitor's wall clock), in ms.
+  std::function<void(const protocol::TimeoutEvent&, int64_t lateness_ms)> on_released;
+
  private:
   struct Handled {
     ApiOp op = ApiOp::kInvalid;
@@ -64,7 +70,8 @@ class PoolApi final : public BatchHandler {
   Handled release(Request& r, const protocol::MapReader& m);
   Handled status(Request& r, const protocol::MapReader& m);
   Handled stats(Request& r);
-  bool handle_event(const protocol::TimeoutEvent& ev);
+  // `released` is set when the event freed a slot.
+  bool handle_event(const protocol::TimeoutEvent& ev, char& released);
   void note(spdlog::level::level_enum level, std::string text);
   void flush_notes();
   void storage_error(const char* what, const std::exception& e);
@@ -76,7 +83,8 @@ class PoolApi final : public BatchHandler {
   const Clock& clock_;
   const Millis grace_;
   const ApiOptions options_;
-  bool needs_resync_ = false;  // the mirror may differ from the database
+  std::vector<char> released_;  // per event of the batch being applied
+  bool needs_resync_ = false;   // the mirror may differ from the database
   MonoTime next_prune_{};
   std::vector<Note> notes_;
   std::vector<Handled> handled_;

@@ -8,8 +8,8 @@ namespace {
 
 using prometheus::MetricType;
 
-constexpr std::array<std::string_view, kApiOpCount> kOps = {"acquire", "release", "status", "stats",
-                                                            "invalid"};
+constexpr std::array<std::string_view, kApiOpCount> kOps = {"acquire", "release", "status",
+                                                            "stats",   "ping",    "invalid"};
 constexpr std::array<std::string_view, kOutcomeCount> kOutcomes = {
     "ok",       "bad_request", "unknown_op", "not_found", "stale_attempt",
     "conflict", "pool_full",   "unavailable"};

@@ -23,8 +23,8 @@
 namespace rmon::pool {
 
 // The op label of a request; kInvalid when no known op could be read.
-enum class ApiOp : uint8_t { kAcquire, kRelease, kStatus, kStats, kInvalid };
-inline constexpr std::size_t kApiOpCount = 5;
+enum class ApiOp : uint8_t { kAcquire, kRelease, kStatus, kStats, kPing, kInvalid };
+inline constexpr std::size_t kApiOpCount = 6;
 std::string_view op_name(ApiOp op);
 
 // A reply's outcome: ok or its error code.

@@ -55,6 +55,7 @@ void PoolManagerService::start() {
   }
   handler_ = std::make_unique<PoolApi>(*store_, *metrics_, probe_.get(), clock_,
                                        Millis(config_.first_heartbeat_grace_ms));
+  handler_->on_released = released_hook_;
 
   std::vector<std::string> pools;
   for (const PoolSpec& p : store_->pools()) {

@@ -11,6 +11,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -47,6 +48,11 @@ class PoolManagerService {
   void stop();
 
   const PoolEndpoints& endpoints() const { return endpoints_; }
+  // Benchmarks: called on the loop thread for each timeout event that freed
+  // a slot, with its release lateness in ms. Set before start().
+  void on_released(std::function<void(const protocol::TimeoutEvent&, int64_t)> fn) {
+    released_hook_ = std::move(fn);
+  }
   const PoolMetrics& metrics() const { return *metrics_; }
   std::string render_metrics() const { return endpoint_->render(); }
 
@@ -64,6 +70,7 @@ class PoolManagerService {
   std::unique_ptr<PoolApi> handler_;
   PoolEndpoints endpoints_;
 
+  std::function<void(const protocol::TimeoutEvent&, int64_t)> released_hook_;
   std::atomic<bool> stop_{false};
   std::thread loop_;
 };
