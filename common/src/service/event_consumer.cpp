@@ -24,10 +24,9 @@ std::size_t EventConsumer::receive(std::vector<ConsumedEvent>& out, std::size_t 
   std::vector<zmq::message_t> frames;
   while (n < max && recv_frames(events_, frames, zmq::recv_flags::dontwait)) {
     received_.fetch_add(1, std::memory_order_relaxed);
-    auto ev = frames.size() == 1
-                  ? protocol::decode_timeout_event(frames[0].to_string_view())
-                  : protocol::Result<protocol::TimeoutEvent>(
-                        protocol::Rejection{protocol::Reason::kMalformed, "frames"});
+    auto ev = frames.size() == 1 ? protocol::decode_timeout_event(frames[0].to_string_view())
+                                 : protocol::Result<protocol::TimeoutEvent>(
+                                       protocol::Rejection{protocol::Reason::kMalformed, "frames"});
     if (!ev) {
       rejected_.fetch_add(1, std::memory_order_relaxed);
       uint64_t suppressed = 0;
@@ -50,8 +49,7 @@ void EventConsumer::send_acks(const std::vector<ConsumedEvent>& events) {
     if (send_frames(acks_, {frame})) {
       acks_sent_.fetch_add(1, std::memory_order_relaxed);
     } else {
-      spdlog::debug("ack not queued (monitor away) group={} event_id={}", group_,
-                    e.event.event_id);
+      spdlog::debug("ack not queued (monitor away) group={} event_id={}", group_, e.event.event_id);
     }
   }
 }
