@@ -4,15 +4,13 @@
 // only the detection-lateness histogram is a prometheus-cpp metric.
 // Thread-safe.
 
-#include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
 #include <prometheus/histogram.h>
-#include <prometheus/registry.h>
 
 #include <memory>
 #include <string>
 
 #include "monitor_stats.hpp"
+#include "rmon/service/metrics_endpoint.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {
@@ -26,17 +24,14 @@ class Metrics {
 
   // Starts serving /metrics on `bind` ("0.0.0.0:9464", "127.0.0.1:0").
   // Returns the port bound. Throws on failure (a start-up error).
-  int serve(const std::string& bind);
+  int serve(const std::string& bind) { return endpoint_.serve(bind); }
 
   // The text exposition format, as a scrape would see it.
-  std::string render() const;
+  std::string render() const { return endpoint_.render(); }
 
  private:
-  class Collector;
-  std::shared_ptr<prometheus::Registry> registry_;
-  std::shared_ptr<Collector> collector_;
+  MetricsEndpoint endpoint_;  // the shared /metrics skeleton (rmon::service)
   prometheus::Histogram* lateness_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
 };
 
 }  // namespace rmon::monitor

@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "rmon/service/router.hpp"
 #include "rmon/zmq_util.hpp"
 
 namespace rmon::monitor {
@@ -17,19 +18,16 @@ namespace {
 // lifecycle lines held back.
 void serve_control(zmq::socket_t& router, ControlHandler& handler, LifecycleLog& log,
                    const std::atomic<bool>& stop) {
-  std::vector<zmq::message_t> frames;
+  std::vector<Request> requests;
   zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
   while (!stop.load(std::memory_order_relaxed)) {
     log.flush();
     if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
-    while (recv_frames(router, frames, zmq::recv_flags::dontwait)) {
-      if (frames.size() < 2) continue;  // no identity: nobody to answer
-      const std::string reply = handler.handle(frames.back().to_string_view());
-      std::vector<std::string_view> out;
-      for (std::size_t i = 0; i + 1 < frames.size(); ++i) out.push_back(frames[i].to_string_view());
-      out.push_back(reply);
-      // A client that went away is not an error; never block on one.
-      (void)send_frames(router, out);
+    requests.clear();
+    while (receive_requests(router, requests, 256) > 0) {
+      for (Request& r : requests) r.reply = handler.handle(r.body_view());
+      send_replies(router, requests);
+      requests.clear();
     }
   }
 }
