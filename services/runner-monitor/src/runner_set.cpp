@@ -7,7 +7,7 @@
 namespace rmon::monitor {
 
 RunnerSet::~RunnerSet() {
-  for (Runner* r : set_) destroy(r);
+  for (const Slot& s : set_) destroy(s.runner);
 }
 
 // The one place runners are allocated and freed: a Runner followed by its id
@@ -29,7 +29,7 @@ void RunnerSet::destroy(Runner* r) {
 Runner* RunnerSet::emplace(const HashedId& key, std::size_t task_capacity) {
   Runner* r = allocate(key.id, task_capacity);
   try {
-    set_.insert(r);
+    set_.insert({key.hash, r});
   } catch (...) {
     destroy(r);
     throw;
@@ -48,10 +48,12 @@ Runner* RunnerSet::set_task(Runner* r, std::string_view task, DeadlineIndex& ind
   moved->task_cap = cap;
   moved->write_task(task);
   index.relocate(r, moved);
-  set_.erase(r);
+  auto it = set_.find(HashedId(r->id()));
+  const std::size_t hash = it->hash;
+  set_.erase(it);
   destroy(r);
   try {
-    set_.insert(moved);
+    set_.insert({hash, moved});
   } catch (...) {  // out of memory: the runner is lost, but nothing dangles
     index.disarm(moved);
     destroy(moved);
@@ -61,7 +63,7 @@ Runner* RunnerSet::set_task(Runner* r, std::string_view task, DeadlineIndex& ind
 }
 
 void RunnerSet::erase(Runner* r) {
-  set_.erase(r);
+  set_.erase(set_.find(HashedId(r->id())));
   destroy(r);
 }
 
