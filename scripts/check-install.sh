@@ -2,7 +2,7 @@
 # Checks what `cmake --install` delivers: installs a build into a temporary
 # prefix, runs every installed executable with --version, then configures,
 # builds and runs a small consumer project that uses
-# find_package(runner_monitor) and links rmon::common.
+# find_package(runner_monitor) and links rmon::common and rmon::runner.
 #   scripts/check-install.sh [build-dir]
 # The build directory defaults to build-install/ (configured Release, without
 # tests, when it does not exist yet); CI passes its Release build.
@@ -43,7 +43,7 @@ for exe in "$prefix"/bin/*; do
 done
 [ "$n" -gt 0 ] || fail "no executables installed"
 
-echo "== a consumer project: find_package(runner_monitor), rmon::common"
+echo "== a consumer project: find_package(runner_monitor), rmon::common, rmon::runner"
 mkdir "$tmp/consumer"
 cat >"$tmp/consumer/CMakeLists.txt" <<CMAKE
 cmake_minimum_required(VERSION 3.20)
@@ -52,6 +52,8 @@ set(CMAKE_CXX_STANDARD 20)
 find_package(runner_monitor $version EXACT REQUIRED)
 add_executable(consumer main.cpp)
 target_link_libraries(consumer PRIVATE rmon::common)
+add_executable(runner_consumer runner.cpp)
+target_link_libraries(runner_consumer PRIVATE rmon::runner)
 CMAKE
 cat >"$tmp/consumer/main.cpp" <<'CPP'
 // Uses the installed headers and library: settings (--version), the codec.
@@ -79,8 +81,29 @@ int main(int argc, char** argv) {
   return 0;
 }
 CPP
+cat >"$tmp/consumer/runner.cpp" <<'CPP'
+// Uses the installed runner library: a heartbeat publisher starts and stops.
+#include <iostream>
+
+#include "rmon/runner/heartbeat_publisher.hpp"
+
+int main(int argc, char** argv) {
+  if (argc != 2) return 2;
+  zmq::context_t ctx;
+  rmon::runner::HeartbeatOptions opts;
+  opts.endpoint = argv[1];
+  opts.runner.runner_id = "runner-1";
+  opts.runner.task_id = "task-1";
+  opts.runner.pool = "pool-a";
+  rmon::runner::HeartbeatPublisher publisher(ctx, opts);
+  publisher.abandon();
+  std::cout << "runner_consumer: a heartbeat publisher started and stopped\n";
+  return 0;
+}
+CPP
 cmake -S "$tmp/consumer" -B "$tmp/consumer/build" -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
 cmake --build "$tmp/consumer/build" -j"$jobs" >/dev/null
 "$tmp/consumer/build/consumer"
 [ "$("$tmp/consumer/build/consumer" --version)" = "consumer $version" ] || fail "consumer --version"
+"$tmp/consumer/build/runner_consumer" "ipc://$tmp/heartbeats"
 echo "check-install: ok"
