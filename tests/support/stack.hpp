@@ -13,16 +13,23 @@
 
 namespace rmon::testing {
 
+// A monitor on 127.0.0.1 wildcard ports (read them back from endpoints()),
+// /metrics off, few shards, quick redelivery.
+inline monitor::MonitorConfig loopback_monitor_config() {
+  monitor::MonitorConfig c;
+  c.heartbeat_endpoint = "tcp://127.0.0.1:*";
+  c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
+  c.ack_endpoint = "tcp://127.0.0.1:*";
+  c.control_endpoint = "tcp://127.0.0.1:*";
+  c.metrics_address = "";
+  c.shards = 4;
+  c.redelivery_interval_ms = 500;
+  return c;
+}
+
 class Stack {
  public:
-  Stack() {
-    monitor.heartbeat_endpoint = "tcp://127.0.0.1:*";
-    monitor.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
-    monitor.ack_endpoint = "tcp://127.0.0.1:*";
-    monitor.control_endpoint = "tcp://127.0.0.1:*";
-    monitor.metrics_address = "";
-    monitor.shards = 4;
-    monitor.redelivery_interval_ms = 500;
+  Stack() : monitor(loopback_monitor_config()) {
     for (ConsumerServiceConfig* c : {static_cast<ConsumerServiceConfig*>(&tasks),
                                      static_cast<ConsumerServiceConfig*>(&pools)}) {
       c->data_dir = dir.str();

@@ -9,6 +9,7 @@
 #include <memory>
 
 #include "../support/api_client.hpp"
+#include "../support/stack.hpp"
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
 #include "rmon/protocol/codec.hpp"
@@ -24,22 +25,11 @@ using protocol::MapReader;
 using rmon::testing::ApiClient;
 using rmon::testing::wait_until;
 
-monitor::MonitorConfig monitor_config() {
-  monitor::MonitorConfig c;
-  c.heartbeat_endpoint = "tcp://127.0.0.1:*";
-  c.groups = {"task-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
-  c.ack_endpoint = "tcp://127.0.0.1:*";
-  c.control_endpoint = "tcp://127.0.0.1:*";
-  c.metrics_address = "";
-  c.shards = 4;
-  c.redelivery_interval_ms = 500;
-  return c;
-}
-
 class TaskServiceTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    monitor_ = std::make_unique<monitor::MonitorService>(monitor_config(), SystemClock::instance());
+    monitor_ = std::make_unique<monitor::MonitorService>(rmon::testing::loopback_monitor_config(),
+                                                         SystemClock::instance());
     monitor_->start();
   }
   TaskQueueConfig config() {
