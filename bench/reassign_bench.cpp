@@ -52,6 +52,7 @@ struct Params {
   uint64_t warmup_ms = 5'000;
   uint64_t after_ms = 5'000;
   std::string dir = "bench-data";
+  std::string sync = "full";
 };
 
 bool is_silent(std::size_t i, const Params& p) { return i % (p.runners / p.silent) == 0; }
@@ -134,6 +135,7 @@ int main(int argc, char** argv) {
   s.add("interval-ms", p.interval_ms, "Heartbeat period");
   s.add("timeout-ms", p.timeout_ms, "Runner timeout");
   s.add("dir", p.dir, "Scratch data folder on the disk to measure");
+  s.add("sync", p.sync, "SQLite synchronous mode of both services: full or normal");
   if (auto code = s.parse(argc, argv)) return *code;
   if (p.silent == 0 || p.silent > p.runners) return 2;
   spdlog::set_level(spdlog::level::err);
@@ -150,6 +152,7 @@ int main(int argc, char** argv) {
 
   rmon::tq::TaskQueueConfig tc;
   tc.data_dir = data.string();
+  tc.sync = p.sync;
   tc.api_endpoint = "tcp://127.0.0.1:*";
   tc.events_endpoint = monitor.endpoints().groups[0];
   tc.ack_endpoint = monitor.endpoints().ack;
@@ -167,6 +170,7 @@ int main(int argc, char** argv) {
 
   rmon::pool::PoolConfig pc;
   pc.data_dir = data.string();
+  pc.sync = p.sync;
   pc.api_endpoint = "tcp://127.0.0.1:*";
   pc.events_endpoint = monitor.endpoints().groups[1];
   pc.ack_endpoint = monitor.endpoints().ack;
