@@ -65,7 +65,7 @@ class LifecycleLogTest : public ::testing::Test {
 
 TEST_F(LifecycleLogTest, ABurstPassesAndTheRestIsSummarisedOnceThePeriodIsOver) {
   LifecycleLog log(clock_, {3, 1000ms});
-  for (int i = 0; i < 10; ++i) log.on_added("r" + std::to_string(i), "t", 1, RunnerState::kRunning);
+  for (int i = 0; i < 10; ++i) log.on_added('r' + std::to_string(i), "t", 1, RunnerState::kRunning);
   EXPECT_EQ(sink_->count("runner added"), 3u);
   EXPECT_EQ(log.held_back_total(), 7u);
   log.flush();  // the period is not over yet
@@ -81,7 +81,7 @@ TEST_F(LifecycleLogTest, ABurstPassesAndTheRestIsSummarisedOnceThePeriodIsOver) 
 
 TEST_F(LifecycleLogTest, TheFirstLineOfANewPeriodComesAfterTheSummaryOfTheLast) {
   LifecycleLog log(clock_, {2, 1000ms});
-  for (int i = 0; i < 5; ++i) log.on_removed("r" + std::to_string(i), true);
+  for (int i = 0; i < 5; ++i) log.on_removed('r' + std::to_string(i), true);
   clock_.advance(1500ms);
   log.on_removed("late", false);
   const auto lines = sink_->lines();
