@@ -6,6 +6,7 @@
 
 #include <stdexcept>
 
+#include "rmon/service/main.hpp"
 #include "rmon/service/router.hpp"
 #include "rmon/zmq_util.hpp"
 
@@ -87,18 +88,23 @@ void MonitorService::start() {
   (void)spdlog::default_logger_raw();
   stop_ = false;
   // Named threads show up as such in top -H, perf and gdb.
-  threads_.emplace_back([this] {
-    pthread_setname_np(pthread_self(), "rmon-ingest");
-    ingest_->run(sub_, stop_);
-  });
-  threads_.emplace_back([this, max_sleep] {
-    pthread_setname_np(pthread_self(), "rmon-dispatch");
-    dispatcher_->run(push_, acks_, stop_, max_sleep);
-  });
-  threads_.emplace_back([this] {
-    pthread_setname_np(pthread_self(), "rmon-control");
-    serve_control(router_, *control_, *observer_, stop_);
-  });
+  // No silent death: an exception (or allocation failure) on a service
+  // thread is logged and stops the process with status 1.
+  auto guarded = [](const char* name, auto body) {
+    return [name, body] {
+      pthread_setname_np(pthread_self(), name);
+      try {
+        body();
+      } catch (const std::exception& e) {
+        fail_service(std::string(name) + ": " + e.what());
+      }
+    };
+  };
+  threads_.emplace_back(guarded("rmon-ingest", [this] { ingest_->run(sub_, stop_); }));
+  threads_.emplace_back(guarded(
+      "rmon-dispatch", [this, max_sleep] { dispatcher_->run(push_, acks_, stop_, max_sleep); }));
+  threads_.emplace_back(
+      guarded("rmon-control", [this] { serve_control(router_, *control_, *observer_, stop_); }));
   spdlog::info(
       "runner-monitor started heartbeat={} ack={} control={} metrics_port={} shards={} "
       "default_timeout_ms={}",
