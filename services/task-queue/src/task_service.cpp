@@ -39,6 +39,13 @@ void TaskQueueService::start() {
   if (!config_.metrics_address.empty()) {
     endpoints_.metrics_port = metrics_->endpoint().serve(config_.metrics_address);
   }
+  // Logged before the loop thread owns the store.
+  const auto& c = store_->counts();
+  spdlog::info(
+      "task-queue started api={} events={} acks={} monitor={} metrics_port={} data={} sync={} "
+      "queued={} leased={}",
+      endpoints_.api, config_.events_endpoint, config_.ack_endpoint, config_.monitor_endpoint,
+      endpoints_.metrics_port, db_.path().string(), config_.sync, c[0], c[1]);
   (void)spdlog::default_logger_raw();
   stop_ = false;
   BatchLoopOptions opts;
@@ -51,12 +58,6 @@ void TaskQueueService::start() {
       fail_service(std::string("task-queue loop: ") + e.what());
     }
   });
-  const auto& c = store_->counts();
-  spdlog::info(
-      "task-queue started api={} events={} acks={} monitor={} metrics_port={} data={} sync={} "
-      "queued={} leased={}",
-      endpoints_.api, config_.events_endpoint, config_.ack_endpoint, config_.monitor_endpoint,
-      endpoints_.metrics_port, db_.path().string(), config_.sync, c[0], c[1]);
 }
 
 void TaskQueueService::stop() {
