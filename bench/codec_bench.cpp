@@ -9,7 +9,9 @@
 //                       zone chunks, which bypass operator new (glibc only)
 
 #include <benchmark/benchmark.h>
+
 #include <msgpack.hpp>
+#include "bench_main.hpp"
 
 #include <atomic>
 #include <cstddef>
@@ -202,4 +204,4 @@ BENCHMARK(BM_BaselineGenericUnpack);
 }  // namespace
 }  // namespace rmon::protocol
 
-BENCHMARK_MAIN();
+RMON_BENCHMARK_MAIN("codec_bench")

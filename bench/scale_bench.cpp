@@ -50,6 +50,7 @@
 #include "rmon/clock.hpp"
 #include "rmon/fake_clock.hpp"
 #include "rmon/protocol/limits.hpp"
+#include "rmon/version.hpp"
 #include "rmon/zmq_util.hpp"
 #include "runner_table.hpp"
 
@@ -467,6 +468,7 @@ int main(int argc, char** argv) {
   app.add_option("--runners", runners, "runners to track")->check(CLI::PositiveNumber);
   app.add_option("--seconds", seconds, "seconds per dispatch CPU measurement")
       ->check(CLI::PositiveNumber);
+  app.set_version_flag("--version", std::string("scale_bench ") + RMON_VERSION);
   CLI11_PARSE(app, argc, argv);
   try {
     return rmon::monitor::run(runners, seconds);

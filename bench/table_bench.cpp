@@ -18,7 +18,9 @@
 // a benchmark advances it.
 
 #include <benchmark/benchmark.h>
+
 #include <time.h>
+#include "bench_main.hpp"
 
 #include <chrono>
 #include <cstdio>
@@ -484,4 +486,4 @@ BENCHMARK(BM_SweepExpiredScan)
 }  // namespace
 }  // namespace rmon::monitor
 
-BENCHMARK_MAIN();
+RMON_BENCHMARK_MAIN("table_bench")

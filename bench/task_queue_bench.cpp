@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "rmon/protocol/msgmap.hpp"
+#include "rmon/version.hpp"
 #include "rmon/zmq_util.hpp"
 #include "task_service.hpp"
 
@@ -118,6 +119,7 @@ int main(int argc, char** argv) {
   app.add_option("--seconds", seconds)->capture_default_str();
   app.add_option("--sync", sync)->capture_default_str();
   app.add_option("--dir", dir, "Scratch folder on the disk to measure")->capture_default_str();
+  app.set_version_flag("--version", std::string("task_queue_bench ") + RMON_VERSION);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
 
