@@ -369,7 +369,19 @@ TEST_F(MonitorServiceTest, MetricsEndpointServesCountersAndLateness) {
   auto ev = receive(0);
   ASSERT_TRUE(ev);
   ASSERT_TRUE(receive(1));
-  const std::string body = http_get(service->endpoints().metrics_port, "/metrics");
+  // The dispatcher publishes its gauges and observes lateness after it has
+  // sent: a consumer can hold the event before the scrape shows it. Scrape
+  // until both show up (observable state, with a deadline).
+  std::string body;
+  const auto deadline = std::chrono::steady_clock::now() + 10s;
+  do {
+    body = http_get(service->endpoints().metrics_port, "/metrics");
+    if (body.find("rmon_events_pending{group=\"task-queue\"} 1") != std::string::npos &&
+        body.find("rmon_detection_lateness_seconds_count 2") != std::string::npos) {
+      break;
+    }
+    std::this_thread::sleep_for(20ms);
+  } while (std::chrono::steady_clock::now() < deadline);
   EXPECT_NE(body.find("rmon_heartbeats_total"), std::string::npos) << body;
   EXPECT_NE(body.find("rmon_timeouts_total 1"), std::string::npos);
   EXPECT_NE(body.find("rmon_runners{state=\"failed\"} 1"), std::string::npos);
