@@ -2,6 +2,7 @@
 # against the real services in-process.
 rmon_add_test(ctl_test
   ${CMAKE_CURRENT_LIST_DIR}/ctl_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/ctl_io_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/json_test.cpp
   ${CMAKE_SOURCE_DIR}/tools/ctl/json.cpp)
 target_include_directories(ctl_test PRIVATE ${CMAKE_SOURCE_DIR}/tools)
