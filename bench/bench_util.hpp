@@ -34,6 +34,7 @@ inline monitor::MonitorConfig loopback_monitor_config() {
   c.ack_endpoint = "tcp://127.0.0.1:*";
   c.control_endpoint = "tcp://127.0.0.1:*";
   c.metrics_address = "";
+  c.data_dir.clear();  // in memory unless a benchmark sets a folder
   return c;
 }
 

@@ -5,6 +5,7 @@
 // p99 and max lateness, and counts missed and false timeouts.
 //
 //   detection_bench [--runners N] [--silent K] [--interval-ms I] [--timeout-ms T]
+//                   [--data-dir D]   (persistence on: the outbox and saved table in D)
 //
 // The publisher is a separate process. last_heartbeat_ms has millisecond
 // resolution, so each lateness may read up to 1 ms high, never low.
@@ -93,6 +94,9 @@ int main(int argc, char** argv) {
   s.add("timeout-ms", p.timeout_ms, "Runner timeout");
   s.add("warmup-ms", p.warmup_ms, "Time before the subset falls silent");
   s.add("after-ms", p.after_ms, "Time the others keep going after that");
+  std::string data_dir;
+  s.add("data-dir", data_dir,
+        "Monitor data folder (persistence on, --sync full); empty keeps it in memory");
   if (auto code = s.parse(argc, argv)) return *code;
   if (p.silent == 0 || p.silent > p.runners) {
     std::fprintf(stderr, "--silent must be 1..runners\n");
@@ -104,6 +108,7 @@ int main(int argc, char** argv) {
   const pid_t child = rmon::bench::fork_child([&] { return publisher(to_child, p); });
 
   rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
+  c.data_dir = data_dir;
   rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
   svc.start();
 
@@ -161,8 +166,9 @@ int main(int argc, char** argv) {
     std::snprintf(id, sizeof id, "det-%07zu", i);
     silent_ids.insert(id);
   }
-  std::printf("detection: %zu runners (interval %lu ms, timeout %lu ms), %zu fall silent\n",
-              p.runners, p.interval_ms, p.timeout_ms, silent_ids.size());
+  std::printf("detection: %zu runners (interval %lu ms, timeout %lu ms), %zu fall silent; %s\n",
+              p.runners, p.interval_ms, p.timeout_ms, silent_ids.size(),
+              data_dir.empty() ? "in memory" : ("data folder " + data_dir).c_str());
   std::printf("  monitor tracked %zu runners, produced %lu timeouts, run took %.1f s\n", tracked,
               timeouts, run_s);
   bool pass = true;

@@ -11,6 +11,13 @@
 // of the same round, and what the monitor process grew by per runner.
 //
 //   ingest_bench --joins [--runners 1000000] [--rounds K]
+//
+// With --persistence, the monitor's rounds run twice each, alternating: with
+// everything in memory and with a data folder (the outbox and the saved
+// table, `--sync full`), and it prints the ratio. With --joins as well, the
+// join storms are compared (joins are what the table's saves write).
+//
+//   ingest_bench --persistence [--joins]
 
 #include <spdlog/spdlog.h>
 
@@ -19,6 +26,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
@@ -43,6 +51,26 @@ struct Params {
   bool threads = false;  // print each receiving thread's CPU use
   std::string only;      // "raw" or "monitor" to run one kind (for profiling)
   bool joins = false;    // join storm rounds instead (see join_round)
+  bool persist = false;  // the monitor keeps a data folder (a fresh temp one)
+  bool compare_persistence = false;
+};
+
+// A fresh data folder for one round when `p.persist`, removed afterwards.
+struct RoundDataDir {
+  explicit RoundDataDir(const Params& p, rmon::monitor::MonitorConfig& c) {
+    if (!p.persist) return;
+    char tmpl[] = "/tmp/rmon-ingest-XXXXXX";
+    if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
+    path = tmpl;
+    c.data_dir = path;
+    c.sync = "full";
+  }
+  ~RoundDataDir() {
+    if (path.empty()) return;
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  std::string path;
 };
 
 // The publisher process: pre-encodes every heartbeat, connects, sends probes
@@ -113,6 +141,7 @@ double monitor_round(const Params& p) {
   {
     rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
     if (p.hwm >= 0) c.heartbeat_hwm = p.hwm;
+    RoundDataDir data(p, c);
     rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
     svc.start();
     to_child.write_line(svc.endpoints().heartbeat);
@@ -213,6 +242,7 @@ JoinRound join_round(const Params& p) {
   {
     rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
     if (p.hwm >= 0) c.heartbeat_hwm = p.hwm;
+    RoundDataDir data(p, c);
     rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
     svc.start();
     to_child.write_line(svc.endpoints().heartbeat);
@@ -282,6 +312,35 @@ int join_rounds(const Params& p) {
   return 0;
 }
 
+// Memory against a data folder, alternating round by round.
+int persistence_rounds(Params p) {
+  std::vector<double> mem, disk, ratio;
+  for (int i = 0; i < p.rounds; ++i) {
+    double m = 0, d = 0;
+    for (bool persist : {false, true}) {
+      p.persist = persist;
+      const double rate = p.joins ? join_round(p).joins_per_s : monitor_round(p);
+      (persist ? d : m) = rate;
+    }
+    mem.push_back(m);
+    disk.push_back(d);
+    ratio.push_back(d / m);
+    std::printf("round %d: in memory %.0f /s, with a data folder %.0f /s, ratio %.3f\n", i + 1, m,
+                d, d / m);
+    std::fflush(stdout);
+  }
+  const double r = rmon::bench::median(ratio);
+  std::printf("\n%s, %zu runners, median of %d rounds\n",
+              p.joins ? "join storm (new runners' first heartbeats)"
+                      : "known-runner heartbeats",
+              p.runners, p.rounds);
+  std::printf("  baseline: everything in memory:            %10.0f /s\n", rmon::bench::median(mem));
+  std::printf("  with a data folder (outbox + saved table): %10.0f /s\n",
+              rmon::bench::median(disk));
+  std::printf("  ratio with/without: %.3f  (target >= 0.90: %s)\n", r, r >= 0.9 ? "PASS" : "FAIL");
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -297,7 +356,15 @@ int main(int argc, char** argv) {
   s.add("only", p.only, "Run only raw or monitor rounds (for profiling)");
   s.add_flag("joins", p.joins,
              "Join storm: --runners new runners (UUID ids) join, then heartbeat as known ones");
+  s.add_flag("persistence", p.compare_persistence,
+             "Compare the monitor in memory against the monitor with a data folder");
   if (auto code = s.parse(argc, argv)) return *code;
+  if (p.compare_persistence) {
+    if (p.joins && runners_opt->count() == 0) p.runners = 1'000'000;
+    spdlog::set_level(spdlog::level::warn);
+    if (p.pin && !rmon::bench::pin_to_cpu(1)) p.pin = false;
+    return persistence_rounds(p);
+  }
   if (p.joins) {
     if (runners_opt->count() == 0) p.runners = 1'000'000;
     rmon::init_logging("ingest_bench", s.log_level());  // lifecycle lines included

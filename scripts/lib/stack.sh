@@ -38,7 +38,8 @@ stack_start() {
   mkdir -p "$run/data"
   _stack_spawn runner-monitor "$bin/services/runner-monitor/runner-monitor" \
     --heartbeat-endpoint "$HB" --group "task-queue=$TQ_EVENTS,pool-manager=$PM_EVENTS" \
-    --ack-endpoint "$ACKS" --control-endpoint "$CONTROL" --metrics-address "$METRICS_MON"
+    --ack-endpoint "$ACKS" --control-endpoint "$CONTROL" --metrics-address "$METRICS_MON" \
+    --data-dir "$run/data"
   local common=(--data-dir "$run/data" --ack-endpoint "$(stack_client "$ACKS")"
                 --monitor-endpoint "$(stack_client "$CONTROL")")
   _stack_spawn task-queue "$bin/services/task-queue/task-queue" "${common[@]}" \

@@ -39,6 +39,7 @@ MonitorConfig test_config() {
   c.shards = 8;
   c.redelivery_interval_ms = 300;
   c.retention_ms = 60'000;
+  c.data_dir.clear();  // in memory; the restart tests set a folder
   return c;
 }
 

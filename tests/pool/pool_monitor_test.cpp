@@ -37,6 +37,7 @@ class PoolWithMonitorTest : public ::testing::Test {
     mc.metrics_address = "";
     mc.shards = 4;
     mc.redelivery_interval_ms = 1000;
+    mc.data_dir.clear();
     monitor_service = std::make_unique<monitor::MonitorService>(mc, SystemClock::instance());
     monitor_service->start();
     SocketOptions o;

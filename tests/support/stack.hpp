@@ -24,6 +24,7 @@ inline monitor::MonitorConfig loopback_monitor_config() {
   c.metrics_address = "";
   c.shards = 4;
   c.redelivery_interval_ms = 500;
+  c.data_dir.clear();  // in memory: these tests are not about restarts
   return c;
 }
 

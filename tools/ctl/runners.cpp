@@ -126,6 +126,25 @@ void add_runner_commands(CLI::App& app, Ctl& ctl) {
       return run(ctl, req, [&](const MonitorReply& r) { ctl.print_counters(r.raw); });
     };
   });
+  g->add_subcommand("release-brake",
+                    "Release the monitor's storm brake: the runners it holds time out now")
+      ->callback([&ctl] {
+        ctl.action = [&ctl] {
+          p::ControlRequest req;
+          req.op = p::Op::kReleaseBrake;
+          return run(ctl, req, [&](const MonitorReply& r) {
+            uint64_t engaged = 0, held = 0;
+            for (const auto& [k, v] : r.reply.stats) {
+              if (k == "brake_engaged") engaged = v;
+              if (k == "brake_held") held = v;
+            }
+            ctl.out << (engaged ? "storm brake released; " + std::to_string(held) +
+                                      " held runners time out now\n"
+                                : std::string("storm brake was not engaged; it stays off until "
+                                              "the silent share falls back\n"));
+          });
+        };
+      });
   g->add_subcommand("ping", "Check the monitor answers")->callback([&ctl] {
     ctl.action = [&ctl] {
       p::ControlRequest req;

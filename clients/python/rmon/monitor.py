@@ -136,10 +136,19 @@ class RunnerMonitorClient(RpcClient):
         """Counters: ``heartbeats``, ``rejected``, ``duplicates``, ``late``,
         ``stale_attempts``, ``timeouts``, ``runners``, ``running``,
         ``suspect``, ``completed``, ``failed``, ``events_pending``,
-        ``redeliveries``, ``acks``."""
+        ``redeliveries``, ``acks``, the storm brake's and stall guard's
+        ``brake_engaged``, ``brake_held``, ``brake_since_ms``,
+        ``brake_engagements``, ``stalled``, ``stalls``, ``backlog_alerts``,
+        and ``pending_<group>`` per consumer group."""
         r = self.request("stats")
         r.pop("ok", None)
         return r
+
+    def release_brake(self) -> bool:
+        """Releases the monitor's storm brake (an operator's decision): the
+        runners it holds time out at once. Returns whether it was engaged."""
+        r = self.request("release_brake")
+        return bool(r.get("brake_engaged", 0))
 
     # -- the in-process RunnerMonitor's names --------------------------------
     def add_runner(

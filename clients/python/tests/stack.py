@@ -88,6 +88,7 @@ class Stack:
                         "--control-endpoint", self.control,
                         "--metrics-address", "",
                         "--instance", "pytest",
+                        "--data-dir", os.path.join(d, "data-runner-monitor"),
                     ]
                     + (monitor_args or []),
                 )

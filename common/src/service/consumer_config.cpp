@@ -2,11 +2,25 @@
 
 namespace rmon {
 
-void ConsumerServiceConfig::register_settings(Settings& s) {
+void StorageSettings::register_storage_settings(Settings& s) {
   s.add("data-dir", data_dir,
-        "Folder for this service's database (shared with the other services)");
+        "Folder for this service's files, named after it (shared with the other services)");
   s.add("sync", sync,
         "SQLite synchronous mode: full (survives power loss) or normal (survives a crash)");
+}
+
+std::string StorageSettings::validate_storage() const {
+  if (data_dir.empty()) return "--data-dir must not be empty";
+  if (!store::parse_sync_mode(sync)) return "--sync must be full or normal, not '" + sync + "'";
+  return {};
+}
+
+store::SyncMode StorageSettings::sync_mode() const {
+  return store::parse_sync_mode(sync).value_or(store::SyncMode::kFull);
+}
+
+void ConsumerServiceConfig::register_settings(Settings& s) {
+  register_storage_settings(s);
   s.add("api-endpoint", api_endpoint, "ROUTER socket for the API (binds; 'connect:' to connect)");
   s.add("events-endpoint", events_endpoint,
         "The monitor's timeout events for this group (PULL, connects)");
@@ -22,8 +36,7 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
 }
 
 std::string ConsumerServiceConfig::validate() const {
-  if (data_dir.empty()) return "--data-dir must not be empty";
-  if (!store::parse_sync_mode(sync)) return "--sync must be full or normal, not '" + sync + "'";
+  if (std::string err = validate_storage(); !err.empty()) return err;
   if (api_endpoint.empty() || events_endpoint.empty() || ack_endpoint.empty() ||
       monitor_endpoint.empty()) {
     return "endpoints must not be empty";
@@ -36,10 +49,6 @@ std::string ConsumerServiceConfig::validate() const {
   }
   if (max_batch < 1 || max_batch > 100'000) return "--max-batch must be within 1..100000";
   return {};
-}
-
-store::SyncMode ConsumerServiceConfig::sync_mode() const {
-  return store::parse_sync_mode(sync).value_or(store::SyncMode::kFull);
 }
 
 }  // namespace rmon

@@ -100,6 +100,16 @@ ControlReply ControlHandler::handle(const ControlRequest& req) {
     }
     case Op::kStats:
       return stats_reply();
+    case Op::kReleaseBrake: {
+      // Taken by the dispatch thread before its next sweep.
+      const bool engaged = stats_.brake_engaged.load(std::memory_order_relaxed);
+      stats_.brake_release_requested.store(true, std::memory_order_relaxed);
+      spdlog::warn("storm brake release requested by an operator engaged={} held={}", engaged,
+                   stats_.brake_held.load(std::memory_order_relaxed));
+      reply.stats = {{"brake_engaged", engaged ? 1 : 0},
+                     {"brake_held", stats_.brake_held.load(std::memory_order_relaxed)}};
+      break;
+    }
   }
   return reply;
 }
@@ -131,7 +141,18 @@ ControlReply ControlHandler::stats_reply() const {
       {"events_pending", pending},
       {"redeliveries", redeliveries},
       {"acks", acks},
+      {"brake_engaged", load(stats_.brake_engaged)},
+      {"brake_held", load(stats_.brake_held)},
+      {"brake_since_ms", load(stats_.brake_since_ms)},
+      {"brake_engagements", load(stats_.brake_engagements)},
+      {"stalled", load(stats_.stalled)},
+      {"stalls", load(stats_.stalls)},
+      {"backlog_alerts", load(stats_.backlog_alerts)},
   };
+  // Each group's backlog: its unacknowledged events (on disk).
+  for (std::size_t g = 0; g < stats_.groups.size(); ++g) {
+    r.stats.emplace_back("pending_" + stats_.groups[g], load(stats_.per_group[g].pending));
+  }
   return r;
 }
 

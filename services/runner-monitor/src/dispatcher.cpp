@@ -29,26 +29,44 @@ void WakeSignal::drain() {
   (void)!::read(fd_, &count, sizeof count);
 }
 
-void Dispatcher::tick(std::vector<zmq::socket_t>& push) {
+void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> planned) {
   const MonoTime now = clock_.now();
+  const int64_t wall_ms = clock_.wall_ms();
+  // Both guards decide every pass (each logs its own transitions).
+  const TableCounters c = table_.counters();
+  const auto live_count = [&](RunnerState st) {
+    return static_cast<uint64_t>(std::max<int64_t>(0, c.by_state[static_cast<std::size_t>(st)]));
+  };
+  const int64_t drained_ns = stats_.ingest_drained_ns.load(std::memory_order_relaxed);
+  std::optional<MonoTime> drained;
+  if (drained_ns != 0) drained = MonoTime(std::chrono::nanoseconds(drained_ns));
+  const bool stalled = stall_.hold(now, planned, drained, table_);
+  const bool braked = brake_.hold(live_count(RunnerState::kRunning),
+                                  live_count(RunnerState::kSuspect), now, wall_ms, table_);
+  holding_ = stalled || braked;
   expired_.clear();
-  table_.sweep(now, clock_.wall_ms(), expired_);
-  for (Expired& x : expired_) {
-    const auto& r = x.event.runner;
-    spdlog::warn(
-        "runner timed out runner_id={} task_id={} attempt={} pool={} pool_type={} "
-        "timeout_ms={} last_seq={} event_id={}",
-        r.runner_id, r.task_id, r.attempt, r.pool, protocol::to_string(r.pool_type),
-        x.event.timeout_ms, x.event.last_seq, x.event.event_id);
-    outbox_.add(std::move(x.event), x.deadline, now);
+  const std::size_t held = table_.sweep(now, wall_ms, expired_, holding_);
+  stats_.brake_held.store(held, std::memory_order_relaxed);
+  if (!expired_.empty()) {
+    new_events_.clear();
+    for (Expired& x : expired_) {
+      const auto& r = x.event.runner;
+      spdlog::warn(
+          "runner timed out runner_id={} task_id={} attempt={} pool={} pool_type={} "
+          "timeout_ms={} last_seq={} event_id={}",
+          r.runner_id, r.task_id, r.attempt, r.pool, protocol::to_string(r.pool_type),
+          x.event.timeout_ms, x.event.last_seq, x.event.event_id);
+      new_events_.push_back({std::move(x.event), x.deadline});
+    }
+    outbox_.add(new_events_, now);  // durable before the first send; throws if not
   }
   outbox_.flush(clock_.now(), [&](std::size_t g, const PendingEvent& e, std::string_view bytes) {
     if (!send_frames(push[g], {bytes})) return false;
     GroupStats& gs = stats_.per_group[g];
     gs.sent.fetch_add(1, std::memory_order_relaxed);
     if (e.delivery == 1) {
-      if (metrics_) {
-        const auto late = std::chrono::duration<double>(clock_.now() - e.deadline).count();
+      if (metrics_ && e.deadline) {
+        const auto late = std::chrono::duration<double>(clock_.now() - *e.deadline).count();
         metrics_->observe_lateness(std::max(0.0, late));
       }
     } else {
@@ -58,75 +76,121 @@ void Dispatcher::tick(std::vector<zmq::socket_t>& push) {
     }
     return true;
   });
+  maintain(now);
   publish_gauges();
 }
 
-void Dispatcher::handle_ack(std::string_view frame) {
-  auto ack = protocol::decode_ack(frame);
+void Dispatcher::maintain(MonoTime now) {
+  if (now < next_maintenance_) return;
+  next_maintenance_ = now + std::chrono::seconds(10);
+  // Done events are kept a while as tombstones (see OutboxStore), then go.
+  const int64_t before = clock_.wall_ms() - opts_.tombstone_retention.count();
+  const std::size_t pruned = outbox_.store().prune(before);
+  stats_.outbox_pruned.fetch_add(pruned, std::memory_order_relaxed);
+}
+
+void Dispatcher::handle_acks(const std::vector<std::string_view>& frames) {
+  acks_.clear();
   uint64_t suppressed = 0;
-  if (!ack) {
-    stats_.ack_frames_rejected.fetch_add(1, std::memory_order_relaxed);
-    if (warn_limit_.allow("ack", clock_.now(), suppressed)) {
-      spdlog::warn("ack rejected reason={} suppressed={}", ack.error().to_string(), suppressed);
-    }
-    return;
-  }
-  switch (outbox_.ack(ack->group, ack->event_id)) {
-    case AckResult::kAcked: {
-      const auto& groups = outbox_.groups();
-      const auto g = std::find(groups.begin(), groups.end(), ack->group) - groups.begin();
-      stats_.per_group[g].acks.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("event acknowledged group={} event_id={}", ack->group, ack->event_id);
-      break;
-    }
-    case AckResult::kUnknownGroup:
-    case AckResult::kUnknownEvent:
-      // A repeated ack, or one for an event this monitor never sent: harmless.
-      stats_.acks_unknown.fetch_add(1, std::memory_order_relaxed);
-      if (warn_limit_.allow("ack_unknown", clock_.now(), suppressed)) {
-        spdlog::warn("ack for unknown event group={} event_id={} suppressed={}", ack->group,
-                     ack->event_id, suppressed);
+  for (std::string_view frame : frames) {
+    auto ack = protocol::decode_ack(frame);
+    if (!ack) {
+      stats_.ack_frames_rejected.fetch_add(1, std::memory_order_relaxed);
+      if (warn_limit_.allow("ack", clock_.now(), suppressed)) {
+        spdlog::warn("ack rejected reason={} suppressed={}", ack.error().to_string(), suppressed);
       }
-      break;
+      continue;
+    }
+    acks_.emplace_back(std::move(ack->group), std::move(ack->event_id));
+  }
+  if (acks_.empty()) return;
+  outbox_.ack(acks_, clock_.wall_ms(), ack_results_);
+  const auto& groups = outbox_.groups();
+  for (std::size_t i = 0; i < acks_.size(); ++i) {
+    const auto& [group, event_id] = acks_[i];
+    if (ack_results_[i] == AckResult::kAcked) {
+      const auto g = std::find(groups.begin(), groups.end(), group) - groups.begin();
+      stats_.per_group[g].acks.fetch_add(1, std::memory_order_relaxed);
+      spdlog::debug("event acknowledged group={} event_id={}", group, event_id);
+      continue;
+    }
+    // A repeated ack, or one for an event this monitor never sent: harmless.
+    stats_.acks_unknown.fetch_add(1, std::memory_order_relaxed);
+    if (warn_limit_.allow("ack_unknown", clock_.now(), suppressed)) {
+      spdlog::warn("ack for unknown event group={} event_id={} suppressed={}", group, event_id,
+                   suppressed);
+    }
   }
   publish_gauges();
 }
 
 void Dispatcher::publish_gauges() {
-  for (std::size_t g = 0; g < outbox_.groups().size(); ++g) {
-    stats_.per_group[g].pending.store(outbox_.pending(g), std::memory_order_relaxed);
+  const auto& groups = outbox_.groups();
+  over_backlog_.resize(groups.size(), false);
+  for (std::size_t g = 0; g < groups.size(); ++g) {
+    const uint64_t pending = outbox_.pending(g);
+    stats_.per_group[g].pending.store(pending, std::memory_order_relaxed);
+    stats_.per_group[g].in_memory.store(outbox_.in_memory(g), std::memory_order_relaxed);
+    const bool over = pending > opts_.backlog_alert;
+    if (over && !over_backlog_[g]) {
+      stats_.backlog_alerts.fetch_add(1, std::memory_order_relaxed);
+      spdlog::error(
+          "consumer group is behind: {} events unacknowledged (threshold {}); they wait on disk "
+          "and are delivered when it catches up group={}",
+          pending, opts_.backlog_alert, groups[g]);
+    } else if (!over && over_backlog_[g] && pending <= opts_.backlog_alert / 2) {
+      spdlog::warn("consumer group caught up: {} events unacknowledged group={}", pending,
+                   groups[g]);
+    } else {
+      continue;
+    }
+    over_backlog_[g] = over;
   }
 }
 
 void Dispatcher::run(std::vector<zmq::socket_t>& push, zmq::socket_t& acks,
                      const std::atomic<bool>& stop, Millis max_sleep) {
   std::vector<zmq::message_t> frames;
+  std::vector<zmq::message_t> batch;
+  std::vector<std::string_view> views;
   zmq::pollitem_t items[2] = {{acks.handle(), 0, ZMQ_POLLIN, 0},
                               {nullptr, wake_.fd(), ZMQ_POLLIN, 0}};
+  std::optional<MonoTime> planned;
   while (!stop.load(std::memory_order_relaxed)) {
     table_.plan_wake(std::nullopt);  // awake: nobody needs to signal
-    tick(push);
+    tick(push, planned);
     const MonoTime now = clock_.now();
     MonoTime wake = now + max_sleep;
     if (auto t = outbox_.next_due()) wake = std::min(wake, *t);
     if (auto t = table_.next_due()) wake = std::min(wake, *t);
+    // While a guard holds, runners past their deadline are re-armed a check
+    // later: no need to look sooner than that.
+    if (holding_) wake = std::max(wake, now + RunnerTable::kCheckGrid / 2);
     // Publish the plan, then look again: anything armed from here on that is
     // earlier signals us, and anything armed before is seen now.
     table_.plan_wake(wake);
-    if (auto t = table_.next_due()) wake = std::min(wake, *t);
+    if (auto t = table_.next_due()) {
+      if (!holding_) wake = std::min(wake, *t);
+    }
+    planned = wake;
     // Round up: waking a little early would only spin.
     const auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wake - now).count();
     const long timeout_ms = wait_us <= 0 ? 0 : (wait_us + 999) / 1000;
     if (zmq::poll(items, 2, std::chrono::milliseconds(timeout_ms)) == 0) continue;
+    planned.reset();  // woken early: not late
     if (items[1].revents & ZMQ_POLLIN) wake_.drain();
     if (items[0].revents & ZMQ_POLLIN) {
-      while (recv_frames(acks, frames, zmq::recv_flags::dontwait)) {
+      batch.clear();
+      while (batch.size() < 4096 && recv_frames(acks, frames, zmq::recv_flags::dontwait)) {
         if (frames.size() != 1) {
           stats_.ack_frames_rejected.fetch_add(1, std::memory_order_relaxed);
           continue;
         }
-        handle_ack(frames[0].to_string_view());
+        batch.push_back(std::move(frames[0]));
       }
+      views.clear();
+      for (const auto& m : batch) views.push_back(m.to_string_view());
+      handle_acks(views);
     }
   }
   table_.plan_wake(std::nullopt);

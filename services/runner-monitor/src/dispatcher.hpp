@@ -12,10 +12,14 @@
 // wake() is thread-safe.
 
 #include <atomic>
+#include <optional>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <zmq.hpp>
 
+#include "guards.hpp"
 #include "metrics.hpp"
 #include "monitor_stats.hpp"
 #include "outbox.hpp"
@@ -43,16 +47,31 @@ class WakeSignal {
 // Longest the dispatcher sleeps with nothing due (wake-ups cost CPU).
 inline constexpr Millis kMaxDispatchSleep{1000};
 
+struct DispatchOptions {
+  GuardOptions guards;
+  uint64_t backlog_alert = 10'000;  // pending events of one group that make an ERROR
+  Millis tombstone_retention{1'200'000};  // done events kept (see OutboxStore)
+};
+
 class Dispatcher {
  public:
   Dispatcher(RunnerTable& table, Outbox& outbox, MonitorStats& stats, Metrics* metrics,
-             const Clock& clock)
-      : table_(table), outbox_(outbox), stats_(stats), metrics_(metrics), clock_(clock) {}
+             const Clock& clock, DispatchOptions opts = {})
+      : table_(table),
+        outbox_(outbox),
+        stats_(stats),
+        metrics_(metrics),
+        clock_(clock),
+        opts_(opts),
+        brake_(opts.guards, stats),
+        stall_(opts.guards, stats) {}
 
-  // One pass: sweep, queue, send. `push[g]` is group g's socket.
-  void tick(std::vector<zmq::socket_t>& push);
-  // Applies one acknowledgement frame.
-  void handle_ack(std::string_view frame);
+  // One pass: the guards, sweep, queue (durably), send. `push[g]` is group
+  // g's socket; `planned` is when this pass was meant to run.
+  void tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> planned = std::nullopt);
+  // Applies acknowledgement frames (one transaction).
+  void handle_acks(const std::vector<std::string_view>& frames);
+  void handle_ack(std::string_view frame) { handle_acks({frame}); }
   // Interrupts the current sleep. Thread-safe.
   void wake() { wake_.signal(); }
   // Runs passes until `stop` is set.
@@ -61,13 +80,23 @@ class Dispatcher {
 
  private:
   void publish_gauges();
+  void maintain(MonoTime now);
 
   RunnerTable& table_;
   Outbox& outbox_;
   MonitorStats& stats_;
   Metrics* metrics_;  // may be null
   const Clock& clock_;
+  const DispatchOptions opts_;
+  StormBrake brake_;
+  StallGuard stall_;
+  bool holding_ = false;          // the last sweep convicted nobody (a guard held)
   std::vector<Expired> expired_;  // reused between passes
+  std::vector<NewEvent> new_events_;
+  std::vector<std::pair<std::string, std::string>> acks_;
+  std::vector<AckResult> ack_results_;
+  std::vector<bool> over_backlog_;
+  MonoTime next_maintenance_{};
   WakeSignal wake_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };

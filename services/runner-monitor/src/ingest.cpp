@@ -42,8 +42,17 @@ void IngestLoop::handle(const std::vector<zmq::message_t>& frames, MonoTime now,
 void IngestLoop::run(zmq::socket_t& sub, const std::atomic<bool>& stop, int poll_ms) {
   std::vector<zmq::message_t> frames;
   zmq::pollitem_t item{sub.handle(), 0, ZMQ_POLLIN, 0};
+  // The stall guard reads when this loop last found its socket empty.
+  const auto drained = [&] {
+    stats_.ingest_drained_ns.store(clock_.now().time_since_epoch().count(),
+                                   std::memory_order_relaxed);
+  };
+  drained();
   while (!stop.load(std::memory_order_relaxed)) {
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(poll_ms)) == 0) continue;
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(poll_ms)) == 0) {
+      drained();
+      continue;
+    }
     // Drain what is queued before polling again. The receipt time is read
     // once per few messages: draining one takes about a microsecond, so it is
     // never more than tens of microseconds old.
@@ -59,6 +68,7 @@ void IngestLoop::run(zmq::socket_t& sub, const std::atomic<bool>& stop, int poll
       }
       handle(frames, now, wall_ms);
     }
+    drained();
   }
 }
 

@@ -22,7 +22,51 @@ using metrics::family;
 
 // Every family but the histogram, built at scrape time from the table's and
 // the service's counters.
-std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats& stats_) {
+// The guards, the outbox's disk side and the table's saves.
+void collect_durability(const MonitorStats& st, const PersisterStats* saves,
+                        std::vector<MetricFamily>& out) {
+  auto gauge = [&](const char* name, const char* help, double v) {
+    auto f = family(name, help, MetricType::Gauge);
+    add(f, v);
+    out.push_back(std::move(f));
+  };
+  auto counter = [&](const char* name, const char* help, double v) {
+    auto f = family(name, help, MetricType::Counter);
+    add(f, v);
+    out.push_back(std::move(f));
+  };
+  gauge("rmon_storm_brake_engaged", "1 while the storm brake holds timeouts",
+        st.brake_engaged.load(std::memory_order_relaxed) ? 1 : 0);
+  gauge("rmon_storm_brake_held_runners", "Runners past their deadline held, at the last sweep",
+        val(st.brake_held));
+  counter("rmon_storm_brake_engagements_total", "Times the storm brake engaged",
+          val(st.brake_engagements));
+  counter("rmon_storm_brake_operator_releases_total", "Storm brake releases by an operator",
+          val(st.brake_operator_releases));
+  gauge("rmon_stalled", "1 while a stall of the monitor's own loops holds convictions",
+        st.stalled.load(std::memory_order_relaxed) ? 1 : 0);
+  counter("rmon_stalls_total", "Stalls of the monitor's own loops detected", val(st.stalls));
+  gauge("rmon_last_stall_seconds", "How late a loop was when the last stall was seen",
+        val(st.last_stall_ms) / 1000.0);
+  counter("rmon_backlog_alerts_total",
+          "Times a consumer group's unacknowledged events crossed the backlog threshold",
+          val(st.backlog_alerts));
+  counter("rmon_outbox_pruned_total", "Done events forgotten after their retention",
+          val(st.outbox_pruned));
+  if (saves == nullptr) return;
+  counter("rmon_table_saves_total", "Saves of changed runners to disk", val(saves->saves));
+  counter("rmon_table_rows_saved_total", "Runner rows written or deleted on disk",
+          val(saves->rows_written));
+  counter("rmon_table_rewrites_total", "Whole-table rewrites (too many changes between saves)",
+          val(saves->rewrites));
+  counter("rmon_table_save_failures_total", "Saves the disk refused (retried)",
+          val(saves->failures));
+  gauge("rmon_table_last_save_seconds", "Duration of the last save",
+        val(saves->last_save_us) / 1e6);
+}
+
+std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats& stats_,
+                                  const PersisterStats* saves) {
   const TableCounters t = table_.counters();
   std::vector<MetricFamily> out;
 
@@ -57,8 +101,11 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
   add(to, val(t.timeouts));
   out.push_back(std::move(to));
 
-  auto pending = family("rmon_events_pending", "Timeout events not yet acknowledged, by group",
+  auto pending = family("rmon_events_pending",
+                        "Timeout events not yet acknowledged (on disk), by group",
                         MetricType::Gauge);
+  auto in_mem = family("rmon_events_in_memory",
+                       "Of the pending events, those held in memory, by group", MetricType::Gauge);
   auto sent =
       family("rmon_events_sent_total", "Timeout event sends, by group", MetricType::Counter);
   auto redel =
@@ -68,11 +115,13 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
     const GroupStats& gs = stats_.per_group[g];
     const std::vector<ClientMetric::Label> label = {{"group", stats_.groups[g]}};
     add(pending, val(gs.pending), label);
+    add(in_mem, val(gs.in_memory), label);
     add(sent, val(gs.sent), label);
     add(redel, val(gs.redeliveries), label);
     add(acks, val(gs.acks), label);
   }
   out.push_back(std::move(pending));
+  out.push_back(std::move(in_mem));
   out.push_back(std::move(sent));
   out.push_back(std::move(redel));
   out.push_back(std::move(acks));
@@ -88,13 +137,15 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
   add(ctl, val(stats_.control_requests) - val(stats_.control_errors), {{"outcome", "ok"}});
   add(ctl, val(stats_.control_errors), {{"outcome", "error"}});
   out.push_back(std::move(ctl));
+  collect_durability(stats_, saves, out);
   return out;
 }
 
 }  // namespace
 
-Metrics::Metrics(const RunnerTable& table, const MonitorStats& stats) {
-  endpoint_.add_collector([&table, &stats] { return collect(table, stats); });
+Metrics::Metrics(const RunnerTable& table, const MonitorStats& stats,
+                 const PersisterStats* saves) {
+  endpoint_.add_collector([&table, &stats, saves] { return collect(table, stats, saves); });
   // Buckets from 0.5 ms to 10 s: the target is p99 under 5 ms.
   lateness_ = &prometheus::BuildHistogram()
                    .Name("rmon_detection_lateness_seconds")

@@ -10,6 +10,7 @@
 #include <string>
 
 #include "monitor_stats.hpp"
+#include "persister.hpp"
 #include "rmon/service/metrics_endpoint.hpp"
 #include "runner_table.hpp"
 
@@ -17,7 +18,9 @@ namespace rmon::monitor {
 
 class Metrics {
  public:
-  Metrics(const RunnerTable& table, const MonitorStats& stats);
+  // `saves` is null when the monitor keeps no data folder.
+  Metrics(const RunnerTable& table, const MonitorStats& stats,
+          const PersisterStats* saves = nullptr);
 
   // Seconds from a runner's deadline to its event's first send.
   void observe_lateness(double seconds) { lateness_->Observe(seconds); }

@@ -27,6 +27,21 @@ void MonitorConfig::register_settings(Settings& s) {
         "Resend an unacknowledged event to its group after this long");
   s.add("heartbeat-hwm", heartbeat_hwm, "Receive high-water mark of the heartbeat socket");
   s.add("event-hwm", event_hwm, "Send high-water mark of each group's socket");
+  register_storage_settings(s);
+  s.add("save-interval-ms", save_interval_ms,
+        "Save the runners that changed this often (a crash loses at most this much)");
+  s.add("restart-grace-ms", restart_grace_ms,
+        "Grace after a restart before a restored runner can time out; 0: its own timeout");
+  s.add("outbox-window", outbox_window,
+        "Pending events per consumer group held in memory; the rest wait on disk");
+  s.add("backlog-alert", backlog_alert,
+        "Unacknowledged events of one group that log an ERROR and raise rmon_backlog_alert");
+  s.add("storm-share", storm_share,
+        "Storm brake: hold timeouts while more than this share of live runners is suspect");
+  s.add("storm-min-runners", storm_min_runners,
+        "Storm brake: only with at least this many live runners");
+  s.add("stall-threshold-ms", stall_threshold_ms,
+        "A monitor loop late by more than this is a stall: everyone gets a grace");
 }
 
 std::vector<GroupEndpoint> MonitorConfig::group_endpoints() const {
@@ -55,6 +70,20 @@ std::string MonitorConfig::validate() const {
     return "--redelivery-interval-ms must be 1 ms to 24 h";
   }
   if (heartbeat_hwm < 0 || event_hwm < 0) return "high-water marks cannot be negative";
+  // An empty data folder keeps everything in memory (tests and benchmarks).
+  if (!store::parse_sync_mode(sync)) return "--sync must be full or normal, not '" + sync + "'";
+  if (save_interval_ms < 10 || save_interval_ms > 60'000) {
+    return "--save-interval-ms must be within 10..60000";
+  }
+  if (restart_grace_ms > 86'400'000) return "--restart-grace-ms must be at most 24 h";
+  if (outbox_window < 1 || outbox_window > 1'000'000) {
+    return "--outbox-window must be within 1..1000000";
+  }
+  if (backlog_alert < 1) return "--backlog-alert must be at least 1";
+  if (!(storm_share > 0.0 && storm_share <= 1.0)) return "--storm-share must be in (0, 1]";
+  if (stall_threshold_ms < 100 || stall_threshold_ms > 3'600'000) {
+    return "--stall-threshold-ms must be within 100..3600000";
+  }
   return table_options("x").validate();
 }
 
@@ -75,7 +104,19 @@ OutboxOptions MonitorConfig::outbox_options() const {
   o.groups.clear();
   for (const auto& g : group_endpoints()) o.groups.push_back(g.name);
   o.redelivery_interval = Millis(redelivery_interval_ms);
+  o.window = outbox_window;
   return o;
+}
+
+DispatchOptions MonitorConfig::dispatch_options() const {
+  DispatchOptions d;
+  d.guards.storm_share = storm_share;
+  d.guards.storm_min_runners = storm_min_runners;
+  d.guards.stall_threshold = Millis(stall_threshold_ms);
+  d.backlog_alert = backlog_alert;
+  // Tombstones outlive the runners they fence (retention), with room to spare.
+  d.tombstone_retention = Millis(2 * retention_ms + 60'000);
+  return d;
 }
 
 std::string make_event_id_prefix(const std::string& instance, int64_t wall_ms) {

@@ -7,7 +7,9 @@
 #include <string>
 #include <vector>
 
+#include "dispatcher.hpp"
 #include "outbox.hpp"
+#include "rmon/service/storage_config.hpp"
 #include "rmon/config.hpp"
 #include "runner_table.hpp"
 
@@ -18,7 +20,7 @@ struct GroupEndpoint {
   std::string endpoint;
 };
 
-struct MonitorConfig {
+struct MonitorConfig : StorageSettings {
   // Endpoints bind unless written "connect:<endpoint>".
   std::string heartbeat_endpoint = "tcp://*:5555";
   std::vector<std::string> subscribe = {"hb/"};
@@ -38,6 +40,17 @@ struct MonitorConfig {
   int heartbeat_hwm = 1000;  // per publisher; a deep queue costs cache misses, see README
   int event_hwm = 100'000;
 
+  // Durability (data_dir and sync come from StorageSettings).
+  uint64_t save_interval_ms = 200;  // runner table saved this often (changes only)
+  uint64_t restart_grace_ms = 0;    // 0: each restored runner's own timeout
+  uint64_t outbox_window = 4096;    // pending events per group held in memory
+  uint64_t backlog_alert = 10'000;  // pending events of one group that log an ERROR
+
+  // Self-protection (guards.hpp).
+  double storm_share = 0.5;
+  uint64_t storm_min_runners = 100;
+  uint64_t stall_threshold_ms = 2000;
+
   // Registers every setting on `s`.
   void register_settings(Settings& s);
   // Empty when consistent, else what is wrong.
@@ -46,6 +59,7 @@ struct MonitorConfig {
   std::vector<GroupEndpoint> group_endpoints() const;  // parsed `groups`
   TableOptions table_options(const std::string& event_id_prefix) const;
   OutboxOptions outbox_options() const;
+  DispatchOptions dispatch_options() const;
 };
 
 // "<instance>-<wall ms, hex>-<random, hex>": unique across restarts.

@@ -14,7 +14,8 @@
 namespace rmon::monitor {
 
 struct GroupStats {
-  std::atomic<uint64_t> pending{0};  // gauge, published by the dispatch thread
+  std::atomic<uint64_t> pending{0};    // gauge, published by the dispatch thread: on disk
+  std::atomic<uint64_t> in_memory{0};  // gauge: of those, held in memory
   std::atomic<uint64_t> sent{0};
   std::atomic<uint64_t> redeliveries{0};
   std::atomic<uint64_t> acks{0};
@@ -41,6 +42,23 @@ struct MonitorStats {
   std::atomic<uint64_t> acks_unknown{0};
   std::atomic<uint64_t> control_requests{0};
   std::atomic<uint64_t> control_errors{0};
+
+  // Ingest: when its loop last found its socket empty (monotonic ns); the
+  // stall guard compares it with the time.
+  std::atomic<int64_t> ingest_drained_ns{0};
+
+  // Self-protection (guards.hpp), published by the dispatch thread.
+  std::atomic<bool> brake_engaged{false};
+  std::atomic<int64_t> brake_since_ms{0};  // wall time it engaged (0: not engaged)
+  std::atomic<uint64_t> brake_held{0};     // runners past their deadline held, last sweep
+  std::atomic<uint64_t> brake_engagements{0};
+  std::atomic<uint64_t> brake_operator_releases{0};
+  std::atomic<bool> brake_release_requested{false};  // set by control, taken by dispatch
+  std::atomic<bool> stalled{false};
+  std::atomic<uint64_t> stalls{0};
+  std::atomic<uint64_t> last_stall_ms{0};  // how long the last stall lasted before it was seen
+  std::atomic<uint64_t> backlog_alerts{0};  // groups that crossed the backlog threshold
+  std::atomic<uint64_t> outbox_pruned{0};
 };
 
 }  // namespace rmon::monitor

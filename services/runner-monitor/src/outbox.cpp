@@ -6,47 +6,131 @@
 
 namespace rmon::monitor {
 
-Outbox::Outbox(OutboxOptions opts) : opts_(std::move(opts)), groups_(opts_.groups.size()) {
+Outbox::Outbox(OutboxOptions opts, std::unique_ptr<OutboxStore> store)
+    : opts_(std::move(opts)), store_(std::move(store)), groups_(opts_.groups.size()) {
   if (opts_.groups.empty()) throw std::invalid_argument("at least one consumer group is needed");
   if (opts_.redelivery_interval.count() <= 0) {
     throw std::invalid_argument("redelivery interval must be positive");
   }
+  if (opts_.window == 0) throw std::invalid_argument("outbox window must be at least 1");
+  if (!store_) store_ = OutboxStore::in_memory(opts_.groups);
+  if (store_->groups() != opts_.groups) {
+    throw std::invalid_argument("outbox store and options name different groups");
+  }
+  const std::vector<uint64_t> counts = store_->pending_counts();
+  for (std::size_t g = 0; g < groups_.size(); ++g) groups_[g].pending = counts[g];
+  restored_upto_ = std::numeric_limits<int64_t>::max();  // until the first append
+}
+
+std::optional<std::size_t> Outbox::group_index(std::string_view name) const {
+  for (std::size_t i = 0; i < opts_.groups.size(); ++i) {
+    if (opts_.groups[i] == name) return i;
+  }
+  return std::nullopt;
+}
+
+void Outbox::queue(Group& grp, std::shared_ptr<PendingEvent> e) {
+  grp.loaded_upto = std::max(grp.loaded_upto, e->seq);
+  grp.by_id.emplace(e->event->event_id, e);
+  grp.fresh.push_back(std::move(e));
+}
+
+void Outbox::add(std::vector<NewEvent>& events, MonoTime now) {
+  if (events.empty()) return;
+  std::vector<StoredEvent> stored;
+  stored.reserve(events.size());
+  for (NewEvent& n : events) stored.push_back({0, std::move(n.event)});
+  store_->append(stored);  // durable before anything is sent
+  if (restored_upto_ == std::numeric_limits<int64_t>::max()) restored_upto_ = stored.front().seq - 1;
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    auto shared = std::make_shared<const protocol::TimeoutEvent>(std::move(stored[i].event));
+    for (Group& grp : groups_) {
+      // In memory only when nothing older waits on disk and there is room;
+      // otherwise refill reads it back in its turn.
+      const bool caught_up = grp.by_id.size() == grp.pending;
+      ++grp.pending;
+      if (!caught_up || grp.by_id.size() >= opts_.window) continue;
+      auto e = std::make_shared<PendingEvent>();
+      e->event = shared;
+      e->deadline = events[i].deadline;
+      e->seq = stored[i].seq;
+      e->due_ns = ns(now);
+      queue(grp, std::move(e));
+    }
+  }
 }
 
 void Outbox::add(protocol::TimeoutEvent event, MonoTime deadline, MonoTime now) {
-  auto shared = std::make_shared<const protocol::TimeoutEvent>(std::move(event));
-  for (Group& g : groups_) {
+  std::vector<NewEvent> one;
+  one.push_back({std::move(event), deadline});
+  add(one, now);
+}
+
+void Outbox::refill(std::size_t g, MonoTime now) {
+  Group& grp = groups_[g];
+  if (grp.by_id.size() >= opts_.window || grp.by_id.size() >= grp.pending) return;
+  std::vector<StoredEvent> loaded =
+      store_->load(g, grp.loaded_upto, opts_.window - grp.by_id.size());
+  for (StoredEvent& s : loaded) {
     auto e = std::make_shared<PendingEvent>();
-    e->event = shared;
-    e->deadline = deadline;
+    // An event from before this start may have been sent already: count it
+    // as sent once, so its next send says it is a redelivery.
+    e->delivery = s.seq <= restored_upto_ ? 1 : 0;
+    e->seq = s.seq;
     e->due_ns = ns(now);
-    g.fresh.push_back(e);
-    g.by_id.emplace(shared->event_id, std::move(e));
+    e->event = std::make_shared<const protocol::TimeoutEvent>(std::move(s.event));
+    queue(grp, std::move(e));
+  }
+  if (loaded.empty()) grp.pending = grp.by_id.size();  // the disk disagrees: trust it
+}
+
+void Outbox::ack(const std::vector<std::pair<std::string, std::string>>& acks, int64_t wall_ms,
+                 std::vector<AckResult>& out) {
+  out.assign(acks.size(), AckResult::kUnknownEvent);
+  ack_batch_.clear();
+  std::vector<std::size_t> index;  // into acks
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    const auto g = group_index(acks[i].first);
+    if (!g) {
+      out[i] = AckResult::kUnknownGroup;
+      continue;
+    }
+    ack_batch_.emplace_back(*g, acks[i].second);
+    index.push_back(i);
+  }
+  store_->ack(ack_batch_, wall_ms, acked_);
+  for (std::size_t k = 0; k < ack_batch_.size(); ++k) {
+    if (!acked_[k]) continue;
+    const auto& [g, event_id] = ack_batch_[k];
+    Group& grp = groups_[g];
+    out[index[k]] = AckResult::kAcked;
+    if (grp.pending > 0) --grp.pending;
+    auto it = grp.by_id.find(event_id);
+    if (it == grp.by_id.end()) continue;  // still on disk only
+    it->second->acked = true;             // the queues drop it lazily
+    grp.by_id.erase(it);
   }
 }
 
-AckResult Outbox::ack(std::string_view group, std::string_view event_id) {
-  for (std::size_t i = 0; i < groups_.size(); ++i) {
-    if (opts_.groups[i] != group) continue;
-    Group& g = groups_[i];
-    auto it = g.by_id.find(std::string(event_id));
-    if (it == g.by_id.end()) return AckResult::kUnknownEvent;
-    it->second->acked = true;  // the queue drops it lazily
-    g.by_id.erase(it);
-    return AckResult::kAcked;
-  }
-  return AckResult::kUnknownGroup;
+AckResult Outbox::ack(std::string_view group, std::string_view event_id, int64_t wall_ms) {
+  std::vector<AckResult> out;
+  ack({{std::string(group), std::string(event_id)}}, wall_ms, out);
+  return out[0];
 }
 
-std::size_t Outbox::pending_total() const {
-  std::size_t n = 0;
-  for (const Group& g : groups_) n += g.by_id.size();
+uint64_t Outbox::pending_total() const {
+  uint64_t n = 0;
+  for (const Group& g : groups_) n += g.pending;
   return n;
 }
 
 std::optional<MonoTime> Outbox::next_due() {
   std::optional<int64_t> best;
   for (Group& g : groups_) {
+    // Events waiting on disk with room to read them are due now.
+    if (g.by_id.size() < g.pending && g.by_id.size() < opts_.window) {
+      best = std::min(best.value_or(g.blocked_until_ns), g.blocked_until_ns);
+    }
     for (auto* queue : {&g.fresh, &g.resend}) {
       // Acked entries are dropped lazily, here and in flush.
       while (!queue->empty() && queue->front()->acked) queue->pop_front();

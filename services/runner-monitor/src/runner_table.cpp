@@ -107,8 +107,10 @@ Applied RunnerTable::apply(const Heartbeat& hb, MonoTime now, int64_t wall_ms) {
   return a;
 }
 
-void RunnerTable::sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out) {
+std::size_t RunnerTable::sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out,
+                               bool hold_timeouts) {
   const int64_t now_ns = to_ns(now);
+  std::size_t held = 0;
   std::vector<LifecycleNote> notes;
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
@@ -116,7 +118,8 @@ void RunnerTable::sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out
     {
       MutexLock lock(s.mu);
       while (TimedNode* n = s.index.pop_due(now_ns)) {
-        s.on_due(*static_cast<Runner*>(n), now_ns, wall_ms, out, observer_ ? &notes : nullptr);
+        s.on_due(*static_cast<Runner*>(n), now_ns, wall_ms, out, observer_ ? &notes : nullptr,
+                 hold_timeouts, held);
       }
       s.publish();
     }
@@ -125,6 +128,7 @@ void RunnerTable::sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out
       notes.clear();
     }
   }
+  return held;
 }
 
 std::optional<MonoTime> RunnerTable::next_due() const {

@@ -25,6 +25,7 @@
 #include "rmon/clock.hpp"
 #include "rmon/protocol/messages.hpp"
 #include "runner.hpp"
+#include "saved_runner.hpp"
 
 namespace rmon::monitor {
 
@@ -113,8 +114,11 @@ class RunnerTable {
 
   // Processes everything due at `now` in every shard: suspect marks, timeouts
   // (appended to `out`) and retention expiry. Cost is proportional to what is
-  // due, plus one atomic load per shard.
-  void sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out);
+  // due, plus one atomic load per shard. With `hold_timeouts` (the storm
+  // brake) nobody is convicted: runners past their deadline stay SUSPECT and
+  // are looked at again a check later; returns how many were held.
+  std::size_t sweep(MonoTime now, int64_t wall_ms, std::vector<Expired>& out,
+                    bool hold_timeouts = false);
 
   // The earliest instant anything is due, if anything is armed.
   std::optional<MonoTime> next_due() const;
@@ -150,6 +154,24 @@ class RunnerTable {
   ControlError set_state(const std::string& runner_id, RunnerState state, MonoTime now,
                          int64_t wall_ms);
 
+  // Persistence (runner_table_persist.cpp). `save` copies one runner as it
+  // is now (nullopt when unknown); `for_each_saved` every runner, a shard at a
+  // time. `restore` puts a saved runner back into an empty slot (a live one
+  // comes back RUNNING, its silence counted from its saved last heartbeat;
+  // fences and retention restart from `now`) and is for start-up, before
+  // other threads use the table. `mark_timed_out` ends a restored attempt
+  // the outbox says timed out (no event: it has one); true if it changed.
+  std::optional<SavedRunner> save(std::string_view runner_id) const;
+  void for_each_saved(const std::function<void(const SavedRunner&)>& fn) const;
+  bool restore(const SavedRunner& saved, MonoTime now, int64_t wall_ms);
+  bool mark_timed_out(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
+                      MonoTime now);
+
+  // Grace: no runner silent since before `from` is convicted before `from`
+  // plus its own timeout (or plus `grace` when set); it is re-armed for then.
+  // After a restart and after a stall of the monitor itself. Thread-safe.
+  void grant_grace(MonoTime from, std::optional<Millis> grace = std::nullopt);
+
   TableCounters counters() const;
   const TableOptions& options() const { return opts_; }
   uint64_t clamp_timeout_ms(std::optional<uint64_t> requested) const;
@@ -173,6 +195,8 @@ class RunnerTable {
   // ingest threads never share a counter's cache line.
   std::function<void()> waker_;  // constant once threads run
   std::atomic<int64_t> planned_wake_ns_{std::numeric_limits<int64_t>::min()};
+  std::atomic<int64_t> grace_from_ns_{std::numeric_limits<int64_t>::min()};
+  std::atomic<int64_t> grace_ns_{0};  // 0: each runner's own timeout
   std::atomic<uint64_t> timeouts_{0};
   std::atomic<uint64_t> expired_removed_{0};
   std::array<std::atomic<int64_t>, 4> by_state_{};

@@ -6,6 +6,8 @@
 
 #include <stdexcept>
 
+#include <absl/container/flat_hash_set.h>
+
 #include "rmon/service/main.hpp"
 #include "rmon/service/router.hpp"
 #include "rmon/zmq_util.hpp"
@@ -40,14 +42,104 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
   if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
   const OutboxOptions outbox_opts = config_.outbox_options();
   stats_ = std::make_unique<MonitorStats>(outbox_opts.groups);
+  std::unique_ptr<OutboxStore> outbox_store;
+  TableObserver* observer = observer_.get();
+  if (!config_.data_dir.empty()) {
+    // Two files, one per writer thread: the outbox (dispatch) and the table
+    // (persister). Each is opened for this process alone.
+    const std::string owner = "one runner-monitor per data folder";
+    outbox_store = std::make_unique<OutboxStore>(
+        store::Db::open_exclusive(store::service_db_path(config_.data_dir, "runner-monitor"),
+                                  config_.sync_mode(), owner),
+        outbox_opts.groups);
+    persister_ = std::make_unique<Persister>(
+        std::make_unique<TableStore>(store::Db::open_exclusive(
+            store::service_db_path(config_.data_dir, "runner-monitor-table"),
+            store::SyncMode::kNormal, owner)),
+        Millis(config_.save_interval_ms), kMaxDirtyRunners);
+    observers_ = std::make_unique<ObserverFanout>(
+        std::vector<TableObserver*>{observer_.get(), persister_.get()});
+    observer = observers_.get();
+  } else {
+    spdlog::warn("no data folder: runners and pending events are kept in memory only");
+  }
   table_ = std::make_unique<RunnerTable>(
-      config_.table_options(make_event_id_prefix(config_.instance, clock_.wall_ms())),
-      observer_.get());
-  outbox_ = std::make_unique<Outbox>(outbox_opts);
-  metrics_ = std::make_unique<Metrics>(*table_, *stats_);
+      config_.table_options(make_event_id_prefix(config_.instance, clock_.wall_ms())), observer);
+  outbox_ = std::make_unique<Outbox>(outbox_opts, std::move(outbox_store));
+  if (persister_) {
+    persister_->attach(*table_);
+    restore();
+  }
+  metrics_ = std::make_unique<Metrics>(*table_, *stats_, persister_ ? &persister_->stats() : nullptr);
   control_ = std::make_unique<ControlHandler>(*table_, *stats_, clock_);
   ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_);
-  dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_);
+  dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_,
+                                             config_.dispatch_options());
+}
+
+void MonitorService::restore() {
+  const MonoTime now = clock_.now();
+  const int64_t wall_ms = clock_.wall_ms();
+  // The attempts the outbox has events for (pending or done) timed out, even
+  // if the table was saved before it noted so.
+  absl::flat_hash_set<std::string> timed_out;
+  const auto key = [](std::string_view runner, std::string_view task, uint64_t attempt) {
+    std::string k(runner);
+    k += '\0';
+    k += task;
+    k += '\0';
+    k += std::to_string(attempt);
+    return k;
+  };
+  std::vector<TimedOutAttempt> attempts;
+  outbox_->store().for_each_attempt([&](const TimedOutAttempt& a) {
+    timed_out.insert(key(a.runner_id, a.task_id, a.attempt));
+    attempts.push_back(a);
+  });
+  std::size_t live = 0, ended = 0, unreadable = 0;
+  std::vector<std::string> revived;
+  const std::size_t loaded = persister_->store().load(
+      [&](const SavedRunner& saved) {
+        SavedRunner r = saved;
+        // Saved as timed out but the outbox has no event for it: the event was
+        // not written before the crash. Times out again (after the grace)
+        // rather than never: a repeat is fenced by the consumers, a loss is not.
+        if (r.timed_out && !timed_out.contains(key(r.info.runner_id, r.info.task_id,
+                                                   r.info.attempt))) {
+          r.timed_out = false;
+          r.state = RunnerState::kRunning;
+          revived.push_back(r.info.runner_id);
+        }
+        if (!table_->restore(r, now, wall_ms)) return;
+        (r.state == RunnerState::kRunning || r.state == RunnerState::kSuspect ? live : ended)++;
+      },
+      unreadable);
+  std::size_t reconciled = 0;
+  for (const TimedOutAttempt& a : attempts) {
+    if (table_->mark_timed_out(a.runner_id, a.task_id, a.attempt, now)) {
+      persister_->mark(a.runner_id);
+      ++reconciled;
+    }
+  }
+  for (const std::string& id : revived) persister_->mark(id);
+  const std::optional<Millis> grace =
+      config_.restart_grace_ms > 0 ? std::optional(Millis(config_.restart_grace_ms)) : std::nullopt;
+  table_->grant_grace(now, grace);
+  std::string pending;
+  for (std::size_t g = 0; g < outbox_->groups().size(); ++g) {
+    pending += " " + outbox_->groups()[g] + "=" + std::to_string(outbox_->pending(g));
+  }
+  if (loaded > 0 || outbox_->pending_total() > 0) {
+    spdlog::info(
+        "restored from {} runners={} live={} ended={} timed_out_per_outbox={} "
+        "retimed={} unreadable={} grace={} pending:{}",
+        config_.data_dir, loaded, live - reconciled, ended + reconciled, reconciled,
+        revived.size(), unreadable,
+        grace ? std::to_string(grace->count()) + "ms" : std::string("own timeout"), pending);
+  }
+  if (unreadable > 0) {
+    spdlog::error("{} saved runners could not be read and were skipped", unreadable);
+  }
 }
 
 MonitorService::~MonitorService() { stop(); }
@@ -82,6 +174,7 @@ void MonitorService::start() {
   // Arming something earlier than the dispatcher plans to wake wakes it.
   table_->set_waker([d = dispatcher_.get()] { d->wake(); });
   const Millis max_sleep = kMaxDispatchSleep;
+  stats_->ingest_drained_ns.store(clock_.now().time_since_epoch().count());
 
   // spdlog builds its registry on first use; do that here, before any of our
   // threads can log, rather than racing to it from several threads at once.
@@ -105,6 +198,9 @@ void MonitorService::start() {
       "rmon-dispatch", [this, max_sleep] { dispatcher_->run(push_, acks_, stop_, max_sleep); }));
   threads_.emplace_back(
       guarded("rmon-control", [this] { serve_control(router_, *control_, *observer_, stop_); }));
+  if (persister_) {
+    threads_.emplace_back(guarded("rmon-persist", [this] { persister_->run(stop_); }));
+  }
   spdlog::info(
       "runner-monitor started heartbeat={} ack={} control={} metrics_port={} shards={} "
       "default_timeout_ms={}",
@@ -119,12 +215,19 @@ void MonitorService::stop() {
   if (threads_.empty()) return;
   stop_ = true;
   dispatcher_->wake();  // not a second later
+  if (persister_) persister_->wake();
   for (auto& t : threads_) t.join();
   threads_.clear();
   observer_->flush(true);
-  const std::size_t pending = outbox_->pending_total();
+  const uint64_t pending = outbox_->pending_total();
   if (pending > 0) {
-    spdlog::warn("stopping with unacknowledged events pending={} (kept in memory only)", pending);
+    if (persister_) {
+      spdlog::info("stopping with unacknowledged events pending={} (on disk: sent after restart)",
+                   pending);
+    } else {
+      spdlog::warn("stopping with unacknowledged events pending={} (kept in memory only: lost)",
+                   pending);
+    }
   }
   sub_.close();
   for (auto& s : push_) s.close();

@@ -22,6 +22,7 @@
 #include "metrics.hpp"
 #include "monitor_config.hpp"
 #include "outbox.hpp"
+#include "persister.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {
@@ -50,11 +51,17 @@ class MonitorService {
   RunnerTable& table() { return *table_; }
   const MonitorStats& stats() const { return *stats_; }
   Metrics& metrics() { return *metrics_; }
+  const Persister* persister() const { return persister_.get(); }
 
  private:
+  // Reads the saved table and outbox back (before any thread runs).
+  void restore();
+
   const MonitorConfig config_;
   const Clock& clock_;
   std::unique_ptr<LifecycleLog> observer_;  // the table's lifecycle lines
+  std::unique_ptr<Persister> persister_;    // null without a data folder
+  std::unique_ptr<ObserverFanout> observers_;
   std::unique_ptr<MonitorStats> stats_;
   std::unique_ptr<RunnerTable> table_;
   std::unique_ptr<Outbox> outbox_;

@@ -240,7 +240,8 @@ ControlError RunnerTable::Shard::add(const HashedId& key, const Heartbeat& spec,
 }
 
 void RunnerTable::Shard::on_due(Runner& r, int64_t now_ns, int64_t wall_ms,
-                                std::vector<Expired>& out, std::vector<LifecycleNote>* notes) {
+                                std::vector<Expired>& out, std::vector<LifecycleNote>* notes,
+                                bool hold_timeouts, std::size_t& held) {
   const auto note = [&](StateChange change, bool expired) {
     if (notes && (expired || change.from != change.to)) {
       notes->push_back({std::string(r.id()), std::string(r.task_id()), r.attempt, change, expired});
@@ -253,7 +254,33 @@ void RunnerTable::Shard::on_due(Runner& r, int64_t now_ns, int64_t wall_ms,
   }
   const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
   const int64_t deadline = r.last_heard_ns + timeout_ns;
+  // Not heard from since a grace began (a restart, a stall of the monitor
+  // itself): left alone until the grace ends. Then, if silent past its
+  // deadline, it is suspect for one check before it can be convicted, so
+  // the storm brake sees a mass of them first.
+  const int64_t grace_from = table->grace_from_ns_.load(std::memory_order_relaxed);
+  if (r.last_heard_ns < grace_from) {
+    const int64_t grace = table->grace_ns_.load(std::memory_order_relaxed);
+    const int64_t grace_end = grace_from + (grace > 0 ? grace : timeout_ns);
+    if (now_ns < grace_end) {
+      index.arm(&r, grace_end);
+      return;
+    }
+    if (now_ns >= deadline && r.state == RunnerState::kRunning) {
+      note({set_state(r, RunnerState::kSuspect, now_ns), RunnerState::kSuspect, true}, false);
+      index.arm(&r, now_ns + kCheckGridNs);
+      return;
+    }
+  }
   if (now_ns >= deadline) {
+    if (hold_timeouts) {  // the storm brake: looked at again on the next check
+      ++held;
+      if (r.state == RunnerState::kRunning) {
+        note({set_state(r, RunnerState::kSuspect, now_ns), RunnerState::kSuspect, true}, false);
+      }
+      index.arm(&r, now_ns + kCheckGridNs);
+      return;
+    }
     Expired x;
     x.deadline = from_ns(deadline);
     TimeoutEvent& ev = x.event;

@@ -121,10 +121,14 @@ struct alignas(64) RunnerTable::Shard {
   // is earlier than planned).
   void publish() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   // `r`'s due time has come. Changes are noted in `notes` when given.
+  // With `hold_timeouts` (the storm brake) a runner past its deadline is not
+  // convicted but counted in `held` and looked at again a check later.
   void on_due(Runner& r, int64_t now_ns, int64_t wall_ms, std::vector<Expired>& out,
-              std::vector<LifecycleNote>* notes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+              std::vector<LifecycleNote>* notes, bool hold_timeouts, std::size_t& held)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void erase(Runner* r, bool expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   protocol::RunnerInfo info_of(const Runner& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  SavedRunner saved(const Runner& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   RunnerView view(const Runner& r, int64_t now_ns) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
 

@@ -82,7 +82,17 @@ struct RunnerView {
   bool operator==(const RunnerView&) const = default;
 };
 
-enum class Op : uint8_t { kPing, kGet, kList, kCount, kAdd, kRemove, kSetState, kStats };
+enum class Op : uint8_t {
+  kPing,
+  kGet,
+  kList,
+  kCount,
+  kAdd,
+  kRemove,
+  kSetState,
+  kStats,
+  kReleaseBrake,  // an operator releases the monitor's storm brake
+};
 std::string_view to_string(Op op);
 std::optional<Op> parse_op(std::string_view s);
 

@@ -9,13 +9,11 @@
 #include <string>
 
 #include "rmon/config.hpp"
-#include "rmon/store/sqlite.hpp"
+#include "rmon/service/storage_config.hpp"
 
 namespace rmon {
 
-struct ConsumerServiceConfig {
-  std::string data_dir = "./rmon-data";
-  std::string sync = "full";                          // full | normal (SQLite synchronous, WAL)
+struct ConsumerServiceConfig : StorageSettings {
   std::string api_endpoint;                           // ROUTER, bind ("connect:..." connects)
   std::string events_endpoint;                        // monitor's PUSH for this group; connected
   std::string ack_endpoint = "tcp://127.0.0.1:5558";  // monitor's PULL; connected
@@ -27,7 +25,6 @@ struct ConsumerServiceConfig {
 
   void register_settings(Settings& s);
   std::string validate() const;  // empty when consistent
-  store::SyncMode sync_mode() const;
 };
 
 }  // namespace rmon

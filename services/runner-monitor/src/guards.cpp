@@ -1,0 +1,90 @@
+#include "guards.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+
+namespace rmon::monitor {
+
+bool StormBrake::hold(uint64_t running, uint64_t suspect, MonoTime now, int64_t wall_ms,
+                      RunnerTable& table) {
+  if (stats_.brake_release_requested.exchange(false, std::memory_order_relaxed)) release();
+  const uint64_t live = running + suspect;
+  const bool storm = live >= opts_.storm_min_runners && live > 0 &&
+                     static_cast<double>(suspect) > opts_.storm_share * static_cast<double>(live);
+  if (overridden_) {
+    if (!storm) overridden_ = false;  // back to normal: the brake works again
+    return false;
+  }
+  if (storm && !engaged_) {
+    engaged_ = true;
+    stats_.brake_engagements.fetch_add(1, std::memory_order_relaxed);
+    stats_.brake_since_ms.store(wall_ms, std::memory_order_relaxed);
+    spdlog::error(
+        "storm brake engaged: {} of {} live runners are silent (share above {}); holding their "
+        "timeouts, suspecting this monitor or its network rather than the runners. It releases "
+        "when heartbeats return, or with `rmon-ctl runners release-brake`",
+        suspect, live, opts_.storm_share);
+  } else if (!storm && engaged_) {
+    engaged_ = false;
+    stats_.brake_since_ms.store(0, std::memory_order_relaxed);
+    table.grant_grace(now);
+    spdlog::warn(
+        "storm brake released: heartbeats returned ({} of {} live runners still silent); those "
+        "still silent after a grace of their own timeout are convicted",
+        suspect, live);
+  }
+  stats_.brake_engaged.store(engaged_, std::memory_order_relaxed);
+  return engaged_;
+}
+
+void StormBrake::release() {
+  stats_.brake_operator_releases.fetch_add(1, std::memory_order_relaxed);
+  if (engaged_) {
+    spdlog::warn("storm brake released by an operator: held runners are convicted now");
+  } else {
+    spdlog::info("storm brake release requested while not engaged: it stays off until the "
+                 "silent share falls back");
+  }
+  engaged_ = false;
+  overridden_ = true;
+  stats_.brake_engaged.store(false, std::memory_order_relaxed);
+  stats_.brake_since_ms.store(0, std::memory_order_relaxed);
+}
+
+bool StallGuard::hold(MonoTime now, std::optional<MonoTime> planned,
+                      std::optional<MonoTime> drained, RunnerTable& table) {
+  const MonoTime ingest_drained = drained.value_or(now);
+  const Millis dispatch_lag =
+      planned && now > *planned ? std::chrono::duration_cast<Millis>(now - *planned) : Millis(0);
+  const Millis ingest_lag =
+      now > ingest_drained ? std::chrono::duration_cast<Millis>(now - ingest_drained) : Millis(0);
+  if (!stalled_ && (dispatch_lag > opts_.stall_threshold || ingest_lag > opts_.stall_threshold)) {
+    stalled_ = true;
+    seen_at_ = now;
+    const Millis lag = std::max(dispatch_lag, ingest_lag);
+    stats_.stalls.fetch_add(1, std::memory_order_relaxed);
+    stats_.last_stall_ms.store(static_cast<uint64_t>(lag.count()), std::memory_order_relaxed);
+    stats_.stalled.store(true, std::memory_order_relaxed);
+    spdlog::error(
+        "monitor stalled: {} ({} ms, threshold {} ms); convicting nobody until ingest has read "
+        "what queued meanwhile, then every runner gets a grace of its own timeout",
+        dispatch_lag >= ingest_lag ? "the dispatch loop ran late (process paused or machine "
+                                     "overloaded)"
+                                   : "ingest has not caught up with its socket (backlog or "
+                                     "paused)",
+        lag.count(), opts_.stall_threshold.count());
+  }
+  if (!stalled_) return false;
+  if (ingest_drained < seen_at_ || ingest_lag > opts_.stall_threshold) return true;
+  stalled_ = false;
+  stats_.stalled.store(false, std::memory_order_relaxed);
+  table.grant_grace(now);
+  spdlog::warn(
+      "monitor stall over: ingest caught up; runners silent since before now get a grace of their "
+      "own timeout");
+  return false;
+}
+
+}  // namespace rmon::monitor

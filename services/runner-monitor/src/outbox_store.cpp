@@ -1,0 +1,167 @@
+#include "outbox_store.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "rmon/protocol/codec.hpp"
+
+namespace rmon::monitor {
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS events(
+  seq INTEGER PRIMARY KEY,
+  event_id TEXT NOT NULL UNIQUE,
+  runner_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  attempt INTEGER NOT NULL,
+  body BLOB NOT NULL,
+  done_ms INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_done ON events(done_ms) WHERE done_ms IS NOT NULL;
+CREATE TABLE IF NOT EXISTS pending(
+  grp TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  PRIMARY KEY(grp, seq)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS pending_seq ON pending(seq);
+)sql";
+
+}  // namespace
+
+OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups)
+    : db_(std::move(db)), groups_(std::move(groups)) {
+  db_.exec(kSchema);
+  {
+    // Groups no longer configured: their pending rows would never go.
+    store::Transaction txn(db_);
+    store::Stmt orphans = db_.prepare("SELECT DISTINCT grp FROM pending");
+    std::vector<std::string> gone;
+    while (orphans.step()) {
+      std::string g = orphans.text(0);
+      if (std::find(groups_.begin(), groups_.end(), g) == groups_.end()) gone.push_back(g);
+    }
+    orphans.reset();
+    for (const std::string& g : gone) {
+      store::Stmt del = db_.prepare("DELETE FROM pending WHERE grp = ?");
+      del.bind(1, g).run();
+      spdlog::warn("outbox: group is no longer configured, its pending events dropped group={} "
+                   "events={}",
+                   g, db_.changes());
+    }
+    db_.exec(
+        "UPDATE events SET done_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE done_ms IS NULL AND seq NOT IN "
+        "(SELECT seq FROM pending)");
+    txn.commit();
+  }
+  insert_event_ = db_.prepare(
+      "INSERT INTO events(event_id, runner_id, task_id, attempt, body) VALUES(?, ?, ?, ?, ?)");
+  insert_pending_ = db_.prepare("INSERT INTO pending(grp, seq) VALUES(?, ?)");
+  delete_pending_ = db_.prepare("DELETE FROM pending WHERE grp = ? AND seq = ?");
+  find_seq_ = db_.prepare("SELECT seq FROM events WHERE event_id = ?");
+  any_pending_ = db_.prepare("SELECT 1 FROM pending WHERE seq = ? LIMIT 1");
+  mark_done_ = db_.prepare("UPDATE events SET done_ms = ? WHERE seq = ?");
+  load_ = db_.prepare(
+      "SELECT e.seq, e.body FROM pending p JOIN events e ON e.seq = p.seq "
+      "WHERE p.grp = ? AND p.seq > ? ORDER BY p.seq LIMIT ?");
+}
+
+std::unique_ptr<OutboxStore> OutboxStore::in_memory(std::vector<std::string> groups) {
+  return std::make_unique<OutboxStore>(store::Db(":memory:", store::SyncMode::kNormal),
+                                       std::move(groups));
+}
+
+void OutboxStore::append(std::vector<StoredEvent>& events) {
+  if (events.empty()) return;
+  store::Transaction txn(db_);
+  for (StoredEvent& e : events) {
+    const auto& ev = e.event;
+    insert_event_.bind(1, ev.event_id)
+        .bind(2, ev.runner.runner_id)
+        .bind(3, ev.runner.task_id)
+        .bind(4, ev.runner.attempt)
+        .bind_blob(5, protocol::encode_timeout_event(ev))
+        .run();
+    e.seq = db_.last_insert_rowid();
+    for (const std::string& g : groups_) insert_pending_.bind(1, g).bind(2, e.seq).run();
+  }
+  txn.commit();
+}
+
+void OutboxStore::ack(const std::vector<std::pair<std::size_t, std::string>>& acks,
+                      int64_t wall_ms, std::vector<bool>& acked) {
+  acked.assign(acks.size(), false);
+  if (acks.empty()) return;
+  store::Transaction txn(db_);
+  for (std::size_t i = 0; i < acks.size(); ++i) {
+    const auto& [g, event_id] = acks[i];
+    find_seq_.bind(1, event_id);
+    if (!find_seq_.step()) {
+      find_seq_.reset();
+      continue;
+    }
+    const int64_t seq = find_seq_.int64(0);
+    find_seq_.reset();
+    delete_pending_.bind(1, groups_[g]).bind(2, seq).run();
+    if (db_.changes() == 0) continue;
+    acked[i] = true;
+    any_pending_.bind(1, seq);
+    const bool others = any_pending_.step();
+    any_pending_.reset();
+    if (!others) mark_done_.bind(1, wall_ms).bind(2, seq).run();
+  }
+  txn.commit();
+}
+
+std::vector<StoredEvent> OutboxStore::load(std::size_t g, int64_t after, std::size_t limit) {
+  std::vector<StoredEvent> out;
+  load_.bind(1, groups_[g]).bind(2, after).bind(3, static_cast<int64_t>(limit));
+  while (load_.step()) {
+    const int64_t seq = load_.int64(0);
+    const std::string body = load_.text(1);
+    auto ev = protocol::decode_timeout_event(body);
+    if (!ev) {
+      // Written by this program: only a damaged disk gets here. Skipping it
+      // would leave it pending for ever; say so loudly and leave it.
+      spdlog::error("outbox: stored event unreadable seq={} reason={}", seq,
+                    ev.error().to_string());
+      continue;
+    }
+    out.push_back({seq, std::move(ev).value()});
+  }
+  load_.reset();
+  return out;
+}
+
+std::vector<uint64_t> OutboxStore::pending_counts() {
+  std::vector<uint64_t> out(groups_.size(), 0);
+  store::Stmt q = db_.prepare("SELECT grp, COUNT(*) FROM pending GROUP BY grp");
+  while (q.step()) {
+    const std::string g = q.text(0);
+    for (std::size_t i = 0; i < groups_.size(); ++i) {
+      if (groups_[i] == g) out[i] = static_cast<uint64_t>(q.int64(1));
+    }
+  }
+  return out;
+}
+
+void OutboxStore::for_each_attempt(const std::function<void(const TimedOutAttempt&)>& fn) {
+  store::Stmt q = db_.prepare("SELECT runner_id, task_id, attempt FROM events");
+  TimedOutAttempt a;
+  while (q.step()) {
+    a.runner_id = q.text(0);
+    a.task_id = q.text(1);
+    a.attempt = static_cast<uint64_t>(q.int64(2));
+    fn(a);
+  }
+}
+
+std::size_t OutboxStore::prune(int64_t before_wall_ms) {
+  store::Stmt del = db_.prepare("DELETE FROM events WHERE done_ms IS NOT NULL AND done_ms < ?");
+  del.bind(1, before_wall_ms).run();
+  return static_cast<std::size_t>(db_.changes());
+}
+
+}  // namespace rmon::monitor

@@ -1,0 +1,80 @@
+#pragma once
+// The outbox on disk: every timeout event, and which consumer groups have yet
+// to acknowledge it, in `<data-dir>/runner-monitor.db` (SQLite, WAL).
+//
+//   events(seq, event_id, runner_id, task_id, attempt, body, done_ms)
+//   pending(grp, seq)      one row per group that has not acknowledged
+//
+// An event is appended (with its pending rows) in one transaction before its
+// first send; an acknowledgement deletes its pending row, and the event is
+// marked done once no group is left. Done events are kept for a retention
+// as tombstones: after a crash they tell the restored table which attempts
+// already timed out (the table is saved on its own schedule), so none times
+// out twice. The Outbox keeps only a window of each group's pending events in
+// memory; the rest wait here however far a group falls behind.
+//
+// Not thread-safe: owned by the dispatch thread (through the Outbox).
+
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "rmon/protocol/messages.hpp"
+#include "rmon/store/sqlite.hpp"
+
+namespace rmon::monitor {
+
+struct StoredEvent {
+  int64_t seq = 0;  // set by append
+  protocol::TimeoutEvent event;
+};
+
+// An attempt that timed out, as the outbox remembers it.
+struct TimedOutAttempt {
+  std::string runner_id;
+  std::string task_id;
+  uint64_t attempt = 0;
+};
+
+class OutboxStore {
+ public:
+  // Takes the database (its schema is created here). Pending rows of groups
+  // that are no longer configured are dropped, with a warning: nobody would
+  // ever acknowledge them.
+  OutboxStore(store::Db db, std::vector<std::string> groups);
+  // A store in memory only (tests and benchmarks of the logic).
+  static std::unique_ptr<OutboxStore> in_memory(std::vector<std::string> groups);
+
+  // Durably appends `events` (one transaction), pending for every group, and
+  // sets their seq.
+  void append(std::vector<StoredEvent>& events);
+
+  // Applies acknowledgements in one transaction: acks[i] is (group index,
+  // event id); acked[i] is set when that group had it pending. Events no
+  // group has pending any more are marked done at `wall_ms`.
+  void ack(const std::vector<std::pair<std::size_t, std::string>>& acks, int64_t wall_ms,
+           std::vector<bool>& acked);
+
+  // Group g's pending events with seq > `after`, oldest first, at most `limit`.
+  std::vector<StoredEvent> load(std::size_t g, int64_t after, std::size_t limit);
+  // Pending events per group (same order as the groups).
+  std::vector<uint64_t> pending_counts();
+  // Every event on file, pending or done: the attempts that timed out.
+  void for_each_attempt(const std::function<void(const TimedOutAttempt&)>& fn);
+  // Forgets done events older than `before_wall_ms`; returns how many.
+  std::size_t prune(int64_t before_wall_ms);
+
+  const std::vector<std::string>& groups() const { return groups_; }
+
+ private:
+  store::Db db_;
+  std::vector<std::string> groups_;
+  store::Stmt insert_event_, insert_pending_, delete_pending_, find_seq_, any_pending_, mark_done_,
+      load_;
+};
+
+}  // namespace rmon::monitor

@@ -1,0 +1,120 @@
+#include "persister.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+
+namespace rmon::monitor {
+
+using protocol::RunnerState;
+
+Persister::Persister(std::unique_ptr<TableStore> store, Millis interval, std::size_t max_dirty)
+    : store_(std::move(store)), interval_(interval), max_dirty_(max_dirty) {}
+
+void Persister::mark(std::string_view runner_id) {
+  std::lock_guard lock(mu_);
+  if (rewrite_) return;
+  if (dirty_.size() >= max_dirty_) {
+    dirty_.clear();
+    rewrite_ = true;
+    return;
+  }
+  dirty_.emplace(runner_id);
+}
+
+void Persister::on_added(std::string_view runner_id, std::string_view, uint64_t, RunnerState) {
+  mark(runner_id);
+}
+
+void Persister::on_state_changed(std::string_view runner_id, std::string_view, uint64_t,
+                                 RunnerState from, RunnerState to) {
+  const auto live = [](RunnerState s) {
+    return s == RunnerState::kRunning || s == RunnerState::kSuspect;
+  };
+  if (live(from) && live(to)) return;  // restored as RUNNING either way
+  mark(runner_id);
+}
+
+void Persister::on_removed(std::string_view runner_id, bool) { mark(runner_id); }
+
+std::size_t Persister::save_now() {
+  absl::flat_hash_set<std::string> ids;
+  bool rewrite = false;
+  {
+    std::lock_guard lock(mu_);
+    ids.swap(dirty_);
+    std::swap(rewrite, rewrite_);
+  }
+  if (!rewrite && ids.empty()) return 0;
+  const auto t0 = std::chrono::steady_clock::now();
+  std::size_t rows = 0;
+  try {
+    if (rewrite) {
+      store_->rewrite([&](const std::function<void(const SavedRunner&)>& put) {
+        table_->for_each_saved([&](const SavedRunner& r) {
+          put(r);
+          ++rows;
+        });
+      });
+      stats_.rewrites.fetch_add(1, std::memory_order_relaxed);
+    } else {
+      std::vector<SavedRunner> upserts;
+      std::vector<std::string> removed;
+      upserts.reserve(ids.size());
+      for (const std::string& id : ids) {
+        if (auto r = table_->save(id)) {
+          upserts.push_back(std::move(*r));
+        } else {
+          removed.push_back(id);
+        }
+      }
+      store_->write(upserts, removed);
+      rows = upserts.size() + removed.size();
+    }
+  } catch (...) {
+    // Try again next time: put the ids back (or ask for a rewrite).
+    std::lock_guard lock(mu_);
+    if (rewrite || dirty_.size() + ids.size() > max_dirty_) {
+      dirty_.clear();
+      rewrite_ = true;
+    } else {
+      dirty_.merge(ids);
+    }
+    stats_.failures.fetch_add(1, std::memory_order_relaxed);
+    throw;
+  }
+  const auto us =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - t0);
+  stats_.saves.fetch_add(1, std::memory_order_relaxed);
+  stats_.rows_written.fetch_add(rows, std::memory_order_relaxed);
+  stats_.last_save_us.store(static_cast<uint64_t>(us.count()), std::memory_order_relaxed);
+  return rows;
+}
+
+void Persister::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_one();
+}
+
+void Persister::run(const std::atomic<bool>& stop) {
+  while (!stop.load(std::memory_order_relaxed)) {
+    {
+      std::unique_lock lock(mu_);
+      cv_.wait_for(lock, interval_, [&] { return woken_; });
+      woken_ = false;
+    }
+    try {
+      save_now();
+    } catch (const std::exception& e) {
+      // The table stays in memory and the ids stay marked: a full disk that
+      // frees up loses nothing. Until then a crash would lose these changes.
+      spdlog::error("runner table could not be saved (will retry) error={}", e.what());
+    }
+  }
+  save_now();
+}
+
+}  // namespace rmon::monitor

@@ -1,0 +1,108 @@
+// The runner table's persistence: copying runners out for the table store and
+// putting them back at start-up, and the grace a restart (or a stall) gives.
+
+#include <algorithm>
+#include <functional>
+
+#include "shard.hpp"
+
+namespace rmon::monitor {
+
+SavedRunner RunnerTable::Shard::saved(const Runner& r) const {
+  SavedRunner out;
+  out.info = info_of(r);
+  out.state = r.state;
+  out.seq = r.seq;
+  out.has_seq = r.has_seq;
+  out.timed_out = r.timed_out;
+  if (r.has_interval) out.interval_ms = r.interval_ms;
+  out.timeout_ms = r.timeout_ms;
+  out.last_heard_wall_ms = r.last_heard_wall_ms;
+  out.added_wall_ms = r.added_wall_ms;
+  if (r.extra) {
+    for (const Fence& f : r.extra->fences) {
+      out.fences.push_back({f.task_hash, f.attempt, f.timed_out});
+    }
+  }
+  return out;
+}
+
+std::optional<SavedRunner> RunnerTable::save(std::string_view runner_id) const {
+  const HashedId key(runner_id);
+  Shard& s = shard_for(key.hash);
+  MutexLock lock(s.mu);
+  const Runner* r = s.runners.find(key);
+  if (r == nullptr) return std::nullopt;
+  return s.saved(*r);
+}
+
+void RunnerTable::for_each_saved(const std::function<void(const SavedRunner&)>& fn) const {
+  std::vector<SavedRunner> batch;
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    batch.clear();
+    {
+      MutexLock lock(s.mu);
+      batch.reserve(s.runners.size());
+      for (const Runner* r : s.runners) batch.push_back(s.saved(*r));
+    }
+    for (const SavedRunner& r : batch) fn(r);  // outside the lock: fn may write to disk
+  }
+}
+
+bool RunnerTable::restore(const SavedRunner& saved, MonoTime now, int64_t wall_ms) {
+  const HashedId key(saved.info.runner_id);
+  if (key.id.empty() || saved.info.task_id.empty()) return false;
+  Shard& s = shard_for(key.hash);
+  MutexLock lock(s.mu);
+  if (s.runners.find(key) != nullptr) return false;
+  const int64_t now_ns = to_ns(now);
+  Runner* r = s.runners.emplace(key, saved.info.task_id.size());
+  Heartbeat hb;
+  hb.runner = saved.info;
+  hb.seq = saved.seq;
+  hb.state = saved.state;
+  if (saved.interval_ms) hb.interval_ms = saved.interval_ms;
+  hb.timeout_ms = saved.timeout_ms;
+  r = s.refresh(r, hb, now_ns, saved.last_heard_wall_ms);
+  // Silence goes on from the saved last heartbeat (the grace keeps it from
+  // convicting anyone early); a clock that went back counts as none.
+  const int64_t silent_ns = std::max<int64_t>(0, wall_ms - saved.last_heard_wall_ms) * kNsPerMs;
+  r->last_heard_ns = now_ns - silent_ns;
+  r->seq = saved.seq;
+  r->has_seq = saved.has_seq;
+  r->added_wall_ms = saved.added_wall_ms;
+  r->timed_out = saved.timed_out && saved.state == RunnerState::kFailed;
+  r->state = live(saved.state) ? RunnerState::kRunning : saved.state;
+  for (const SavedFence& f : saved.fences) {
+    if (!r->extra) r->extra = std::make_unique<RunnerExtra>();
+    if (r->extra->fences.size() >= kMaxFences) break;
+    r->extra->fences.push_back({f.task_hash, f.attempt, now_ns + retention_ns(), f.timed_out});
+  }
+  by_state_[state_index(r->state)].fetch_add(1, std::memory_order_relaxed);
+  s.arm_for_state(*r, now_ns);
+  s.publish();
+  return true;
+}
+
+bool RunnerTable::mark_timed_out(std::string_view runner_id, std::string_view task_id,
+                                 uint64_t attempt, MonoTime now) {
+  const HashedId key(runner_id);
+  Shard& s = shard_for(key.hash);
+  MutexLock lock(s.mu);
+  Runner* r = s.runners.find(key);
+  if (r == nullptr || r->task_id() != task_id || r->attempt != attempt || !live(r->state)) {
+    return false;
+  }
+  r->timed_out = true;
+  s.set_state(*r, RunnerState::kFailed, to_ns(now));
+  s.publish();
+  return true;
+}
+
+void RunnerTable::grant_grace(MonoTime from, std::optional<Millis> grace) {
+  grace_ns_.store(grace ? std::chrono::nanoseconds(*grace).count() : 0, std::memory_order_relaxed);
+  grace_from_ns_.store(to_ns(from), std::memory_order_relaxed);
+}
+
+}  // namespace rmon::monitor

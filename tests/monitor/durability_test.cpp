@@ -1,0 +1,268 @@
+// The monitor's durable pieces on their own: the outbox on disk (bounded
+// memory, restart with the same event ids), the runner table saved and
+// restored (fences included) and the grace a restart gives.
+
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <set>
+
+#include "../support/temp_dir.hpp"
+#include "outbox.hpp"
+#include "persister.hpp"
+#include "rmon/fake_clock.hpp"
+#include "table_test_support.hpp"
+
+namespace rmon::monitor {
+namespace {
+
+using protocol::TimeoutEvent;
+using rmon::testing::TempDir;
+
+const std::vector<std::string> kGroups = {"task-queue", "pool-manager"};
+
+TimeoutEvent event(int n) {
+  TimeoutEvent ev;
+  ev.event_id = "ev-" + std::to_string(n);
+  ev.runner.runner_id = "r-" + std::to_string(n);
+  ev.runner.task_id = "t-" + std::to_string(n);
+  ev.runner.attempt = 1;
+  ev.runner.pool = "pool";
+  ev.delivery = 1;
+  return ev;
+}
+
+std::unique_ptr<OutboxStore> file_store(const TempDir& dir) {
+  return std::make_unique<OutboxStore>(
+      store::Db::open_exclusive(dir.path() / "runner-monitor.db", store::SyncMode::kNormal, "test"),
+      kGroups);
+}
+
+OutboxOptions window_of(std::size_t window) {
+  OutboxOptions o;
+  o.groups = kGroups;
+  o.window = window;
+  return o;
+}
+
+// Sends everything due for one group; returns the event ids and deliveries.
+std::vector<std::pair<std::string, uint64_t>> send_all(Outbox& box, std::size_t group,
+                                                       MonoTime now) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  box.flush(now, [&](std::size_t g, const PendingEvent& e, std::string_view) {
+    if (g != group) return false;  // the other group's socket "would block"
+    out.emplace_back(e.event->event_id, e.delivery);
+    return true;
+  });
+  return out;
+}
+
+TEST(DurableOutbox, MemoryHoldsAWindowPerGroupAndTheRestWaitsOnDiskInOrder) {
+  FakeClock clock;
+  Outbox box(window_of(3));
+  for (int i = 1; i <= 10; ++i) box.add(event(i), clock.now(), clock.now());
+  EXPECT_EQ(box.pending(0), 10u);
+  EXPECT_EQ(box.in_memory(0), 3u);
+  EXPECT_EQ(box.in_memory(1), 3u);
+
+  std::vector<std::string> order;
+  for (int round = 0; round < 10 && order.size() < 10; ++round) {
+    for (auto& [id, delivery] : send_all(box, 0, clock.now())) {
+      EXPECT_EQ(delivery, 1u);
+      order.push_back(id);
+      EXPECT_EQ(box.ack("task-queue", id), AckResult::kAcked);
+      EXPECT_LE(box.in_memory(0), 3u);
+    }
+  }
+  ASSERT_EQ(order.size(), 10u);
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(order[i], "ev-" + std::to_string(i + 1));
+  EXPECT_EQ(box.pending(0), 0u);
+  // The other group never took one and is untouched by the first's progress.
+  EXPECT_EQ(box.pending(1), 10u);
+  EXPECT_EQ(box.in_memory(1), 3u);
+}
+
+TEST(DurableOutbox, AnAckForAnEventStillOnDiskCounts) {
+  FakeClock clock;
+  Outbox box(window_of(1));
+  for (int i = 1; i <= 3; ++i) box.add(event(i), clock.now(), clock.now());
+  EXPECT_EQ(box.ack("pool-manager", "ev-3"), AckResult::kAcked);  // never loaded
+  EXPECT_EQ(box.pending(1), 2u);
+  EXPECT_EQ(box.ack("pool-manager", "ev-3"), AckResult::kUnknownEvent);  // repeated
+  EXPECT_EQ(box.ack("nobody", "ev-1"), AckResult::kUnknownGroup);
+}
+
+TEST(DurableOutbox, PendingEventsComeBackAfterARestartWithTheirIds) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    Outbox box(window_of(100), file_store(dir));
+    for (int i = 1; i <= 5; ++i) box.add(event(i), clock.now(), clock.now());
+    send_all(box, 0, clock.now());
+    box.ack("task-queue", "ev-1");
+    box.ack("task-queue", "ev-2");
+    box.ack("pool-manager", "ev-2");  // ev-2 is done
+  }  // no clean stop needed: every add and ack was committed
+  Outbox box(window_of(100), file_store(dir));
+  EXPECT_EQ(box.pending(0), 3u);
+  EXPECT_EQ(box.pending(1), 4u);
+  auto sent = send_all(box, 0, clock.now());
+  ASSERT_EQ(sent.size(), 3u);
+  EXPECT_EQ(sent[0].first, "ev-3");
+  EXPECT_EQ(sent[2].first, "ev-5");
+  // It may have been sent before the restart: counted as a redelivery.
+  EXPECT_EQ(sent[0].second, 2u);
+  // New events go on after them, with first deliveries.
+  box.add(event(6), clock.now(), clock.now());
+  auto next = send_all(box, 0, clock.now());
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0], std::make_pair(std::string("ev-6"), uint64_t{1}));
+
+  // Done events stay as tombstones (the timed-out attempts) until pruned.
+  std::set<std::string> attempts;
+  box.store().for_each_attempt([&](const TimedOutAttempt& a) { attempts.insert(a.runner_id); });
+  EXPECT_EQ(attempts.size(), 6u);
+  EXPECT_EQ(box.store().prune(std::numeric_limits<int64_t>::max()), 1u);  // ev-2 only
+  attempts.clear();
+  box.store().for_each_attempt([&](const TimedOutAttempt& a) { attempts.insert(a.runner_id); });
+  EXPECT_EQ(attempts.size(), 5u);
+}
+
+TEST(DurableOutbox, AGroupNoLongerConfiguredIsDropped) {
+  TempDir dir;
+  FakeClock clock;
+  {
+    Outbox box(window_of(100), file_store(dir));
+    box.add(event(1), clock.now(), clock.now());
+  }
+  OutboxOptions one;
+  one.groups = {"task-queue"};
+  Outbox box(one, std::make_unique<OutboxStore>(
+                      store::Db::open_exclusive(dir.path() / "runner-monitor.db",
+                                                store::SyncMode::kNormal, "test"),
+                      one.groups));
+  EXPECT_EQ(box.pending(0), 1u);
+  box.ack("task-queue", "ev-1", 1000);
+  EXPECT_EQ(box.pending_total(), 0u);
+  EXPECT_EQ(box.store().prune(2000), 1u);  // done: its last group acknowledged it
+}
+
+// --- the table saved and restored ---
+
+class TablePersistenceTest : public RunnerTableTest {
+ protected:
+  std::unique_ptr<TableStore> table_store() {
+    return std::make_unique<TableStore>(store::Db::open_exclusive(
+        dir.path() / "runner-monitor-table.db", store::SyncMode::kNormal, "test"));
+  }
+  TempDir dir;
+};
+
+TEST_F(TablePersistenceTest, ChangedRunnersAreSavedAndRestoredFencesIncluded) {
+  Persister persister(table_store(), Millis(100), 1000);
+  RunnerTable source(options(), &persister);
+  persister.attach(source);
+  const auto now = [&] { return clock.now(); };
+  Heartbeat a = hb("r-a", 1, "t-1", 1);
+  a.runner.container_id = "c-1";
+  source.apply(a, now(), clock.wall_ms());
+  source.apply(hb("r-b", 1, "t-9", 1), now(), clock.wall_ms());
+  // r-b times out on attempt 1, then moves to attempt 2: attempt 1 is fenced.
+  clock.advance_ms(1100);
+  std::vector<Expired> out;
+  source.sweep(now(), clock.wall_ms(), out);
+  ASSERT_EQ(out.size(), 2u);  // both silent
+  source.apply(hb("r-a", 1, "t-2", 1), now(), clock.wall_ms());
+  source.apply(hb("r-b", 1, "t-9", 2), now(), clock.wall_ms());
+  EXPECT_EQ(persister.save_now(), 2u);
+  EXPECT_EQ(persister.save_now(), 0u);  // nothing changed since
+
+  // A new process: restore, 5 s of downtime later.
+  clock.advance_ms(5000);
+  RunnerTable restored(options());
+  std::size_t unreadable = 0;
+  EXPECT_EQ(persister.store().load(
+                [&](const SavedRunner& r) { restored.restore(r, now(), clock.wall_ms()); },
+                unreadable),
+            2u);
+  EXPECT_EQ(unreadable, 0u);
+  auto va = restored.get("r-a", now());
+  ASSERT_TRUE(va);
+  EXPECT_EQ(va->runner.task_id, "t-2");
+  EXPECT_EQ(va->state, RunnerState::kRunning);
+  EXPECT_GE(va->silence_ms, 5000u);  // silence goes on from the saved heartbeat
+  // The fence came back: a zombie heartbeat for r-b's timed-out attempt is late.
+  EXPECT_EQ(restored.apply(hb("r-b", 7, "t-9", 1), now(), clock.wall_ms()), Applied::kLate);
+  EXPECT_EQ(restored.apply(hb("r-b", 2, "t-9", 2), now(), clock.wall_ms()), Applied::kUpdated);
+}
+
+TEST_F(TablePersistenceTest, ARestartGivesEachRunnerItsOwnTimeoutAsGrace) {
+  table.apply(hb("quiet", 1), clock.now(), clock.wall_ms());  // timeout 1000 ms
+  const SavedRunner saved = *table.save("quiet");
+  clock.advance_ms(3000);  // the monitor was down 3 s: quiet is overdue
+  RunnerTable restored(options());
+  ASSERT_TRUE(restored.restore(saved, clock.now(), clock.wall_ms()));
+  restored.grant_grace(clock.now());
+  std::vector<Expired> out;
+  clock.advance_ms(900);
+  restored.sweep(clock.now(), clock.wall_ms(), out);
+  EXPECT_TRUE(out.empty()) << "convicted within its grace";
+  EXPECT_EQ(restored.get("quiet", clock.now())->state, RunnerState::kRunning);
+  clock.advance_ms(100);
+  restored.sweep(clock.now(), clock.wall_ms(), out);
+  EXPECT_TRUE(out.empty());
+  // Suspect for one check (the storm brake counts it), then convicted.
+  EXPECT_EQ(restored.get("quiet", clock.now())->state, RunnerState::kSuspect);
+  clock.advance_ms(100);
+  restored.sweep(clock.now(), clock.wall_ms(), out);
+  ASSERT_EQ(out.size(), 1u) << "detected once the grace is over";
+  EXPECT_EQ(out[0].event.runner.runner_id, "quiet");
+}
+
+TEST_F(TablePersistenceTest, ARunnerHeardDuringTheGraceIsNeverConvicted) {
+  table.apply(hb("alive", 1), clock.now(), clock.wall_ms());
+  const SavedRunner saved = *table.save("alive");
+  clock.advance_ms(3000);
+  RunnerTable restored(options());
+  restored.restore(saved, clock.now(), clock.wall_ms());
+  restored.grant_grace(clock.now());
+  std::vector<Expired> out;
+  for (int i = 0; i < 30; ++i) {  // heartbeats every 500 ms for 15 s
+    clock.advance_ms(500);
+    restored.apply(hb("alive", 2 + i), clock.now(), clock.wall_ms());
+    restored.sweep(clock.now(), clock.wall_ms(), out);
+  }
+  EXPECT_TRUE(out.empty());
+}
+
+TEST_F(TablePersistenceTest, AnAttemptTheOutboxHasAnEventForIsNotTimedOutTwice) {
+  table.apply(hb("r", 1), clock.now(), clock.wall_ms());
+  const SavedRunner saved = *table.save("r");  // saved while running
+  RunnerTable restored(options());
+  restored.restore(saved, clock.now(), clock.wall_ms());
+  EXPECT_TRUE(restored.mark_timed_out("r", "t-1", 1, clock.now()));
+  EXPECT_FALSE(restored.mark_timed_out("r", "t-1", 1, clock.now()));  // already
+  clock.advance_ms(5000);
+  std::vector<Expired> out;
+  restored.sweep(clock.now(), clock.wall_ms(), out);
+  EXPECT_TRUE(out.empty());
+  EXPECT_EQ(restored.apply(hb("r", 9), clock.now(), clock.wall_ms()), Applied::kLate);
+}
+
+TEST_F(TablePersistenceTest, TooManyChangesBetweenSavesRewriteTheWholeTable) {
+  Persister persister(table_store(), Millis(100), 4);
+  RunnerTable source(options(), &persister);
+  persister.attach(source);
+  for (int i = 0; i < 10; ++i) {
+    source.apply(hb("r-" + std::to_string(i), 1), clock.now(), clock.wall_ms());
+  }
+  EXPECT_EQ(persister.save_now(), 10u);
+  EXPECT_EQ(persister.stats().rewrites.load(), 1u);
+  EXPECT_EQ(persister.store().size(), 10u);
+  source.remove("r-3");
+  EXPECT_EQ(persister.save_now(), 1u);
+  EXPECT_EQ(persister.store().size(), 9u);
+}
+
+}  // namespace
+}  // namespace rmon::monitor
