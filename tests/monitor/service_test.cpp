@@ -15,6 +15,7 @@
 
 #include "rmon/protocol/codec.hpp"
 #include "rmon/zmq_util.hpp"
+#include "../support/temp_dir.hpp"
 #include "service.hpp"
 
 namespace rmon::monitor {
@@ -158,6 +159,13 @@ class MonitorServiceTest : public ::testing::Test {
   void ack(const std::string& group, const std::string& event_id) {
     ASSERT_TRUE(
         send_frames(acker, {protocol::encode_ack({group, event_id})}, zmq::send_flags::none));
+  }
+
+  // Stops the service (cleanly) and starts a new one with `config`.
+  void restart(MonitorConfig config) {
+    service.reset();  // stops it and closes its data folder
+    consumers.clear();
+    start(std::move(config));
   }
 
   zmq::context_t ctx;
@@ -412,6 +420,58 @@ TEST(MonitorServiceConfig, BadSettingsFailAtStartup) {
   c.heartbeat_endpoint = "bogus://x";
   MonitorService s(c, SystemClock::instance());
   EXPECT_THROW(s.start(), zmq::error_t);
+}
+
+TEST_F(MonitorServiceTest, ARestartKeepsTheRunnersAndResendsPendingEventsWithTheirIds) {
+  rmon::testing::TempDir dir;
+  MonitorConfig c = test_config();
+  c.data_dir = dir.str();
+  c.sync = "normal";
+  restart(c);
+  publish(heartbeat("long", 1, 600'000));
+  publish(heartbeat("short", 1, 200));
+  auto first = receive(0);
+  ASSERT_TRUE(first);
+  EXPECT_EQ(first->runner.runner_id, "short");
+  ack("task-queue", first->event_id);
+  ASSERT_TRUE(eventually([&] { return stat("pending_task-queue") == 0; }));
+  EXPECT_EQ(stat("pending_pool-manager"), 1u);
+
+  restart(c);
+  auto lng = get("long");
+  ASSERT_TRUE(lng);
+  EXPECT_EQ(lng->state, RunnerState::kRunning);
+  EXPECT_EQ(lng->runner.task_id, "task-long");
+  EXPECT_EQ(lng->runner.job_name, "job-long");
+  auto shrt = get("short");
+  ASSERT_TRUE(shrt);
+  EXPECT_EQ(shrt->state, RunnerState::kFailed);
+  // Only the group that had not acknowledged gets it again, same id.
+  auto again = receive(1);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->event_id, first->event_id);
+  EXPECT_EQ(again->delivery, 2u);
+  ack("pool-manager", again->event_id);
+  ASSERT_TRUE(eventually([&] { return stat("events_pending") == 0; }));
+  EXPECT_FALSE(receive(0, 700)) << "task-queue had acknowledged it";
+  // A late heartbeat of the timed-out attempt is still fenced.
+  publish(heartbeat("short", 2, 200));
+  ASSERT_TRUE(eventually([&] { return stat("late") == 1; }));
+  EXPECT_EQ(stat("timeouts"), 0u);  // this process convicted nobody
+}
+
+TEST_F(MonitorServiceTest, TwoMonitorsCannotShareADataFolder) {
+  rmon::testing::TempDir dir;
+  MonitorConfig c = test_config();
+  c.data_dir = dir.str();
+  restart(c);
+  try {
+    MonitorService second(c, SystemClock::instance());
+    FAIL() << "a second monitor opened the same data folder";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("one runner-monitor per data folder"), std::string::npos)
+        << e.what();
+  }
 }
 
 }  // namespace

@@ -45,8 +45,14 @@ void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> 
                                   live_count(RunnerState::kSuspect), now, wall_ms, table_);
   holding_ = stalled || braked;
   expired_.clear();
-  const std::size_t held = table_.sweep(now, wall_ms, expired_, holding_);
-  stats_.brake_held.store(held, std::memory_order_relaxed);
+  table_.sweep(now, wall_ms, expired_, holding_);
+  // How many are held: a scan, so at most twice a second and only while held.
+  if (!holding_) {
+    stats_.brake_held.store(0, std::memory_order_relaxed);
+  } else if (now >= next_held_count_) {
+    next_held_count_ = now + std::chrono::milliseconds(500);
+    stats_.brake_held.store(table_.count_overdue(now), std::memory_order_relaxed);
+  }
   if (!expired_.empty()) {
     new_events_.clear();
     for (Expired& x : expired_) {

@@ -97,6 +97,7 @@ class Dispatcher {
   std::vector<AckResult> ack_results_;
   std::vector<bool> over_backlog_;
   MonoTime next_maintenance_{};
+  MonoTime next_held_count_{};
   WakeSignal wake_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };

@@ -37,7 +37,7 @@ void collect_durability(const MonitorStats& st, const PersisterStats* saves,
   };
   gauge("rmon_storm_brake_engaged", "1 while the storm brake holds timeouts",
         st.brake_engaged.load(std::memory_order_relaxed) ? 1 : 0);
-  gauge("rmon_storm_brake_held_runners", "Runners past their deadline held, at the last sweep",
+  gauge("rmon_storm_brake_held_runners", "Runners past their deadline held by the storm brake or the stall guard",
         val(st.brake_held));
   counter("rmon_storm_brake_engagements_total", "Times the storm brake engaged",
           val(st.brake_engagements));

@@ -50,7 +50,7 @@ struct MonitorStats {
   // Self-protection (guards.hpp), published by the dispatch thread.
   std::atomic<bool> brake_engaged{false};
   std::atomic<int64_t> brake_since_ms{0};  // wall time it engaged (0: not engaged)
-  std::atomic<uint64_t> brake_held{0};     // runners past their deadline held, last sweep
+  std::atomic<uint64_t> brake_held{0};     // runners past their deadline held (while held)
   std::atomic<uint64_t> brake_engagements{0};
   std::atomic<uint64_t> brake_operator_releases{0};
   std::atomic<bool> brake_release_requested{false};  // set by control, taken by dispatch

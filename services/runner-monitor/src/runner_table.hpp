@@ -143,6 +143,9 @@ class RunnerTable {
                 const std::optional<std::string>& after = std::nullopt,
                 std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) const;
   std::size_t count(const RunnerFilter& f) const;
+  // Live runners silent past their deadline (held by a guard, or about to be
+  // convicted). Scans every runner: for a gauge refreshed now and then.
+  std::size_t count_overdue(MonoTime now) const;
   std::size_t size() const;
 
   // Control. `add` starts a new lifecycle from `spec` (its seq is ignored) and

@@ -88,6 +88,22 @@ std::size_t RunnerTable::count(const RunnerFilter& f) const {
   return n;
 }
 
+std::size_t RunnerTable::count_overdue(MonoTime now) const {
+  const int64_t now_ns = to_ns(now);
+  std::size_t n = 0;
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    const Shard& s = shards_[i];
+    MutexLock lock(s.mu);
+    for (const Runner* r : s.runners) {
+      n += live(r->state) &&
+                   now_ns >= r->last_heard_ns + static_cast<int64_t>(r->timeout_ms) * kNsPerMs
+               ? 1
+               : 0;
+    }
+  }
+  return n;
+}
+
 TableCounters RunnerTable::counters() const {
   TableCounters t;
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
