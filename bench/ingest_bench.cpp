@@ -331,8 +331,7 @@ int persistence_rounds(Params p) {
   }
   const double r = rmon::bench::median(ratio);
   std::printf("\n%s, %zu runners, median of %d rounds\n",
-              p.joins ? "join storm (new runners' first heartbeats)"
-                      : "known-runner heartbeats",
+              p.joins ? "join storm (new runners' first heartbeats)" : "known-runner heartbeats",
               p.runners, p.rounds);
   std::printf("  baseline: everything in memory:            %10.0f /s\n", rmon::bench::median(mem));
   std::printf("  with a data folder (outbox + saved table): %10.0f /s\n",

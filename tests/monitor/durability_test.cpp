@@ -102,7 +102,7 @@ TEST(DurableOutbox, PendingEventsComeBackAfterARestartWithTheirIds) {
     box.ack("task-queue", "ev-1");
     box.ack("task-queue", "ev-2");
     box.ack("pool-manager", "ev-2");  // ev-2 is done
-  }  // no clean stop needed: every add and ack was committed
+  }                                   // no clean stop needed: every add and ack was committed
   Outbox box(window_of(100), file_store(dir));
   EXPECT_EQ(box.pending(0), 3u);
   EXPECT_EQ(box.pending(1), 4u);
@@ -181,10 +181,10 @@ TEST_F(TablePersistenceTest, ChangedRunnersAreSavedAndRestoredFencesIncluded) {
   clock.advance_ms(5000);
   RunnerTable restored(options());
   std::size_t unreadable = 0;
-  EXPECT_EQ(persister.store().load(
-                [&](const SavedRunner& r) { restored.restore(r, now(), clock.wall_ms()); },
-                unreadable),
-            2u);
+  EXPECT_EQ(
+      persister.store().load(
+          [&](const SavedRunner& r) { restored.restore(r, now(), clock.wall_ms()); }, unreadable),
+      2u);
   EXPECT_EQ(unreadable, 0u);
   auto va = restored.get("r-a", now());
   ASSERT_TRUE(va);

@@ -28,9 +28,9 @@ class StormBrakeTest : public RunnerTableTest {
 
 TEST_F(StormBrakeTest, EngagesAboveTheShareOnlyWithEnoughRunners) {
   StormBrake brake(guard_options(10), stats);
-  EXPECT_FALSE(hold(brake, 5, 5));        // half: not above it
-  EXPECT_FALSE(hold(brake, 1, 8));        // 9 live: below the minimum
-  EXPECT_TRUE(hold(brake, 4, 6, 123));    // 6 of 10
+  EXPECT_FALSE(hold(brake, 5, 5));      // half: not above it
+  EXPECT_FALSE(hold(brake, 1, 8));      // 9 live: below the minimum
+  EXPECT_TRUE(hold(brake, 4, 6, 123));  // 6 of 10
   EXPECT_TRUE(stats.brake_engaged.load());
   EXPECT_EQ(stats.brake_since_ms.load(), 123);
   EXPECT_TRUE(hold(brake, 4, 6));
@@ -68,8 +68,7 @@ TEST_F(GuardedTableTest, HeldRunnersThatHeartbeatAgainAreNotTimedOut) {
   for (int step = 0; step < 20; ++step) {
     clock.advance_ms(100);
     const auto c = table.counters();
-    const bool hold =
-        brake.hold(c.by_state[0], c.by_state[1], clock.now(), clock.wall_ms(), table);
+    const bool hold = brake.hold(c.by_state[0], c.by_state[1], clock.now(), clock.wall_ms(), table);
     held = table.sweep(clock.now(), clock.wall_ms(), out, hold);
   }
   EXPECT_TRUE(out.empty()) << "no event while braked";
@@ -85,8 +84,7 @@ TEST_F(GuardedTableTest, HeldRunnersThatHeartbeatAgainAreNotTimedOut) {
       EXPECT_TRUE(out.empty()) << "convicted during the release grace";
     }
     const auto c = table.counters();
-    const bool hold =
-        brake.hold(c.by_state[0], c.by_state[1], clock.now(), clock.wall_ms(), table);
+    const bool hold = brake.hold(c.by_state[0], c.by_state[1], clock.now(), clock.wall_ms(), table);
     table.sweep(clock.now(), clock.wall_ms(), out, hold);
   }
   EXPECT_FALSE(brake.engaged());

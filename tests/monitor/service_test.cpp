@@ -13,9 +13,9 @@
 #include <set>
 #include <thread>
 
+#include "../support/temp_dir.hpp"
 #include "rmon/protocol/codec.hpp"
 #include "rmon/zmq_util.hpp"
-#include "../support/temp_dir.hpp"
 #include "service.hpp"
 
 namespace rmon::monitor {

@@ -49,7 +49,7 @@ inline constexpr Millis kMaxDispatchSleep{1000};
 
 struct DispatchOptions {
   GuardOptions guards;
-  uint64_t backlog_alert = 10'000;  // pending events of one group that make an ERROR
+  uint64_t backlog_alert = 10'000;        // pending events of one group that make an ERROR
   Millis tombstone_retention{1'200'000};  // done events kept (see OutboxStore)
 };
 

@@ -44,8 +44,9 @@ void StormBrake::release() {
   if (engaged_) {
     spdlog::warn("storm brake released by an operator: held runners are convicted now");
   } else {
-    spdlog::info("storm brake release requested while not engaged: it stays off until the "
-                 "silent share falls back");
+    spdlog::info(
+        "storm brake release requested while not engaged: it stays off until the "
+        "silent share falls back");
   }
   engaged_ = false;
   overridden_ = true;

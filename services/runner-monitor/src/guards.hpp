@@ -45,8 +45,7 @@ class StormBrake {
   // Decides for the next sweep, from the live runners' counts. When
   // heartbeats return it releases with a grace on `table` (from `now`): a
   // held runner whose heartbeat is merely still on its way is not convicted.
-  bool hold(uint64_t running, uint64_t suspect, MonoTime now, int64_t wall_ms,
-            RunnerTable& table);
+  bool hold(uint64_t running, uint64_t suspect, MonoTime now, int64_t wall_ms, RunnerTable& table);
   // The operator's release (takes effect at the next hold()).
   void release();
   bool engaged() const { return engaged_; }

@@ -37,7 +37,8 @@ void collect_durability(const MonitorStats& st, const PersisterStats* saves,
   };
   gauge("rmon_storm_brake_engaged", "1 while the storm brake holds timeouts",
         st.brake_engaged.load(std::memory_order_relaxed) ? 1 : 0);
-  gauge("rmon_storm_brake_held_runners", "Runners past their deadline held by the storm brake or the stall guard",
+  gauge("rmon_storm_brake_held_runners",
+        "Runners past their deadline held by the storm brake or the stall guard",
         val(st.brake_held));
   counter("rmon_storm_brake_engagements_total", "Times the storm brake engaged",
           val(st.brake_engagements));
@@ -101,9 +102,9 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
   add(to, val(t.timeouts));
   out.push_back(std::move(to));
 
-  auto pending = family("rmon_events_pending",
-                        "Timeout events not yet acknowledged (on disk), by group",
-                        MetricType::Gauge);
+  auto pending =
+      family("rmon_events_pending", "Timeout events not yet acknowledged (on disk), by group",
+             MetricType::Gauge);
   auto in_mem = family("rmon_events_in_memory",
                        "Of the pending events, those held in memory, by group", MetricType::Gauge);
   auto sent =
@@ -143,8 +144,7 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
 
 }  // namespace
 
-Metrics::Metrics(const RunnerTable& table, const MonitorStats& stats,
-                 const PersisterStats* saves) {
+Metrics::Metrics(const RunnerTable& table, const MonitorStats& stats, const PersisterStats* saves) {
   endpoint_.add_collector([&table, &stats, saves] { return collect(table, stats, saves); });
   // Buckets from 0.5 ms to 10 s: the target is p99 under 5 ms.
   lateness_ = &prometheus::BuildHistogram()

@@ -9,8 +9,8 @@
 
 #include "dispatcher.hpp"
 #include "outbox.hpp"
-#include "rmon/service/storage_config.hpp"
 #include "rmon/config.hpp"
+#include "rmon/service/storage_config.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {

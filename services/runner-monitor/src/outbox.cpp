@@ -41,7 +41,8 @@ void Outbox::add(std::vector<NewEvent>& events, MonoTime now) {
   stored.reserve(events.size());
   for (NewEvent& n : events) stored.push_back({0, std::move(n.event)});
   store_->append(stored);  // durable before anything is sent
-  if (restored_upto_ == std::numeric_limits<int64_t>::max()) restored_upto_ = stored.front().seq - 1;
+  if (restored_upto_ == std::numeric_limits<int64_t>::max())
+    restored_upto_ = stored.front().seq - 1;
   for (std::size_t i = 0; i < stored.size(); ++i) {
     auto shared = std::make_shared<const protocol::TimeoutEvent>(std::move(stored[i].event));
     for (Group& grp : groups_) {

@@ -47,12 +47,14 @@ OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups)
     for (const std::string& g : gone) {
       store::Stmt del = db_.prepare("DELETE FROM pending WHERE grp = ?");
       del.bind(1, g).run();
-      spdlog::warn("outbox: group is no longer configured, its pending events dropped group={} "
-                   "events={}",
-                   g, db_.changes());
+      spdlog::warn(
+          "outbox: group is no longer configured, its pending events dropped group={} "
+          "events={}",
+          g, db_.changes());
     }
     db_.exec(
-        "UPDATE events SET done_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE done_ms IS NULL AND seq NOT IN "
+        "UPDATE events SET done_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE done_ms "
+        "IS NULL AND seq NOT IN "
         "(SELECT seq FROM pending)");
     txn.commit();
   }
@@ -90,8 +92,8 @@ void OutboxStore::append(std::vector<StoredEvent>& events) {
   txn.commit();
 }
 
-void OutboxStore::ack(const std::vector<std::pair<std::size_t, std::string>>& acks,
-                      int64_t wall_ms, std::vector<bool>& acked) {
+void OutboxStore::ack(const std::vector<std::pair<std::size_t, std::string>>& acks, int64_t wall_ms,
+                      std::vector<bool>& acked) {
   acked.assign(acks.size(), false);
   if (acks.empty()) return;
   store::Transaction txn(db_);

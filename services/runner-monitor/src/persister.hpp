@@ -31,9 +31,9 @@
 namespace rmon::monitor {
 
 struct PersisterStats {
-  std::atomic<uint64_t> saves{0};        // save passes that wrote something
+  std::atomic<uint64_t> saves{0};  // save passes that wrote something
   std::atomic<uint64_t> rows_written{0};
-  std::atomic<uint64_t> rewrites{0};     // whole-table rewrites (the dirty set overflowed)
+  std::atomic<uint64_t> rewrites{0};  // whole-table rewrites (the dirty set overflowed)
   std::atomic<uint64_t> last_save_us{0};
   std::atomic<uint64_t> failures{0};
 };

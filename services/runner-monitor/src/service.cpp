@@ -70,7 +70,8 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
     persister_->attach(*table_);
     restore();
   }
-  metrics_ = std::make_unique<Metrics>(*table_, *stats_, persister_ ? &persister_->stats() : nullptr);
+  metrics_ =
+      std::make_unique<Metrics>(*table_, *stats_, persister_ ? &persister_->stats() : nullptr);
   control_ = std::make_unique<ControlHandler>(*table_, *stats_, clock_);
   ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_);
   dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_,
@@ -104,8 +105,8 @@ void MonitorService::restore() {
         // Saved as timed out but the outbox has no event for it: the event was
         // not written before the crash. Times out again (after the grace)
         // rather than never: a repeat is fenced by the consumers, a loss is not.
-        if (r.timed_out && !timed_out.contains(key(r.info.runner_id, r.info.task_id,
-                                                   r.info.attempt))) {
+        if (r.timed_out &&
+            !timed_out.contains(key(r.info.runner_id, r.info.task_id, r.info.attempt))) {
           r.timed_out = false;
           r.state = RunnerState::kRunning;
           revived.push_back(r.info.runner_id);
@@ -133,9 +134,9 @@ void MonitorService::restore() {
     spdlog::info(
         "restored from {} runners={} live={} ended={} timed_out_per_outbox={} "
         "retimed={} unreadable={} grace={} pending:{}",
-        config_.data_dir, loaded, live - reconciled, ended + reconciled, reconciled,
-        revived.size(), unreadable,
-        grace ? std::to_string(grace->count()) + "ms" : std::string("own timeout"), pending);
+        config_.data_dir, loaded, live - reconciled, ended + reconciled, reconciled, revived.size(),
+        unreadable, grace ? std::to_string(grace->count()) + "ms" : std::string("own timeout"),
+        pending);
   }
   if (unreadable > 0) {
     spdlog::error("{} saved runners could not be read and were skipped", unreadable);
