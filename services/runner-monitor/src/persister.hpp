@@ -8,14 +8,12 @@
 // Going from RUNNING to SUSPECT and back is not saved either (a restored
 // runner starts RUNNING).
 //
-// Bounded: at most `max_dirty` ids wait; past that the next save rewrites
-// the whole table instead. A crash loses at most the changes of the last
-// interval; a clean stop saves everything.
+// Bounded: at most `max_dirty` notes wait (a runner changed twice is noted
+// twice); past that the next save rewrites the whole table instead. A crash loses at most the
+// changes of the last interval; a clean stop saves everything.
 //
 // Thread-safe: the observer calls come from any thread; run() and
 // save_now() from one thread at a time.
-
-#include <absl/container/flat_hash_set.h>
 
 #include <atomic>
 #include <condition_variable>
@@ -23,6 +21,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "rmon/clock.hpp"
 #include "runner_table.hpp"
@@ -72,9 +71,12 @@ class Persister final : public TableObserver {
   const std::size_t max_dirty_;
   std::mutex mu_;
   std::condition_variable cv_;
-  absl::flat_hash_set<std::string> dirty_;  // guarded by mu_
-  bool rewrite_ = false;                    // guarded by mu_
-  bool woken_ = false;                      // guarded by mu_
+  // Ids noted since the last save, end to end (cheap to append under the
+  // lock: no allocation per id once warm); duplicates are dropped at save.
+  std::string dirty_ids_;             // guarded by mu_
+  std::vector<uint32_t> dirty_ends_;  // guarded by mu_: where each id ends
+  bool rewrite_ = false;              // guarded by mu_
+  bool woken_ = false;                // guarded by mu_
   PersisterStats stats_;
 };
 
