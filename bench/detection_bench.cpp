@@ -94,9 +94,9 @@ int main(int argc, char** argv) {
   s.add("timeout-ms", p.timeout_ms, "Runner timeout");
   s.add("warmup-ms", p.warmup_ms, "Time before the subset falls silent");
   s.add("after-ms", p.after_ms, "Time the others keep going after that");
-  std::string data_dir;
-  s.add("data-dir", data_dir,
-        "Monitor data folder (persistence on, --sync full); empty keeps it in memory");
+  std::string data_dir, sync = "full";
+  s.add("data-dir", data_dir, "Monitor data folder (persistence on); empty keeps it in memory");
+  s.add("sync", sync, "The monitor's --sync with a data folder: full or normal");
   if (auto code = s.parse(argc, argv)) return *code;
   if (p.silent == 0 || p.silent > p.runners) {
     std::fprintf(stderr, "--silent must be 1..runners\n");
@@ -109,6 +109,7 @@ int main(int argc, char** argv) {
 
   rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
   c.data_dir = data_dir;
+  c.sync = sync;
   rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
   svc.start();
 
@@ -168,7 +169,7 @@ int main(int argc, char** argv) {
   }
   std::printf("detection: %zu runners (interval %lu ms, timeout %lu ms), %zu fall silent; %s\n",
               p.runners, p.interval_ms, p.timeout_ms, silent_ids.size(),
-              data_dir.empty() ? "in memory" : ("data folder " + data_dir).c_str());
+              data_dir.empty() ? "in memory" : ("data folder, --sync " + sync).c_str());
   std::printf("  monitor tracked %zu runners, produced %lu timeouts, run took %.1f s\n", tracked,
               timeouts, run_s);
   bool pass = true;

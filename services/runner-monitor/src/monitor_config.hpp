@@ -21,6 +21,11 @@ struct GroupEndpoint {
 };
 
 struct MonitorConfig : StorageSettings {
+  // The outbox commits once per sweep; fsyncing it (`full`) puts the disk's
+  // fsync latency in front of every timeout event (README, Reliability), so
+  // the monitor defaults to `normal`: it survives kill -9, not power loss.
+  MonitorConfig() { sync = "normal"; }
+
   // Endpoints bind unless written "connect:<endpoint>".
   std::string heartbeat_endpoint = "tcp://*:5555";
   std::vector<std::string> subscribe = {"hb/"};

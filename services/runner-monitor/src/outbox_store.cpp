@@ -34,6 +34,9 @@ CREATE INDEX IF NOT EXISTS pending_seq ON pending(seq);
 OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups)
     : db_(std::move(db)), groups_(std::move(groups)) {
   db_.exec(kSchema);
+  // No checkpoint inside an append (it would fsync the database while a
+  // timeout waits to be sent): checkpoint() runs them between sweeps.
+  db_.exec("PRAGMA wal_autocheckpoint=0");
   {
     // Groups no longer configured: their pending rows would never go.
     store::Transaction txn(db_);
@@ -159,6 +162,8 @@ void OutboxStore::for_each_attempt(const std::function<void(const TimedOutAttemp
     fn(a);
   }
 }
+
+void OutboxStore::checkpoint() { db_.exec("PRAGMA wal_checkpoint(PASSIVE)"); }
 
 std::size_t OutboxStore::prune(int64_t before_wall_ms) {
   store::Stmt del = db_.prepare("DELETE FROM events WHERE done_ms IS NOT NULL AND done_ms < ?");

@@ -65,6 +65,9 @@ class OutboxStore {
   std::vector<uint64_t> pending_counts();
   // Every event on file, pending or done: the attempts that timed out.
   void for_each_attempt(const std::function<void(const TimedOutAttempt&)>& fn);
+  // Copies the write-ahead log into the database (automatic checkpoints are
+  // off: they would run inside an append); the caller picks a quiet moment.
+  void checkpoint();
   // Forgets done events older than `before_wall_ms`; returns how many.
   std::size_t prune(int64_t before_wall_ms);
 
