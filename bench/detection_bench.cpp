@@ -97,6 +97,8 @@ int main(int argc, char** argv) {
   std::string data_dir, sync = "full";
   s.add("data-dir", data_dir, "Monitor data folder (persistence on); empty keeps it in memory");
   s.add("sync", sync, "The monitor's --sync with a data folder: full or normal");
+  uint64_t save_interval_ms = 200;
+  s.add("save-interval-ms", save_interval_ms, "The monitor's --save-interval-ms");
   if (auto code = s.parse(argc, argv)) return *code;
   if (p.silent == 0 || p.silent > p.runners) {
     std::fprintf(stderr, "--silent must be 1..runners\n");
@@ -110,6 +112,7 @@ int main(int argc, char** argv) {
   rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
   c.data_dir = data_dir;
   c.sync = sync;
+  c.save_interval_ms = save_interval_ms;
   rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
   svc.start();
 
