@@ -277,10 +277,8 @@ std::vector<Garbage> event_garbage(uint64_t seed) {
   }
   out.push_back({{valid, valid}, true, "two frames"});
   out.push_back({{"", "", ""}, true, "three empty frames"});
-  // Nothing over the consumers' ZMQ_MAXMSGSIZE (64 KiB): their event PULL
-  // connects, and libzmq ends a connecting session that hit a protocol error
-  // for good (no reconnect): see DISABLED_OversizedEventFrame... in
-  // hostile_faults_test.cpp.
+  // Oversized frames are tested on their own (HostileEventSocket in
+  // hostile_faults_test.cpp).
   return out;
 }
 

@@ -38,7 +38,8 @@ class GroupTap {
   static constexpr const char* kGroups[2] = {"task-queue", "pool-manager"};
 
   // Receives until `done` says so or `max` passes; false on the latter.
-  bool pump(Ms max, const std::function<bool()>& done = [] { return false; }) {
+  bool pump(
+      Ms max, const std::function<bool()>& done = [] { return false; }) {
     const auto end = std::chrono::steady_clock::now() + max;
     zmq::pollitem_t items[2] = {{pulls_[0].handle(), 0, ZMQ_POLLIN, 0},
                                 {pulls_[1].handle(), 0, ZMQ_POLLIN, 0}};
@@ -110,8 +111,8 @@ uint64_t stat(FaultStack& stack, const std::string& name) {
 // Until the monitor tracks `n` runners, all running.
 void wait_tracked(FaultStack& stack, GroupTap& tap, std::size_t n) {
   ASSERT_TRUE(tap.pump(60s, [&] { return stat(stack, "running") == n; }))
-      << "the monitor never saw all " << n << " runners running; running="
-      << stat(stack, "running");
+      << "the monitor never saw all " << n
+      << " runners running; running=" << stat(stack, "running");
 }
 
 std::vector<std::size_t> range(std::size_t from, std::size_t to) {
@@ -143,7 +144,6 @@ class MonitorFaults : public ::testing::Test {
 };
 
 TEST_F(MonitorFaults, Kill9UnderLoadLosesNothingAndInventsNothing) {
-
   // Before the crash: 5% die; task-queue acknowledges half of their events,
   // pool-manager none, so both groups have events pending at the crash.
   const auto before = range(0, n / 20);
@@ -163,7 +163,8 @@ TEST_F(MonitorFaults, Kill9UnderLoadLosesNothingAndInventsNothing) {
       pending_tq.insert(e.event_id);
     }
   }
-  ASSERT_TRUE(tap.pump(10s, [&] { return stat(stack, "pending_task-queue") == pending_tq.size(); }));
+  ASSERT_TRUE(
+      tap.pump(10s, [&] { return stat(stack, "pending_task-queue") == pending_tq.size(); }));
 
   // Another 5% die right away, then the monitor is killed: they die during
   // its downtime, which lasts over half a timeout.
@@ -178,12 +179,13 @@ TEST_F(MonitorFaults, Kill9UnderLoadLosesNothingAndInventsNothing) {
   // After the grace (their own timeout from the restart) the ones that died
   // meanwhile are detected; the pending events come back with their ids.
   const std::set<std::string> died = ids(fleet, during);
-  ASSERT_TRUE(tap.pump(60s, [&] {
-    std::set<std::string> pm = tap.runners(1);
-    return std::includes(pm.begin(), pm.end(), died.begin(), died.end()) &&
-           pm.size() >= died.size() + before.size();
-  })) << "pool-manager got " << tap.runners(1).size() << " of "
-      << died.size() + before.size();
+  ASSERT_TRUE(tap.pump(60s,
+                       [&] {
+                         std::set<std::string> pm = tap.runners(1);
+                         return std::includes(pm.begin(), pm.end(), died.begin(), died.end()) &&
+                                pm.size() >= died.size() + before.size();
+                       }))
+      << "pool-manager got " << tap.runners(1).size() << " of " << died.size() + before.size();
   // Then a further timeout of quiet, to see that nobody else is convicted.
   tap.pump(Ms(2 * kTimeoutMs));
 
@@ -253,9 +255,9 @@ TEST_F(MonitorFaults, StormIsBrakedAndRecoversBothWays) {
   const std::size_t events_while_braked2 = tap.events[0].size() + tap.events[1].size();
   auto ctl = client(stack, Svc::kMonitor);
   ASSERT_TRUE(reply_ok(ctl->call("release_brake")));
-  ASSERT_TRUE(tap.pump(30s, [&] {
-    return tap.runners(0).size() == n && tap.runners(1).size() == n;
-  })) << "after the release: " << tap.runners(0).size() << " of " << n;
+  ASSERT_TRUE(
+      tap.pump(30s, [&] { return tap.runners(0).size() == n && tap.runners(1).size() == n; }))
+      << "after the release: " << tap.runners(0).size() << " of " << n;
   tap.pump(1s);
   EXPECT_EQ(events_while_braked2, 0u);
   EXPECT_EQ(tap.events[0].size(), n) << "one event per runner";
@@ -269,7 +271,6 @@ TEST_F(MonitorFaults, StormIsBrakedAndRecoversBothWays) {
 }
 
 TEST_F(MonitorFaults, PauseForThreeTimeoutsConvictsNoLiveRunner) {
-
   // A few runners really die while the monitor is paused: they, and only
   // they, are detected after the grace.
   const auto died = range(0, std::max<std::size_t>(1, n / 100));
