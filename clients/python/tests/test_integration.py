@@ -106,6 +106,15 @@ class ServicesTest(unittest.TestCase):
         self.assertEqual(self.mon.stats()["timeouts"], timeouts_before)
         self.assertIsNone(self.tq.lease(runner, pool="life"))
 
+    def test_monitor_guards_in_stats_and_brake_release(self):
+        s = self.mon.stats()
+        for key in ("brake_engaged", "brake_held", "stalled", "stalls", "pending_task-queue",
+                    "pending_pool-manager"):
+            self.assertIn(key, s)
+        self.assertEqual(s["brake_engaged"], 0)
+        # Not engaged: the release is still answered, and says so.
+        self.assertFalse(self.mon.release_brake())
+
     def test_silent_runner_requeued_and_slot_released(self):
         runner = uid("py-crash")
         task_id, _ = self.tq.submit("work", pool="silent", max_attempts=3)
