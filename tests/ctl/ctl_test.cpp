@@ -282,6 +282,13 @@ TEST_F(CtlTest, RunnersListGetCountStatsAfterHeartbeats) {
   EXPECT_EQ(rm.out, "removed r-3\n");
   EXPECT_EQ(ctl({"runners", "remove", "r-3"}).out, "not known, nothing removed: r-3\n");
   EXPECT_EQ(ctl({"runners", "ping"}).code, 0);
+
+  // The storm brake: its state in stats, and an operator's release (answered
+  // when it is not engaged too; the fault suite stages a real storm).
+  EXPECT_TRUE(has_line(stats.out, {"brake_engaged", "0"})) << stats;
+  Exec release = ctl({"runners", "release-brake"});
+  ASSERT_EQ(release.code, 0) << release;
+  EXPECT_NE(release.out.find("was not engaged"), std::string::npos) << release;
 }
 
 }  // namespace
