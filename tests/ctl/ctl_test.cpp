@@ -83,7 +83,17 @@ TEST_F(CtlTest, TasksSubmitGetListCancelStats) {
   const auto state_col = ll[0].find("STATE");
   EXPECT_EQ(ll[1].find("queued"), state_col) << list;
   EXPECT_EQ(ll[3].find("queued"), state_col) << list;
-  EXPECT_EQ(ll[0].find("UPDATED"), ll[2].find("20")) << list;  // "2026-..." starts there
+  // The timestamp ("2026-...T...Z") starts under UPDATED. Checked at that column: a
+  // generated task id may itself contain "20".
+  const auto updated_col = ll[0].find("UPDATED");
+  ASSERT_NE(updated_col, std::string::npos) << list;
+  for (std::size_t i = 1; i < ll.size(); ++i) {
+    ASSERT_GT(ll[i].size(), updated_col) << list;
+    EXPECT_EQ(ll[i].substr(updated_col, 2), "20") << list;
+    EXPECT_EQ(ll[i][updated_col - 1], ' ') << list;
+    EXPECT_EQ(ll[i].find('T', updated_col), updated_col + 10) << list;
+    EXPECT_EQ(ll[i].back(), 'Z') << list;
+  }
   EXPECT_TRUE(list.err.empty()) << list;
 
   // --json parsed back.
