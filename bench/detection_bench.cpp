@@ -94,10 +94,12 @@ int main(int argc, char** argv) {
   s.add("timeout-ms", p.timeout_ms, "Runner timeout");
   s.add("warmup-ms", p.warmup_ms, "Time before the subset falls silent");
   s.add("after-ms", p.after_ms, "Time the others keep going after that");
-  std::string data_dir, sync = "full";
+  // The monitor's own defaults unless told otherwise.
+  const rmon::monitor::MonitorConfig defaults;
+  std::string data_dir, sync = defaults.sync;
   s.add("data-dir", data_dir, "Monitor data folder (persistence on); empty keeps it in memory");
   s.add("sync", sync, "The monitor's --sync with a data folder: full or normal");
-  uint64_t save_interval_ms = 200;
+  uint64_t save_interval_ms = defaults.save_interval_ms;
   s.add("save-interval-ms", save_interval_ms, "The monitor's --save-interval-ms");
   if (auto code = s.parse(argc, argv)) return *code;
   if (p.silent == 0 || p.silent > p.runners) {

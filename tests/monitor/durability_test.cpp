@@ -8,6 +8,7 @@
 #include <set>
 
 #include "../support/temp_dir.hpp"
+#include "../support/wait.hpp"
 #include "outbox.hpp"
 #include "persister.hpp"
 #include "rmon/fake_clock.hpp"
@@ -32,10 +33,39 @@ TimeoutEvent event(int n) {
   return ev;
 }
 
-std::unique_ptr<OutboxStore> file_store(const TempDir& dir) {
-  return std::make_unique<OutboxStore>(
-      store::Db::open_exclusive(dir.path() / "runner-monitor.db", store::SyncMode::kNormal, "test"),
-      kGroups);
+// As the service opens it: owned by this process, its log checkpointed by a
+// thread of its own (here as soon as the appends pause for 2 ms).
+store::Checkpointer::Options eager_checkpoints() {
+  store::Checkpointer::Options o;
+  o.every = std::chrono::milliseconds(2);
+  o.quiet = std::chrono::milliseconds(2);
+  return o;
+}
+
+std::unique_ptr<OutboxStore> file_store(
+    const TempDir& dir, store::Checkpointer::Options checkpoints = eager_checkpoints()) {
+  return OutboxStore::open(dir.path() / "runner-monitor.db", store::SyncMode::kNormal,
+                           "one test per data folder", kGroups, checkpoints);
+}
+
+std::vector<StoredEvent> stored(int first, int count) {
+  std::vector<StoredEvent> v;
+  for (int i = first; i < first + count; ++i) v.push_back({0, event(i)});
+  return v;
+}
+
+// What the database file holds without its log (what checkpoints copied);
+// -1 when the copy caught a checkpoint half-way.
+int64_t events_in_main_file(const TempDir& dir) {
+  TempDir copy;
+  std::filesystem::copy_file(dir.path() / "runner-monitor.db", copy.path() / "copy.db");
+  try {
+    store::Db db(copy.path() / "copy.db", store::SyncMode::kNormal);
+    store::Stmt q = db.prepare("SELECT COUNT(*) FROM events");
+    return q.step() ? q.int64(0) : -1;
+  } catch (const store::SqliteError&) {
+    return -1;
+  }
 }
 
 OutboxOptions window_of(std::size_t window) {
@@ -128,6 +158,60 @@ TEST(DurableOutbox, PendingEventsComeBackAfterARestartWithTheirIds) {
   EXPECT_EQ(attempts.size(), 5u);
 }
 
+TEST(DurableOutbox, ASecondOpenOfTheSameFolderIsRefusedUntilTheFirstCloses) {
+  TempDir dir;
+  auto first = file_store(dir);
+  try {
+    file_store(dir);
+    FAIL() << "a second store opened the same database";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("in use by another process"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("one test per data folder"), std::string::npos)
+        << e.what();
+  }
+  auto batch = stored(1, 1);
+  first->append(batch);  // the refused open changed nothing
+  first.reset();
+  auto again = file_store(dir);
+  EXPECT_EQ(again->pending_counts(), (std::vector<uint64_t>{1, 1}));
+}
+
+TEST(DurableOutbox, TheLogIsCheckpointedWhenAppendsPauseWhileTheWriterGoesOn) {
+  TempDir dir;
+  auto box = file_store(dir);
+  ASSERT_NE(box->checkpointer(), nullptr);
+  auto batch = stored(1, 10);
+  box->append(batch);
+  ASSERT_TRUE(rmon::testing::wait_until([&] { return box->checkpointer()->stats().done > 0; }));
+  EXPECT_EQ(box->checkpointer()->stats().failed, 0u);
+  // The database file itself now holds them: the log was copied into it
+  // (nothing else writes: the copy is whole).
+  EXPECT_EQ(events_in_main_file(dir), 10);
+  // The writer goes on after the checkpointer restarted the log.
+  auto more = stored(11, 5);
+  box->append(more);
+  EXPECT_EQ(box->pending_counts(), (std::vector<uint64_t>{15, 15}));
+  ASSERT_TRUE(rmon::testing::wait_until([&] { return events_in_main_file(dir) == 15; }));
+}
+
+TEST(DurableOutbox, ALogPastItsBoundIsCheckpointedEvenWithoutAPause) {
+  TempDir dir;
+  store::Checkpointer::Options o;
+  o.every = std::chrono::milliseconds(2);
+  o.quiet = std::chrono::hours(1);  // never quiet enough
+  o.max_frames = 8;
+  auto box = file_store(dir, o);
+  int n = 0;
+  // Appends go on, one transaction each, until the bound has triggered one.
+  ASSERT_TRUE(rmon::testing::wait_until([&] {
+    auto one = stored(++n, 1);
+    box->append(one);
+    return box->checkpointer()->stats().done > 0;
+  }));
+  EXPECT_TRUE(rmon::testing::wait_until([&] { return events_in_main_file(dir) >= 1; }));
+}
+
 TEST(DurableOutbox, AGroupNoLongerConfiguredIsDropped) {
   TempDir dir;
   FakeClock clock;
@@ -137,10 +221,8 @@ TEST(DurableOutbox, AGroupNoLongerConfiguredIsDropped) {
   }
   OutboxOptions one;
   one.groups = {"task-queue"};
-  Outbox box(one, std::make_unique<OutboxStore>(
-                      store::Db::open_exclusive(dir.path() / "runner-monitor.db",
-                                                store::SyncMode::kNormal, "test"),
-                      one.groups));
+  Outbox box(one, OutboxStore::open(dir.path() / "runner-monitor.db", store::SyncMode::kNormal,
+                                    "test", one.groups, eager_checkpoints()));
   EXPECT_EQ(box.pending(0), 1u);
   box.ack("task-queue", "ev-1", 1000);
   EXPECT_EQ(box.pending_total(), 0u);

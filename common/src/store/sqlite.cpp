@@ -1,8 +1,13 @@
 #include "rmon/store/sqlite.hpp"
 
+#include <fcntl.h>
+#include <spdlog/spdlog.h>
 #include <sqlite3.h>
+#include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <system_error>
 #include <utility>
 
@@ -72,19 +77,150 @@ Db Db::open_exclusive(const std::filesystem::path& path, SyncMode sync, const st
   }
 }
 
-Db::~Db() {
-  if (db_) sqlite3_close_v2(db_);
+Db Db::open_owned(const std::filesystem::path& path, SyncMode sync, const std::string& owner) {
+  const std::string lock_path = path.string() + ".lock";
+  const int fd = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    throw std::system_error(errno, std::generic_category(), "cannot open lock file " + lock_path);
+  }
+  if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    const int err = errno;
+    ::close(fd);
+    if (err == EWOULDBLOCK) {
+      throw std::runtime_error("database " + path.string() + " is in use by another process (" +
+                               owner + "): " + lock_path + " is locked");
+    }
+    throw std::system_error(err, std::generic_category(), "cannot lock " + lock_path);
+  }
+  try {
+    Db db(path, sync);
+    db.lock_fd_ = fd;
+    return db;
+  } catch (...) {
+    ::close(fd);
+    throw;
+  }
 }
 
-Db::Db(Db&& o) noexcept : db_(std::exchange(o.db_, nullptr)), path_(std::move(o.path_)) {}
+Db::~Db() {
+  if (db_) sqlite3_close_v2(db_);
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Db::Db(Db&& o) noexcept
+    : db_(std::exchange(o.db_, nullptr)),
+      path_(std::move(o.path_)),
+      lock_fd_(std::exchange(o.lock_fd_, -1)) {}
 
 Db& Db::operator=(Db&& o) noexcept {
   if (this != &o) {
     if (db_) sqlite3_close_v2(db_);
+    if (lock_fd_ >= 0) ::close(lock_fd_);
     db_ = std::exchange(o.db_, nullptr);
     path_ = std::move(o.path_);
+    lock_fd_ = std::exchange(o.lock_fd_, -1);
   }
   return *this;
+}
+
+Checkpointer::Checkpointer(Db& writer, Options options)
+    : writer_(&writer), opts_(options), db_(writer.path(), options.sync) {
+  db_.exec("PRAGMA wal_autocheckpoint=0");  // only checkpoint_now() checkpoints here
+  db_.exec(
+      "CREATE TABLE IF NOT EXISTS checkpoints(id INTEGER PRIMARY KEY CHECK(id = 1), "
+      "n INTEGER NOT NULL)");
+  count_ = db_.prepare(
+      "INSERT INTO checkpoints(id, n) VALUES(1, 1) ON CONFLICT(id) DO UPDATE SET n = n + 1");
+  sqlite3_wal_hook(writer_->raw(), &Checkpointer::on_commit, this);
+  thread_ = std::thread([this] { run(); });
+}
+
+Checkpointer::~Checkpointer() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+  sqlite3_wal_hook(writer_->raw(), nullptr, nullptr);
+}
+
+int Checkpointer::on_commit(void* self, sqlite3*, const char*, int frames) {
+  auto* c = static_cast<Checkpointer*>(self);
+  c->frames_.store(frames, std::memory_order_relaxed);
+  c->last_commit_ns_.store(std::chrono::steady_clock::now().time_since_epoch().count(),
+                           std::memory_order_relaxed);
+  c->commits_.fetch_add(1, std::memory_order_release);
+  return SQLITE_OK;
+}
+
+void Checkpointer::checkpoint_now() {
+  std::lock_guard lock(db_mu_);
+  const uint64_t commits = commits_.load(std::memory_order_acquire);
+  const auto start = std::chrono::steady_clock::now();
+  int log_frames = 0;
+  int copied = 0;
+  int rc = sqlite3_wal_checkpoint_v2(db_.raw(), nullptr, SQLITE_CHECKPOINT_PASSIVE, &log_frames,
+                                     &copied);
+  std::string error;
+  if (rc != SQLITE_OK) {
+    error = sqlite3_errmsg(db_.raw());
+  } else if (log_frames > 0 && copied == log_frames) {
+    // The whole log is in the database: restart it now, from here.
+    try {
+      Transaction txn(db_);
+      count_.run();
+      txn.commit();
+    } catch (const SqliteError& e) {
+      rc = e.code();
+      error = e.what();
+    }
+  }
+  if (rc == SQLITE_OK) {
+    seen_commits_ = commits;
+    stats_.done.fetch_add(1, std::memory_order_relaxed);
+    stats_.last_us.store(
+        static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(
+                                  std::chrono::steady_clock::now() - start)
+                                  .count()),
+        std::memory_order_relaxed);
+    if (failing_) {
+      failing_ = false;
+      spdlog::warn("checkpoint of {} works again", db_.path().string());
+    }
+    return;
+  }
+  stats_.failed.fetch_add(1, std::memory_order_relaxed);
+  if (!failing_) {
+    failing_ = true;
+    spdlog::error("checkpoint of {} failed (retried; its log grows meanwhile): {}",
+                  db_.path().string(), error);
+  }
+}
+
+void Checkpointer::run() {
+  const auto tick = std::min(opts_.quiet, opts_.every);
+  auto last = std::chrono::steady_clock::now();
+  std::unique_lock lock(mu_);
+  while (!cv_.wait_for(lock, tick, [this] { return stop_; })) {
+    lock.unlock();
+    const auto now = std::chrono::steady_clock::now();
+    bool due = false;
+    {
+      std::lock_guard db_lock(db_mu_);
+      if (commits_.load(std::memory_order_acquire) != seen_commits_) {
+        const auto last_commit = std::chrono::steady_clock::time_point(
+            std::chrono::steady_clock::duration(last_commit_ns_.load(std::memory_order_relaxed)));
+        due = frames_.load(std::memory_order_relaxed) >= opts_.max_frames ||
+              (now - last_commit >= opts_.quiet && now - last >= opts_.every);
+      }
+    }
+    if (due) {
+      checkpoint_now();
+      last = now;
+    }
+    lock.lock();
+  }
 }
 
 void Db::exec(const std::string& sql) {

@@ -87,15 +87,7 @@ void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> 
 }
 
 void Dispatcher::maintain(MonoTime now) {
-  // Checkpoint the outbox's log at a quiet moment: nothing was due in this
-  // pass, and the next due time is not imminent.
-  if (expired_.empty() && now >= next_checkpoint_) {
-    const auto next = table_.next_due();
-    if (!next || *next - now > std::chrono::milliseconds(50)) {
-      next_checkpoint_ = now + std::chrono::seconds(1);
-      outbox_.store().checkpoint();
-    }
-  }
+  // (The outbox's log is checkpointed by a thread of its own: OutboxStore::open.)
   if (now < next_maintenance_) return;
   next_maintenance_ = now + std::chrono::seconds(10);
   // Done events are kept a while as tombstones (see OutboxStore), then go.

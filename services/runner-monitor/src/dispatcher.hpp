@@ -98,7 +98,6 @@ class Dispatcher {
   std::vector<bool> over_backlog_;
   MonoTime next_maintenance_{};
   MonoTime next_held_count_{};
-  MonoTime next_checkpoint_{};
   WakeSignal wake_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };

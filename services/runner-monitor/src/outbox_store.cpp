@@ -35,7 +35,7 @@ OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups)
     : db_(std::move(db)), groups_(std::move(groups)) {
   db_.exec(kSchema);
   // No checkpoint inside an append (it would fsync the database while a
-  // timeout waits to be sent): checkpoint() runs them between sweeps.
+  // timeout waits to be sent): a Checkpointer runs them (see open()).
   db_.exec("PRAGMA wal_autocheckpoint=0");
   {
     // Groups no longer configured: their pending rows would never go.
@@ -71,6 +71,17 @@ OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups)
   load_ = db_.prepare(
       "SELECT e.seq, e.body FROM pending p JOIN events e ON e.seq = p.seq "
       "WHERE p.grp = ? AND p.seq > ? ORDER BY p.seq LIMIT ?");
+}
+
+std::unique_ptr<OutboxStore> OutboxStore::open(const std::filesystem::path& path,
+                                               store::SyncMode sync, const std::string& owner,
+                                               std::vector<std::string> groups,
+                                               store::Checkpointer::Options checkpoints) {
+  auto s =
+      std::make_unique<OutboxStore>(store::Db::open_owned(path, sync, owner), std::move(groups));
+  checkpoints.sync = sync;
+  s->checkpointer_ = std::make_unique<store::Checkpointer>(s->db_, checkpoints);
+  return s;
 }
 
 std::unique_ptr<OutboxStore> OutboxStore::in_memory(std::vector<std::string> groups) {
@@ -162,8 +173,6 @@ void OutboxStore::for_each_attempt(const std::function<void(const TimedOutAttemp
     fn(a);
   }
 }
-
-void OutboxStore::checkpoint() { db_.exec("PRAGMA wal_checkpoint(PASSIVE)"); }
 
 std::size_t OutboxStore::prune(int64_t before_wall_ms) {
   store::Stmt del = db_.prepare("DELETE FROM events WHERE done_ms IS NOT NULL AND done_ms < ?");

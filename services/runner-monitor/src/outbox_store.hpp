@@ -13,10 +13,12 @@
 // out twice. The Outbox keeps only a window of each group's pending events in
 // memory; the rest wait here however far a group falls behind.
 //
-// Not thread-safe: owned by the dispatch thread (through the Outbox).
+// Not thread-safe: owned by the dispatch thread (through the Outbox). Only
+// its checkpointer, when it has one, runs on a thread of its own.
 
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <functional>
 #include <memory>
 #include <string>
@@ -46,6 +48,14 @@ class OutboxStore {
   // that are no longer configured are dropped, with a warning: nobody would
   // ever acknowledge them.
   OutboxStore(store::Db db, std::vector<std::string> groups);
+  // Opens `path` for this process alone (store::Db::open_owned), and
+  // checkpoints its log on a thread and connection of its own
+  // (store::Checkpointer, with `checkpoints.sync` set to `sync`): with
+  // `sync` normal an append never waits for an fsync.
+  static std::unique_ptr<OutboxStore> open(const std::filesystem::path& path, store::SyncMode sync,
+                                           const std::string& owner,
+                                           std::vector<std::string> groups,
+                                           store::Checkpointer::Options checkpoints);
   // A store in memory only (tests and benchmarks of the logic).
   static std::unique_ptr<OutboxStore> in_memory(std::vector<std::string> groups);
 
@@ -65,16 +75,16 @@ class OutboxStore {
   std::vector<uint64_t> pending_counts();
   // Every event on file, pending or done: the attempts that timed out.
   void for_each_attempt(const std::function<void(const TimedOutAttempt&)>& fn);
-  // Copies the write-ahead log into the database (automatic checkpoints are
-  // off: they would run inside an append); the caller picks a quiet moment.
-  void checkpoint();
   // Forgets done events older than `before_wall_ms`; returns how many.
   std::size_t prune(int64_t before_wall_ms);
 
   const std::vector<std::string>& groups() const { return groups_; }
+  // The background checkpoints' counts; null for a store without them.
+  const store::Checkpointer* checkpointer() const { return checkpointer_.get(); }
 
  private:
   store::Db db_;
+  std::unique_ptr<store::Checkpointer> checkpointer_;  // stopped before db_ closes
   std::vector<std::string> groups_;
   store::Stmt insert_event_, insert_pending_, delete_pending_, find_seq_, any_pending_, mark_done_,
       load_;

@@ -6,13 +6,18 @@
 //
 // Not thread-safe: one Db and its statements belong to one thread.
 
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <thread>
 
 struct sqlite3;
 struct sqlite3_stmt;
@@ -48,6 +53,12 @@ class Db {
   // data folder") when another process holds it.
   static Db open_exclusive(const std::filesystem::path& path, SyncMode sync,
                            const std::string& owner);
+  // Opens it for this process alone, like open_exclusive, but by a lock file
+  // (`<path>.lock`, flock'd while this Db is open) rather than SQLite's
+  // EXCLUSIVE locking: this process may then open more connections to it,
+  // e.g. a Checkpointer, which copies the log into the database on a thread
+  // of its own so that the writer never waits for an fsync.
+  static Db open_owned(const std::filesystem::path& path, SyncMode sync, const std::string& owner);
   ~Db();
   Db(Db&&) noexcept;
   Db& operator=(Db&&) noexcept;
@@ -65,6 +76,7 @@ class Db {
  private:
   sqlite3* db_ = nullptr;
   std::filesystem::path path_;
+  int lock_fd_ = -1;  // open_owned's lock file, released after the database closes
 };
 
 // A prepared statement. Bind with 1-based indexes, step(), read columns with
@@ -147,6 +159,66 @@ class Savepoint {
  private:
   Db& db_;
   bool open_ = true;
+};
+
+// Checkpoints a database in WAL mode from a thread and a connection of its
+// own, so that its writer never waits for an fsync (with `synchronous`
+// NORMAL, SQLite's only syncs are a checkpoint's, and the log header's when
+// the next write restarts the log from its beginning).
+//
+// It watches the writer's commits (a WAL hook on the writer's connection,
+// which replaces SQLite's automatic checkpoints) and checkpoints when the
+// writer has been quiet for `quiet` and the last checkpoint is `every` old,
+// or at once when the log holds `max_frames` pages. A checkpoint is PASSIVE
+// (it never blocks the writer). When it copied the whole log, the
+// checkpointer makes one small write itself (it counts checkpoints in a
+// table `checkpoints`): that write restarts the log and pays its header's
+// fsync, here rather than in the writer's next transaction.
+//
+// A failed checkpoint is logged once per failure streak and retried at the
+// next turn: the log only grows meanwhile. Stops and joins on destruction,
+// which must come before the writer's Db closes.
+class Checkpointer {
+ public:
+  struct Options {
+    SyncMode sync = SyncMode::kNormal;  // the writer's
+    std::chrono::milliseconds every{1000};
+    std::chrono::milliseconds quiet{100};
+    int max_frames = 16384;  // 64 MiB of 4 KiB pages
+  };
+  struct Stats {
+    std::atomic<uint64_t> done{0};
+    std::atomic<uint64_t> failed{0};
+    std::atomic<uint64_t> last_us{0};  // duration of the last one, restart write included
+  };
+  Checkpointer(Db& writer, Options options);
+  ~Checkpointer();
+  Checkpointer(const Checkpointer&) = delete;
+  Checkpointer& operator=(const Checkpointer&) = delete;
+
+  // Runs one now, on the caller's thread (tests).
+  void checkpoint_now();
+  const Stats& stats() const { return stats_; }
+
+ private:
+  static int on_commit(void* self, sqlite3*, const char*, int frames);
+  void run();
+
+  Db* writer_;
+  const Options opts_;
+  std::atomic<uint64_t> commits_{0};  // the writer's, counted by its WAL hook
+  std::atomic<int> frames_{0};        // pages in the log after its last commit
+  std::atomic<int64_t> last_commit_ns_{0};
+  std::mutex db_mu_;  // the connection: the thread, or checkpoint_now's caller
+  Db db_;
+  Stmt count_;
+  uint64_t seen_commits_ = 0;  // under db_mu_: commits_ at the last checkpoint
+  bool failing_ = false;       // under db_mu_: log a failure streak once
+  Stats stats_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
 };
 
 // Creates `dir` if needed and checks it is a writable folder; returns
