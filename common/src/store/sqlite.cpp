@@ -1,6 +1,7 @@
 #include "rmon/store/sqlite.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <spdlog/spdlog.h>
 #include <sqlite3.h>
 #include <sys/file.h>
@@ -199,6 +200,7 @@ void Checkpointer::checkpoint_now() {
 }
 
 void Checkpointer::run() {
+  pthread_setname_np(pthread_self(), "rmon-checkpoint");
   const auto tick = std::min(opts_.quiet, opts_.every);
   auto last = std::chrono::steady_clock::now();
   std::unique_lock lock(mu_);
