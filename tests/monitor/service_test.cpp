@@ -458,6 +458,16 @@ TEST_F(MonitorServiceTest, ARestartKeepsTheRunnersAndResendsPendingEventsWithThe
   publish(heartbeat("short", 2, 200));
   ASSERT_TRUE(eventually([&] { return stat("late") == 1; }));
   EXPECT_EQ(stat("timeouts"), 0u);  // this process convicted nobody
+
+  // The outbox's log is checkpointed on a thread of its own once appends and
+  // acks pause, and shows on /metrics.
+  std::string body;
+  EXPECT_TRUE(eventually([&] {
+    body = http_get(service->endpoints().metrics_port, "/metrics");
+    return body.find("rmon_outbox_checkpoints_total ") != std::string::npos &&
+           body.find("rmon_outbox_checkpoints_total 0\n") == std::string::npos;
+  })) << body;
+  EXPECT_NE(body.find("rmon_outbox_checkpoint_failures_total 0\n"), std::string::npos) << body;
 }
 
 TEST_F(MonitorServiceTest, TwoMonitorsCannotShareADataFolder) {

@@ -23,7 +23,7 @@ using metrics::family;
 // Every family but the histogram, built at scrape time from the table's and
 // the service's counters.
 // The guards, the outbox's disk side and the table's saves.
-void collect_durability(const MonitorStats& st, const PersisterStats* saves,
+void collect_durability(const MonitorStats& st, StorageStats storage,
                         std::vector<MetricFamily>& out) {
   auto gauge = [&](const char* name, const char* help, double v) {
     auto f = family(name, help, MetricType::Gauge);
@@ -54,6 +54,16 @@ void collect_durability(const MonitorStats& st, const PersisterStats* saves,
           val(st.backlog_alerts));
   counter("rmon_outbox_pruned_total", "Done events forgotten after their retention",
           val(st.outbox_pruned));
+  if (const auto* ck = storage.outbox_checkpoints) {
+    counter("rmon_outbox_checkpoints_total",
+            "Checkpoints of the outbox's log into its database (on a thread of their own)",
+            val(ck->done));
+    counter("rmon_outbox_checkpoint_failures_total",
+            "Outbox checkpoints that failed (retried; the log grows meanwhile)", val(ck->failed));
+    gauge("rmon_outbox_last_checkpoint_seconds", "Duration of the last outbox checkpoint",
+          val(ck->last_us) / 1e6);
+  }
+  const PersisterStats* saves = storage.saves;
   if (saves == nullptr) return;
   counter("rmon_table_saves_total", "Saves of changed runners to disk", val(saves->saves));
   counter("rmon_table_rows_saved_total", "Runner rows written or deleted on disk",
@@ -67,7 +77,7 @@ void collect_durability(const MonitorStats& st, const PersisterStats* saves,
 }
 
 std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats& stats_,
-                                  const PersisterStats* saves) {
+                                  StorageStats storage) {
   const TableCounters t = table_.counters();
   std::vector<MetricFamily> out;
 
@@ -138,14 +148,14 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
   add(ctl, val(stats_.control_requests) - val(stats_.control_errors), {{"outcome", "ok"}});
   add(ctl, val(stats_.control_errors), {{"outcome", "error"}});
   out.push_back(std::move(ctl));
-  collect_durability(stats_, saves, out);
+  collect_durability(stats_, storage, out);
   return out;
 }
 
 }  // namespace
 
-Metrics::Metrics(const RunnerTable& table, const MonitorStats& stats, const PersisterStats* saves) {
-  endpoint_.add_collector([&table, &stats, saves] { return collect(table, stats, saves); });
+Metrics::Metrics(const RunnerTable& table, const MonitorStats& stats, StorageStats storage) {
+  endpoint_.add_collector([&table, &stats, storage] { return collect(table, stats, storage); });
   // Buckets from 0.5 ms to 10 s: the target is p99 under 5 ms.
   lateness_ = &prometheus::BuildHistogram()
                    .Name("rmon_detection_lateness_seconds")

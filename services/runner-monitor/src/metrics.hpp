@@ -12,15 +12,20 @@
 #include "monitor_stats.hpp"
 #include "persister.hpp"
 #include "rmon/service/metrics_endpoint.hpp"
+#include "rmon/store/sqlite.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {
 
+// The data folder's counters: both null when the monitor keeps none.
+struct StorageStats {
+  const PersisterStats* saves = nullptr;                           // the saved table
+  const store::Checkpointer::Stats* outbox_checkpoints = nullptr;  // the outbox's log
+};
+
 class Metrics {
  public:
-  // `saves` is null when the monitor keeps no data folder.
-  Metrics(const RunnerTable& table, const MonitorStats& stats,
-          const PersisterStats* saves = nullptr);
+  Metrics(const RunnerTable& table, const MonitorStats& stats, StorageStats storage = {});
 
   // Seconds from a runner's deadline to its event's first send.
   void observe_lateness(double seconds) { lateness_->Observe(seconds); }

@@ -73,8 +73,10 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
     persister_->attach(*table_);
     restore();
   }
-  metrics_ =
-      std::make_unique<Metrics>(*table_, *stats_, persister_ ? &persister_->stats() : nullptr);
+  StorageStats storage;
+  if (persister_) storage.saves = &persister_->stats();
+  if (const auto* ck = outbox_->store().checkpointer()) storage.outbox_checkpoints = &ck->stats();
+  metrics_ = std::make_unique<Metrics>(*table_, *stats_, storage);
   control_ = std::make_unique<ControlHandler>(*table_, *stats_, clock_);
   ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_);
   dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_,
