@@ -37,10 +37,12 @@ suite_seconds=$(($(date +%s) - start))
 echo "== decoder fuzzing (${fuzz_seconds}s)"
 fuzz_log="$dir/fuzz.log"
 artifacts=build-fuzz/artifacts
-before=$(ls "$artifacts" 2>/dev/null | wc -l)
+# Files in a folder, 0 when it does not exist yet (a fresh clone).
+count_files() { if [ -d "$1" ]; then find "$1" -maxdepth 1 -type f | wc -l; else echo 0; fi; }
+before=$(count_files "$artifacts")
 fuzz_status=0
 bash scripts/fuzz.sh "$fuzz_seconds" 2>&1 | tee "$fuzz_log" || fuzz_status=$?
-after=$(ls "$artifacts" 2>/dev/null | wc -l)
+after=$(count_files "$artifacts")
 
 echo
 echo "================ fault suite report ($mode) ================"
@@ -52,7 +54,7 @@ fuzz_stat() { grep -E "^stat::$1:" "$fuzz_log" | tail -1 | awk '{print $2}'; }
 echo "fuzz: ${fuzz_seconds}s, $(fuzz_stat number_of_executed_units) executions" \
   "($(fuzz_stat average_exec_per_sec)/s), $(fuzz_stat new_units_added) new units, peak RSS $(fuzz_stat peak_rss_mb) MB"
 echo "fuzz: ${done_line:-no final line (see $fuzz_log)}"
-echo "fuzz: corpus fuzz/corpus-decoders holds $(ls fuzz/corpus-decoders 2>/dev/null | wc -l) inputs;" \
+echo "fuzz: corpus fuzz/corpus-decoders holds $(count_files fuzz/corpus-decoders) inputs;" \
   "crashes: $((after - before)) new in $artifacts; exit status $fuzz_status"
 if [ $suite_status = 0 ] && [ $fuzz_status = 0 ] && [ "$after" = "$before" ]; then
   echo "fault suite and fuzzing: PASSED"
