@@ -21,6 +21,13 @@ namespace {
   throw SqliteError(rc, msg);
 }
 
+// Another process holds the database (open_exclusive, open_owned).
+std::runtime_error in_use(const std::filesystem::path& path, const std::string& owner,
+                          const std::string& why) {
+  return std::runtime_error("database " + path.string() + " is in use by another process (" +
+                            owner + "): " + why);
+}
+
 }  // namespace
 
 std::optional<SyncMode> parse_sync_mode(std::string_view s) {
@@ -56,10 +63,7 @@ Db::Db(const std::filesystem::path& path, SyncMode sync) : path_(path) {
 }
 
 Db Db::open_exclusive(const std::filesystem::path& path, SyncMode sync, const std::string& owner) {
-  auto busy = [&](const SqliteError& e) {
-    return std::runtime_error("database " + path.string() + " is in use by another process (" +
-                              owner + "): " + e.what());
-  };
+  auto busy = [&](const SqliteError& e) { return in_use(path, owner, e.what()); };
   try {
     Db db(path, sync);
     db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0");
@@ -88,8 +92,7 @@ Db Db::open_owned(const std::filesystem::path& path, SyncMode sync, const std::s
     const int err = errno;
     ::close(fd);
     if (err == EWOULDBLOCK) {
-      throw std::runtime_error("database " + path.string() + " is in use by another process (" +
-                               owner + "): " + lock_path + " is locked");
+      throw in_use(path, owner, lock_path + " is locked");
     }
     throw std::system_error(err, std::generic_category(), "cannot lock " + lock_path);
   }
@@ -126,7 +129,7 @@ Db& Db::operator=(Db&& o) noexcept {
 
 Checkpointer::Checkpointer(Db& writer, Options options)
     : writer_(&writer), opts_(options), db_(writer.path(), options.sync) {
-  db_.exec("PRAGMA wal_autocheckpoint=0");  // only checkpoint_now() checkpoints here
+  db_.exec("PRAGMA wal_autocheckpoint=0");  // only checkpoint() checkpoints here
   db_.exec(
       "CREATE TABLE IF NOT EXISTS checkpoints(id INTEGER PRIMARY KEY CHECK(id = 1), "
       "n INTEGER NOT NULL)");
@@ -155,8 +158,7 @@ int Checkpointer::on_commit(void* self, sqlite3*, const char*, int frames) {
   return SQLITE_OK;
 }
 
-void Checkpointer::checkpoint_now() {
-  std::lock_guard lock(db_mu_);
+void Checkpointer::checkpoint() {
   const uint64_t commits = commits_.load(std::memory_order_acquire);
   const auto start = std::chrono::steady_clock::now();
   int log_frames = 0;
@@ -207,19 +209,14 @@ void Checkpointer::run() {
   while (!cv_.wait_for(lock, tick, [this] { return stop_; })) {
     lock.unlock();
     const auto now = std::chrono::steady_clock::now();
-    bool due = false;
-    {
-      std::lock_guard db_lock(db_mu_);
-      if (commits_.load(std::memory_order_acquire) != seen_commits_) {
-        const auto last_commit = std::chrono::steady_clock::time_point(
-            std::chrono::steady_clock::duration(last_commit_ns_.load(std::memory_order_relaxed)));
-        due = frames_.load(std::memory_order_relaxed) >= opts_.max_frames ||
-              (now - last_commit >= opts_.quiet && now - last >= opts_.every);
+    if (commits_.load(std::memory_order_acquire) != seen_commits_) {
+      const auto last_commit = std::chrono::steady_clock::time_point(
+          std::chrono::steady_clock::duration(last_commit_ns_.load(std::memory_order_relaxed)));
+      if (frames_.load(std::memory_order_relaxed) >= opts_.max_frames ||
+          (now - last_commit >= opts_.quiet && now - last >= opts_.every)) {
+        checkpoint();
+        last = now;
       }
-    }
-    if (due) {
-      checkpoint_now();
-      last = now;
     }
     lock.lock();
   }

@@ -16,10 +16,6 @@ namespace rmon::monitor {
 
 namespace {
 
-// The outbox's log is copied into its database by a thread of its own, at
-// most once a second, when no append or ack came for 100 ms, or at once past
-// 64 MiB (store::Checkpointer's defaults): that bounds the log.
-
 // Serves the ROUTER socket: [identity, (empty,) request] -> same envelope + reply.
 // Between polls (at least every 100 ms) it lets `log` write the summary of
 // lifecycle lines held back.
@@ -52,6 +48,9 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
     // Two files, one per writer thread: the outbox (dispatch) and the table
     // (persister). Each is opened for this process alone.
     const std::string owner = "one runner-monitor per data folder";
+    // Its log is copied into the database by a thread of its own, at most
+    // once a second when no append or ack came for 100 ms, at once past
+    // 64 MiB (store::Checkpointer's defaults): that bounds the log.
     outbox_store = OutboxStore::open(store::service_db_path(config_.data_dir, "runner-monitor"),
                                      config_.sync_mode(), owner, outbox_opts.groups,
                                      store::Checkpointer::Options{});

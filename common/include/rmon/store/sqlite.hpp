@@ -196,24 +196,22 @@ class Checkpointer {
   Checkpointer(const Checkpointer&) = delete;
   Checkpointer& operator=(const Checkpointer&) = delete;
 
-  // Runs one now, on the caller's thread (tests).
-  void checkpoint_now();
   const Stats& stats() const { return stats_; }
 
  private:
   static int on_commit(void* self, sqlite3*, const char*, int frames);
   void run();
+  void checkpoint();  // on the thread
 
   Db* writer_;
   const Options opts_;
   std::atomic<uint64_t> commits_{0};  // the writer's, counted by its WAL hook
   std::atomic<int> frames_{0};        // pages in the log after its last commit
   std::atomic<int64_t> last_commit_ns_{0};
-  std::mutex db_mu_;  // the connection: the thread, or checkpoint_now's caller
-  Db db_;
+  Db db_;  // this and the next two belong to the thread
   Stmt count_;
-  uint64_t seen_commits_ = 0;  // under db_mu_: commits_ at the last checkpoint
-  bool failing_ = false;       // under db_mu_: log a failure streak once
+  uint64_t seen_commits_ = 0;  // commits_ at the last checkpoint
+  bool failing_ = false;       // log a failure streak once
   Stats stats_;
   std::mutex mu_;
   std::condition_variable cv_;
