@@ -15,6 +15,7 @@ GuardOptions guard_options(uint64_t min_runners = 10) {
   o.storm_share = 0.5;
   o.storm_min_runners = min_runners;
   o.stall_threshold = Millis(2000);
+  o.stall_max_hold = Millis(10'000);
   return o;
 }
 
@@ -132,6 +133,54 @@ TEST_F(GuardedTableTest, ALateIngestLoopIsAStallToo) {
   clock.advance_ms(1500);
   EXPECT_TRUE(guard.hold(clock.now(), std::nullopt, start, table));  // 2.5 s of backlog
   EXPECT_FALSE(guard.hold(clock.now(), std::nullopt, clock.now(), table));
+}
+
+TEST_F(GuardedTableTest, AStallWhoseIngestNeverDrainsConvictsAnywayAfterTheMaxHold) {
+  MonitorStats stats({"g"});
+  StallGuard guard(guard_options(), stats);  // threshold 2 s, max hold 10 s
+  apply(hb("r", 1));                         // timeout 1000 ms; it dies now
+  const MonoTime never_drained = clock.now();
+  clock.advance_ms(3000);  // ingest has not found its socket empty since
+  EXPECT_TRUE(guard.hold(clock.now(), std::nullopt, never_drained, table));
+  const MonoTime seen = clock.now();
+  std::vector<Expired> out;
+  while (clock.now() - seen < Millis(10'000)) {
+    table.sweep(clock.now(), clock.wall_ms(), out, true);
+    clock.advance_ms(100);
+    if (clock.now() - seen < Millis(10'000)) {
+      ASSERT_TRUE(guard.hold(clock.now(), std::nullopt, never_drained, table));
+    }
+  }
+  EXPECT_TRUE(out.empty()) << "convicted while held";
+  EXPECT_EQ(stats.stall_hold_expired.load(), 0u);
+  // 10 s held and ingest still behind: the guard gives up and convicts.
+  EXPECT_FALSE(guard.hold(clock.now(), std::nullopt, never_drained, table));
+  EXPECT_EQ(stats.stall_hold_expired.load(), 1u);
+  EXPECT_FALSE(stats.stalled.load());
+  table.sweep(clock.now(), clock.wall_ms(), out, false);
+  ASSERT_EQ(out.size(), 1u) << "past its deadline, no grace: convicted at once";
+  EXPECT_EQ(out[0].event.runner.runner_id, "r");
+  // Ingest is still behind: that alone does not start a new stall.
+  for (int i = 0; i < 50; ++i) {
+    clock.advance_ms(100);
+    EXPECT_FALSE(guard.hold(clock.now(), std::nullopt, never_drained, table));
+  }
+  EXPECT_EQ(stats.stalls.load(), 1u);
+  EXPECT_EQ(stats.stall_hold_expired.load(), 1u);
+  // A dispatch loop late again is a new stall, held at most as long.
+  const MonoTime planned = clock.now() + Millis(100);
+  clock.advance_ms(3000);
+  EXPECT_TRUE(guard.hold(clock.now(), planned, never_drained, table));
+  EXPECT_EQ(stats.stalls.load(), 2u);
+  clock.advance_ms(10'000);
+  EXPECT_FALSE(guard.hold(clock.now(), std::nullopt, never_drained, table));
+  EXPECT_EQ(stats.stall_hold_expired.load(), 2u);
+  // Once ingest has drained, its lag counts again.
+  const MonoTime drained = clock.now();
+  EXPECT_FALSE(guard.hold(clock.now(), std::nullopt, drained, table));
+  clock.advance_ms(2500);
+  EXPECT_TRUE(guard.hold(clock.now(), std::nullopt, drained, table));
+  EXPECT_EQ(stats.stalls.load(), 3u);
 }
 
 }  // namespace

@@ -407,6 +407,8 @@ TEST_F(MonitorServiceTest, MetricsEndpointServesCountersAndLateness) {
   EXPECT_NE(body.find("rmon_events_pending{group=\"task-queue\"} 1"), std::string::npos);
   EXPECT_NE(body.find("rmon_heartbeats_rejected_total{reason=\"too_large\"} 0"), std::string::npos);
   EXPECT_NE(body.find("rmon_detection_lateness_seconds_count 2"), std::string::npos);
+  EXPECT_NE(body.find("rmon_stall_hold_expired_total 0"), std::string::npos);
+  EXPECT_EQ(stat("stall_hold_expired"), 0u);  // in `stats` too
 }
 
 TEST(MonitorServiceConfig, BadSettingsFailAtStartup) {
@@ -415,6 +417,10 @@ TEST(MonitorServiceConfig, BadSettingsFailAtStartup) {
   EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
   c = test_config();
   c.shards = 6;
+  EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
+  c = test_config();
+  c.stall_threshold_ms = 5000;
+  c.stall_max_hold_ms = 4000;  // a stall could never be seen before it expired
   EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
   c = test_config();
   c.heartbeat_endpoint = "bogus://x";

@@ -138,8 +138,8 @@ class RunnerMonitorClient(RpcClient):
         ``suspect``, ``completed``, ``failed``, ``events_pending``,
         ``redeliveries``, ``acks``, the storm brake's and stall guard's
         ``brake_engaged``, ``brake_held``, ``brake_since_ms``,
-        ``brake_engagements``, ``stalled``, ``stalls``, ``backlog_alerts``,
-        and ``pending_<group>`` per consumer group."""
+        ``brake_engagements``, ``stalled``, ``stalls``, ``stall_hold_expired``,
+        ``backlog_alerts``, and ``pending_<group>`` per consumer group."""
         r = self.request("stats")
         r.pop("ok", None)
         return r

@@ -147,6 +147,7 @@ ControlReply ControlHandler::stats_reply() const {
       {"brake_engagements", load(stats_.brake_engagements)},
       {"stalled", load(stats_.stalled)},
       {"stalls", load(stats_.stalls)},
+      {"stall_hold_expired", load(stats_.stall_hold_expired)},
       {"backlog_alerts", load(stats_.backlog_alerts)},
   };
   // Each group's backlog: its unacknowledged events (on disk).

@@ -61,7 +61,14 @@ bool StallGuard::hold(MonoTime now, std::optional<MonoTime> planned,
       planned && now > *planned ? std::chrono::duration_cast<Millis>(now - *planned) : Millis(0);
   const Millis ingest_lag =
       now > ingest_drained ? std::chrono::duration_cast<Millis>(now - ingest_drained) : Millis(0);
-  if (!stalled_ && (dispatch_lag > opts_.stall_threshold || ingest_lag > opts_.stall_threshold)) {
+  const bool ingest_late = ingest_lag > opts_.stall_threshold;
+  if (gave_up_ && ingest_drained >= gave_up_at_ && !ingest_late) {
+    gave_up_ = false;
+    spdlog::warn("monitor stall over: ingest caught up after the stall guard gave up holding");
+  }
+  // After a hold expired, ingest still behind is not a new stall: only a
+  // late dispatch loop is, until ingest has drained.
+  if (!stalled_ && (dispatch_lag > opts_.stall_threshold || (ingest_late && !gave_up_))) {
     stalled_ = true;
     seen_at_ = now;
     const Millis lag = std::max(dispatch_lag, ingest_lag);
@@ -78,7 +85,20 @@ bool StallGuard::hold(MonoTime now, std::optional<MonoTime> planned,
         lag.count(), opts_.stall_threshold.count());
   }
   if (!stalled_) return false;
-  if (ingest_drained < seen_at_ || ingest_lag > opts_.stall_threshold) return true;
+  if (ingest_drained < seen_at_ || ingest_late) {
+    if (now - seen_at_ < opts_.stall_max_hold) return true;
+    stalled_ = false;
+    gave_up_ = true;
+    gave_up_at_ = now;
+    stats_.stalled.store(false, std::memory_order_relaxed);
+    stats_.stall_hold_expired.fetch_add(1, std::memory_order_relaxed);
+    spdlog::error(
+        "monitor stall hold expired: ingest has not caught up for {} ms (limit {} ms, "
+        "--stall-max-hold-ms); convicting runners past their deadline now, without a grace: some "
+        "may be alive with their heartbeats still unread",
+        std::chrono::duration_cast<Millis>(now - seen_at_).count(), opts_.stall_max_hold.count());
+    return false;
+  }
   stalled_ = false;
   stats_.stalled.store(false, std::memory_order_relaxed);
   table.grant_grace(now);

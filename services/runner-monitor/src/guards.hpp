@@ -21,6 +21,17 @@
 // sent may be waiting unread. It holds until ingest has drained its socket
 // after the stall was seen, then gives every runner a grace of its own
 // timeout (RunnerTable::grant_grace) before anyone can be convicted.
+// It holds at most `stall_max_hold` (default 30 s): an ingest that has not
+// drained its socket for that long is not catching up (the machine cannot
+// keep up with the fleet), holding longer would only make every real timeout
+// later, and the guard cannot tell live runners from dead ones any better
+// then. So it gives up with an ERROR (rmon_stall_hold_expired_total) and
+// convicts runners past their deadline at once, without a grace: some may
+// be alive, their heartbeats still unread. 30 s is fifteen times the
+// default threshold, far longer than a real pause (a GC, a VM migration, a
+// few seconds of overload), and half the default runner timeout. Until
+// ingest has drained again, its lag alone starts no new stall (a late
+// dispatch loop still does).
 //
 // Not thread-safe: used by the dispatch thread; they publish to MonitorStats.
 
@@ -37,6 +48,7 @@ struct GuardOptions {
   double storm_share = 0.5;
   uint64_t storm_min_runners = 100;
   Millis stall_threshold{2000};
+  Millis stall_max_hold{30'000};  // a stall holds at most this long (see StallGuard)
 };
 
 class StormBrake {
@@ -62,9 +74,8 @@ class StallGuard {
   StallGuard(const GuardOptions& opts, MonitorStats& stats) : opts_(opts), stats_(stats) {}
   // Decides for the sweep at `now`. `planned` is when the dispatcher meant
   // to wake (nullopt when it did not sleep); `ingest_drained` when ingest
-  // last found its socket empty. Grants the grace on `table` when a stall
-  // ends.
-  // (nullopt when no ingest loop runs).
+  // last found its socket empty (nullopt when no ingest loop runs). Grants
+  // the grace on `table` when a stall ends; gives up after the max hold.
   bool hold(MonoTime now, std::optional<MonoTime> planned, std::optional<MonoTime> ingest_drained,
             RunnerTable& table);
   bool stalled() const { return stalled_; }
@@ -74,6 +85,8 @@ class StallGuard {
   MonitorStats& stats_;
   bool stalled_ = false;
   MonoTime seen_at_{};
+  bool gave_up_ = false;  // the last hold expired; ingest has not drained since
+  MonoTime gave_up_at_{};
 };
 
 }  // namespace rmon::monitor

@@ -47,6 +47,10 @@ void collect_durability(const MonitorStats& st, StorageStats storage,
   gauge("rmon_stalled", "1 while a stall of the monitor's own loops holds convictions",
         st.stalled.load(std::memory_order_relaxed) ? 1 : 0);
   counter("rmon_stalls_total", "Stalls of the monitor's own loops detected", val(st.stalls));
+  counter("rmon_stall_hold_expired_total",
+          "Stalls that held convictions for --stall-max-hold-ms without ingest catching up; "
+          "runners past their deadline were convicted anyway",
+          val(st.stall_hold_expired));
   gauge("rmon_last_stall_seconds", "How late a loop was when the last stall was seen",
         val(st.last_stall_ms) / 1000.0);
   counter("rmon_backlog_alerts_total",

@@ -42,6 +42,9 @@ void MonitorConfig::register_settings(Settings& s) {
         "Storm brake: only with at least this many live runners");
   s.add("stall-threshold-ms", stall_threshold_ms,
         "A monitor loop late by more than this is a stall: everyone gets a grace");
+  s.add("stall-max-hold-ms", stall_max_hold_ms,
+        "A stall holds convictions at most this long; then runners past their deadline are "
+        "convicted anyway (ERROR, rmon_stall_hold_expired_total)");
 }
 
 std::vector<GroupEndpoint> MonitorConfig::group_endpoints() const {
@@ -84,6 +87,9 @@ std::string MonitorConfig::validate() const {
   if (stall_threshold_ms < 100 || stall_threshold_ms > 3'600'000) {
     return "--stall-threshold-ms must be within 100..3600000";
   }
+  if (stall_max_hold_ms < stall_threshold_ms || stall_max_hold_ms > 86'400'000) {
+    return "--stall-max-hold-ms must be at least --stall-threshold-ms and at most 24 h";
+  }
   return table_options("x").validate();
 }
 
@@ -113,6 +119,7 @@ DispatchOptions MonitorConfig::dispatch_options() const {
   d.guards.storm_share = storm_share;
   d.guards.storm_min_runners = storm_min_runners;
   d.guards.stall_threshold = Millis(stall_threshold_ms);
+  d.guards.stall_max_hold = Millis(stall_max_hold_ms);
   d.backlog_alert = backlog_alert;
   // Tombstones outlive the runners they fence (retention), with room to spare.
   d.tombstone_retention = Millis(2 * retention_ms + 60'000);

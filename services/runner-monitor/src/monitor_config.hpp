@@ -55,6 +55,7 @@ struct MonitorConfig : StorageSettings {
   double storm_share = 0.5;
   uint64_t storm_min_runners = 100;
   uint64_t stall_threshold_ms = 2000;
+  uint64_t stall_max_hold_ms = 30'000;  // then convict anyway (guards.hpp says why 30 s)
 
   // Registers every setting on `s`.
   void register_settings(Settings& s);

@@ -56,8 +56,9 @@ struct MonitorStats {
   std::atomic<bool> brake_release_requested{false};  // set by control, taken by dispatch
   std::atomic<bool> stalled{false};
   std::atomic<uint64_t> stalls{0};
-  std::atomic<uint64_t> last_stall_ms{0};   // how long the last stall lasted before it was seen
-  std::atomic<uint64_t> backlog_alerts{0};  // groups that crossed the backlog threshold
+  std::atomic<uint64_t> last_stall_ms{0};       // how long the last stall lasted before it was seen
+  std::atomic<uint64_t> stall_hold_expired{0};  // stalls that held past the max hold: convicted
+  std::atomic<uint64_t> backlog_alerts{0};      // groups that crossed the backlog threshold
   std::atomic<uint64_t> outbox_pruned{0};
 };
 
