@@ -183,5 +183,58 @@ TEST_F(GuardedTableTest, AStallWhoseIngestNeverDrainsConvictsAnywayAfterTheMaxHo
   EXPECT_EQ(stats.stalls.load(), 3u);
 }
 
+TEST_F(GuardedTableTest, ALaterStallOrBrakeGraceNeverShortensALongerRestartGrace) {
+  MonitorStats stats({"g"});
+  StallGuard stall(guard_options(), stats);
+  StormBrake brake(guard_options(1), stats);
+  const MonoTime t0 = clock.now();
+  apply(hb("r", 1));  // timeout 1000 ms; silent from now on
+  clock.advance_ms(1);
+  table.grant_grace(clock.now(), Millis(10'000));  // a restart with --restart-grace-ms 10000
+  std::vector<Expired> out;
+  // A stall seen and over 3 s later: a grace of r's own timeout (1 s) from then.
+  const MonoTime planned = clock.now();
+  clock.advance_ms(3000);
+  EXPECT_TRUE(stall.hold(clock.now(), planned, planned, table));
+  EXPECT_FALSE(stall.hold(clock.now(), std::nullopt, clock.now(), table));
+  // A storm brake engaged and released 1 s later: another grace of 1 s.
+  clock.advance_ms(1000);
+  EXPECT_TRUE(brake.hold(0, 1, clock.now(), clock.wall_ms(), table));
+  clock.advance_ms(1000);
+  EXPECT_FALSE(brake.hold(1, 0, clock.now(), clock.wall_ms(), table));
+  // Both would have ended by 6 s; the restart grace runs to 10 s.
+  while (clock.now() < t0 + Millis(10'001 - 100)) {
+    clock.advance_ms(100);
+    table.sweep(clock.now(), clock.wall_ms(), out, false);
+    ASSERT_TRUE(out.empty()) << "convicted within the restart grace, at "
+                             << (clock.now() - t0).count() / 1'000'000 << " ms";
+  }
+  for (int i = 0; i < 3; ++i) {  // then suspect for one check, then convicted
+    clock.advance_ms(100);
+    table.sweep(clock.now(), clock.wall_ms(), out, false);
+  }
+  ASSERT_EQ(out.size(), 1u) << "detected once the longest grace is over";
+}
+
+TEST_F(GuardedTableTest, ALaterGraceExtendsAnEarlierOneThatEndsSooner) {
+  const MonoTime t0 = clock.now();
+  apply(hb("r", 1));  // timeout 1000 ms
+  clock.advance_ms(1);
+  table.grant_grace(clock.now(), Millis(500));  // ends at 501 ms
+  clock.advance_ms(400);
+  table.grant_grace(clock.now());  // its own timeout from 401 ms: ends at 1401 ms
+  std::vector<Expired> out;
+  while (clock.now() < t0 + Millis(1400)) {
+    clock.advance_ms(100);
+    table.sweep(clock.now(), clock.wall_ms(), out, false);
+  }
+  EXPECT_TRUE(out.empty()) << "the later grace counts";
+  for (int i = 0; i < 3; ++i) {
+    clock.advance_ms(100);
+    table.sweep(clock.now(), clock.wall_ms(), out, false);
+  }
+  EXPECT_EQ(out.size(), 1u);
+}
+
 }  // namespace
 }  // namespace rmon::monitor

@@ -172,7 +172,12 @@ class RunnerTable {
 
   // Grace: no runner silent since before `from` is convicted before `from`
   // plus its own timeout (or plus `grace` when set); it is re-armed for then.
-  // After a restart and after a stall of the monitor itself. Thread-safe.
+  // After a restart, a stall of the monitor itself and a storm brake's
+  // release. A grace never shortens another: a runner several cover is left
+  // alone until the latest of their ends. (Kept as two: the latest grace of
+  // own timeouts, and one fixed grace, the span of every fixed grace given:
+  // from the latest start to the latest end. Only a restart gives a fixed
+  // one.) Thread-safe.
   void grant_grace(MonoTime from, std::optional<Millis> grace = std::nullopt);
 
   TableCounters counters() const;
@@ -198,8 +203,12 @@ class RunnerTable {
   // ingest threads never share a counter's cache line.
   std::function<void()> waker_;  // constant once threads run
   std::atomic<int64_t> planned_wake_ns_{std::numeric_limits<int64_t>::min()};
+  // Graces (grant_grace); each only ever grows. A runner silent since before
+  // grace_from_ns_ is left alone until then plus its own timeout; one silent
+  // since before fixed_grace_from_ns_, until fixed_grace_until_ns_.
   std::atomic<int64_t> grace_from_ns_{std::numeric_limits<int64_t>::min()};
-  std::atomic<int64_t> grace_ns_{0};  // 0: each runner's own timeout
+  std::atomic<int64_t> fixed_grace_from_ns_{std::numeric_limits<int64_t>::min()};
+  std::atomic<int64_t> fixed_grace_until_ns_{std::numeric_limits<int64_t>::min()};
   std::atomic<uint64_t> timeouts_{0};
   std::atomic<uint64_t> expired_removed_{0};
   std::array<std::atomic<int64_t>, 4> by_state_{};

@@ -100,9 +100,22 @@ bool RunnerTable::mark_timed_out(std::string_view runner_id, std::string_view ta
   return true;
 }
 
+namespace {
+void raise_to(std::atomic<int64_t>& a, int64_t v) {
+  int64_t cur = a.load(std::memory_order_relaxed);
+  while (cur < v && !a.compare_exchange_weak(cur, v, std::memory_order_relaxed)) {
+  }
+}
+}  // namespace
+
 void RunnerTable::grant_grace(MonoTime from, std::optional<Millis> grace) {
-  grace_ns_.store(grace ? std::chrono::nanoseconds(*grace).count() : 0, std::memory_order_relaxed);
-  grace_from_ns_.store(to_ns(from), std::memory_order_relaxed);
+  if (!grace) {
+    raise_to(grace_from_ns_, to_ns(from));
+    return;
+  }
+  // The end first: a sweep seeing the new start sees an end at least as late.
+  raise_to(fixed_grace_until_ns_, to_ns(from + *grace));
+  raise_to(fixed_grace_from_ns_, to_ns(from));
 }
 
 }  // namespace rmon::monitor

@@ -255,15 +255,19 @@ void RunnerTable::Shard::on_due(Runner& r, int64_t now_ns, int64_t wall_ms,
   const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
   const int64_t deadline = r.last_heard_ns + timeout_ns;
   // Not heard from since a grace began (a restart, a stall of the monitor
-  // itself): left alone until the grace ends. Then, if silent past its
-  // deadline, it is suspect for one check before it can be convicted, so
-  // the storm brake sees a mass of them first.
-  const int64_t grace_from = table->grace_from_ns_.load(std::memory_order_relaxed);
-  if (r.last_heard_ns < grace_from) {
-    const int64_t grace = table->grace_ns_.load(std::memory_order_relaxed);
-    const int64_t grace_end = grace_from + (grace > 0 ? grace : timeout_ns);
-    if (now_ns < grace_end) {
-      index.arm(&r, grace_end);
+  // itself, a brake's release): left alone until the latest grace covering
+  // it ends. Then, if silent past its deadline, it is suspect for one check
+  // before it can be convicted, so the storm brake sees a mass of them first.
+  std::optional<int64_t> grace_end;
+  const int64_t own_from = table->grace_from_ns_.load(std::memory_order_relaxed);
+  if (r.last_heard_ns < own_from) grace_end = own_from + timeout_ns;
+  if (r.last_heard_ns < table->fixed_grace_from_ns_.load(std::memory_order_relaxed)) {
+    const int64_t until = table->fixed_grace_until_ns_.load(std::memory_order_relaxed);
+    grace_end = std::max(grace_end.value_or(until), until);
+  }
+  if (grace_end) {
+    if (now_ns < *grace_end) {
+      index.arm(&r, *grace_end);
       return;
     }
     if (now_ns >= deadline && r.state == RunnerState::kRunning) {
