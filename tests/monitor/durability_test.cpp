@@ -212,21 +212,38 @@ TEST(DurableOutbox, ALogPastItsBoundIsCheckpointedEvenWithoutAPause) {
   EXPECT_TRUE(rmon::testing::wait_until([&] { return events_in_main_file(dir) >= 1; }));
 }
 
-TEST(DurableOutbox, AGroupNoLongerConfiguredIsDropped) {
+TEST(DurableOutbox, PendingEventsOfAGroupNoLongerConfiguredRefuseTheOpenUntilDropped) {
   TempDir dir;
   FakeClock clock;
+  const auto path = dir.path() / "runner-monitor.db";
   {
     Outbox box(window_of(100), file_store(dir));
     box.add(event(1), clock.now(), clock.now());
+    box.add(event(2), clock.now(), clock.now());
+    box.ack("pool-manager", "ev-1", 1000);
   }
+  // "task-queue" misspelled: its two pending events must not go silently.
+  const std::vector<std::string> typo = {"taks-queue", "pool-manager"};
+  try {
+    OutboxStore::open(path, store::SyncMode::kNormal, "test", typo, eager_checkpoints());
+    FAIL() << "opened, dropping the pending events of a group no longer configured";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("task-queue (2 pending events)"), std::string::npos) << what;
+    EXPECT_NE(what.find("--drop-group"), std::string::npos) << what;
+  }
+  // Nothing was lost: with the right name they are all there.
+  EXPECT_EQ(file_store(dir)->pending_counts(), (std::vector<uint64_t>{2, 1}));
+  // Dropped deliberately.
   OutboxOptions one;
-  one.groups = {"task-queue"};
-  Outbox box(one, OutboxStore::open(dir.path() / "runner-monitor.db", store::SyncMode::kNormal,
-                                    "test", one.groups, eager_checkpoints()));
-  EXPECT_EQ(box.pending(0), 1u);
-  box.ack("task-queue", "ev-1", 1000);
+  one.groups = {"pool-manager"};
+  Outbox box(one, OutboxStore::open(path, store::SyncMode::kNormal, "test", one.groups,
+                                    eager_checkpoints(), {"task-queue"}));
+  EXPECT_EQ(box.pending(0), 1u);  // ev-2
+  box.ack("pool-manager", "ev-2", 1000);
   EXPECT_EQ(box.pending_total(), 0u);
-  EXPECT_EQ(box.store().prune(2000), 1u);  // done: its last group acknowledged it
+  // Both are done now: ev-1 when its last group was dropped, ev-2 when acked.
+  EXPECT_EQ(box.store().prune(std::numeric_limits<int64_t>::max()), 2u);
 }
 
 // --- the table saved and restored ---

@@ -476,6 +476,45 @@ TEST_F(MonitorServiceTest, ARestartKeepsTheRunnersAndResendsPendingEventsWithThe
   EXPECT_NE(body.find("rmon_outbox_checkpoint_failures_total 0\n"), std::string::npos) << body;
 }
 
+TEST_F(MonitorServiceTest, AMisspelledGroupRefusesToStartUntilItsEventsAreDroppedDeliberately) {
+  rmon::testing::TempDir dir;
+  MonitorConfig c = test_config();
+  c.data_dir = dir.str();
+  restart(c);
+  publish(heartbeat("short", 1, 200));
+  auto ev = receive(1);
+  ASSERT_TRUE(ev);
+  ack("pool-manager", ev->event_id);
+  ASSERT_TRUE(eventually([&] { return stat("pending_pool-manager") == 0; }));
+  EXPECT_EQ(stat("pending_task-queue"), 1u);
+
+  service.reset();
+  consumers.clear();
+  MonitorConfig typo = c;
+  typo.groups = {"taks-queue=tcp://127.0.0.1:*", "pool-manager=tcp://127.0.0.1:*"};
+  try {
+    MonitorService refused(typo, SystemClock::instance());
+    FAIL() << "started, losing task-queue's pending event";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("task-queue (1 pending event)"), std::string::npos)
+        << e.what();
+  }
+  // Nothing was lost: with the right name the event is sent again.
+  start(c);
+  auto again = receive(0);
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->event_id, ev->event_id);
+
+  // Without task-queue, deliberately.
+  MonitorConfig dropped = c;
+  dropped.groups = {"pool-manager=tcp://127.0.0.1:*"};
+  dropped.drop_groups = {"task-queue"};
+  restart(dropped);
+  EXPECT_EQ(stat("events_pending"), 0u);
+  dropped.drop_groups = {"pool-manager"};  // a group still configured
+  EXPECT_THROW(MonitorService(dropped, SystemClock::instance()), std::invalid_argument);
+}
+
 TEST_F(MonitorServiceTest, TwoMonitorsCannotShareADataFolder) {
   rmon::testing::TempDir dir;
   MonitorConfig c = test_config();

@@ -12,6 +12,10 @@ void MonitorConfig::register_settings(Settings& s) {
   s.add("subscribe", subscribe, "Topic prefixes to subscribe to, comma separated")->delimiter(',');
   s.add("group", groups, "Consumer groups as name=endpoint, comma separated; one PUSH socket each")
       ->delimiter(',');
+  s.add("drop-group", drop_groups,
+        "A group no longer configured whose pending events are deleted at start (repeatable). "
+        "Without it, pending events of a group not in --group refuse the start")
+      ->delimiter(',');
   s.add("ack-endpoint", ack_endpoint, "PULL socket for acknowledgements");
   s.add("control-endpoint", control_endpoint, "ROUTER socket for control and queries");
   s.add("metrics-address", metrics_address, "host:port for Prometheus /metrics; empty disables it");
@@ -66,6 +70,10 @@ std::string MonitorConfig::validate() const {
       return "--group '" + g + "' is not name=endpoint";
     }
     if (!names.insert(g.substr(0, eq)).second) return "group '" + g.substr(0, eq) + "' is repeated";
+  }
+  for (const std::string& d : drop_groups) {
+    if (d.empty()) return "--drop-group needs a group name";
+    if (names.contains(d)) return "--drop-group '" + d + "' names a configured --group";
   }
   if (instance.empty() || instance.size() > 32) return "--instance must be 1 to 32 bytes";
   if (subscribe.empty()) return "at least one --subscribe prefix is needed";

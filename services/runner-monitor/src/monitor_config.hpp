@@ -30,6 +30,9 @@ struct MonitorConfig : StorageSettings {
   std::string heartbeat_endpoint = "tcp://*:5555";
   std::vector<std::string> subscribe = {"hb/"};
   std::vector<std::string> groups = {"task-queue=tcp://*:5556", "pool-manager=tcp://*:5557"};
+  // Groups no longer configured whose pending events may be deleted at start;
+  // without it such events refuse the start (a misspelled --group).
+  std::vector<std::string> drop_groups;
   std::string ack_endpoint = "tcp://*:5558";
   std::string control_endpoint = "tcp://*:5559";
   std::string metrics_address = "0.0.0.0:9464";  // empty disables /metrics

@@ -31,35 +31,60 @@ CREATE INDEX IF NOT EXISTS pending_seq ON pending(seq);
 
 }  // namespace
 
-OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups)
+OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups,
+                         const std::vector<std::string>& drop_groups)
     : db_(std::move(db)), groups_(std::move(groups)) {
   db_.exec(kSchema);
   // No checkpoint inside an append (it would fsync the database while a
   // timeout waits to be sent): a Checkpointer runs them (see open()).
   db_.exec("PRAGMA wal_autocheckpoint=0");
   {
-    // Groups no longer configured: their pending rows would never go.
+    // Groups no longer configured: their pending rows would never go, but a
+    // misspelled --group must not delete them. Only --drop-group does.
     store::Transaction txn(db_);
-    store::Stmt orphans = db_.prepare("SELECT DISTINCT grp FROM pending");
-    std::vector<std::string> gone;
+    store::Stmt orphans =
+        db_.prepare("SELECT grp, COUNT(*) FROM pending GROUP BY grp ORDER BY grp");
+    std::vector<std::pair<std::string, int64_t>> drop;
+    std::string refused;
     while (orphans.step()) {
       std::string g = orphans.text(0);
-      if (std::find(groups_.begin(), groups_.end(), g) == groups_.end()) gone.push_back(g);
+      const int64_t n = orphans.int64(1);
+      if (std::find(groups_.begin(), groups_.end(), g) != groups_.end()) continue;
+      if (std::find(drop_groups.begin(), drop_groups.end(), g) != drop_groups.end()) {
+        drop.emplace_back(std::move(g), n);
+        continue;
+      }
+      refused += (refused.empty() ? "" : ", ") + g + " (" + std::to_string(n) + " pending event" +
+                 (n == 1 ? ")" : "s)");
     }
     orphans.reset();
-    for (const std::string& g : gone) {
+    if (!refused.empty()) {
+      throw std::runtime_error(
+          "outbox " + db_.path().string() +
+          " holds events not yet acknowledged by groups that are not configured: " + refused +
+          ". Starting would lose them. If --group misspelled or renamed a group, correct it; to "
+          "delete a group's events deliberately, add --drop-group NAME for it");
+    }
+    for (const auto& [g, n] : drop) {
       store::Stmt del = db_.prepare("DELETE FROM pending WHERE grp = ?");
       del.bind(1, g).run();
-      spdlog::warn(
-          "outbox: group is no longer configured, its pending events dropped group={} "
-          "events={}",
-          g, db_.changes());
     }
     db_.exec(
         "UPDATE events SET done_ms = CAST(strftime('%s', 'now') AS INTEGER) * 1000 WHERE done_ms "
         "IS NULL AND seq NOT IN "
         "(SELECT seq FROM pending)");
     txn.commit();
+    for (const auto& [g, n] : drop) {
+      spdlog::warn(
+          "outbox: pending events of a group no longer configured deleted (--drop-group) "
+          "group={} events={}",
+          g, n);
+    }
+    for (const std::string& g : drop_groups) {
+      if (std::none_of(drop.begin(), drop.end(), [&](const auto& d) { return d.first == g; })) {
+        spdlog::info("outbox: --drop-group {}: no pending events of that group", g);
+      }
+    }
   }
   insert_event_ = db_.prepare(
       "INSERT INTO events(event_id, runner_id, task_id, attempt, body) VALUES(?, ?, ?, ?, ?)");
@@ -76,9 +101,10 @@ OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups)
 std::unique_ptr<OutboxStore> OutboxStore::open(const std::filesystem::path& path,
                                                store::SyncMode sync, const std::string& owner,
                                                std::vector<std::string> groups,
-                                               store::Checkpointer::Options checkpoints) {
-  auto s =
-      std::make_unique<OutboxStore>(store::Db::open_owned(path, sync, owner), std::move(groups));
+                                               store::Checkpointer::Options checkpoints,
+                                               const std::vector<std::string>& drop_groups) {
+  auto s = std::make_unique<OutboxStore>(store::Db::open_owned(path, sync, owner),
+                                         std::move(groups), drop_groups);
   checkpoints.sync = sync;
   s->checkpointer_ = std::make_unique<store::Checkpointer>(s->db_, checkpoints);
   return s;

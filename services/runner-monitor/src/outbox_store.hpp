@@ -44,18 +44,23 @@ struct TimedOutAttempt {
 
 class OutboxStore {
  public:
-  // Takes the database (its schema is created here). Pending rows of groups
-  // that are no longer configured are dropped, with a warning: nobody would
-  // ever acknowledge them.
-  OutboxStore(store::Db db, std::vector<std::string> groups);
+  // Takes the database (its schema is created here). Pending events of a
+  // group that is no longer configured (a renamed or misspelled --group)
+  // refuse the start: throws std::runtime_error naming each such group and
+  // its count. Those of a group in `drop_groups` are deleted instead, with a
+  // warning (nobody would ever acknowledge them).
+  OutboxStore(store::Db db, std::vector<std::string> groups,
+              const std::vector<std::string>& drop_groups = {});
   // Opens `path` for this process alone (store::Db::open_owned), and
   // checkpoints its log on a thread and connection of its own
   // (store::Checkpointer, with `checkpoints.sync` set to `sync`): with
-  // `sync` normal an append never waits for an fsync.
+  // `sync` normal an append never waits for an fsync. `drop_groups` as in
+  // the constructor.
   static std::unique_ptr<OutboxStore> open(const std::filesystem::path& path, store::SyncMode sync,
                                            const std::string& owner,
                                            std::vector<std::string> groups,
-                                           store::Checkpointer::Options checkpoints);
+                                           store::Checkpointer::Options checkpoints,
+                                           const std::vector<std::string>& drop_groups = {});
   // A store in memory only (tests and benchmarks of the logic).
   static std::unique_ptr<OutboxStore> in_memory(std::vector<std::string> groups);
 

@@ -53,7 +53,7 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
     // 64 MiB (store::Checkpointer's defaults): that bounds the log.
     outbox_store = OutboxStore::open(store::service_db_path(config_.data_dir, "runner-monitor"),
                                      config_.sync_mode(), owner, outbox_opts.groups,
-                                     store::Checkpointer::Options{});
+                                     store::Checkpointer::Options{}, config_.drop_groups);
     persister_ = std::make_unique<Persister>(
         std::make_unique<TableStore>(store::Db::open_exclusive(
             store::service_db_path(config_.data_dir, "runner-monitor-table"),
