@@ -1,11 +1,22 @@
-// rmon-event-sink: a minimal consumer of timeout events for one group. It logs
-// each event and acknowledges it (unless --no-ack), deduplicating by
-// event_id. It stands in for task-queue and pool-manager in the local stack
-// until those services exist, and stages faults in manual tests.
+// rmon-event-sink: a minimal consumer of timeout events for one group, for
+// experiments and manual fault staging. It logs each event and acknowledges
+// it (unless --no-ack), deduplicating by event_id.
+//
+// Safe by default. The monitor sends each group's events on one PUSH socket,
+// which deals them round-robin between every PULL connected to it: a sink
+// attached to a group a service consumes (task-queue, pool-manager) takes
+// about half of that service's events, acknowledged or not. Acknowledged, the
+// service never sees them (tasks stay leased, slots held); unacknowledged,
+// it sees them a redelivery interval late. So the sink refuses those groups
+// (by name, and by their default event ports) unless given --steal, and even
+// then acknowledges nothing without --ack. The safe way to watch every event
+// is a group of its own: every group gets every event.
 
 #include <spdlog/spdlog.h>
 
 #include <csignal>
+#include <iostream>
+#include <string>
 #include <unordered_set>
 
 #include "rmon/config.hpp"
@@ -14,24 +25,66 @@
 #include "rmon/zmq_util.hpp"
 
 namespace {
+
 volatile std::sig_atomic_t g_stop = 0;
 void on_signal(int) { g_stop = 1; }
+
+// The groups the stack's services consume, and their default event ports.
+bool consumed_by_a_service(const std::string& group, const std::string& endpoint) {
+  if (group == "task-queue" || group == "pool-manager") return true;
+  return endpoint.ends_with(":5556") || endpoint.ends_with(":5557");
+}
+
+constexpr const char* kWhy =
+    "the monitor's PUSH socket deals a group's events round-robin between every PULL connected "
+    "to it, so this sink would take about half of them from the service that consumes the "
+    "group: acknowledged, that service never sees them (tasks stay leased, slots held); "
+    "unacknowledged, it sees them a redelivery interval late. To watch every event, give the "
+    "monitor a group of its own for the sink (every group gets every event), e.g. --group "
+    "task-queue=tcp://*:5556,pool-manager=tcp://*:5557,debug=tcp://*:5599, and run "
+    "rmon-event-sink --group debug --events tcp://127.0.0.1:5599. --steal attaches anyway "
+    "(never acknowledging unless --ack is given too)";
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string group = "task-queue";
-  std::string events = "tcp://127.0.0.1:5556";
+  std::string group = "debug";
+  std::string events = "tcp://127.0.0.1:5599";
   std::string acks = "tcp://127.0.0.1:5558";
-  bool no_ack = false;
-  rmon::Settings s("rmon-event-sink", "Logs and acknowledges timeout events for one group.");
-  s.add("group", group, "Consumer group name (sent in each ack)");
-  s.add("events", events, "Monitor PUSH endpoint of this group to connect to");
+  bool ack = true;
+  bool steal = false;
+  rmon::Settings s("rmon-event-sink",
+                   "Logs and acknowledges the timeout events of a consumer group of its own.");
+  s.add("group", group, "Consumer group name (sent in each ack); a group of the sink's own");
+  s.add("events", events, "The monitor's PUSH endpoint of that group, to connect to");
   s.add("acks", acks, "Monitor acknowledgement endpoint to connect to");
-  s.add_flag("no-ack", no_ack, "Never acknowledge (to watch redelivery)");
+  CLI::Option* ack_opt = s.add_flag(
+      "ack", ack,
+      "Acknowledge each event: by default on a group of the sink's own, with --steal only when "
+      "given (that service then never sees what the sink took). --no-ack never acknowledges, to "
+      "watch redelivery");
+  s.add_flag("steal", steal,
+             "Attach even to a group a service consumes (task-queue, pool-manager, or their "
+             "default ports 5556, 5557): takes about half of that service's events");
   if (auto code = s.parse(argc, argv)) return *code;
+  const bool service_group = consumed_by_a_service(group, events);
+  if (service_group && !steal) {
+    std::cerr << "rmon-event-sink: refusing to attach to group " << group << " at " << events
+              << ": " << kWhy << "\n";
+    return 2;
+  }
+  if (service_group) ack = ack && ack_opt->count() > 0;  // stolen: only when asked
   rmon::init_logging("event-sink:" + group, s.log_level());
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
+  if (service_group) {
+    spdlog::warn(
+        "attached with --steal to a group a service consumes: this sink takes about half of its "
+        "events; {} group={} events={}",
+        ack ? "acknowledged, they never reach that service"
+            : "not acknowledged, they reach that service a redelivery interval late",
+        group, events);
+  }
 
   zmq::context_t ctx;
   rmon::SocketOptions opts;
@@ -41,8 +94,7 @@ int main(int argc, char** argv) {
   pull.connect(events);
   auto push = rmon::make_socket(ctx, zmq::socket_type::push, opts);
   push.connect(acks);
-  spdlog::info("event sink started group={} events={} acks={} ack={}", group, events, acks,
-               !no_ack);
+  spdlog::info("event sink started group={} events={} acks={} ack={}", group, events, acks, ack);
 
   std::unordered_set<std::string> seen;
   std::vector<zmq::message_t> frames;
@@ -65,10 +117,11 @@ int main(int argc, char** argv) {
         "pool={} last_seq={} timeout_ms={}",
         ev->event_id, ev->delivery, repeat, ev->runner.runner_id, ev->runner.task_id,
         ev->runner.attempt, ev->runner.pool, ev->last_seq, ev->timeout_ms);
-    if (!no_ack) {
+    if (ack) {
       rmon::send_frames(push, {rmon::protocol::encode_ack({group, ev->event_id})},
                         zmq::send_flags::none);
     }
   }
+  spdlog::shutdown();  // writes what the asynchronous logger still holds
   return 0;
 }
