@@ -35,6 +35,7 @@ enum Selector : uint8_t {
   kControlRequest,
   kControlReply,
   kProgress,
+  kLookupReply,  // after kProgress: earlier selectors keep their meaning
   kDecoders,
 };
 
@@ -61,6 +62,15 @@ void check_reencodes(const Result<T>& first, Decode decode, Encode encode) {
   auto second = decode(once);
   if (!second.ok()) fail("own re-encoding rejected");
   if (encode(second.value()) != once) fail("re-encoding is not a fixed point");
+}
+
+// A client's view of a lookup reply, encoded back as the monitor would.
+std::string encode_lookup_reply(const LookupReply& r) {
+  if (!r.ok) return encode_control_reply(ControlReply::failure(r.error, r.detail));
+  ControlReply c;
+  c.lookup = r.runners;
+  c.uptime_ms = r.uptime_ms;
+  return encode_control_reply(c);
 }
 
 void fuzz_heartbeat(std::string_view in, bool reuse) {
@@ -128,6 +138,10 @@ void fuzz_one(uint8_t selector, std::string_view frame) {
       return check_reencodes(
           decode_control_reply(frame), [](const std::string& b) { return decode_control_reply(b); },
           [](const ControlReply& r) { return encode_control_reply(r); });
+    case kLookupReply:
+      return check_reencodes(
+          decode_lookup_reply(frame), [](const std::string& b) { return decode_lookup_reply(b); },
+          encode_lookup_reply);
     default: {
       const Status s = validate_progress(frame);
       if (!s.ok()) check_rejection(s.error());
@@ -187,7 +201,7 @@ void write_seeds(const std::string& dir) {
   write_seed(dir, "event", kTimeoutEvent, encode_timeout_event(ev));
   write_seed(dir, "ack", kAck, encode_ack({"task-queue", "mon-1:00000042"}));
 
-  std::vector<std::pair<std::string, ControlRequest>> requests(6);
+  std::vector<std::pair<std::string, ControlRequest>> requests(7);
   requests[0] = {"ping", ControlRequest{}};
   requests[1].first = "get";
   requests[1].second.op = Op::kGet;
@@ -206,6 +220,9 @@ void write_seeds(const std::string& dir) {
   requests[4].second.state = RunnerState::kFailed;
   requests[5].first = "stats";
   requests[5].second.op = Op::kStats;
+  requests[6].first = "lookup";
+  requests[6].second.op = Op::kLookup;
+  requests[6].second.runner_ids = {"runner-7f3a", "runner-0", "runner-7f3a"};
   for (const auto& [name, req] : requests) {
     write_seed(dir, "request-" + name, kControlRequest, encode_control_request(req));
   }
@@ -232,6 +249,12 @@ void write_seeds(const std::string& dir) {
   write_seed(dir, "reply-ping", kControlReply, encode_control_reply(ping));
   write_seed(dir, "reply-failure", kControlReply,
              encode_control_reply(ControlReply::failure("not_found", "no such runner")));
+  ControlReply lookup;
+  lookup.lookup = {LookupEntry{"task-42", 3, RunnerState::kFailed, true, 1500}, std::nullopt};
+  lookup.uptime_ms = 60'000;
+  write_seed(dir, "reply-lookup", kLookupReply, encode_control_reply(lookup));
+  write_seed(dir, "reply-lookup-refused", kLookupReply,
+             encode_control_reply(ControlReply::failure("bad_request", "too_large: runner_ids")));
   write_seed(dir, "progress", kProgress, *full.runner.progress);
   std::fprintf(stderr, "fuzz_decoders: seeds written to %s\n", dir.c_str());
 }

@@ -183,9 +183,10 @@ TEST(HostileInput, NestingUpToTheDepthLimitIsAcceptedAndOneMoreIsTooLarge) {
 // `fields` padded with an unknown key so that the whole map is `size` bytes.
 Bytes padded_to(Fields fields, std::size_t size) {
   // An empty pad is a 1-byte fixstr; a pad of 256 to 65535 bytes is a str16,
-  // whose header is 2 bytes longer.
+  // whose header is 2 bytes longer, a longer one a str32 (4 bytes longer).
   const std::size_t base = fields.set("pad", mp_str("")).build().size();
-  return fields.set("pad", mp_str(Bytes(size - base - 2, 'p'))).build();
+  const std::size_t longer = size - base >= 65536 + 4 ? 4 : 2;
+  return fields.set("pad", mp_str(Bytes(size - base - longer, 'p'))).build();
 }
 
 TEST(HostileInput, FramesExactlyAtTheSizeLimitAreAccepted) {
@@ -195,6 +196,9 @@ TEST(HostileInput, FramesExactlyAtTheSizeLimitAreAccepted) {
   const Bytes ack = padded_to(ack_fields(), kMaxFrame);
   ASSERT_EQ(ack.size(), kMaxFrame);
   EXPECT_FALSE(run_guarded(decoder("ack"), ack).rejection);
+  const Bytes request = padded_to(request_fields(), kMaxControlRequestFrame);
+  ASSERT_EQ(request.size(), kMaxControlRequestFrame);
+  EXPECT_FALSE(run_guarded(decoder("control_request"), request).rejection);
 }
 
 TEST(HostileInput, FramesOverTheSizeLimitAreTooLargeAndNeverParsed) {
@@ -204,17 +208,20 @@ TEST(HostileInput, FramesOverTheSizeLimitAreTooLargeAndNeverParsed) {
   const auto bomb = [](std::size_t n) {
     const auto count = static_cast<int>(n / 2);  // within the codec's per-container guard
     Bytes out;
-    while (out.size() < n) out += bytes({0xdd, 0, 0, count >> 8, count & 0xff});
+    while (out.size() < n) {
+      out += bytes({0xdd, 0, (count >> 16) & 0xff, (count >> 8) & 0xff, count & 0xff});
+    }
     out.resize(n, '\0');
     return out;
   };
   const Bytes hb = bomb(kMaxHeartbeatFrame + 1);
   const Bytes frame = bomb(kMaxFrame + 1);
+  const Bytes request = bomb(kMaxControlRequestFrame + 1);  // room for a full `lookup`
   const Bytes progress = bomb(kMaxProgressBytes + 1);
   const std::vector<std::pair<const char*, const Bytes*>> cases = {{"heartbeat", &hb},
                                                                    {"timeout_event", &frame},
                                                                    {"ack", &frame},
-                                                                   {"control_request", &frame},
+                                                                   {"control_request", &request},
                                                                    {"progress", &progress}};
   std::vector<std::pair<const char*, Outcome>> outcomes;
   outcomes.reserve(cases.size());

@@ -50,8 +50,8 @@ TEST(HostileInput, EveryTruncationOfAValidFrameIsMalformedNotTooLarge) {
 // --- Wrong types --------------------------------------------------------------
 
 // kRunners: the `runners` of a reply, an array of runner maps (`list`) or an
-// unsigned counter (`stats`).
-enum class Kind { kUint, kInt, kStr, kBool, kMap, kRunners };
+// unsigned counter (`stats`). kArray: an array (an empty one is no wrong type).
+enum class Kind { kUint, kInt, kStr, kBool, kMap, kRunners, kArray };
 
 // Values of every MessagePack family that `kind` does not accept.
 std::vector<Bytes> wrong_values(Kind kind) {
@@ -61,7 +61,7 @@ std::vector<Bytes> wrong_values(Kind kind) {
   if (kind != Kind::kInt) out.push_back(mp(-1));
   if (kind != Kind::kStr) out.push_back(mp_str("7"));
   if (kind != Kind::kBool) out.push_back(mp(true));
-  if (kind != Kind::kRunners) out.push_back(bytes({0x90}));
+  if (kind != Kind::kRunners && kind != Kind::kArray) out.push_back(bytes({0x90}));
   if (kind != Kind::kMap) out.push_back(bytes({0x80}));
   return out;
 }
@@ -116,6 +116,34 @@ std::vector<Schema> schemas() {
         {"limit", Kind::kUint},
         {"runner", Kind::kMap}},
        frame_decoder("control_request")},
+      {"control_request.lookup",
+       Fields()
+           .set("v", mp(1u))
+           .set("op", mp_str("lookup"))
+           .set("runner_ids", mp(std::vector<std::string>{"r-1", "r-2"})),
+       {{"runner_ids", Kind::kArray}},
+       frame_decoder("control_request")},
+      {"lookup_reply",
+       lookup_reply_fields(),
+       {{"ok", Kind::kBool},
+        {"v", Kind::kUint},
+        {"error", Kind::kStr},
+        {"detail", Kind::kStr},
+        {"runners", Kind::kArray},
+        {"uptime_ms", Kind::kUint}},
+       frame_decoder("lookup_reply")},
+      {"lookup_reply.entry",
+       lookup_entry_fields(),
+       {{"task_id", Kind::kStr},
+        {"attempt", Kind::kUint},
+        {"state", Kind::kStr},
+        {"timed_out", Kind::kBool},
+        {"state_for_ms", Kind::kUint}},
+       [](const Bytes& entry) {
+         const Bytes reply =
+             Fields().set("ok", mp(true)).set("runners", bytes({0x91}) + entry).build();
+         return run_guarded(decoder("lookup_reply"), reply);
+       }},
       {"control_request.runner", add_runner_fields(),
        with_runner(K{"state", Kind::kStr}, K{"timeout_ms", Kind::kUint},
                    K{"interval_ms", Kind::kUint}, K{"sent_at_ms", Kind::kInt}),

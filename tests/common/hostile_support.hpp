@@ -156,6 +156,33 @@ inline Fields reply_fields() {
       .set("heartbeats", mp(12u));
 }
 
+inline Fields lookup_entry_fields() {
+  return Fields()
+      .set("task_id", mp_str("t-1"))
+      .set("attempt", mp(2u))
+      .set("state", mp_str("failed"))
+      .set("timed_out", mp(true))
+      .set("state_for_ms", mp(1500u));
+}
+inline Fields lookup_reply_fields() {
+  return Fields()
+      .set("ok", mp(true))
+      .set("v", mp(1u))
+      .set("error", mp_str(""))
+      .set("detail", mp_str(""))
+      .set("runners", bytes({0x92}) + lookup_entry_fields().build() + kNil)
+      .set("uptime_ms", mp(60000u));
+}
+
+// A client's view of a lookup reply, encoded as the monitor would.
+inline Bytes encode_lookup_reply(const LookupReply& r) {
+  if (!r.ok) return encode_control_reply(ControlReply::failure(r.error, r.detail));
+  ControlReply c;
+  c.lookup = r.runners;
+  c.uptime_ms = r.uptime_ms;
+  return encode_control_reply(c);
+}
+
 // --- Decoders under test, each with its re-encoding property -------------------
 
 struct Verdict {
@@ -225,6 +252,12 @@ inline const std::vector<Decoder>& all_decoders() {
          return accepted_reencodes(
              decode_control_reply(f), [](const Bytes& b) { return decode_control_reply(b); },
              [](const ControlReply& r) { return encode_control_reply(r); });
+       }},
+      {"lookup_reply",
+       [](std::string_view f) {
+         return accepted_reencodes(
+             decode_lookup_reply(f), [](const Bytes& b) { return decode_lookup_reply(b); },
+             [](const LookupReply& r) { return encode_lookup_reply(r); });
        }},
       {"progress",
        [](std::string_view f) {
@@ -315,6 +348,12 @@ inline std::vector<Sample> valid_samples() {
   listed.runners = std::vector<RunnerView>{view, view};
   ControlReply stats;
   stats.stats = {{"heartbeats", 10}, {"rejected", 2}, {"timeouts", 1}, {"runners", 4}};
+  ControlRequest lookup;
+  lookup.op = Op::kLookup;
+  lookup.runner_ids = {"r-1", "r-2", "r-1"};
+  ControlReply looked_up;
+  looked_up.lookup = {LookupEntry{"task-42", 3, RunnerState::kSuspect, false, 2500}, std::nullopt};
+  looked_up.uptime_ms = 90000;
 
   return {
       {"heartbeat", encode_heartbeat(hb)},
@@ -330,6 +369,10 @@ inline std::vector<Sample> valid_samples() {
       {"control_reply", encode_control_reply(stats)},
       {"control_reply", encode_control_reply(ControlReply::failure("not_found", "no r-9"))},
       {"control_reply", reply_fields().build()},
+      {"control_request", encode_control_request(lookup)},
+      {"lookup_reply", encode_control_reply(looked_up)},
+      {"lookup_reply", encode_control_reply(ControlReply::failure("bad_request", "no ids"))},
+      {"lookup_reply", lookup_reply_fields().build()},
       {"progress", *hb.runner.progress},
       {"progress", mp(std::vector<std::string>{"a", "b"})},
   };

@@ -81,18 +81,18 @@ TEST(AckCodec, RejectsMissingGroupAndWrongType) {
 
 TEST(ControlCodec, EveryRequestRoundTrips) {
   std::vector<ControlRequest> reqs;
-  reqs.push_back({Op::kPing, {}, {}, {}, {}, {}, {}});
-  reqs.push_back({Op::kGet, "r-1", {}, {}, {}, {}, {}});
-  reqs.push_back({Op::kList, {}, RunnerState::kSuspect, "gpu", 10, {}, {}});
-  reqs.push_back({Op::kList, {}, {}, {}, 10, "r-5", {}});  // the next page
-  reqs.push_back({Op::kCount, {}, RunnerState::kFailed, {}, {}, {}, {}});
+  reqs.push_back({Op::kPing, {}, {}, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kGet, "r-1", {}, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kList, {}, RunnerState::kSuspect, "gpu", 10, {}, {}, {}});
+  reqs.push_back({Op::kList, {}, {}, {}, 10, "r-5", {}, {}});  // the next page
+  reqs.push_back({Op::kCount, {}, RunnerState::kFailed, {}, {}, {}, {}, {}});
   Heartbeat add = full_heartbeat();
   add.seq = 0;
   add.sent_at_ms.reset();
-  reqs.push_back({Op::kAdd, {}, {}, {}, {}, {}, add});
-  reqs.push_back({Op::kRemove, "r-1", {}, {}, {}, {}, {}});
-  reqs.push_back({Op::kSetState, "r-1", RunnerState::kCompleted, {}, {}, {}, {}});
-  reqs.push_back({Op::kStats, {}, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kAdd, {}, {}, {}, {}, {}, add, {}});
+  reqs.push_back({Op::kRemove, "r-1", {}, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kSetState, "r-1", RunnerState::kCompleted, {}, {}, {}, {}, {}});
+  reqs.push_back({Op::kStats, {}, {}, {}, {}, {}, {}, {}});
   for (const ControlRequest& r : reqs) {
     auto d = decode_control_request(encode_control_request(r));
     ASSERT_TRUE(d.ok()) << to_string(r.op) << ": " << d.error().to_string();
@@ -101,7 +101,7 @@ TEST(ControlCodec, EveryRequestRoundTrips) {
 }
 
 TEST(ControlCodec, AddRunnerNeedsNoSeqOrVersion) {
-  ControlRequest r{Op::kAdd, {}, {}, {}, {}, {}, full_heartbeat()};
+  ControlRequest r{Op::kAdd, {}, {}, {}, {}, {}, full_heartbeat(), {}};
   const std::string bytes = encode_control_request(r);
   auto oh = msgpack::unpack(bytes.data(), bytes.size());
   auto m = oh.get().as<std::map<std::string, msgpack::object>>();

@@ -293,6 +293,27 @@ TEST_F(CtlTest, RunnersListGetCountStatsAfterHeartbeats) {
   EXPECT_EQ(ctl({"runners", "remove", "r-3"}).out, "not known, nothing removed: r-3\n");
   EXPECT_EQ(ctl({"runners", "ping"}).code, 0);
 
+  // lookup: one row per id, in order, an unknown one said so; --json the reply.
+  Exec look = ctl({"runners", "lookup", "r-2", "nobody", "r-1"});
+  ASSERT_EQ(look.code, 0) << look;
+  const auto lk = lines(look.out);
+  ASSERT_EQ(lk.size(), 4u) << look;
+  EXPECT_EQ(words(lk[0]), (std::vector<std::string>{"RUNNER", "TASK", "ATTEMPT", "STATE",
+                                                    "TIMED_OUT", "STATE_FOR_MS"}));
+  const auto l2 = words(lk[1]);
+  ASSERT_EQ(l2.size(), 6u) << look;
+  EXPECT_EQ(std::vector<std::string>(l2.begin(), l2.begin() + 5),
+            (std::vector<std::string>{"r-2", "t-b", "1", "completed", "no"}));
+  EXPECT_EQ(words(lk[2]), (std::vector<std::string>{"nobody", "-", "-", "unknown", "-", "-"}));
+  EXPECT_EQ(words(lk[3])[3], "running") << look;
+  Exec lookj = ctl({"runners", "lookup", "--json", "r-1"});
+  ASSERT_EQ(lookj.code, 0) << lookj;
+  EXPECT_NE(lookj.out.find("\"state_for_ms\""), std::string::npos) << lookj;
+  EXPECT_EQ(ctl({"runners", "lookup"}).code, 2);  // no ids: a usage error
+  Exec bad = ctl({"runners", "lookup", std::string(129, 'r')});
+  EXPECT_EQ(bad.code, 1) << bad;
+  EXPECT_NE(bad.err.find("bad_request"), std::string::npos) << bad;
+
   // The storm brake: its state in stats, and an operator's release (answered
   // when it is not engaged too; the fault suite stages a real storm).
   EXPECT_TRUE(has_line(stats.out, {"brake_engaged", "0"})) << stats;

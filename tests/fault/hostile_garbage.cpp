@@ -318,8 +318,10 @@ std::vector<Garbage> control_garbage(uint64_t seed) {
          map_of(with(runner, "progress", deep(40)))}}},
       {"runner"}, b);
   b.push_back(random_bytes(rng, 60 * 1024));
+  b.push_back(random_bytes(rng, 100 * 1024));  // over other frames' 64 KiB: the decoder's
   auto out = as_requests(std::move(b), "control");
-  out.push_back({{random_bytes(rng, 70 * 1024)}, false, "over ZMQ_MAXMSGSIZE"});
+  // The control socket takes 160 KiB (a full `lookup`).
+  out.push_back({{random_bytes(rng, 170 * 1024)}, false, "over ZMQ_MAXMSGSIZE"});
   return out;
 }
 

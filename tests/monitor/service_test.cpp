@@ -96,13 +96,19 @@ class MonitorServiceTest : public ::testing::Test {
     return request_raw(protocol::encode_control_request(req));
   }
   ControlReply request_raw(const std::string& bytes) {
+    const std::string frame = exchange(bytes);
+    if (frame.empty()) return ControlReply::failure("test", "bad envelope");
+    auto reply = protocol::decode_control_reply(frame);
+    EXPECT_TRUE(reply.ok());
+    return reply.ok() ? reply.value() : ControlReply::failure("test", "undecodable");
+  }
+  // The reply frame to one request frame; empty when none came.
+  std::string exchange(const std::string& bytes) {
     EXPECT_TRUE(send_frames(control, {"", bytes}, zmq::send_flags::none));
     std::vector<zmq::message_t> frames;
     EXPECT_TRUE(recv_frames(control, frames)) << "no control reply";
-    if (frames.size() != 2) return ControlReply::failure("test", "bad envelope");
-    auto reply = protocol::decode_control_reply(frames[1].to_string_view());
-    EXPECT_TRUE(reply.ok());
-    return reply.ok() ? reply.value() : ControlReply::failure("test", "undecodable");
+    if (frames.size() != 2) return {};
+    return frames[1].to_string();
   }
   std::optional<protocol::RunnerView> get(const std::string& id) {
     ControlRequest req;
@@ -474,6 +480,90 @@ TEST_F(MonitorServiceTest, ARestartKeepsTheRunnersAndResendsPendingEventsWithThe
            body.find("rmon_outbox_checkpoints_total 0\n") == std::string::npos;
   })) << body;
   EXPECT_NE(body.find("rmon_outbox_checkpoint_failures_total 0\n"), std::string::npos) << body;
+}
+
+// `lookup` over the real ROUTER: the largest request (1000 ids of 128 bytes,
+// over the 64 KiB of other frames) is answered; anything over the bounds is a
+// bad_request that names them, and the socket keeps serving.
+TEST_F(MonitorServiceTest, ALookupOfAThousandFullLengthIdsIsAnswered) {
+  const auto long_id = [](int i) {
+    std::string id = "runner-" + std::to_string(i) + "-";
+    id.resize(protocol::kMaxIdBytes, 'x');
+    return id;
+  };
+  std::vector<std::string> ids;
+  for (int i = 0; i < static_cast<int>(protocol::kMaxLookupIds); ++i) ids.push_back(long_id(i));
+  for (int i : {0, 499, 999}) {
+    Heartbeat h = heartbeat(long_id(i), 1, 600'000);
+    h.runner.task_id = "task-" + std::to_string(i);  // "task-" + the id is too long
+    publish(h);
+  }
+  ASSERT_TRUE(eventually([&] { return service->table().size() == 3; }));
+
+  ControlRequest req;
+  req.op = Op::kLookup;
+  req.runner_ids = ids;
+  const std::string frame = protocol::encode_control_request(req);
+  ASSERT_GT(frame.size(), protocol::kMaxFrame);
+  auto reply = protocol::decode_lookup_reply(exchange(frame));
+  ASSERT_TRUE(reply.ok()) << reply.error().to_string();
+  ASSERT_TRUE(reply->ok) << reply->error << ": " << reply->detail;
+  ASSERT_EQ(reply->runners.size(), ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    const auto& e = reply->runners[i];
+    if (i != 0 && i != 499 && i != 999) {
+      EXPECT_FALSE(e) << i;
+      continue;
+    }
+    ASSERT_TRUE(e) << i;
+    EXPECT_EQ(e->task_id, "task-" + std::to_string(i));
+    EXPECT_EQ(e->attempt, 1u);
+    EXPECT_EQ(e->state, protocol::RunnerState::kRunning);
+    EXPECT_FALSE(e->timed_out);
+    EXPECT_LT(e->state_for_ms, 600'000u);
+  }
+  EXPECT_TRUE(reply->uptime_ms);
+  EXPECT_EQ(stat("lookups"), 1u);
+  std::string body;
+  EXPECT_TRUE(eventually([&] {
+    body = http_get(service->endpoints().metrics_port, "/metrics");
+    return body.find("rmon_control_lookups_total 1\n") != std::string::npos;
+  })) << body;
+  EXPECT_NE(body.find("rmon_control_lookup_ids_total 1000\n"), std::string::npos) << body;
+}
+
+TEST_F(MonitorServiceTest, ALookupOutOfBoundsIsABadRequestAndChangesNothing) {
+  publish(heartbeat("steady", 1, 600'000));
+  ASSERT_TRUE(eventually([&] { return service->table().size() == 1; }));
+  const auto lookup_of = [](std::vector<std::string> ids) {
+    ControlRequest req;
+    req.op = Op::kLookup;
+    req.runner_ids = std::move(ids);
+    return protocol::encode_control_request(req);
+  };
+  const std::string over = lookup_of(std::vector<std::string>(
+      protocol::kMaxLookupIds + 1, std::string(protocol::kMaxIdBytes, 'r')));
+  ASSERT_LE(over.size(), protocol::kMaxControlRequestFrame);  // reaches the decoder
+  const std::vector<std::string> frames = {
+      over,
+      lookup_of({}),
+      lookup_of({"steady", std::string(protocol::kMaxIdBytes + 1, 'r')}),
+      std::string("\x83\xa1v\x01\xa2op\xa6lookup\xaarunner_ids\x91\x07", 27),  // [7]
+      std::string("\x82\xa1v\x01\xa2op\xa6lookup", 14),                        // no runner_ids
+  };
+  for (const std::string& f : frames) {
+    auto reply = protocol::decode_lookup_reply(exchange(f));
+    ASSERT_TRUE(reply.ok()) << reply.error().to_string();
+    EXPECT_FALSE(reply->ok);
+    EXPECT_EQ(reply->error, "bad_request");
+    EXPECT_NE(reply->detail.find("runner_ids"), std::string::npos) << reply->detail;
+    EXPECT_NE(reply->detail.find("1 to 1000 runner ids"), std::string::npos) << reply->detail;
+  }
+  EXPECT_EQ(stat("lookups"), 0u);
+  auto view = get("steady");
+  ASSERT_TRUE(view);
+  EXPECT_EQ(view->state, protocol::RunnerState::kRunning);
+  EXPECT_EQ(service->table().size(), 1u);
 }
 
 TEST_F(MonitorServiceTest, AMisspelledGroupRefusesToStartUntilItsEventsAreDroppedDeliberately) {

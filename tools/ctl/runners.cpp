@@ -5,6 +5,7 @@
 
 #include "ctl/ctl.hpp"
 #include "ctl/format.hpp"
+#include "rmon/protocol/codec.hpp"
 
 namespace rmon::ctl {
 
@@ -116,6 +117,51 @@ void add_runner_commands(CLI::App& app, Ctl& ctl) {
         f->apply(req);
         return run(ctl, req,
                    [&](const MonitorReply& r) { ctl.out << r.reply.count.value_or(0) << "\n"; });
+      };
+    });
+  }
+  {
+    auto ids = std::make_shared<std::vector<std::string>>();
+    auto* sub = g->add_subcommand(
+        "lookup", "Short state of up to 1000 runners, as reconciliation sees it (in order)");
+    sub->add_option("runner_ids", *ids, "Runner ids")->required();
+    sub->callback([&ctl, ids] {
+      ctl.action = [&ctl, ids]() -> int {
+        if (ids->size() > p::kMaxLookupIds) {
+          throw UsageError("a lookup takes at most " + std::to_string(p::kMaxLookupIds) +
+                           " runner ids");
+        }
+        p::ControlRequest req;
+        req.op = p::Op::kLookup;
+        req.runner_ids = *ids;
+        // Not ctl.monitor(): a lookup's `runners` (nil or a short map each)
+        // has a reply decoder of its own.
+        auto raw = ctl.client(Service::kMonitor).exchange(p::encode_control_request(req));
+        if (!raw) return ctl.report(Service::kMonitor, raw.error());
+        auto r = p::decode_lookup_reply(raw.value());
+        if (!r || (r->ok && r->runners.size() != ids->size())) {
+          return ctl.report(Service::kMonitor,
+                            {"bad_reply", r ? "wrong number of runners" : r.error().to_string()});
+        }
+        if (!r->ok) return ctl.report(Service::kMonitor, {r->error, r->detail});
+        if (ctl.opt.json) {
+          ctl.print_json(raw.value());
+          return kOk;
+        }
+        Table t({"RUNNER", "TASK", "ATTEMPT", "STATE", "TIMED_OUT", "STATE_FOR_MS"},
+                {false, false, true, false, false, true});
+        for (std::size_t i = 0; i < ids->size(); ++i) {
+          const auto& e = r->runners[i];
+          if (!e) {
+            t.add({cell((*ids)[i]), "-", "-", "unknown", "-", "-"});
+            continue;
+          }
+          t.add({cell((*ids)[i]), cell(e->task_id), std::to_string(e->attempt),
+                 std::string(p::to_string(e->state)), e->timed_out ? "yes" : "no",
+                 std::to_string(e->state_for_ms)});
+        }
+        t.print(ctl.out);
+        return kOk;
       };
     });
   }

@@ -29,8 +29,13 @@ MAX_SHORT_STRING = 256
 MAX_HEARTBEAT_FRAME = 8 * 1024
 #: ``progress`` once encoded.
 MAX_PROGRESS_BYTES = 4 * 1024
-#: Event, ack and control request frames.
+#: Event, ack and request frames (the monitor's control requests: below).
 MAX_FRAME = 64 * 1024
+#: The monitor's control requests: room for a ``lookup`` of MAX_LOOKUP_IDS
+#: ids of MAX_ID_BYTES bytes (~131 KB).
+MAX_CONTROL_REQUEST_FRAME = 160 * 1024
+#: Runner ids in one ``lookup``.
+MAX_LOOKUP_IDS = 1000
 #: Replies to clients.
 MAX_REPLY_FRAME = 64 * 1024 * 1024
 #: Nesting of maps and arrays in an event.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _codec
 from ._rpc import RpcClient, expect
@@ -30,13 +30,15 @@ class RunnerMonitorClient(RpcClient):
 
     Besides the protocol's ops (:meth:`ping`, :meth:`get`, :meth:`list`,
     :meth:`count`, :meth:`add`, :meth:`remove`, :meth:`set_state`,
-    :meth:`stats`) it offers the method names of the in-process
+    :meth:`stats`, :meth:`lookup`) it offers the method names of the in-process
     ``RunnerMonitor`` it replaces: :meth:`add_runner`, :meth:`remove_runner`,
     :meth:`get_runner_status`, :meth:`get_all_runners`,
     :meth:`get_running_count`, :meth:`update_runner_state`.
     """
 
     DEFAULT_ENDPOINT = "tcp://127.0.0.1:5559"
+    #: A ``lookup`` of 1000 full-length ids is over the other services' 64 KiB.
+    MAX_REQUEST_BYTES = _codec.MAX_CONTROL_REQUEST_FRAME
 
     # -- the protocol's ops ------------------------------------------------
     def ping(self) -> int:
@@ -132,6 +134,37 @@ class RunnerMonitorClient(RpcClient):
         _codec.check_choice(state, "state", SETTABLE_STATES)
         self.request("set_state", runner_id=runner_id, state=state)
 
+    def lookup(self, runner_ids: Sequence[str]) -> List[Optional[Dict[str, Any]]]:
+        """The short state of each runner, for reconciliation: a list in the
+        order of ``runner_ids`` (1 to 1000 ids; a repeated id is answered each
+        time), each None when the monitor does not know that runner, else a
+        dict with exactly ``task_id``, ``attempt``, ``state`` (``running``,
+        ``suspect``, ``completed``, ``failed``), ``timed_out`` (True: failed
+        because this attempt timed out) and ``state_for_ms`` (how long it has
+        been in that state).
+
+        Raises ``ValueError`` for an empty or too long list or a bad id (the
+        monitor would answer ``bad_request``), ``ProtocolError`` when the
+        reply does not hold one entry per id.
+        """
+        if isinstance(runner_ids, (str, bytes)) or not isinstance(runner_ids, Sequence):
+            raise ValueError("runner_ids must be a list of str")
+        ids = list(runner_ids)
+        if not 1 <= len(ids) <= _codec.MAX_LOOKUP_IDS:
+            raise ValueError(f"runner_ids must hold 1 to {_codec.MAX_LOOKUP_IDS} ids, got {len(ids)}")
+        for i, runner_id in enumerate(ids):
+            _codec.check_id(runner_id, f"runner_ids[{i}]")
+        r = self.request("lookup", runner_ids=ids)
+        runners = expect(
+            r,
+            "runners",
+            lambda v: isinstance(v, list)
+            and len(v) == len(ids)
+            and all(e is None or isinstance(e, dict) for e in v),
+            "lookup",
+        )
+        return runners
+
     def stats(self) -> Dict[str, Any]:
         """Counters: ``heartbeats``, ``rejected``, ``duplicates``, ``late``,
         ``stale_attempts``, ``timeouts``, ``runners``, ``running``,
@@ -139,7 +172,8 @@ class RunnerMonitorClient(RpcClient):
         ``redeliveries``, ``acks``, the storm brake's and stall guard's
         ``brake_engaged``, ``brake_held``, ``brake_since_ms``,
         ``brake_engagements``, ``stalled``, ``stalls``, ``stall_hold_expired``,
-        ``backlog_alerts``, and ``pending_<group>`` per consumer group."""
+        ``backlog_alerts``, ``lookups``, and ``pending_<group>`` per
+        consumer group."""
         r = self.request("stats")
         r.pop("ok", None)
         return r

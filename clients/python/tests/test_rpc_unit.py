@@ -202,6 +202,36 @@ class RpcTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             c.update_runner_state("r1", "suspect")
 
+    def test_monitor_lookup(self):
+        known = {"r1": {"task_id": "t-1", "attempt": 2, "state": "failed", "timed_out": True,
+                        "state_for_ms": 1500}}
+
+        def answer(r, s):
+            assert r["op"] == "lookup", r
+            if r["runner_ids"] == ["bad"]:
+                return {"ok": False, "error": "bad_request", "detail": "too_large: runner_ids"}
+            if r["runner_ids"] == ["short"]:
+                return ok(runners=[])  # one entry missing
+            return ok(runners=[known.get(i) for i in r["runner_ids"]], uptime_ms=60000)
+
+        svc = self.service(answer)
+        c = self.client(rmon.RunnerMonitorClient, svc)
+        self.assertEqual(c.lookup(["r1", "nobody", "r1"]), [known["r1"], None, known["r1"]])
+        self.assertEqual(svc.requests[0], {"v": 1, "op": "lookup", "runner_ids": ["r1", "nobody", "r1"]})
+        self.assertEqual(c.lookup(("nobody",)), [None])
+        # The largest lookup fits the monitor's request limit (not the 64 KiB of others).
+        full = ["%0128d" % i for i in range(1000)]
+        self.assertEqual(c.lookup(full), [None] * 1000)
+        with self.assertRaises(rmon.BadRequest):
+            c.lookup(["bad"])
+        with self.assertRaises(rmon.ProtocolError):
+            c.lookup(["short"])
+        sent = len(svc.requests)
+        for bad in ([], ["r"] * 1001, ["x" * 129], [""], [7], "r1", None):
+            with self.assertRaises(ValueError, msg=repr(bad)[:40]):
+                c.lookup(bad)
+        self.assertEqual(len(svc.requests), sent)
+
     def test_error_reply_raises_by_code(self):
         svc = self.service(lambda r, s: {"ok": False, "error": "stale_attempt", "detail": "attempt 1 is old"})
         c = self.client(rmon.TaskQueueClient, svc)
@@ -244,8 +274,8 @@ class RpcTest(unittest.TestCase):
         with self.assertRaises(ValueError):
             c.submit("x" * (81 * 1024))
         m = self.client(rmon.RunnerMonitorClient, svc)
-        with self.assertRaises(ValueError):
-            m.add_runner("r", "t", "p", progress="x" * (65 * 1024))
+        with self.assertRaises(ValueError):  # the monitor takes 160 KiB (a full lookup)
+            m.add_runner("r", "t", "p", progress="x" * (161 * 1024))
         self.assertEqual(svc.requests, [])
 
     def test_argument_validation(self):

@@ -92,11 +92,33 @@ Result<Ack> decode_ack(std::string_view frame) {
 }
 
 // --- control request ---
+namespace {
+
+// `runner_ids` of a `lookup`: 1 to kMaxLookupIds identifiers. The count is
+// checked before any id is read, and the ids are appended one checked id at a
+// time: a declared count alone never reserves memory.
+Status read_runner_ids(const object& val, std::optional<std::vector<std::string>>& out) {
+  if (val.type != msgpack::type::ARRAY) return Rejection{Reason::kWrongType, "runner_ids"};
+  const uint32_t n = val.via.array.size;
+  if (n == 0) return Rejection{Reason::kBadValue, "runner_ids"};
+  if (n > kMaxLookupIds) return Rejection{Reason::kTooLarge, "runner_ids"};
+  out.emplace();
+  for (uint32_t i = 0; i < n; ++i) {
+    std::string& id = out->emplace_back();
+    if (Status st = read_str(val.via.array.ptr[i], "runner_ids", 1, kMaxIdBytes, id); !st) {
+      return st;
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
 Result<ControlRequest> decode_control_request(std::string_view frame) {
   object root;
-  if (Status s = wire::unpack(frame, kMaxFrame, root); !s) return s.error();
-  static constexpr std::array<std::string_view, 8> kNames = {"v",    "op",    "runner_id", "state",
-                                                             "pool", "limit", "runner",    "after"};
+  if (Status s = wire::unpack(frame, kMaxControlRequestFrame, root); !s) return s.error();
+  static constexpr std::array<std::string_view, 9> kNames = {
+      "v", "op", "runner_id", "state", "pool", "limit", "runner", "after", "runner_ids"};
   ControlRequest req;
   Required seen;
   std::string op_name;
@@ -129,6 +151,7 @@ Result<ControlRequest> decode_control_request(std::string_view frame) {
       req.runner.emplace();
       return heartbeat_map(val, false, *req.runner);
     }
+    if (key == "runner_ids") return seen.see(256), read_runner_ids(val, req.runner_ids);
     return {};
   });
   if (!s) return s.error();
@@ -147,6 +170,9 @@ Result<ControlRequest> decode_control_request(std::string_view frame) {
       break;
     case Op::kAdd:
       required = 64;
+      break;
+    case Op::kLookup:
+      required = 256;
       break;
     default:
       break;
@@ -176,6 +202,12 @@ Result<ControlReply> decode_control_reply(std::string_view frame, std::size_t ma
       uint64_t x = 0;
       if (Status st = read_uint(val, "count", x); !st) return st;
       r.count = x;
+      return {};
+    }
+    if (key == "uptime_ms") {
+      uint64_t x = 0;
+      if (Status st = read_uint(val, "uptime_ms", x); !st) return st;
+      r.uptime_ms = x;
       return {};
     }
     if (key == "more") {
@@ -219,6 +251,83 @@ Result<ControlReply> decode_control_reply(std::string_view frame, std::size_t ma
   });
   if (!s) return s.error();
   if (!has_ok) return Rejection{Reason::kMissingField, "ok"};
+  return r;
+}
+
+// --- lookup reply ---
+namespace {
+
+// One element of a `lookup` reply's `runners`: nil, or the short map.
+Status lookup_entry(const object& val, std::optional<LookupEntry>& out) {
+  if (val.type == msgpack::type::NIL) {
+    out.reset();
+    return {};
+  }
+  if (val.type != msgpack::type::MAP) return Rejection{Reason::kWrongType, "runners"};
+  static constexpr std::array<std::string_view, 5> kNames = {"task_id", "attempt", "state",
+                                                             "timed_out", "state_for_ms"};
+  LookupEntry& e = out.emplace();
+  Required req;
+  Status s = for_each_field(val, [&](std::string_view key, const object& v) -> Status {
+    if (key == "task_id") return req.see(1), read_str(v, "task_id", 1, kMaxIdBytes, e.task_id);
+    if (key == "attempt") {
+      req.see(2);
+      if (Status st = read_uint(v, "attempt", e.attempt); !st) return st;
+      return e.attempt >= 1 ? Status{} : Status{Rejection{Reason::kBadValue, "attempt"}};
+    }
+    if (key == "state") return req.see(4), read_state(v, e.state, true);
+    if (key == "timed_out") return req.see(8), wire::read_bool(v, "timed_out", e.timed_out);
+    if (key == "state_for_ms") {
+      return req.see(16), read_uint(v, "state_for_ms", e.state_for_ms);
+    }
+    return {};
+  });
+  if (!s) return s;
+  return req.check(0x1F, kNames);
+}
+
+}  // namespace
+
+Result<LookupReply> decode_lookup_reply(std::string_view frame, std::size_t max_frame) {
+  object root;
+  if (Status s = wire::unpack(frame, max_frame, root); !s) return s.error();
+  LookupReply r;
+  bool has_ok = false;
+  bool has_runners = false;
+  Status s = for_each_field(root, [&](std::string_view key, const object& val) -> Status {
+    if (key == "ok") return has_ok = true, wire::read_bool(val, "ok", r.ok);
+    if (key == "v") return wire::read_version(val);
+    if (key == "error") return read_str(val, "error", 0, kMaxShortString, r.error);
+    if (key == "detail") return read_str(val, "detail", 0, kMaxFrame, r.detail);
+    if (key == "uptime_ms") {
+      uint64_t x = 0;
+      if (Status st = read_uint(val, "uptime_ms", x); !st) return st;
+      r.uptime_ms = x;
+      return {};
+    }
+    if (key == "runners") {
+      has_runners = true;
+      if (val.type != msgpack::type::ARRAY) return Rejection{Reason::kWrongType, "runners"};
+      if (val.via.array.size > kMaxLookupIds) return Rejection{Reason::kTooLarge, "runners"};
+      // Grown one checked entry at a time, never reserved from the count.
+      r.runners.clear();
+      for (uint32_t i = 0; i < val.via.array.size; ++i) {
+        if (Status st = lookup_entry(val.via.array.ptr[i], r.runners.emplace_back()); !st) {
+          return st;
+        }
+      }
+      return {};
+    }
+    return {};
+  });
+  if (!s) return s.error();
+  if (!has_ok) return Rejection{Reason::kMissingField, "ok"};
+  if (!r.ok) {
+    r.runners.clear();  // a refusal carries `error` and `detail` only
+    r.uptime_ms.reset();
+  } else if (!has_runners) {
+    return Rejection{Reason::kMissingField, "runners"};
+  }
   return r;
 }
 

@@ -53,6 +53,19 @@ void pack_runner_view(Packer& p, const RunnerView& v) {
   if (v.interval_ms) pack_kv(p, "interval_ms", *v.interval_ms);
 }
 
+void pack_lookup_entry(Packer& p, const std::optional<LookupEntry>& e) {
+  if (!e) {
+    p.pack_nil();
+    return;
+  }
+  p.pack_map(5);
+  pack_kv(p, "task_id", e->task_id);
+  pack_kv(p, "attempt", e->attempt);
+  pack_kv(p, "state", to_string(e->state));
+  pack_kv(p, "timed_out", e->timed_out);
+  pack_kv(p, "state_for_ms", e->state_for_ms);
+}
+
 template <class Fn>
 std::string encode_with(Fn&& fn) {
   std::string out;
@@ -109,7 +122,8 @@ std::string encode_ack(const Ack& ack) {
 std::string encode_control_request(const ControlRequest& req) {
   return encode_with([&](Packer& p) {
     p.pack_map(2 + (req.runner_id ? 1 : 0) + (req.state ? 1 : 0) + (req.pool ? 1 : 0) +
-               (req.limit ? 1 : 0) + (req.after ? 1 : 0) + (req.runner ? 1 : 0));
+               (req.limit ? 1 : 0) + (req.after ? 1 : 0) + (req.runner ? 1 : 0) +
+               (req.runner_ids ? 1 : 0));
     pack_kv(p, "v", kVersion);
     pack_kv(p, "op", to_string(req.op));
     if (req.runner_id) pack_kv(p, "runner_id", *req.runner_id);
@@ -120,6 +134,11 @@ std::string encode_control_request(const ControlRequest& req) {
     if (req.runner) {
       pack_str(p, "runner");
       pack_heartbeat(p, *req.runner, false);
+    }
+    if (req.runner_ids) {
+      pack_str(p, "runner_ids");
+      p.pack_array(static_cast<uint32_t>(req.runner_ids->size()));
+      for (const std::string& id : *req.runner_ids) pack_str(p, id);
     }
   });
 }
@@ -142,16 +161,19 @@ std::string encode_control_reply(const ControlReply& r) {
       pack_kv(p, "detail", r.detail);
       return;
     }
+    // `runners` carries a `list`'s views or a `lookup`'s entries: one of them.
+    const bool list = r.runners && !r.lookup;
     p.pack_map(static_cast<uint32_t>(1 + (r.version ? 1 : 0) + (r.runner ? 1 : 0) +
-                                     (r.runners ? 1 : 0) + (r.more ? 1 : 0) + (r.count ? 1 : 0) +
-                                     (r.removed ? 1 : 0) + r.stats.size()));
+                                     (list || r.lookup ? 1 : 0) + (r.more ? 1 : 0) +
+                                     (r.count ? 1 : 0) + (r.removed ? 1 : 0) +
+                                     (r.uptime_ms ? 1 : 0) + r.stats.size()));
     pack_kv(p, "ok", true);
     if (r.version) pack_kv(p, "version", *r.version);
     if (r.runner) {
       pack_str(p, "runner");
       pack_runner_view(p, *r.runner);
     }
-    if (r.runners) {
+    if (list) {
       pack_str(p, "runners");
       p.pack_array(static_cast<uint32_t>(r.runners->size()));
       for (const RunnerView& v : *r.runners) pack_runner_view(p, v);
@@ -159,6 +181,12 @@ std::string encode_control_reply(const ControlReply& r) {
     if (r.more) pack_kv(p, "more", *r.more);
     if (r.count) pack_kv(p, "count", *r.count);
     if (r.removed) pack_kv(p, "removed", *r.removed);
+    if (r.lookup) {
+      pack_str(p, "runners");
+      p.pack_array(static_cast<uint32_t>(r.lookup->size()));
+      for (const auto& e : *r.lookup) pack_lookup_entry(p, e);
+    }
+    if (r.uptime_ms) pack_kv(p, "uptime_ms", *r.uptime_ms);
     for (const auto& [name, value] : r.stats) pack_kv(p, name, value);
   });
 }

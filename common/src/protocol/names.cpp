@@ -19,8 +19,9 @@ std::optional<E> lookup(const std::array<std::string_view, N>& names, std::strin
 
 constexpr std::array<std::string_view, 3> kPoolTypes = {"local-process", "docker", "kubernetes"};
 constexpr std::array<std::string_view, 4> kStates = {"running", "suspect", "completed", "failed"};
-constexpr std::array<std::string_view, 9> kOps = {
-    "ping", "get", "list", "count", "add", "remove", "set_state", "stats", "release_brake"};
+constexpr std::array<std::string_view, 10> kOps = {"ping",          "get",    "list",      "count",
+                                                   "add",           "remove", "set_state", "stats",
+                                                   "release_brake", "lookup"};
 constexpr std::array<std::string_view, kReasonCount> kReasons = {
     "malformed",  "too_large", "bad_version",    "missing_field",
     "wrong_type", "bad_value", "topic_mismatch", "unknown_op"};

@@ -39,8 +39,14 @@ std::string ControlHandler::handle(std::string_view request) {
   ControlReply reply;
   if (!req) {
     const auto& err = req.error();
+    std::string detail = err.to_string();
+    if (err.field == "runner_ids") {
+      detail += fmt::format(" (a lookup takes 1 to {} runner ids, each a string of 1 to {} bytes)",
+                            protocol::kMaxLookupIds, protocol::kMaxIdBytes);
+    }
     reply = ControlReply::failure(
-        err.reason == protocol::Reason::kUnknownOp ? "unknown_op" : "bad_request", err.to_string());
+        err.reason == protocol::Reason::kUnknownOp ? "unknown_op" : "bad_request",
+        std::move(detail));
     uint64_t suppressed = 0;
     if (warn_limit_.allow("control", clock_.now(), suppressed)) {
       spdlog::warn("control request rejected reason={} suppressed={}", err.to_string(), suppressed);
@@ -100,6 +106,19 @@ ControlReply ControlHandler::handle(const ControlRequest& req) {
     }
     case Op::kStats:
       return stats_reply();
+    case Op::kLookup:
+      // The decoder enforces this; a request built in process may not.
+      if (!req.runner_ids || req.runner_ids->empty() ||
+          req.runner_ids->size() > protocol::kMaxLookupIds) {
+        return ControlReply::failure(
+            "bad_request",
+            "a lookup takes 1 to " + std::to_string(protocol::kMaxLookupIds) + " runner ids");
+      }
+      reply.lookup = table_.lookup(*req.runner_ids, now);
+      reply.uptime_ms = static_cast<uint64_t>(std::max<int64_t>(0, ms_between(started_, now)));
+      stats_.lookups.fetch_add(1, std::memory_order_relaxed);
+      stats_.lookup_ids.fetch_add(req.runner_ids->size(), std::memory_order_relaxed);
+      break;
     case Op::kReleaseBrake: {
       // Taken by the dispatch thread before its next sweep.
       const bool engaged = stats_.brake_engaged.load(std::memory_order_relaxed);
@@ -149,6 +168,7 @@ ControlReply ControlHandler::stats_reply() const {
       {"stalls", load(stats_.stalls)},
       {"stall_hold_expired", load(stats_.stall_hold_expired)},
       {"backlog_alerts", load(stats_.backlog_alerts)},
+      {"lookups", load(stats_.lookups)},
   };
   // Each group's backlog: its unacknowledged events (on disk).
   for (std::size_t g = 0; g < stats_.groups.size(); ++g) {

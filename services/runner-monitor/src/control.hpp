@@ -19,8 +19,10 @@ inline constexpr std::size_t kMaxListLimit = 100'000;
 
 class ControlHandler {
  public:
+  // `lookup` replies say how long the monitor has been up: since this
+  // handler was built (after the saved table was restored, as serving begins).
   ControlHandler(RunnerTable& table, MonitorStats& stats, const Clock& clock)
-      : table_(table), stats_(stats), clock_(clock) {}
+      : table_(table), stats_(stats), clock_(clock), started_(clock.now()) {}
 
   // Never throws: a bad request gets an error reply and changes nothing.
   std::string handle(std::string_view request);
@@ -32,6 +34,7 @@ class ControlHandler {
   RunnerTable& table_;
   MonitorStats& stats_;
   const Clock& clock_;
+  const MonoTime started_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };
 

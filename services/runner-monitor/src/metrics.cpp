@@ -152,6 +152,14 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
   add(ctl, val(stats_.control_requests) - val(stats_.control_errors), {{"outcome", "ok"}});
   add(ctl, val(stats_.control_errors), {{"outcome", "error"}});
   out.push_back(std::move(ctl));
+  auto lookups =
+      family("rmon_control_lookups_total", "Reconciliation lookups answered", MetricType::Counter);
+  add(lookups, val(stats_.lookups));
+  out.push_back(std::move(lookups));
+  auto lookup_ids = family("rmon_control_lookup_ids_total",
+                           "Runner ids asked about by the lookups answered", MetricType::Counter);
+  add(lookup_ids, val(stats_.lookup_ids));
+  out.push_back(std::move(lookup_ids));
   collect_durability(stats_, storage, out);
   return out;
 }

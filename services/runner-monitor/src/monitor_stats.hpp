@@ -42,6 +42,8 @@ struct MonitorStats {
   std::atomic<uint64_t> acks_unknown{0};
   std::atomic<uint64_t> control_requests{0};
   std::atomic<uint64_t> control_errors{0};
+  std::atomic<uint64_t> lookups{0};     // `lookup` requests answered
+  std::atomic<uint64_t> lookup_ids{0};  // runner ids they asked about
 
   // Ingest: when its loop last found its socket empty (monotonic ns); the
   // stall guard compares it with the time.

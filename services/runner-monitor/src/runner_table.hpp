@@ -143,6 +143,21 @@ class RunnerTable {
                 const std::optional<std::string>& after = std::nullopt,
                 std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) const;
   std::size_t count(const RunnerFilter& f) const;
+  // Reconciliation's `lookup`: for each of `ids`, in order (a repeated id is
+  // answered each time), the runner's short state at `now`, or nullopt when
+  // unknown. The ids are grouped by shard: each shard's lock is taken at most
+  // once per call. `timed_out` is set for a FAILED runner whose attempt timed
+  // out. `state_for_ms` is derived from what a runner keeps (no field of its
+  // own; clamped at 0, whole milliseconds):
+  // - running: since its last accepted message;
+  // - suspect: since its last message plus the suspect share of its timeout
+  //   (the instant it became suspect, up to a check grid before the sweep
+  //   showed it);
+  // - completed, failed: since its last accepted message, the terminal one
+  //   (for an end set by the control `set_state`, the last message before);
+  // - failed by timeout: since its deadline (last message plus timeout).
+  std::vector<std::optional<protocol::LookupEntry>> lookup(const std::vector<std::string>& ids,
+                                                           MonoTime now) const;
   // Live runners silent past their deadline (held by a guard, or about to be
   // convicted). Scans every runner: for a gauge refreshed now and then.
   std::size_t count_overdue(MonoTime now) const;

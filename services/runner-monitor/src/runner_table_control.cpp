@@ -6,6 +6,7 @@
 #include <bit>
 #include <limits>
 #include <string_view>
+#include <utility>
 
 #include "rmon/protocol/codec.hpp"
 #include "shard.hpp"
@@ -19,6 +20,60 @@ std::optional<RunnerView> RunnerTable::get(const std::string& runner_id, MonoTim
   const Runner* r = s.runners.find(key);
   if (r == nullptr) return std::nullopt;
   return s.view(*r, to_ns(now));
+}
+
+namespace {
+
+// One runner's short state (see RunnerTable::lookup); its shard's lock is held.
+protocol::LookupEntry lookup_entry(const Runner& r, int64_t now_ns, double suspect_ratio) {
+  const int64_t timeout_ns = static_cast<int64_t>(r.timeout_ms) * kNsPerMs;
+  int64_t since_ns = r.last_heard_ns;
+  const bool timed_out = r.state == RunnerState::kFailed && r.timed_out;
+  if (r.state == RunnerState::kSuspect) {
+    // As the sweep computes it (shard.cpp, on_due).
+    since_ns += static_cast<int64_t>(static_cast<double>(timeout_ns) * suspect_ratio);
+  } else if (timed_out) {
+    since_ns += timeout_ns;
+  }
+  protocol::LookupEntry e;
+  e.task_id = r.task_id();
+  e.attempt = r.attempt;
+  e.state = r.state;
+  e.timed_out = timed_out;
+  e.state_for_ms = static_cast<uint64_t>(std::max<int64_t>(0, now_ns - since_ns) / kNsPerMs);
+  return e;
+}
+
+}  // namespace
+
+std::vector<std::optional<protocol::LookupEntry>> RunnerTable::lookup(
+    const std::vector<std::string>& ids, MonoTime now) const {
+  const int64_t now_ns = to_ns(now);
+  std::vector<std::optional<protocol::LookupEntry>> out(ids.size());
+  // Positions sorted by shard: each run of one shard is answered under one
+  // hold of its lock.
+  std::vector<HashedId> keys;
+  keys.reserve(ids.size());
+  std::vector<std::pair<const Shard*, std::size_t>> order;
+  order.reserve(ids.size());
+  for (std::size_t i = 0; i < ids.size(); ++i) {
+    keys.emplace_back(ids[i]);
+    order.emplace_back(&shard_for(keys.back().hash), i);
+  }
+  std::sort(order.begin(), order.end());
+  for (std::size_t begin = 0; begin < order.size();) {
+    const Shard& s = *order[begin].first;
+    std::size_t end = begin;
+    MutexLock lock(s.mu);
+    for (; end < order.size() && order[end].first == &s; ++end) {
+      const std::size_t pos = order[end].second;
+      if (const Runner* r = s.runners.find(keys[pos]); r != nullptr) {
+        out[pos] = lookup_entry(*r, now_ns, opts_.suspect_ratio);
+      }
+    }
+    begin = end;
+  }
+  return out;
 }
 
 namespace {

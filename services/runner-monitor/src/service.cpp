@@ -170,7 +170,11 @@ void MonitorService::start() {
   small.max_msg_size = static_cast<int64_t>(protocol::kMaxFrame);
   acks_ = make_socket(ctx_, zmq::socket_type::pull, small);
   endpoints_.ack = attach(acks_, config_.ack_endpoint);
-  router_ = make_socket(ctx_, zmq::socket_type::router, small);
+  // Control requests may be bigger than acks: a `lookup` of kMaxLookupIds
+  // full-length ids. libzmq drops the connection of a peer sending more.
+  SocketOptions control_opts;
+  control_opts.max_msg_size = static_cast<int64_t>(protocol::kMaxControlRequestFrame);
+  router_ = make_socket(ctx_, zmq::socket_type::router, control_opts);
   endpoints_.control = attach(router_, config_.control_endpoint);
   if (!config_.metrics_address.empty()) {
     endpoints_.metrics_port = metrics_->serve(config_.metrics_address);

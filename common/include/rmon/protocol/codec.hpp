@@ -35,13 +35,30 @@ Result<Ack> decode_ack(std::string_view frame);
 
 // --- control ---
 std::string encode_control_request(const ControlRequest& req);
+// Frames up to kMaxControlRequestFrame. A `lookup`'s `runner_ids` must hold 1
+// (else bad_value) to kMaxLookupIds (else too_large) strings of 1 to
+// kMaxIdBytes bytes; the rejection's field is `runner_ids`.
 Result<ControlRequest> decode_control_request(std::string_view frame);
+// `runners` holds `lookup` when set, else `runners` (a reply has one of them).
 std::string encode_control_reply(const ControlReply& reply);
 // At least the bytes `v` takes in an encoded reply: for budgeting a `list`
 // reply before encoding it.
 std::size_t encoded_size_bound(const RunnerView& v);
 Result<ControlReply> decode_control_reply(std::string_view frame,
                                           std::size_t max_frame = kMaxReplyFrame);
+// The reply to a `lookup`, for clients (decode_control_reply reads `runners`
+// as a `list`'s runner maps, so it rejects a lookup's nil entries). Why a
+// LookupReply and not the bare entries: a rejection names a reason and a key
+// in static storage, while a monitor's refusal (`bad_request`, `forbidden`,
+// ...) carries its own words; both must reach the caller, distinctly. So:
+// - a frame that breaks the contract (malformed, a mistyped key, more than
+//   kMaxLookupIds entries, `ok: true` without `runners`) is a Rejection;
+// - `ok: false` is a LookupReply with `error` and `detail` (no runners);
+// - `ok: true` is a LookupReply with one entry (or nullopt: nil) per
+//   requested id, in request order. Checking that the count matches the
+//   request is the caller's part.
+Result<LookupReply> decode_lookup_reply(std::string_view frame,
+                                        std::size_t max_frame = kMaxReplyFrame);
 
 // --- progress helpers: `progress` is carried as raw MessagePack bytes ---
 // Checks that `bytes` is exactly one MessagePack value within the limits.

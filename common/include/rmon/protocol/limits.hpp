@@ -12,8 +12,13 @@ inline constexpr std::size_t kMaxProgressBytes = 4 * 1024;  // encoded
 inline constexpr std::size_t kMaxIdBytes = 128;             // runner_id, task_id, pool
 inline constexpr std::size_t kMaxShortString = 256;         // container_id, job_name, group, ...
 inline constexpr std::size_t kMaxTopicBytes = 3 + kMaxIdBytes;
-// Event, ack and control request frames. Replies to clients may be larger.
+// Event, ack and request frames (the monitor's control requests: below).
+// Replies to clients may be larger.
 inline constexpr std::size_t kMaxFrame = 64 * 1024;
+// The monitor's control requests: a `lookup` of kMaxLookupIds ids of kMaxIdBytes
+// bytes takes ~131 KB encoded, so they get room for that and a margin.
+inline constexpr std::size_t kMaxControlRequestFrame = 160 * 1024;
+inline constexpr std::size_t kMaxLookupIds = 1000;  // runner ids in one `lookup`
 inline constexpr std::size_t kMaxReplyFrame = 64 * 1024 * 1024;
 // A `list` reply stops short of this many bytes (encoded) and says `more`.
 inline constexpr std::size_t kMaxListReplyBytes = 16 * 1024 * 1024;

@@ -92,6 +92,7 @@ enum class Op : uint8_t {
   kSetState,
   kStats,
   kReleaseBrake,  // an operator releases the monitor's storm brake
+  kLookup,        // reconciliation: the short state of up to kMaxLookupIds runners
 };
 std::string_view to_string(Op op);
 std::optional<Op> parse_op(std::string_view s);
@@ -106,8 +107,21 @@ struct ControlRequest {
   std::optional<uint64_t> limit;         // list
   std::optional<std::string> after;      // list: only runner ids sorting after this one
   std::optional<Heartbeat> runner;       // add
+  std::optional<std::vector<std::string>> runner_ids;  // lookup: 1 to kMaxLookupIds ids
 
   bool operator==(const ControlRequest&) const = default;
+};
+
+// One runner's short state in a `lookup` reply: what reconciliation needs to
+// tell alive, ended, timed out and gone apart (docs/PROTOCOL.md).
+struct LookupEntry {
+  std::string task_id;
+  uint64_t attempt = 1;
+  RunnerState state = RunnerState::kRunning;
+  bool timed_out = false;     // FAILED because this attempt timed out
+  uint64_t state_for_ms = 0;  // how long it has been in `state`
+
+  bool operator==(const LookupEntry&) const = default;
 };
 
 // Monitor -> client. `ok == false` carries `error` and `detail` only.
@@ -122,6 +136,13 @@ struct ControlReply {
   std::optional<uint64_t> count;  // count
   std::optional<bool> removed;    // remove
   std::vector<std::pair<std::string, uint64_t>> stats;  // stats: top-level counters
+  // lookup, encoded under `runners`: one per requested id, in order; nullopt
+  // (nil) for a runner the monitor does not know.
+  std::optional<std::vector<std::optional<LookupEntry>>> lookup;
+  // lookup (a key this project adds): how long this monitor has been serving,
+  // so a caller can tell a nil from a monitor too young to have heard every
+  // live runner.
+  std::optional<uint64_t> uptime_ms;
 
   static ControlReply failure(std::string error, std::string detail) {
     ControlReply r;
@@ -131,6 +152,18 @@ struct ControlReply {
     return r;
   }
   bool operator==(const ControlReply&) const = default;
+};
+
+// A `lookup` reply as a client reads it (decode_lookup_reply): the monitor's
+// refusal (`ok == false`: `error`, `detail`) is an answer, not a broken frame.
+struct LookupReply {
+  bool ok = true;
+  std::string error;
+  std::string detail;
+  std::vector<std::optional<LookupEntry>> runners;  // when ok: one per requested id
+  std::optional<uint64_t> uptime_ms;  // how long the monitor has been up, when it says
+
+  bool operator==(const LookupReply&) const = default;
 };
 
 }  // namespace rmon::protocol
