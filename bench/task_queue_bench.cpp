@@ -97,12 +97,12 @@ Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_
     });
   }
   const auto t0 = steady_clock::now();
-  const uint64_t commits0 = svc.stats().commits.load();
+  const uint64_t commits0 = svc.service_stats().commits.load();
   go = true;
   std::this_thread::sleep_for(seconds * 1s);
   const uint64_t n = lifecycles.load(), o = ops.load();
   const double secs = duration<double>(steady_clock::now() - t0).count();
-  const uint64_t commits = svc.stats().commits.load() - commits0;
+  const uint64_t commits = svc.service_stats().commits.load() - commits0;
   stop = true;
   for (auto& t : threads) t.join();
   svc.stop();

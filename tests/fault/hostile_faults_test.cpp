@@ -335,8 +335,9 @@ TEST_F(HostileFaults, MalformedFramesOnEverySocketUnderLoadChangeNothing) {
   requests(
       Svc::kTaskQueue, task_api_garbage(4),
       [&] {
-        return static_cast<uint64_t>(
-            metric(stack_->metrics(Svc::kTaskQueue), "tq_bad_requests_total"));
+        const std::string text = stack_->metrics(Svc::kTaskQueue);
+        return static_cast<uint64_t>(metric(text, "tq_requests_total", "outcome=\"bad_request\"") +
+                                     metric(text, "tq_requests_total", "outcome=\"unknown_op\""));
       },
       "task-queue API ROUTER (DEALER, REQ)");
   requests(
@@ -353,7 +354,8 @@ TEST_F(HostileFaults, MalformedFramesOnEverySocketUnderLoadChangeNothing) {
     victims_->cut(all, 500ms);
     std::array<EventRelay*, 2> relays = {relay_[1].get(), relay_[2].get()};
     auto rejected = [&](Svc s) {
-      const char* family = s == Svc::kTaskQueue ? "tq_events_total" : "pm_events_total";
+      const char* family =
+          s == Svc::kTaskQueue ? "tq_events_received_total" : "pm_events_received_total";
       return static_cast<uint64_t>(metric(stack_->metrics(s), family, "rejected"));
     };
     const uint64_t tq0 = rejected(Svc::kTaskQueue), pm0 = rejected(Svc::kPoolManager);
@@ -452,7 +454,7 @@ TEST(HostileEventSocket, OversizedEventFrameDoesNotCutTheConsumerOffForGood) {
                    stack.consumer_events_endpoint(Svc::kTaskQueue));
   ASSERT_NO_FATAL_FAILURE(stack.start_all());
   auto rejected = [&] {
-    return metric(stack.metrics(Svc::kTaskQueue), "tq_events_total", "rejected");
+    return metric(stack.metrics(Svc::kTaskQueue), "tq_events_received_total", "rejected");
   };
   relay.inject({"garbage"});
   ASSERT_TRUE(wait_until([&] { return rejected() == 1; }));

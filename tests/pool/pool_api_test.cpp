@@ -1,5 +1,5 @@
-// PoolApi (the batch handler) without sockets: replies, the status reply's
-// size bound, a commit that fails, and the first-heartbeat grace glue.
+// PoolApi through the skeleton's batch policy, without sockets: replies, the
+// status reply's size bound, a commit that fails, and verdicts.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
@@ -10,6 +10,8 @@
 #include "pool_api.hpp"
 #include "pool_test_support.hpp"
 #include "rmon/fake_clock.hpp"
+#include "rmon/service/batch_policy.hpp"
+#include "rmon/service/metrics_endpoint.hpp"
 
 namespace rmon::pool {
 namespace {
@@ -27,9 +29,9 @@ class PoolApiTest : public ::testing::Test {
  protected:
   void SetUp() override { open({}); }
 
-  void open(ApiOptions options, MonitorProbe* probe = nullptr) {
+  void open(ApiOptions options) {
+    policy.reset();
     api.reset();
-    metrics.reset();
     endpoint = std::make_unique<MetricsEndpoint>();
     store.reset();
     StoreOptions o;
@@ -38,22 +40,30 @@ class PoolApiTest : public ::testing::Test {
     store = std::make_unique<PoolStore>(
         dir.path() / "pool-manager.db",
         std::vector<PoolSpec>{{"local", protocol::PoolType::kLocalProcess, 200}}, clock, o);
-    metrics = std::make_unique<PoolMetrics>(store->pools(), *endpoint);
-    api = std::make_unique<PoolApi>(*store, *metrics, probe, clock, kGrace, options);
+    api = std::make_unique<PoolApi>(*store, service, clock, options);
+    api->add_metrics(*endpoint);
+    policy = std::make_unique<BatchPolicy>(*api, service, clock);
   }
 
   // One batch: the requests (encoded maps) and events; returns the replies.
   std::vector<std::string> batch(const std::vector<std::string>& bodies,
-                                 std::vector<ConsumedEvent>* events = nullptr) {
-    std::vector<Request> requests(bodies.size());
+                                 std::vector<ConsumedEvent>* events = nullptr,
+                                 std::vector<Judged> verdicts = {}) {
+    Batch b;
+    b.requests.resize(bodies.size());
     for (std::size_t i = 0; i < bodies.size(); ++i) {
-      requests[i].body = zmq::message_t(bodies[i].data(), bodies[i].size());
+      b.requests[i].body = zmq::message_t(bodies[i].data(), bodies[i].size());
     }
-    std::vector<ConsumedEvent> none;
-    api->apply(requests, events ? *events : none);
+    if (events) b.events = *events;
+    b.verdicts = std::move(verdicts);
+    policy->apply(b);
+    if (events) *events = b.events;
     std::vector<std::string> replies;
-    for (const Request& r : requests) replies.push_back(r.reply);
+    for (const Request& r : b.requests) replies.push_back(r.reply);
     return replies;
+  }
+  uint64_t requests(ApiOp op, std::string_view outcome) const {
+    return service.requests[static_cast<std::size_t>(op)][outcome_index(outcome)].load();
   }
   static std::string request(const std::string& op, const MapBuilder& fields = {}) {
     return MapBuilder().u64("v", 1).str("op", op).extend(fields).finish();
@@ -64,10 +74,11 @@ class PoolApiTest : public ::testing::Test {
 
   rmon::testing::TempDir dir;
   FakeClock clock;
+  ServiceStats service;
   std::unique_ptr<MetricsEndpoint> endpoint;
   std::unique_ptr<PoolStore> store;
-  std::unique_ptr<PoolMetrics> metrics;
   std::unique_ptr<PoolApi> api;
+  std::unique_ptr<BatchPolicy> policy;
 };
 
 TEST_F(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
@@ -97,9 +108,9 @@ TEST_F(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
   EXPECT_EQ(read_reply(replies[8]).error, "");
   EXPECT_EQ(reply_u64(replies[8], "version"), 1u);
   EXPECT_EQ(read_reply(replies[9]).error, "unknown_op");
-  EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kOk), 3u);
-  EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kNotFound), 1u);
-  EXPECT_EQ(metrics->requests(ApiOp::kInvalid, Outcome::kUnknownOp), 1u);
+  EXPECT_EQ(requests(ApiOp::kAcquire, "ok"), 3u);
+  EXPECT_EQ(requests(ApiOp::kAcquire, "not_found"), 1u);
+  EXPECT_EQ(service.requests[ServiceStats::kMaxOps][outcome_index("unknown_op")].load(), 1u);
   EXPECT_NE(endpoint->render().find("pm_slots{pool=\"local\",state=\"in_use\"} 1"),
             std::string::npos);
 }
@@ -130,8 +141,8 @@ TEST_F(PoolApiTest, AFailedCommitAnswersUnavailableAndAcknowledgesNothing) {
   const auto replies = batch({acquire("r1"), request("stats")}, &events);
   for (const std::string& r : replies) EXPECT_EQ(read_reply(r).error, "unavailable") << r;
   EXPECT_FALSE(events[0].ack);
-  EXPECT_EQ(metrics->commit_failures(), 1u);
-  EXPECT_EQ(metrics->requests(ApiOp::kAcquire, Outcome::kUnavailable), 1u);
+  EXPECT_EQ(service.commit_failures.load(), 1u);
+  EXPECT_EQ(requests(ApiOp::kAcquire, "unavailable"), 1u);
 
   sqlite3_commit_hook(store->db().raw(), nullptr, nullptr);
   // Nothing of the failed batch stuck, in the database or in memory.
@@ -150,32 +161,28 @@ TEST_F(PoolApiTest, EventsAreAcknowledgedOnceCommittedWhateverTheirEffect) {
                                     {timeout_event("e2", "nobody", "t", 1), false}};
   batch({}, &events);
   for (const auto& e : events) EXPECT_TRUE(e.ack);
-  EXPECT_EQ(metrics->counter(Counter::kEventsApplied), 1u);
-  EXPECT_EQ(metrics->counter(Counter::kEventsIgnored), 2u);
+  EXPECT_EQ(api->metrics().counter(Counter::kEventsApplied), 1u);
+  EXPECT_EQ(api->metrics().counter(Counter::kEventsIgnored), 2u);
   EXPECT_EQ(store->holdings_total(), 0u);
 }
 
-TEST_F(PoolApiTest, TickQueuesGraceChecksAndVerdictsApply) {
-  zmq::context_t ctx;
-  // Nothing listens there: the checks stay queued, which is all tick() does.
-  MonitorProbe probe(ctx, "tcp://127.0.0.1:1", Millis(1000));
-  open({}, &probe);
-  batch({acquire("r1"), acquire("r2"), acquire("r3")});
-  api->tick();
-  EXPECT_EQ(probe.queued(), 0u);
+TEST_F(PoolApiTest, CandidatesAfterTheGraceAndTakingBackVerdictsFreeTheirSlot) {
+  batch({acquire("r1"), acquire("r2"), acquire("r3"), acquire("r4")});
+  EXPECT_TRUE(api->reconcile_candidates({}, 10).keys.empty());
   clock.advance(kGrace);
-  api->tick();
-  EXPECT_EQ(probe.queued(), 3u);
+  EXPECT_EQ(api->reconcile_candidates({}, 10).keys.size(), 4u);
 
-  std::vector<ProbeResult> results{{{"r1", "task-r1", 1}, ProbeVerdict::kSeen},
-                                   {{"r2", "task-r2", 1}, ProbeVerdict::kNotSeen},
-                                   {{"r3", "task-r3", 1}, ProbeVerdict::kUnreachable}};
-  api->on_probe_results(results);
-  EXPECT_EQ(store->holdings_total(), 2u);
-  EXPECT_EQ(metrics->counter(Counter::kReleasedByGrace), 1u);
-  EXPECT_EQ(metrics->probes(ProbeVerdict::kUnreachable), 1u);
-  EXPECT_EQ(store->grace_candidates(10), (std::vector<ProbeKey>{{"r3", "task-r3", 1}}));
-  EXPECT_NE(endpoint->render().find("pm_releases_total{cause=\"grace\"} 1"), std::string::npos);
+  batch({}, nullptr,
+        {{{"r1", "task-r1", 1}, Verdict::kAlive, ""},
+         {{"r2", "task-r2", 1}, Verdict::kGone, "lost"},
+         {{"r3", "task-r3", 1}, Verdict::kUndecided, ""},
+         {{"r4", "task-r4", 2}, Verdict::kEnded, "another attempt: fenced"}});
+  EXPECT_EQ(store->holdings_total(), 3u);
+  EXPECT_EQ(api->metrics().counter(Counter::kReconciled), 1u);
+  EXPECT_EQ(service.verdicts[static_cast<std::size_t>(Verdict::kUndecided)].load(), 1u);
+  EXPECT_NE(endpoint->render().find("pm_releases_total{cause=\"reconciliation\"} 1"),
+            std::string::npos)
+      << endpoint->render();
 }
 
 }  // namespace

@@ -64,6 +64,7 @@ class PoolWithMonitorTest : public ::testing::Test {
     c.pools = {"local=local-process:4"};
     c.first_heartbeat_grace_ms = grace_ms;
     c.tick_interval_ms = 50;
+    c.reconcile_interval_ms = 100;
     pool_service = std::make_unique<PoolManagerService>(c, SystemClock::instance());
     pool_service->start();
     client = std::make_unique<rmon::testing::ApiClient>(ctx, pool_service->endpoints().api, 3000);
@@ -133,8 +134,10 @@ TEST_F(PoolWithMonitorTest, ARunnerThatNeverHeartbeatsLosesItsSlotAfterTheGrace)
   heartbeat_until_tracked("known", 600'000, 1);
   ASSERT_EQ(read_reply(acquire("known")).slot, 0u);
   ASSERT_EQ(read_reply(acquire("ghost")).slot, 1u);
-  ASSERT_TRUE(eventually([&] { return stat("released_by_grace") == 1; }));
-  ASSERT_TRUE(eventually([&] { return pool_service->metrics().probes(ProbeVerdict::kSeen) >= 1; }));
+  ASSERT_TRUE(eventually([&] { return stat("reconciled") == 1; }));
+  ASSERT_TRUE(eventually([&] {
+    return pool_service->service_stats().verdicts[static_cast<int>(Verdict::kAlive)].load() >= 1;
+  }));
   EXPECT_EQ(stat("released_by_timeout"), 1u);
   const auto pools = read_pools(client->call("status"));
   ASSERT_EQ(pools.size(), 1u);

@@ -65,6 +65,7 @@ class PoolServiceTest : public ::testing::Test {
     c.first_heartbeat_grace_ms = 600'000;
     c.monitor_timeout_ms = 300;
     c.tick_interval_ms = 50;
+    c.reconcile_interval_ms = 100;
     return c;
   }
   void start(const PoolConfig& c) {
@@ -214,7 +215,7 @@ TEST_F(PoolServiceTest, TimeoutEventsAreAppliedOnceAndAcknowledgedAfterCommit) {
   // A malformed event is dropped unacknowledged and counted.
   ASSERT_TRUE(send_frames(events, {"\x81\xa1v\x01"}, zmq::send_flags::none));
   ASSERT_TRUE(eventually([&] {
-    return service->render_metrics().find("pm_events_total{result=\"rejected\"} 1") !=
+    return service->render_metrics().find("pm_events_received_total{result=\"rejected\"} 1") !=
            std::string::npos;
   }));
   EXPECT_EQ(stat("events_applied"), 1u);
@@ -228,22 +229,28 @@ TEST_F(PoolServiceTest, AnUnreachableMonitorReleasesNothingUntilItAnswers) {
   c.first_heartbeat_grace_ms = 300;
   start(c);
   ASSERT_EQ(read_reply(acquire("local", "r1")).slot, 0u);
-  // The check times out unanswered (monitor_timeout 300 ms): kept, retried.
-  ASSERT_TRUE(
-      eventually([&] { return service->metrics().probes(ProbeVerdict::kUnreachable) >= 1; }));
+  // The lookup times out unanswered (monitor_timeout 300 ms): undecided,
+  // kept, retried.
+  ASSERT_TRUE(eventually([&] {
+    return service->service_stats().verdicts[static_cast<int>(Verdict::kUndecided)].load() >= 1;
+  }));
   EXPECT_EQ(stat("in_use"), 1u);
-  // Now answer every check: the monitor does not know the runner. (Answers
-  // to checks already given up on go to a closed socket and are lost.)
+  EXPECT_GE(stat("undecided"), 1u);
+  // Now answer every lookup: the monitor (up for an hour) does not know the
+  // runner. (Answers to lookups already given up on go to a closed socket.)
   std::vector<zmq::message_t> frames;
-  const std::string not_found =
-      protocol::encode_control_reply(protocol::ControlReply::failure("not_found", "r1"));
+  protocol::ControlReply unknown;
+  unknown.lookup.emplace(1);
+  unknown.uptime_ms = 3'600'000;
+  const std::string reply = protocol::encode_control_reply(unknown);
   ASSERT_TRUE(eventually([&] {
     while (recv_frames(monitor, frames, zmq::recv_flags::dontwait)) {
       auto req = protocol::decode_control_request(frames.back().to_string_view());
-      EXPECT_TRUE(req.ok() && req->runner_id == "r1");
-      (void)send_frames(monitor, {frames[0].to_string_view(), not_found});
+      EXPECT_TRUE(req.ok() && req->op == protocol::Op::kLookup && req->runner_ids &&
+                  req->runner_ids->size() == 1 && req->runner_ids->front() == "r1");
+      (void)send_frames(monitor, {frames[0].to_string_view(), reply});
     }
-    return service->metrics().counter(Counter::kReleasedByGrace) == 1;
+    return service->metrics().counter(Counter::kReconciled) == 1;
   }));
   EXPECT_EQ(stat("in_use"), 0u);
 }

@@ -56,8 +56,11 @@ class PoolStoreTest : public ::testing::Test {
   EventOutcome event(const protocol::TimeoutEvent& ev) {
     return tx([&](PoolStore& s) { return s.apply_timeout(ev); });
   }
-  std::size_t probe(const ProbeKey& key, ProbeVerdict verdict) {
-    return tx([&](PoolStore& s) { return s.apply_probe({key, verdict}); }).size();
+  std::size_t verdict(const LeaseKey& key, Verdict v) {
+    return tx([&](PoolStore& s) { return s.apply_verdict({key, v, "why"}); }).size();
+  }
+  std::vector<LeaseKey> candidates(std::size_t max) {
+    return store->reconcile_candidates({}, max).keys;
   }
 
   rmon::testing::TempDir dir;
@@ -160,43 +163,47 @@ TEST_F(PoolStoreTest, EventIdsAreForgottenAfterTheRetention) {
   EXPECT_EQ(event(timeout_event("e1", "r1", "t1", 1)).result, EventResult::kNoHolding);
 }
 
-TEST_F(PoolStoreTest, GraceChecksOnlyUnseenHoldingsPastTheGrace) {
+TEST_F(PoolStoreTest, HoldingsPastTheGraceAreCandidatesUntilAVerdictTakesThemBack) {
   ASSERT_EQ(acquire("local", "seen", "t1", 1).status, AcquireStatus::kAcquired);
   clock.advance_ms(1'000);
   ASSERT_EQ(acquire("local", "lost", "t2", 3).status, AcquireStatus::kAcquired);
   clock.advance_ms(kGraceMs - 1'000 - 1);
-  EXPECT_TRUE(store->grace_candidates(10).empty());
+  EXPECT_TRUE(candidates(10).empty());
   clock.advance_ms(1);
-  ASSERT_EQ(store->grace_candidates(10), (std::vector<ProbeKey>{{"seen", "t1", 1}}));
+  ASSERT_EQ(candidates(10), (std::vector<LeaseKey>{{"seen", "t1", 1}}));
   clock.advance_ms(1'000);
-  const std::vector<ProbeKey> due = {{"seen", "t1", 1}, {"lost", "t2", 3}};
-  ASSERT_EQ(store->grace_candidates(10), due);
-  EXPECT_EQ(store->grace_candidates(1).size(), 1u);
+  const std::vector<LeaseKey> due = {{"seen", "t1", 1}, {"lost", "t2", 3}};
+  ASSERT_EQ(candidates(10), due);  // (pool, slot) order
+  CandidatePage first = store->reconcile_candidates({}, 1);
+  ASSERT_EQ(first.keys.size(), 1u);
+  EXPECT_FALSE(first.last);
+  first.next.start = false;
+  EXPECT_EQ(store->reconcile_candidates(first.next, 1).keys, (std::vector<LeaseKey>{due[1]}));
 
-  // Seen: kept, never checked again.
-  EXPECT_EQ(probe(due[0], ProbeVerdict::kSeen), 0u);
-  // Unreachable: nothing changes, checked again next time.
-  EXPECT_EQ(probe(due[1], ProbeVerdict::kUnreachable), 0u);
-  EXPECT_EQ(store->grace_candidates(10), (std::vector<ProbeKey>{due[1]}));
-  // Not seen: released, counted as released by timeout and by grace.
-  EXPECT_EQ(probe(due[1], ProbeVerdict::kNotSeen), 1u);
-  EXPECT_TRUE(store->grace_candidates(10).empty());
+  // Keeping verdicts change nothing; the holding stays a candidate.
+  for (Verdict v : {Verdict::kAlive, Verdict::kSettling, Verdict::kUndecided}) {
+    EXPECT_EQ(verdict(due[0], v), 0u);
+  }
+  EXPECT_EQ(candidates(10), due);
+  // Gone: released, counted as released by timeout and as reconciled.
+  EXPECT_EQ(verdict(due[1], Verdict::kGone), 1u);
+  EXPECT_EQ(candidates(10), (std::vector<LeaseKey>{due[0]}));
   EXPECT_EQ(store->used_slots("local"), 1u);
   EXPECT_EQ(store->counter(Counter::kReleasedByTimeout), 1u);
-  EXPECT_EQ(store->counter(Counter::kReleasedByGrace), 1u);
-  clock.advance_ms(10 * kGraceMs);
-  EXPECT_TRUE(store->grace_candidates(10).empty());
+  EXPECT_EQ(store->counter(Counter::kReconciled), 1u);
 }
 
-TEST_F(PoolStoreTest, LateNotSeenVerdictSparesAHoldingAcquiredSinceTheCheck) {
-  ASSERT_EQ(acquire("local", "r1").status, AcquireStatus::kAcquired);
+TEST_F(PoolStoreTest, LateVerdictSparesAHoldingAcquiredForAnotherAttempt) {
+  ASSERT_EQ(acquire("local", "r1", "t1", 1).status, AcquireStatus::kAcquired);
   clock.advance_ms(kGraceMs);
-  const auto due = store->grace_candidates(10);
+  const auto due = candidates(10);
   ASSERT_EQ(due.size(), 1u);
-  // While the check was in flight the runner released and acquired again.
+  // While the lookup was in flight the runner released and acquired again
+  // for its next attempt; another runner's verdict cannot touch it either.
   ASSERT_EQ(release("r1"), 1u);
-  ASSERT_EQ(acquire("local", "r1").status, AcquireStatus::kAcquired);
-  EXPECT_EQ(probe(due[0], ProbeVerdict::kNotSeen), 0u);
+  ASSERT_EQ(acquire("local", "r1", "t1", 2).status, AcquireStatus::kAcquired);
+  EXPECT_EQ(verdict(due[0], Verdict::kEnded), 0u);
+  EXPECT_EQ(verdict({"r2", "t1", 2}, Verdict::kGone), 0u);
   EXPECT_EQ(store->used_slots("local"), 1u);
 }
 

@@ -38,6 +38,8 @@ class Stack {
       c->api_endpoint = "tcp://127.0.0.1:*";
       c->metrics_address = "";
       c->monitor_timeout_ms = 1000;
+      c->reconcile_interval_ms = 100;
+      c->end_settle_ms = 300;
     }
     tasks.backoff_base_ms = 1;
     tasks.backoff_cap_ms = 1;

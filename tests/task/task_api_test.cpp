@@ -1,8 +1,10 @@
-// TaskApi: requests decoded from bytes, replies encoded; every kind of bad
-// request gets bad_request (or unknown_op) with a detail and changes nothing.
+// TaskApi through the skeleton's batch policy: requests decoded from bytes,
+// replies encoded; every kind of bad request gets bad_request (or
+// unknown_op) with a detail and changes nothing.
 
 #include "task_api.hpp"
 #include "rmon/protocol/msgmap.hpp"
+#include "rmon/service/batch_policy.hpp"
 #include "task_test_support.hpp"
 
 namespace rmon::tq {
@@ -15,12 +17,21 @@ class TaskApiTest : public TaskStoreTest {
  protected:
   void SetUp() override {
     TaskStoreTest::SetUp();
-    api_ = std::make_unique<TaskApi>(*store_, *db_, nullptr, stats_, clock_);
+    api_ = std::make_unique<TaskApi>(*store_, *db_, service_, clock_);
+    policy_ = std::make_unique<BatchPolicy>(*api_, service_, clock_);
+  }
+  // One request frame, applied as a batch of its own.
+  std::string apply_frame(const std::string& frame) {
+    Batch b;
+    b.requests.resize(1);
+    b.requests[0].body = zmq::message_t(frame.data(), frame.size());
+    policy_->apply(b);
+    return b.requests[0].reply;
   }
   std::string call(const std::string& op, const MapBuilder& fields = {}) {
     MapBuilder m;
     m.u64("v", 1).str("op", op).extend(fields);
-    return api_->handle(m.finish());
+    return apply_frame(m.finish());
   }
   // The reply's error code, "" when ok.
   static std::string error_of(const std::string& reply) {
@@ -43,8 +54,9 @@ class TaskApiTest : public TaskStoreTest {
     return id;
   }
 
-  TaskQueueStats stats_;
+  ServiceStats service_;
   std::unique_ptr<TaskApi> api_;
+  std::unique_ptr<BatchPolicy> policy_;
 };
 
 TEST_F(TaskApiTest, SubmitLeaseCompleteRoundTrip) {
@@ -141,13 +153,13 @@ TEST_F(TaskApiTest, EveryBadRequestIsRejectedWithADetailAndChangesNothing) {
   };
   const std::string id = submit_id(MapBuilder().raw("payload", payload));
   const auto before = store_->counts();
-  const uint64_t bad_before = stats_.bad_requests.load();
+  const uint64_t bad_before = service_.rejected_requests();
   for (const Case& c : cases) {
     SCOPED_TRACE(protocol::to_json(c.frame));
-    EXPECT_EQ(error_of(api_->handle(c.frame)), c.error);
+    EXPECT_EQ(error_of(apply_frame(c.frame)), c.error);
   }
   EXPECT_EQ(store_->counts(), before);
-  EXPECT_EQ(stats_.bad_requests.load() - bad_before, cases.size());
+  EXPECT_EQ(service_.rejected_requests() - bad_before, cases.size());
   EXPECT_EQ(store_->get(id)->state, TaskState::kQueued);
   EXPECT_EQ(store_->get(id)->attempt, 0u);
 }
@@ -169,18 +181,22 @@ TEST_F(TaskApiTest, StatsCountTasksByStateAndEvents) {
 TEST_F(TaskApiTest, ABatchAppliesRequestsAndEventsInOneCommitAndAcksAfterIt) {
   const std::string id = submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
   Task t = lease("r-1");
-  std::vector<Request> requests(1);
+  const uint64_t commits = service_.commits.load();
+  Batch b;
+  b.requests.resize(1);
   MapBuilder m;
   m.u64("v", 1).str("op", "get").str("task_id", id);
   const std::string frame = m.finish();
-  requests[0].body = zmq::message_t(frame.data(), frame.size());
-  std::vector<ConsumedEvent> events(1);
-  events[0].event = event("e-1", t);
-  api_->apply(requests, events);
-  EXPECT_EQ(error_of(requests[0].reply), "");
-  EXPECT_TRUE(events[0].ack);
+  b.requests[0].body = zmq::message_t(frame.data(), frame.size());
+  b.events.resize(1);
+  b.events[0].event = event("e-1", t);
+  policy_->apply(b);
+  EXPECT_EQ(error_of(b.requests[0].reply), "");
+  EXPECT_TRUE(b.events[0].ack);
   EXPECT_EQ(state_of(id), TaskState::kQueued);
-  EXPECT_EQ(stats_.reassigned.load(), 1u);
+  EXPECT_EQ(api_->stats().reassigned.load(), 1u);
+  EXPECT_EQ(service_.commits.load(), commits + 1);
+  EXPECT_EQ(service_.requests[static_cast<int>(ApiOp::kGet)][0].load(), 1u);
 }
 
 }  // namespace

@@ -45,6 +45,8 @@ class TaskServiceTest : public ::testing::Test {
     c.backoff_base_ms = 1;
     c.backoff_cap_ms = 1;
     c.first_heartbeat_grace_ms = 60'000;
+    c.reconcile_interval_ms = 100;
+    c.end_settle_ms = 200;
     c.monitor_timeout_ms = 1000;
     return c;
   }
@@ -97,6 +99,9 @@ class TaskServiceTest : public ::testing::Test {
       (void)send_frames(pub, {topic, payload});
       return monitor_->table().get(runner, SystemClock::instance().now()).has_value();
     }));
+  }
+  uint64_t verdicts(Verdict v) const {
+    return tq_->service_stats().verdicts[static_cast<std::size_t>(v)].load();
   }
   zmq::socket_t publisher() {
     SocketOptions o;
@@ -152,7 +157,8 @@ TEST_F(TaskServiceTest, LeaseWhoseRunnerNeverHeartbeatsIsRequeuedAfterTheGrace) 
   ASSERT_EQ(lease("r-never", leased), 1u);
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "queued"; }));
   EXPECT_EQ(tq_->stats().reassigned.load(), 1u);
-  EXPECT_GE(tq_->stats().probes_not_seen.load(), 1u);
+  EXPECT_EQ(tq_->stats().reconciled.load(), 1u);
+  EXPECT_GE(verdicts(Verdict::kGone), 1u);
 }
 
 TEST_F(TaskServiceTest, LeaseWhoseRunnerHeartbeatsSurvivesTheGrace) {
@@ -164,7 +170,7 @@ TEST_F(TaskServiceTest, LeaseWhoseRunnerHeartbeatsSurvivesTheGrace) {
   ASSERT_EQ(lease("r-alive", leased), 1u);
   auto pub = publisher();
   heartbeat_until_known(pub, "r-alive", id, 1, 60'000);
-  ASSERT_TRUE(wait_until([&] { return tq_->stats().probes_seen.load() >= 1; }));
+  ASSERT_TRUE(wait_until([&] { return verdicts(Verdict::kAlive) >= 3; }));
   EXPECT_EQ(state_of(id), "leased");
   EXPECT_EQ(tq_->stats().reassigned.load(), 0u);
 }
@@ -178,7 +184,7 @@ TEST_F(TaskServiceTest, UnreachableMonitorRequeuesNothing) {
   const std::string id = submit();
   std::string leased;
   ASSERT_EQ(lease("r-x", leased), 1u);
-  ASSERT_TRUE(wait_until([&] { return tq_->stats().probes_unreachable.load() >= 2; }));
+  ASSERT_TRUE(wait_until([&] { return verdicts(Verdict::kUndecided) >= 2; }));
   EXPECT_EQ(state_of(id), "leased");
   EXPECT_EQ(tq_->stats().reassigned.load(), 0u);
 }
@@ -201,7 +207,7 @@ TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
     ASSERT_TRUE(send_frames(fake_monitor, {junk}, zmq::send_flags::none));
   }
   ASSERT_TRUE(send_frames(fake_monitor, {"a", "b"}, zmq::send_flags::none));
-  ASSERT_TRUE(wait_until([&] { return tq_->events().rejected() == 5; }));
+  ASSERT_TRUE(wait_until([&] { return tq_->service_stats().events_rejected.load() == 5; }));
   // API: garbage, multi-frame garbage, and an oversized frame.
   for (const std::string& junk : {std::string("\xc1"), std::string("\x92\x01\x02")}) {
     const std::string reply = client_->call_raw(junk);
@@ -227,9 +233,12 @@ TEST_F(TaskServiceTest, MetricsNameEveryFamily) {
   const int port = tq_->endpoints().metrics_port;
   ASSERT_GT(port, 0);
   // The render the exposer serves; promtool checks the served text in CI.
-  const std::string text = TaskMetrics(tq_->stats(), tq_->events()).endpoint().render();
-  for (const char* name : {"tq_tasks{state=\"queued\"} 1", "tq_requests_total", "tq_events_total",
-                           "tq_reassigned_total", "tq_first_heartbeat_checks_total"}) {
+  const std::string text = tq_->render_metrics();
+  for (const char* name :
+       {"tq_tasks{state=\"queued\"} 1", "tq_requests_total{op=\"submit\",outcome=\"ok\"} 1",
+        "tq_events_total", "tq_reassigned_total", "tq_reconcile_verdicts_total",
+        "tq_monitor_lookups_total", "tq_commits_total", "tq_commit_batch_size",
+        "tq_reassign_lateness_seconds"}) {
     EXPECT_NE(text.find(name), std::string::npos) << name << "\n" << text;
   }
 }

@@ -230,61 +230,83 @@ TEST_F(TaskStoreTest, BackoffCeilingGrowsByTheFactorUpToTheCap) {
   }
 }
 
-TEST_F(TaskStoreTest, LeaseIsProbedOnlyAfterTheGrace) {
+TEST_F(TaskStoreTest, LeaseIsAReconcileCandidateOnlyAfterTheGrace) {
   submit();
   Task t = lease("r-9");
   clock_.advance_ms(29'999);
-  EXPECT_TRUE(store_->due_for_probe(100).empty());
+  EXPECT_TRUE(store_->reconcile_candidates({}, 100).keys.empty());
   clock_.advance_ms(1);
-  auto due = store_->due_for_probe(100);
-  ASSERT_EQ(due.size(), 1u);
-  EXPECT_EQ(due[0].runner_id, "r-9");
-  EXPECT_EQ(due[0].task_id, t.task_id);
-  EXPECT_EQ(due[0].attempt, 1u);
+  auto page = store_->reconcile_candidates({}, 100);
+  ASSERT_EQ(page.keys.size(), 1u);
+  EXPECT_TRUE(page.last);
+  EXPECT_EQ(page.keys[0].runner_id, "r-9");
+  EXPECT_EQ(page.keys[0].task_id, t.task_id);
+  EXPECT_EQ(page.keys[0].attempt, 1u);
 }
 
-TEST_F(TaskStoreTest, LeaseTheMonitorSawIsNeverProbedAgain) {
-  submit();
-  Task t = lease("r-9");
+TEST_F(TaskStoreTest, ReconcileCandidatesPageThroughEveryLeaseAndStayCandidates) {
+  for (int i = 0; i < 5; ++i) submit();
+  for (int i = 0; i < 5; ++i) lease("r-" + std::to_string(i));
   clock_.advance_ms(30'000);
-  auto due = store_->due_for_probe(100);
-  ASSERT_EQ(due.size(), 1u);
-  EXPECT_FALSE(store_->apply_probe({due[0], ProbeVerdict::kSeen}));
-  EXPECT_TRUE(store_->due_for_probe(100).empty());
-  EXPECT_EQ(state_of(t.task_id), TaskState::kLeased);
+  std::vector<std::string> seen;
+  ReconcileCursor from;
+  for (int pages = 0; pages < 10; ++pages) {
+    CandidatePage page = store_->reconcile_candidates(from, 2);
+    for (const LeaseKey& k : page.keys) seen.push_back(k.runner_id);
+    from = page.next;
+    from.start = false;
+    if (page.last) break;
+  }
+  EXPECT_EQ(seen, (std::vector<std::string>{"r-0", "r-1", "r-2", "r-3", "r-4"}));
+  // A standing rule: the same leases are candidates again next round.
+  EXPECT_EQ(store_->reconcile_candidates({}, 100).keys.size(), 5u);
 }
 
-TEST_F(TaskStoreTest, LeaseTheMonitorNeverSawIsRequeuedAsReassigned) {
-  submit();
-  Task t = lease("r-9");
-  clock_.advance_ms(30'000);
-  auto due = store_->due_for_probe(100);
-  ASSERT_EQ(due.size(), 1u);
-  EXPECT_TRUE(store_->apply_probe({due[0], ProbeVerdict::kNotSeen}));
-  EXPECT_EQ(state_of(t.task_id), TaskState::kQueued);
-  EXPECT_EQ(store_->counters().reassigned, 1u);
+TEST_F(TaskStoreTest, EachTakingBackVerdictRequeuesWithItsReasonAsLastError) {
+  for (Verdict v : {Verdict::kEnded, Verdict::kTimedOut, Verdict::kGone}) {
+    const std::string id = submit();
+    Task t = lease("r-9");
+    const std::string why = "because " + std::string(to_string(v));
+    EXPECT_TRUE(store_->apply_verdict({{"r-9", id, t.attempt}, v, why}));
+    auto after = store_->get(id);
+    EXPECT_EQ(after->state, TaskState::kQueued);
+    EXPECT_EQ(after->last_error, why);
+    clock_.advance_ms(120'000);  // past any backoff, so the next lease is a fresh task
+    ASSERT_EQ(store_->cancel(id, after->state), TaskError::kNone);
+  }
+  EXPECT_EQ(store_->counters().reassigned, 3u);
+  EXPECT_EQ(store_->counters().reconciled, 3u);
 }
 
-TEST_F(TaskStoreTest, UnreachableMonitorRequeuesNothing) {
-  submit();
-  Task t = lease("r-9");
-  clock_.advance_ms(30'000);
-  auto due = store_->due_for_probe(100);
-  ASSERT_EQ(due.size(), 1u);
-  EXPECT_FALSE(store_->apply_probe({due[0], ProbeVerdict::kUnreachable}));
-  EXPECT_EQ(state_of(t.task_id), TaskState::kLeased);
-  EXPECT_EQ(store_->due_for_probe(100).size(), 1u);  // asked again later
-}
-
-TEST_F(TaskStoreTest, NotSeenAnswerForALeaseThatMovedOnChangesNothing) {
+TEST_F(TaskStoreTest, KeepingVerdictsChangeNothing) {
   const std::string id = submit();
   Task t = lease("r-9");
-  clock_.advance_ms(30'000);
-  auto due = store_->due_for_probe(100);
+  for (Verdict v : {Verdict::kAlive, Verdict::kSettling, Verdict::kUndecided}) {
+    EXPECT_FALSE(store_->apply_verdict({{"r-9", id, t.attempt}, v, "x"}));
+  }
+  EXPECT_EQ(state_of(id), TaskState::kLeased);
+  EXPECT_EQ(store_->counters().reconciled, 0u);
+}
+
+TEST_F(TaskStoreTest, VerdictForALeaseThatMovedOnChangesNothing) {
+  const std::string id = submit();
+  Task t = lease("r-9");
+  // Another runner's key, another attempt, and a lease that has ended.
+  EXPECT_FALSE(store_->apply_verdict({{"r-8", id, t.attempt}, Verdict::kGone, "x"}));
+  EXPECT_FALSE(store_->apply_verdict({{"r-9", id, t.attempt + 1}, Verdict::kGone, "x"}));
   ASSERT_EQ(store_->complete(id, t.attempt, std::nullopt), TaskError::kNone);
-  EXPECT_FALSE(store_->apply_probe({due[0], ProbeVerdict::kNotSeen}));
+  EXPECT_FALSE(store_->apply_verdict({{"r-9", id, t.attempt}, Verdict::kGone, "x"}));
   EXPECT_EQ(state_of(id), TaskState::kCompleted);
   EXPECT_EQ(store_->counters().reassigned, 0u);
+}
+
+TEST_F(TaskStoreTest, TimeoutEventOfAnotherRunnerOnTheSameAttemptChangesNothing) {
+  const std::string id = submit();
+  Task t = lease("r-9");
+  protocol::TimeoutEvent ev = event("e-1", t);
+  ev.runner.runner_id = "r-other";
+  EXPECT_EQ(store_->apply_timeout(ev), EventOutcome::kIgnoredStale);
+  EXPECT_EQ(state_of(id), TaskState::kLeased);
 }
 
 TEST_F(TaskStoreTest, StateAndCountersSurviveReopening) {

@@ -26,10 +26,14 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
         "The monitor's timeout events for this group (PULL, connects)");
   s.add("ack-endpoint", ack_endpoint, "The monitor's acknowledgement socket (PUSH, connects)");
   s.add("monitor-endpoint", monitor_endpoint,
-        "The monitor's control socket, for first-heartbeat checks");
+        "The monitor's control socket, for reconciliation lookups");
   s.add("metrics-address", metrics_address, "Prometheus /metrics address; empty disables it");
   s.add("first-heartbeat-grace-ms", first_heartbeat_grace_ms,
-        "Release a lease/slot whose runner the monitor has not seen after this long");
+        "A lease/slot is reconciled once this old; a monitor up for less cannot call it gone");
+  s.add("reconcile-interval-ms", reconcile_interval_ms,
+        "How often every lease/slot is looked up at the monitor");
+  s.add("end-settle-ms", end_settle_ms,
+        "Take back a lease/slot whose runner ended (completed/failed) this long ago");
   s.add("monitor-timeout-ms", monitor_timeout_ms,
         "A monitor query unanswered this long counts as unreachable");
   s.add("max-batch", max_batch, "Requests and events applied in one commit, at most");
@@ -48,6 +52,11 @@ std::string ConsumerServiceConfig::validate() const {
     return "--monitor-timeout-ms must be within 10..600000";
   }
   if (max_batch < 1 || max_batch > 100'000) return "--max-batch must be within 1..100000";
+  if (reconcile_interval_ms < 10 || reconcile_interval_ms > 86'400'000) {
+    return "--reconcile-interval-ms must be within 10..86400000";
+  }
+  if (tick_interval_ms < 1 || tick_interval_ms > 60'000) return "tick interval must be 1..60000 ms";
+  if (end_settle_ms > 86'400'000) return "--end-settle-ms must be within 0..86400000";
   return {};
 }
 

@@ -1,15 +1,13 @@
 #pragma once
-// pool-manager's BatchHandler: decodes API requests (MapReader), applies them
-// and the monitor's timeout events to the PoolStore in one transaction per
-// batch (each under its own savepoint), and runs the first-heartbeat grace
-// and event-id pruning in tick(). Replies and acks leave only after the
-// commit (run_batch_loop sends them when apply() returns). A failed commit
-// answers the whole batch `unavailable` and acknowledges nothing.
+// pool-manager's domain on the consumer-service skeleton: its ops (decoded
+// with MapReader), how a timeout event and a reconciliation verdict free a
+// slot, its reconciliation candidates (holdings), pruning of old event ids,
+// and its own metrics. Transactions, replies, acks and storage-error recovery
+// are the skeleton's (rmon/service/batch_policy.hpp).
 //
-// Ops (docs/PROTOCOL.md, "Pools"): acquire, release, status, stats. A request
-// that is not a map, lacks `v: 1`, or has a missing, mistyped or oversized
-// key gets bad_request with the rejection as detail and changes nothing; an
-// op this version does not know gets unknown_op.
+// Ops (docs/PROTOCOL.md, "Pools"): acquire, release, status, stats, ping. A
+// request with a missing, mistyped or oversized key gets bad_request with
+// the rejection as detail and changes nothing.
 //
 // Not thread-safe: runs on the service's loop thread.
 
@@ -21,10 +19,9 @@
 #include "pool_metrics.hpp"
 #include "pool_store.hpp"
 #include "rmon/clock.hpp"
-#include "rmon/logging.hpp"
 #include "rmon/protocol/limits.hpp"
 #include "rmon/protocol/msgmap.hpp"
-#include "rmon/service/batch_loop.hpp"
+#include "rmon/service/domain.hpp"
 
 namespace rmon::pool {
 
@@ -32,20 +29,33 @@ struct ApiOptions {
   // A status reply stops adding holders before this many bytes and says
   // `truncated: true`.
   std::size_t max_reply_bytes = protocol::kMaxListReplyBytes;
-  std::size_t max_probe_queue = 1024;  // first-heartbeat checks queued at once
-  Millis prune_interval{60'000};       // how often old event ids are forgotten
+  Millis prune_interval{60'000};  // how often old event ids are forgotten
 };
 
-class PoolApi final : public BatchHandler {
+class PoolApi final : public ServiceDomain {
  public:
-  // `probe` may be null (no first-heartbeat checks). All references outlive
-  // this object.
-  PoolApi(PoolStore& store, PoolMetrics& metrics, MonitorProbe* probe, const Clock& clock,
-          Millis grace, ApiOptions options = {});
+  // `service` is the skeleton's counters (for `stats`). All references
+  // outlive this object.
+  PoolApi(PoolStore& store, const ServiceStats& service, const Clock& clock,
+          ApiOptions options = {});
 
-  void apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& events) override;
-  void on_probe_results(std::vector<ProbeResult>& results) override;
-  void tick() override;
+  std::string_view name() const override { return "pool-manager"; }
+  std::string_view metric_prefix() const override { return "pm"; }
+  std::span<const std::string_view> ops() const override;
+  store::Db& db() override { return store_.db(); }
+
+  Reply handle(std::size_t op, const protocol::MapReader& m, Notes& notes) override;
+  bool apply_event(const protocol::TimeoutEvent& ev, Notes& notes) override;
+  bool apply_verdict(const Judged& j, Notes& notes) override;
+  CandidatePage reconcile_candidates(const ReconcileCursor& from, std::size_t max) override;
+  void maintain(Notes& notes) override;
+  void reload() override { store_.resync(); }
+  void publish() override { metrics_.publish(store_); }
+  void add_metrics(MetricsEndpoint& endpoint) override { metrics_.add_to(endpoint); }
+  void on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_wall_ms) override;
+  std::string describe() const override;
+
+  const PoolMetrics& metrics() const { return metrics_; }
 
   // Called after the commit for each timeout event that freed a slot, with
   // its release lateness: commit time minus the runner's deadline
@@ -53,43 +63,17 @@ class PoolApi final : public BatchHandler {
   std::function<void(const protocol::TimeoutEvent&, int64_t lateness_ms)> on_released;
 
  private:
-  struct Handled {
-    ApiOp op = ApiOp::kInvalid;
-    Outcome outcome = Outcome::kOk;
-  };
-  // A log line held back until the batch is committed.
-  struct Note {
-    spdlog::level::level_enum level;
-    std::string text;
-  };
-
-  Handled handle(Request& r);
-  Handled reject(Request& r, ApiOp op, const protocol::Rejection& why);
-  Handled fail(Request& r, ApiOp op, Outcome outcome, const std::string& detail);
-  Handled acquire(Request& r, const protocol::MapReader& m);
-  Handled release(Request& r, const protocol::MapReader& m);
-  Handled status(Request& r, const protocol::MapReader& m);
-  Handled stats(Request& r);
-  // `released` is set when the event freed a slot.
-  bool handle_event(const protocol::TimeoutEvent& ev, char& released);
-  void note(spdlog::level::level_enum level, std::string text);
-  void flush_notes();
-  void storage_error(const char* what, const std::exception& e);
-  bool try_resync();
+  Reply acquire(const protocol::MapReader& m, Notes& notes);
+  Reply release(const protocol::MapReader& m, Notes& notes);
+  Reply status(const protocol::MapReader& m);
+  Reply stats();
 
   PoolStore& store_;
-  PoolMetrics& metrics_;
-  MonitorProbe* const probe_;
+  const ServiceStats& service_;
   const Clock& clock_;
-  const Millis grace_;
   const ApiOptions options_;
-  std::vector<char> released_;  // per event of the batch being applied
-  bool needs_resync_ = false;   // the mirror may differ from the database
+  PoolMetrics metrics_;
   MonoTime next_prune_{};
-  std::vector<Note> notes_;
-  std::vector<Handled> handled_;
-  std::vector<char> event_done_;
-  LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };
 
 }  // namespace rmon::pool

@@ -25,7 +25,6 @@ std::string PoolConfig::validate() const {
   if (event_retention_ms < 60'000 || event_retention_ms > 30ULL * 86'400'000) {
     return "--event-retention-ms must be within 60000..2592000000 (1 min to 30 days)";
   }
-  if (tick_interval_ms < 1 || tick_interval_ms > 60'000) return "tick interval must be 1..60000 ms";
   return {};
 }
 
@@ -40,13 +39,6 @@ StoreOptions PoolConfig::store_options() const {
   o.sync = sync_mode();
   o.first_heartbeat_grace = Millis(first_heartbeat_grace_ms);
   o.event_retention = Millis(event_retention_ms);
-  return o;
-}
-
-BatchLoopOptions PoolConfig::loop_options() const {
-  BatchLoopOptions o;
-  o.max_batch = max_batch;
-  o.tick_interval = Millis(tick_interval_ms);
   return o;
 }
 

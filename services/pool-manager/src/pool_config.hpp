@@ -10,7 +10,6 @@
 
 #include "pool_spec.hpp"
 #include "pool_store.hpp"
-#include "rmon/service/batch_loop.hpp"
 #include "rmon/service/consumer_config.hpp"
 
 namespace rmon::pool {
@@ -22,15 +21,12 @@ struct PoolConfig : ConsumerServiceConfig {
   std::vector<std::string> pools = {"local=local-process:8", "docker=docker:8",
                                     "kubernetes=kubernetes:8"};
   uint64_t event_retention_ms = 86'400'000;  // applied event ids are remembered this long
-  // Not a flag: how often the grace check and pruning run (tests shorten it).
-  uint64_t tick_interval_ms = 1'000;
 
   void register_settings(Settings& s);
   std::string validate() const;  // empty when consistent
 
   std::vector<PoolSpec> pool_specs() const;  // parsed `pools`; valid after validate()
   StoreOptions store_options() const;
-  BatchLoopOptions loop_options() const;
 };
 
 }  // namespace rmon::pool

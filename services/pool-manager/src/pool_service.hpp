@@ -1,36 +1,24 @@
 #pragma once
-// pool-manager as a whole: opens the database (in the constructor, so a
-// corrupt or unwritable data folder fails before anything binds), binds the
-// API, connects to the monitor's event, ack and control endpoints, serves
-// /metrics and runs the batch loop on one thread ("pm-loop").
+// pool-manager as a whole: its database (opened in the constructor, so a
+// corrupt or unwritable data folder fails before anything binds), its store
+// and domain (PoolApi), on the consumer-service skeleton (sockets, monitor
+// client, loop thread, batch policy, /metrics).
 //
 // start() and stop() are called from one thread; endpoints() after start();
 // metrics() and render_metrics() are thread-safe. The destructor stops the
 // service.
 
-#include <zmq.hpp>
-
-#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 
 #include "pool_api.hpp"
 #include "pool_config.hpp"
-#include "pool_metrics.hpp"
 #include "pool_store.hpp"
 #include "rmon/clock.hpp"
-#include "rmon/service/event_consumer.hpp"
-#include "rmon/service/metrics_endpoint.hpp"
-#include "rmon/service/monitor_probe.hpp"
+#include "rmon/service/consumer_service.hpp"
 
 namespace rmon::pool {
-
-struct PoolEndpoints {
-  std::string api;       // bound (wildcard port resolved) or connected
-  int metrics_port = 0;  // 0 when /metrics is disabled
-};
 
 class PoolManagerService {
  public:
@@ -45,34 +33,24 @@ class PoolManagerService {
   void start();
   // Finishes the batch in progress, stops the loop, closes the sockets.
   // Idempotent.
-  void stop();
+  void stop() { service_->stop(); }
 
-  const PoolEndpoints& endpoints() const { return endpoints_; }
+  const ServiceEndpoints& endpoints() const { return service_->endpoints(); }
   // Benchmarks: called on the loop thread for each timeout event that freed
   // a slot, with its release lateness in ms. Set before start().
   void on_released(std::function<void(const protocol::TimeoutEvent&, int64_t)> fn) {
-    released_hook_ = std::move(fn);
+    domain_->on_released = std::move(fn);
   }
-  const PoolMetrics& metrics() const { return *metrics_; }
-  std::string render_metrics() const { return endpoint_->render(); }
+  const PoolMetrics& metrics() const { return domain_->metrics(); }
+  const ServiceStats& service_stats() const { return service_stats_; }
+  std::string render_metrics() const { return service_->render_metrics(); }
 
  private:
   const PoolConfig config_;
-  const Clock& clock_;
-  std::unique_ptr<PoolStore> store_;  // used by the loop thread once started
-  std::unique_ptr<MetricsEndpoint> endpoint_;
-  std::unique_ptr<PoolMetrics> metrics_;
-
-  zmq::context_t ctx_;
-  zmq::socket_t api_;
-  std::unique_ptr<EventConsumer> events_;
-  std::unique_ptr<MonitorProbe> probe_;
-  std::unique_ptr<PoolApi> handler_;
-  PoolEndpoints endpoints_;
-
-  std::function<void(const protocol::TimeoutEvent&, int64_t)> released_hook_;
-  std::atomic<bool> stop_{false};
-  std::thread loop_;
+  ServiceStats service_stats_;
+  std::unique_ptr<PoolStore> store_;
+  std::unique_ptr<PoolApi> domain_;
+  std::unique_ptr<ConsumerService> service_;  // stopped and destroyed first
 };
 
 }  // namespace rmon::pool

@@ -10,8 +10,8 @@ namespace rmon::pool {
 namespace {
 
 constexpr std::array<std::string_view, kCounterCount> kCounterNames = {
-    "acquired",          "released",       "released_by_timeout",
-    "released_by_grace", "events_applied", "events_ignored"};
+    "acquired",   "released",       "released_by_timeout",
+    "reconciled", "events_applied", "events_ignored"};
 
 constexpr char kSchema[] = R"sql(
 CREATE TABLE IF NOT EXISTS holdings(
@@ -21,11 +21,11 @@ CREATE TABLE IF NOT EXISTS holdings(
   task_id TEXT NOT NULL,
   attempt INTEGER NOT NULL,
   since_ms INTEGER NOT NULL,
-  heartbeat_seen INTEGER NOT NULL DEFAULT 0,
+  heartbeat_seen INTEGER NOT NULL DEFAULT 0, -- unused since reconciliation
   PRIMARY KEY(pool, slot),
   UNIQUE(pool, runner_id)) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS holdings_by_attempt ON holdings(runner_id, task_id, attempt);
-CREATE INDEX IF NOT EXISTS holdings_unseen ON holdings(since_ms) WHERE heartbeat_seen = 0;
+DROP INDEX IF EXISTS holdings_unseen;
 CREATE TABLE IF NOT EXISTS pools(
   name TEXT PRIMARY KEY,
   type TEXT NOT NULL,
@@ -101,12 +101,8 @@ PoolStore::PoolStore(const std::filesystem::path& path, std::vector<PoolSpec> po
       "(?2 IS NULL OR pool = ?2) RETURNING " +
       cols);
   delete_attempt_ = db_.prepare(
-      "DELETE FROM holdings WHERE runner_id = ?1 AND task_id = ?2 AND attempt = ?3 "
-      "AND (?4 = 0 OR heartbeat_seen = 0) AND since_ms <= ?5 RETURNING " +
+      "DELETE FROM holdings WHERE runner_id = ?1 AND task_id = ?2 AND attempt = ?3 RETURNING " +
       cols);
-  mark_seen_ = db_.prepare(
-      "UPDATE holdings SET heartbeat_seen = 1 "
-      "WHERE runner_id = ?1 AND task_id = ?2 AND attempt = ?3");
   event_seen_ = db_.prepare("SELECT 1 FROM seen_events WHERE event_id = ?1");
   attempt_timed_out_ = db_.prepare(
       "SELECT 1 FROM seen_events "
@@ -115,10 +111,10 @@ PoolStore::PoolStore(const std::filesystem::path& path, std::vector<PoolSpec> po
       "INSERT INTO seen_events(event_id, runner_id, task_id, attempt, "
       "applied_ms) VALUES(?1, ?2, ?3, ?4, ?5)");
   bump_counter_ = db_.prepare("UPDATE counters SET value = value + ?2 WHERE name = ?1");
-  select_unseen_ = db_.prepare(
-      "SELECT runner_id, task_id, attempt FROM holdings "
-      "WHERE heartbeat_seen = 0 AND since_ms <= ?1 "
-      "ORDER BY since_ms LIMIT ?2");
+  // Walks the primary key (pool, slot).
+  select_candidates_ = db_.prepare(
+      "SELECT pool, slot, runner_id, task_id, attempt FROM holdings "
+      "WHERE (pool, slot) > (?1, ?2) AND since_ms <= ?3 ORDER BY pool, slot LIMIT ?4");
   select_pool_holders_ =
       db_.prepare("SELECT " + cols + " FROM holdings WHERE pool = ?1 ORDER BY slot");
   prune_events_ = db_.prepare(
@@ -260,19 +256,11 @@ std::vector<Holding> PoolStore::release(std::string_view runner_id,
 }
 
 std::vector<Holding> PoolStore::release_attempt(std::string_view runner_id,
-                                                std::string_view task_id, uint64_t attempt,
-                                                bool only_unseen) {
-  const int64_t since_limit = only_unseen
-                                  ? clock_.wall_ms() - options_.first_heartbeat_grace.count()
-                                  : std::numeric_limits<int64_t>::max();
+                                                std::string_view task_id, uint64_t attempt) {
   std::vector<Holding> out;
   {
     Done done{delete_attempt_};
-    delete_attempt_.bind(1, runner_id)
-        .bind(2, task_id)
-        .bind(3, attempt)
-        .bind(4, only_unseen ? 1 : 0)
-        .bind(5, since_limit);
+    delete_attempt_.bind(1, runner_id).bind(2, task_id).bind(3, attempt);
     while (delete_attempt_.step()) out.push_back(read_holding(delete_attempt_));
   }
   for (const Holding& h : out) forget(h);
@@ -296,8 +284,7 @@ EventOutcome PoolStore::apply_timeout(const protocol::TimeoutEvent& event) {
       .run();
   // Matched on (runner, task, attempt), not on the event's pool: that is the
   // fence; a runner's heartbeat pool name is informational here.
-  EventOutcome out{EventResult::kApplied,
-                   release_attempt(r.runner_id, r.task_id, r.attempt, false)};
+  EventOutcome out{EventResult::kApplied, release_attempt(r.runner_id, r.task_id, r.attempt)};
   if (out.released.empty()) {
     out.result = EventResult::kNoHolding;
     bump(Counter::kEventsIgnored);
@@ -308,24 +295,14 @@ EventOutcome PoolStore::apply_timeout(const protocol::TimeoutEvent& event) {
   return out;
 }
 
-std::vector<Holding> PoolStore::apply_probe(const ProbeResult& result) {
-  const ProbeKey& k = result.key;
-  switch (result.verdict) {
-    case ProbeVerdict::kSeen:
-      mark_seen_.bind(1, k.runner_id).bind(2, k.task_id).bind(3, k.attempt).run();
-      return {};
-    case ProbeVerdict::kNotSeen: {
-      // Only holdings still unseen and still past the grace: the slot may
-      // have been released and acquired again since the check was queued.
-      auto released = release_attempt(k.runner_id, k.task_id, k.attempt, true);
-      bump(Counter::kReleasedByTimeout, released.size());
-      bump(Counter::kReleasedByGrace, released.size());
-      return released;
-    }
-    case ProbeVerdict::kUnreachable:
-      break;
-  }
-  return {};
+std::vector<Holding> PoolStore::apply_verdict(const Judged& j) {
+  if (!takes_back(j.verdict)) return {};
+  // Fenced by the whole (runner, task, attempt): the slot may have been
+  // released and acquired again while the monitors were being asked.
+  auto released = release_attempt(j.key.runner_id, j.key.task_id, j.key.attempt);
+  bump(Counter::kReleasedByTimeout, released.size());
+  bump(Counter::kReconciled, released.size());
+  return released;
 }
 
 std::size_t PoolStore::prune_events(std::size_t max) {
@@ -334,16 +311,24 @@ std::size_t PoolStore::prune_events(std::size_t max) {
   return static_cast<std::size_t>(db_.changes());
 }
 
-std::vector<ProbeKey> PoolStore::grace_candidates(std::size_t max) {
+CandidatePage PoolStore::reconcile_candidates(const ReconcileCursor& from, std::size_t max) {
+  CandidatePage page;
+  page.next = from;
   const int64_t cutoff = clock_.wall_ms() - options_.first_heartbeat_grace.count();
-  std::vector<ProbeKey> out;
-  Done done{select_unseen_};
-  select_unseen_.bind(1, cutoff).bind(2, static_cast<int64_t>(max));
-  while (select_unseen_.step()) {
-    out.push_back({select_unseen_.text(0), select_unseen_.text(1),
-                   static_cast<uint64_t>(select_unseen_.int64(2))});
+  Done done{select_candidates_};
+  // Row values compare NULL as unknown: bind an empty pool name, never NULL.
+  select_candidates_.bind(1, from.start ? std::string_view("") : std::string_view(from.text))
+      .bind(2, from.start ? int64_t{-1} : from.num)
+      .bind(3, cutoff)
+      .bind(4, static_cast<int64_t>(max));
+  while (select_candidates_.step()) {
+    page.next.text = select_candidates_.text(0);
+    page.next.num = select_candidates_.int64(1);
+    page.keys.push_back({select_candidates_.text(2), select_candidates_.text(3),
+                         static_cast<uint64_t>(select_candidates_.int64(4))});
   }
-  return out;
+  page.last = page.keys.size() < max;
+  return page;
 }
 
 std::vector<PoolView> PoolStore::pool_views() {

@@ -23,9 +23,9 @@
 //   timeout event, event_id seen before               -> kRepeated (nothing changes)
 //                  no holding for (runner, task, attempt) -> kNoHolding (id remembered)
 //                  otherwise those holdings released  -> kApplied
-//   grace    a holding not seen at the monitor after the grace is checked;
-//            seen -> never checked again; not seen -> released; unreachable ->
-//            unchanged, checked again later.
+//   verdict  ended, timed out or gone (reconciliation) for (runner, task, attempt)
+//                                                     -> those holdings released
+//            (alive, settling and undecided verdicts never reach the store)
 // Holdings of pools no longer configured, or of slots past a pool's new size,
 // are kept (shown by status, released as usual) but never handed out.
 //
@@ -44,7 +44,7 @@
 #include "pool_spec.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/protocol/messages.hpp"
-#include "rmon/service/monitor_probe.hpp"
+#include "rmon/service/reconciler.hpp"
 #include "rmon/store/sqlite.hpp"
 #include "slot_bitmap.hpp"
 
@@ -74,8 +74,8 @@ struct Holding {
 enum class Counter : uint8_t {
   kAcquired,           // slots handed out (an idempotent repeat is not counted)
   kReleased,           // slots freed by a release request
-  kReleasedByTimeout,  // slots freed by a timeout event or an expired grace
-  kReleasedByGrace,    // of those, by an expired first-heartbeat grace
+  kReleasedByTimeout,  // slots freed by a timeout event or a reconciliation verdict
+  kReconciled,         // of those, by a reconciliation verdict
   kEventsApplied,      // timeout events that released a slot
   kEventsIgnored,      // repeated events, or events for no holding
 };
@@ -133,15 +133,17 @@ class PoolStore {
   // Returns the holdings released (empty: the runner held nothing there).
   std::vector<Holding> release(std::string_view runner_id, const std::optional<std::string>& pool);
   EventOutcome apply_timeout(const protocol::TimeoutEvent& event);
-  // A finished first-heartbeat check. Returns the holdings it released.
-  std::vector<Holding> apply_probe(const ProbeResult& result);
+  // A verdict that takes back (ended, timed out, gone). Returns the
+  // holdings it released.
+  std::vector<Holding> apply_verdict(const Judged& j);
   // Forgets applied event ids older than the retention; returns how many.
   std::size_t prune_events(std::size_t max = 10'000);
 
   // --- reads ---
-  // Holdings past the first-heartbeat grace that the monitor has not been
-  // seen to know, oldest first, at most `max`.
-  std::vector<ProbeKey> grace_candidates(std::size_t max);
+  // Holdings older than the first-heartbeat grace, in (pool, slot) order
+  // after `from` (text: pool, num: slot), at most `max`: reconciliation's
+  // candidates.
+  CandidatePage reconcile_candidates(const ReconcileCursor& from, std::size_t max);
   // Every configured pool, then unconfigured pools that still have holdings.
   std::vector<PoolView> pool_views();
   std::optional<PoolView> pool_view(std::string_view name);
@@ -169,7 +171,7 @@ class PoolStore {
   void forget(const Holding& h);  // mirror only
   Holding read_holding(const store::Stmt& s) const;
   std::vector<Holding> release_attempt(std::string_view runner_id, std::string_view task_id,
-                                       uint64_t attempt, bool only_unseen);
+                                       uint64_t attempt);
 
   const Clock& clock_;
   const StoreOptions options_;
@@ -180,9 +182,9 @@ class PoolStore {
   uint64_t holdings_total_ = 0;
 
   // Prepared once; each is reset after use (also when a step throws).
-  store::Stmt get_holding_, insert_holding_, delete_runner_, delete_attempt_, mark_seen_,
-      event_seen_, attempt_timed_out_, insert_event_, bump_counter_, select_unseen_,
-      select_pool_holders_, prune_events_;
+  store::Stmt get_holding_, insert_holding_, delete_runner_, delete_attempt_, event_seen_,
+      attempt_timed_out_, insert_event_, bump_counter_, select_candidates_, select_pool_holders_,
+      prune_events_;
 };
 
 }  // namespace rmon::pool

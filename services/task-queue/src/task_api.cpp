@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "rmon/service/metrics_endpoint.hpp"
+
 #include "rmon/protocol/msgmap.hpp"
 
 namespace rmon::tq {
@@ -18,13 +20,6 @@ constexpr std::string_view kOpNames[] = {"submit", "lease", "complete", "fail", 
                                          "get",    "list",  "stats",    "ping"};
 constexpr uint64_t kMaxDelayMs = 30ull * 86'400'000;
 constexpr auto kPruneEvery = std::chrono::seconds(60);
-
-std::optional<ApiOp> parse_op(std::string_view s) {
-  for (int i = 0; i < kApiOpCount; ++i) {
-    if (s == kOpNames[i]) return static_cast<ApiOp>(i);
-  }
-  return std::nullopt;
-}
 
 std::string encode_task(const Task& t) {
   MapBuilder b;
@@ -45,10 +40,6 @@ std::string encode_task(const Task& t) {
   return b.finish();
 }
 
-std::string failure(TaskError e, std::string_view detail) {
-  return protocol::error_reply(error_code(e), detail);
-}
-
 // Reads the keys of one request; the first rejection wins.
 struct Keys {
   const MapReader& m;
@@ -64,45 +55,18 @@ struct Keys {
 
 std::string_view to_string(ApiOp op) { return kOpNames[static_cast<int>(op)]; }
 
-TaskApi::TaskApi(TaskStore& store, store::Db& db, MonitorProbe* probe, TaskQueueStats& stats,
-                 const Clock& clock)
-    : store_(store), db_(db), probe_(probe), stats_(stats), clock_(clock) {
+std::span<const std::string_view> TaskApi::ops() const { return kOpNames; }
+
+TaskApi::TaskApi(TaskStore& store, store::Db& db, const ServiceStats& service, const Clock& clock)
+    : store_(store), db_(db), service_(service), clock_(clock) {
   publish();
 }
 
-std::string TaskApi::bad_request(const Rejection& r, std::string detail) {
-  stats_.bad_requests.fetch_add(1, std::memory_order_relaxed);
-  uint64_t suppressed = 0;
-  if (detail.empty()) detail = r.to_string();
-  if (warn_limit_.allow("bad_request", std::chrono::steady_clock::now(), suppressed)) {
-    spdlog::warn("request rejected reason={} suppressed={}", detail, suppressed);
-  }
-  return protocol::error_reply(r.reason == Reason::kUnknownOp ? "unknown_op" : "bad_request",
-                               detail);
-}
-
-std::string TaskApi::handle(std::string_view frame) {
-  auto m = MapReader::parse(frame, kMaxRequestFrame);
-  if (!m) return bad_request(m.error());
-  if (Status v = m->check_version(); !v) return bad_request(v.error());
-  std::string op_name;
-  if (Status s = m->str("op", op_name); !s) return bad_request(s.error());
-  const auto op = parse_op(op_name);
-  if (!op) return bad_request({Reason::kUnknownOp, "op"}, "unknown op '" + op_name + "'");
-  std::string reply = dispatch(*op, m.value());
-  // Replies that start {ok: false} were counted as bad requests or errors.
-  return reply;
-}
-
-std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
-  auto ok = [&] {
-    stats_.ok[static_cast<int>(op)].fetch_add(1, std::memory_order_relaxed);
-    return protocol::ok_reply();
-  };
-  auto fail = [&](TaskError e, std::string_view detail) {
-    stats_.errors[static_cast<int>(op)].fetch_add(1, std::memory_order_relaxed);
-    return failure(e, detail);
-  };
+Reply TaskApi::handle(std::size_t op_index, const MapReader& m, Notes& notes) {
+  const auto op = static_cast<ApiOp>(op_index);
+  auto ok = [] { return protocol::ok_reply(); };
+  auto fail = [](TaskError e, std::string_view detail) { return error(error_code(e), detail); };
+  auto bad_request = [](const Rejection& r) { return error("bad_request", r.to_string()); };
   switch (op) {
     case ApiOp::kSubmit: {
       SubmitRequest r;
@@ -130,8 +94,11 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
       if (res.error != TaskError::kNone) {
         return fail(res.error, "the queue holds its maximum of live tasks; try again later");
       }
-      spdlog::debug("task submitted task_id={} created={}", res.task_id, res.created);
-      return ok().str("task_id", res.task_id).boolean("created", res.created).finish();
+      if (notes.enabled(spdlog::level::debug)) {
+        notes.add(spdlog::level::debug,
+                  fmt::format("task submitted task_id={} created={}", res.task_id, res.created));
+      }
+      return rmon::ok(ok().str("task_id", res.task_id).boolean("created", res.created));
     }
     case ApiOp::kLease: {
       std::string runner_id;
@@ -141,10 +108,13 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
           [&](auto& x) { return x.opt_str("pool", pool); });
       if (!k.s) return bad_request(k.s.error());
       auto t = store_.lease(runner_id, pool);
-      if (!t) return ok().nil("task").finish();
-      spdlog::debug("task leased task_id={} attempt={} runner_id={}", t->task_id, t->attempt,
-                    runner_id);
-      return ok().raw("task", encode_task(*t)).finish();
+      if (!t) return rmon::ok(ok().nil("task"));
+      if (notes.enabled(spdlog::level::debug)) {
+        notes.add(spdlog::level::debug,
+                  fmt::format("task leased task_id={} attempt={} runner_id={}", t->task_id,
+                              t->attempt, runner_id));
+      }
+      return rmon::ok(ok().raw("task", encode_task(*t)));
     }
     case ApiOp::kComplete:
     case ApiOp::kFail: {
@@ -180,12 +150,16 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
           return fail(e, "unavailable");
       }
       if (op == ApiOp::kComplete) {
-        spdlog::debug("task completed task_id={} attempt={}", task_id, attempt);
-        return ok().finish();
+        if (notes.enabled(spdlog::level::debug)) {
+          notes.add(spdlog::level::debug,
+                    fmt::format("task completed task_id={} attempt={}", task_id, attempt));
+        }
+        return rmon::ok(ok());
       }
-      spdlog::info("task failed by its runner task_id={} attempt={} state={}", task_id, attempt,
-                   to_string(state));
-      return ok().str("state", to_string(state)).finish();
+      notes.add(spdlog::level::info,
+                fmt::format("task failed by its runner task_id={} attempt={} state={}", task_id,
+                            attempt, to_string(state)));
+      return rmon::ok(ok().str("state", to_string(state)));
     }
     case ApiOp::kCancel:
     case ApiOp::kGet: {
@@ -194,7 +168,7 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
       if (op == ApiOp::kGet) {
         auto t = store_.get(task_id);
         if (!t) return fail(TaskError::kNotFound, "no task '" + task_id + "'");
-        return ok().raw("task", encode_task(*t)).finish();
+        return rmon::ok(ok().raw("task", encode_task(*t)));
       }
       TaskState state = TaskState::kQueued;
       const TaskError e = store_.cancel(task_id, state);
@@ -202,8 +176,8 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
       if (e == TaskError::kConflict) {
         return fail(e, "task '" + task_id + "' is " + std::string(to_string(state)));
       }
-      spdlog::info("task cancelled task_id={}", task_id);
-      return ok().str("state", to_string(state)).finish();
+      notes.add(spdlog::level::info, "task cancelled task_id=" + task_id);
+      return rmon::ok(ok().str("state", to_string(state)));
     }
     case ApiOp::kList: {
       std::optional<std::string> state_name, pool, after;
@@ -224,162 +198,90 @@ std::string TaskApi::dispatch(ApiOp op, const MapReader& m) {
       std::vector<std::string> tasks;
       tasks.reserve(page.tasks.size());
       for (const Task& t : page.tasks) tasks.push_back(encode_task(t));
-      return ok().array("tasks", tasks).boolean("more", page.more).finish();
+      return rmon::ok(ok().array("tasks", tasks).boolean("more", page.more));
     }
     case ApiOp::kStats: {
       const auto& c = store_.counts();
       const Counters& n = store_.counters();
-      return ok()
-          .u64("queued", c[0])
-          .u64("leased", c[1])
-          .u64("completed", c[2])
-          .u64("dead", c[3])
-          .u64("cancelled", c[4])
-          .u64("reassigned", n.reassigned)
-          .u64("events_applied", n.events_applied)
-          .u64("events_ignored", n.events_ignored)
-          .finish();
+      return rmon::ok(ok().u64("queued", c[0])
+                          .u64("leased", c[1])
+                          .u64("completed", c[2])
+                          .u64("dead", c[3])
+                          .u64("cancelled", c[4])
+                          .u64("reassigned", n.reassigned)
+                          .u64("reconciled", n.reconciled)
+                          .u64("undecided", service_.undecided())
+                          .u64("events_applied", n.events_applied)
+                          .u64("events_ignored", n.events_ignored));
     }
     case ApiOp::kPing:
-      return ok().u64("version", protocol::kVersion).finish();
+      return rmon::ok(ok().u64("version", protocol::kVersion));
   }
-  return protocol::error_reply("internal", "unhandled op");
+  return error("internal", "unhandled op");
 }
 
-bool TaskApi::apply_event(ConsumedEvent& e) {
-  const auto& ev = e.event;
+bool TaskApi::apply_event(const protocol::TimeoutEvent& ev, Notes& notes) {
   switch (store_.apply_timeout(ev)) {
     case EventOutcome::kRequeued:
     case EventOutcome::kDead: {
       const auto t = store_.get(ev.runner.task_id);
-      spdlog::warn(
-          "task reassigned: runner timed out task_id={} attempt={} runner_id={} event_id={} "
-          "state={}",
-          ev.runner.task_id, ev.runner.attempt, ev.runner.runner_id, ev.event_id,
-          t ? to_string(t->state) : "?");
+      notes.add(spdlog::level::warn,
+                fmt::format("task reassigned: runner timed out task_id={} attempt={} runner_id={} "
+                            "event_id={} state={}",
+                            ev.runner.task_id, ev.runner.attempt, ev.runner.runner_id, ev.event_id,
+                            t ? to_string(t->state) : "?"));
       return true;
     }
     case EventOutcome::kIgnoredRepeat:
-      spdlog::debug("timeout event repeated event_id={}", ev.event_id);
+      if (notes.enabled(spdlog::level::debug)) {
+        notes.add(spdlog::level::debug, "timeout event repeated event_id=" + ev.event_id);
+      }
       break;
     case EventOutcome::kIgnoredStale:
     case EventOutcome::kIgnoredUnknown:
-      spdlog::info("timeout event changes nothing task_id={} attempt={} event_id={}",
-                   ev.runner.task_id, ev.runner.attempt, ev.event_id);
+      notes.add(
+          spdlog::level::info,
+          fmt::format("timeout event changes nothing runner_id={} task_id={} attempt={} "
+                      "event_id={}",
+                      ev.runner.runner_id, ev.runner.task_id, ev.runner.attempt, ev.event_id));
       break;
   }
   return false;
 }
 
-void TaskApi::apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& events) {
-  reassigned_.clear();
-  try {
-    store::Transaction txn(db_);
-    for (Request& r : requests) {
-      store::Savepoint sp(db_);
-      try {
-        r.reply = handle(r.body_view());
-        sp.release();
-      } catch (const store::SqliteError&) {
-        throw;  // the batch cannot commit
-      } catch (const std::exception& e) {
-        // A bug, not bad input: this request's writes roll back, the rest go on.
-        spdlog::error("request failed error={}", e.what());
-        r.reply = protocol::error_reply("internal", e.what());
-      }
-    }
-    for (ConsumedEvent& e : events) {
-      store::Savepoint sp(db_);
-      if (apply_event(e)) reassigned_.push_back(&e);
-      sp.release();
-    }
-    txn.commit();
-    for (ConsumedEvent& e : events) e.ack = true;
-    if (on_reassigned && !reassigned_.empty()) {
-      const int64_t now = clock_.wall_ms();
-      for (const ConsumedEvent* e : reassigned_) {
-        const auto& ev = e->event;
-        on_reassigned(ev, now - (ev.last_heartbeat_ms + static_cast<int64_t>(ev.timeout_ms)));
-      }
-    }
-    stats_.commits.fetch_add(1, std::memory_order_relaxed);
-    if (on_commit) on_commit(requests.size() + events.size());
-  } catch (const std::exception& e) {
-    // Nothing of this batch happened: say so to every client, ack nothing
-    // (the monitor redelivers), and forget the in-memory effects.
-    stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
-    spdlog::error("batch rolled back requests={} events={} error={}", requests.size(),
-                  events.size(), e.what());
-    for (Request& r : requests) {
-      r.reply = protocol::error_reply("unavailable", std::string("storage failed: ") + e.what());
-    }
-    for (ConsumedEvent& ev : events) ev.ack = false;
-    try {
-      store_.reload();
-    } catch (const std::exception& again) {
-      spdlog::error("reloading state failed error={}", again.what());
-    }
-  }
-  publish();
+bool TaskApi::apply_verdict(const Judged& j, Notes& notes) {
+  if (!store_.apply_verdict(j)) return false;
+  const auto t = store_.get(j.key.task_id);
+  notes.add(spdlog::level::warn,
+            fmt::format("task reassigned by reconciliation verdict={} task_id={} attempt={} "
+                        "runner_id={} state={} why=\"{}\"",
+                        to_string(j.verdict), j.key.task_id, j.key.attempt, j.key.runner_id,
+                        t ? to_string(t->state) : "?", j.why));
+  return true;
 }
 
-void TaskApi::on_probe_results(std::vector<ProbeResult>& results) {
-  uint64_t unreachable = 0;
-  try {
-    store::Transaction txn(db_);
-    for (const ProbeResult& r : results) {
-      switch (r.verdict) {
-        case ProbeVerdict::kSeen:
-          stats_.probes_seen.fetch_add(1, std::memory_order_relaxed);
-          break;
-        case ProbeVerdict::kNotSeen:
-          stats_.probes_not_seen.fetch_add(1, std::memory_order_relaxed);
-          break;
-        case ProbeVerdict::kUnreachable:
-          stats_.probes_unreachable.fetch_add(1, std::memory_order_relaxed);
-          ++unreachable;
-          break;
-      }
-      (void)store_.apply_probe(r);
-    }
-    txn.commit();
-  } catch (const std::exception& e) {
-    spdlog::error("first-heartbeat checks rolled back error={}", e.what());
-    store_.reload();
-  }
-  uint64_t suppressed = 0;
-  if (unreachable > 0 &&
-      warn_limit_.allow("monitor_unreachable", std::chrono::steady_clock::now(), suppressed)) {
-    spdlog::warn(
-        "monitor unreachable: first-heartbeat checks postponed, nothing requeued checks={} "
-        "suppressed={}",
-        unreachable, suppressed);
-  }
-  publish();
+CandidatePage TaskApi::reconcile_candidates(const ReconcileCursor& from, std::size_t max) {
+  return store_.reconcile_candidates(from, max);
 }
 
-void TaskApi::tick() {
-  try {
-    if (probe_) {
-      for (ProbeKey& k : store_.due_for_probe(1000)) probe_->enqueue(std::move(k));
-    }
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_prune_ >= kPruneEvery) {
-      last_prune_ = now;
-      const uint64_t n = store_.prune();
-      if (n > 0) {
-        stats_.pruned.fetch_add(n, std::memory_order_relaxed);
-        spdlog::info("retention: deleted ended tasks and old event ids rows={}", n);
-      }
-    }
-  } catch (const std::exception& e) {
-    spdlog::error("periodic work failed error={}", e.what());
-    try {
-      store_.reload();
-    } catch (const std::exception&) {  // NOLINT(bugprone-empty-catch): logged above
-    }
+void TaskApi::on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_wall_ms) {
+  const int64_t lateness =
+      now_wall_ms - (ev.last_heartbeat_ms + static_cast<int64_t>(ev.timeout_ms));
+  if (lateness_) lateness_->Observe(std::max(0.0, static_cast<double>(lateness) / 1000.0));
+  if (on_reassigned) on_reassigned(ev, lateness);
+}
+
+void TaskApi::maintain(Notes& notes) {
+  const MonoTime now = clock_.now();
+  if (now - last_prune_ < kPruneEvery) return;
+  last_prune_ = now;
+  // Chunked: each chunk is its own transaction (TaskStore::prune).
+  const uint64_t n = store_.prune();
+  if (n > 0) {
+    stats_.pruned.fetch_add(n, std::memory_order_relaxed);
+    notes.add(spdlog::level::info,
+              "retention: deleted ended tasks and old event ids rows=" + std::to_string(n));
   }
-  publish();
 }
 
 void TaskApi::publish() {
@@ -387,8 +289,14 @@ void TaskApi::publish() {
   for (int i = 0; i < kTaskStateCount; ++i) stats_.tasks[i].store(c[i], std::memory_order_relaxed);
   const Counters& n = store_.counters();
   stats_.reassigned.store(n.reassigned, std::memory_order_relaxed);
+  stats_.reconciled.store(n.reconciled, std::memory_order_relaxed);
   stats_.events_applied.store(n.events_applied, std::memory_order_relaxed);
   stats_.events_ignored.store(n.events_ignored, std::memory_order_relaxed);
+}
+
+std::string TaskApi::describe() const {
+  const auto& c = store_.counts();
+  return fmt::format("queued={} leased={}", c[0], c[1]);
 }
 
 }  // namespace rmon::tq

@@ -1,11 +1,14 @@
 #pragma once
-// The task-queue's API and event handling over its store: decodes each
-// request (MapReader), applies a whole batch of requests and timeout events
-// in one transaction, and encodes the replies. It is the BatchHandler the
-// service's loop runs; replies and acks leave only after the commit.
+// The task-queue's domain on the consumer-service skeleton: its operations
+// (decoded with MapReader, encoded with MapBuilder), how a timeout event and
+// a reconciliation verdict apply to the TaskStore, its reconciliation
+// candidates, retention, and its own metrics. Transactions, replies, acks
+// and storage-error recovery are the skeleton's (rmon/service/batch_policy.hpp).
 //
-// apply(), tick() and on_probe_results() run on the loop thread; stats() is
-// thread-safe (atomics, published after each batch).
+// Runs on the service's loop thread; stats() is thread-safe (atomics,
+// published after each batch).
+
+#include <prometheus/histogram.h>
 
 #include <array>
 #include <atomic>
@@ -14,9 +17,8 @@
 #include <string>
 #include <string_view>
 
-#include "rmon/logging.hpp"
 #include "rmon/protocol/msgmap.hpp"
-#include "rmon/service/batch_loop.hpp"
+#include "rmon/service/domain.hpp"
 #include "task_store.hpp"
 
 namespace rmon::tq {
@@ -44,50 +46,51 @@ enum class ApiOp : uint8_t {
 inline constexpr int kApiOpCount = 9;
 std::string_view to_string(ApiOp op);
 
-// Counters for /metrics and logs. Relaxed atomics: statistics only.
+// The domain's published state, for /metrics (the skeleton's ServiceStats
+// has requests, events, commits and verdicts). Relaxed atomics.
 struct TaskQueueStats {
-  std::array<std::atomic<uint64_t>, kApiOpCount> ok{};
-  std::array<std::atomic<uint64_t>, kApiOpCount> errors{};
-  std::atomic<uint64_t> bad_requests{0};                       // malformed, unknown op, bad keys
   std::array<std::atomic<uint64_t>, kTaskStateCount> tasks{};  // by state
-  std::atomic<uint64_t> reassigned{0}, events_applied{0}, events_ignored{0};
-  std::atomic<uint64_t> probes_seen{0}, probes_not_seen{0}, probes_unreachable{0};
-  std::atomic<uint64_t> commits{0}, commit_failures{0}, pruned{0};
+  std::atomic<uint64_t> reassigned{0}, reconciled{0}, events_applied{0}, events_ignored{0};
+  std::atomic<uint64_t> pruned{0};
 };
 
-class TaskApi final : public BatchHandler {
+class TaskApi final : public ServiceDomain {
  public:
-  TaskApi(TaskStore& store, store::Db& db, MonitorProbe* probe, TaskQueueStats& stats,
-          const Clock& clock);
+  // `service` is the skeleton's counters (for `stats`); all references
+  // outlive this object.
+  TaskApi(TaskStore& store, store::Db& db, const ServiceStats& service, const Clock& clock);
 
-  void apply(std::vector<Request>& requests, std::vector<ConsumedEvent>& events) override;
-  void on_probe_results(std::vector<ProbeResult>& results) override;
-  void tick() override;
+  std::string_view name() const override { return "task-queue"; }
+  std::string_view metric_prefix() const override { return "tq"; }
+  std::span<const std::string_view> ops() const override;
+  std::size_t max_request_frame() const override { return kMaxRequestFrame; }
+  store::Db& db() override { return db_; }
 
-  // One request, outside any batch (tests); the caller owns the transaction.
-  std::string handle(std::string_view frame);
+  Reply handle(std::size_t op, const protocol::MapReader& m, Notes& notes) override;
+  bool apply_event(const protocol::TimeoutEvent& ev, Notes& notes) override;
+  bool apply_verdict(const Judged& j, Notes& notes) override;
+  CandidatePage reconcile_candidates(const ReconcileCursor& from, std::size_t max) override;
+  void maintain(Notes& notes) override;
+  void reload() override { store_.reload(); }
+  void publish() override;
+  void add_metrics(MetricsEndpoint& endpoint) override;
+  void on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_wall_ms) override;
+  std::string describe() const override;
 
-  // Called with each committed batch's size (requests + events).
-  std::function<void(std::size_t)> on_commit;
-  // Called after the commit for each task a timeout event took back, with
-  // its reassignment lateness: commit time minus the runner's deadline
-  // (last_heartbeat_ms + timeout_ms, the monitor's wall clock), in ms.
+  const TaskQueueStats& stats() const { return stats_; }
+  // Benchmarks: called after the commit for each task a timeout event took
+  // back, with its reassignment lateness: commit time minus the runner's
+  // deadline (last_heartbeat_ms + timeout_ms, the monitor's wall clock), in
+  // ms. Set before the service starts.
   std::function<void(const protocol::TimeoutEvent&, int64_t lateness_ms)> on_reassigned;
 
  private:
-  std::string dispatch(ApiOp op, const protocol::MapReader& m);
-  std::string bad_request(const protocol::Rejection& r, std::string detail = {});
-  void publish();
-  // True when the event took its task back.
-  bool apply_event(ConsumedEvent& e);
-
   TaskStore& store_;
   store::Db& db_;
-  MonitorProbe* probe_;  // may be null: no first-heartbeat checks
-  TaskQueueStats& stats_;
+  const ServiceStats& service_;
   const Clock& clock_;
-  std::vector<const ConsumedEvent*> reassigned_;  // in the batch being applied
-  LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
+  TaskQueueStats stats_;
+  prometheus::Histogram* lateness_ = nullptr;
   MonoTime last_prune_{};
 };
 

@@ -1,4 +1,10 @@
-#include "task_metrics.hpp"
+// task-queue's own metric families (prefix tq_); the skeleton adds the
+// shared ones (requests, events, commits, reconciliation).
+
+#include <prometheus/histogram.h>
+
+#include "rmon/service/metrics_endpoint.hpp"
+#include "task_api.hpp"
 
 namespace rmon::tq {
 
@@ -10,22 +16,16 @@ double val(const std::atomic<uint64_t>& a) {
 }
 }  // namespace
 
-TaskMetrics::TaskMetrics(const TaskQueueStats& stats, const EventConsumer& events) {
-  batch_ =
-      &prometheus::BuildHistogram()
-           .Name("tq_commit_batch_size")
-           .Help("Requests and events applied per commit (group commit)")
-           .Register(endpoint_.registry())
-           .Add({}, prometheus::Histogram::BucketBoundaries{1, 2, 4, 8, 16, 32, 64, 128, 256, 512});
+void TaskApi::add_metrics(MetricsEndpoint& endpoint) {
   lateness_ = &prometheus::BuildHistogram()
                    .Name("tq_reassign_lateness_seconds")
                    .Help(
                        "From a lost runner's deadline (last heartbeat + timeout) to its task "
                        "being queued again (commit)")
-                   .Register(endpoint_.registry())
+                   .Register(endpoint.registry())
                    .Add({}, prometheus::Histogram::BucketBoundaries{
                                 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10});
-  endpoint_.add_collector([&stats, &events] {
+  endpoint.add_collector([&stats = stats_] {
     std::vector<prometheus::MetricFamily> out;
     auto tasks = metrics::family("tq_tasks", "Tasks by state", MetricType::Gauge);
     for (int s = 0; s < kTaskStateCount; ++s) {
@@ -34,52 +34,18 @@ TaskMetrics::TaskMetrics(const TaskQueueStats& stats, const EventConsumer& event
     }
     out.push_back(std::move(tasks));
 
-    auto req =
-        metrics::family("tq_requests_total", "API requests by op and outcome", MetricType::Counter);
-    for (int op = 0; op < kApiOpCount; ++op) {
-      const std::string name(to_string(static_cast<ApiOp>(op)));
-      metrics::add(req, val(stats.ok[op]), {{"op", name}, {"outcome", "ok"}});
-      metrics::add(req, val(stats.errors[op]), {{"op", name}, {"outcome", "error"}});
-    }
-    out.push_back(std::move(req));
-
-    auto bad = metrics::family("tq_bad_requests_total",
-                               "Requests rejected as malformed, unknown op or bad keys",
-                               MetricType::Counter);
-    metrics::add(bad, val(stats.bad_requests));
-    out.push_back(std::move(bad));
-
-    auto ev = metrics::family("tq_events_total", "Timeout events received, by result",
+    auto ev = metrics::family("tq_events_total", "Timeout events applied, by result (persisted)",
                               MetricType::Counter);
     metrics::add(ev, val(stats.events_applied), {{"result", "applied"}});
     metrics::add(ev, val(stats.events_ignored), {{"result", "ignored"}});
-    metrics::add(ev, static_cast<double>(events.rejected()), {{"result", "rejected"}});
     out.push_back(std::move(ev));
 
-    auto acks = metrics::family("tq_acks_sent_total", "Acknowledgements sent to the monitor",
-                                MetricType::Counter);
-    metrics::add(acks, static_cast<double>(events.acks_sent()));
-    out.push_back(std::move(acks));
-
     auto re = metrics::family("tq_reassigned_total",
-                              "Tasks requeued because their runner was lost (timeout or grace)",
+                              "Tasks requeued because their runner was lost, by cause (persisted)",
                               MetricType::Counter);
-    metrics::add(re, val(stats.reassigned));
+    metrics::add(re, val(stats.reassigned) - val(stats.reconciled), {{"cause", "timeout_event"}});
+    metrics::add(re, val(stats.reconciled), {{"cause", "reconciliation"}});
     out.push_back(std::move(re));
-
-    auto probes = metrics::family("tq_first_heartbeat_checks_total",
-                                  "Monitor checks of leases past the first-heartbeat grace",
-                                  MetricType::Counter);
-    metrics::add(probes, val(stats.probes_seen), {{"verdict", "seen"}});
-    metrics::add(probes, val(stats.probes_not_seen), {{"verdict", "not_seen"}});
-    metrics::add(probes, val(stats.probes_unreachable), {{"verdict", "unreachable"}});
-    out.push_back(std::move(probes));
-
-    auto commits =
-        metrics::family("tq_commits_total", "Batches committed, by outcome", MetricType::Counter);
-    metrics::add(commits, val(stats.commits), {{"outcome", "ok"}});
-    metrics::add(commits, val(stats.commit_failures), {{"outcome", "rolled_back"}});
-    out.push_back(std::move(commits));
 
     auto pruned =
         metrics::family("tq_pruned_rows_total",

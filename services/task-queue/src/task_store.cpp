@@ -77,12 +77,11 @@ void TaskStore::create_schema() {
       updated_at_ms INTEGER NOT NULL,
       available_at_ms INTEGER NOT NULL,
       leased_at_ms INTEGER,
-      heartbeat_seen INTEGER NOT NULL DEFAULT 0,
+      heartbeat_seen INTEGER NOT NULL DEFAULT 0, -- unused since reconciliation
       last_error TEXT,
       result BLOB);
     CREATE INDEX IF NOT EXISTS tasks_ready ON tasks(pool, priority DESC, seq) WHERE state = 0;
-    CREATE INDEX IF NOT EXISTS tasks_unseen ON tasks(leased_at_ms)
-      WHERE state = 1 AND heartbeat_seen = 0;
+    DROP INDEX IF EXISTS tasks_unseen;
     CREATE INDEX IF NOT EXISTS tasks_ended ON tasks(updated_at_ms) WHERE state >= 2;
     CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks(state, seq);
     CREATE TABLE IF NOT EXISTS applied_events(
@@ -137,11 +136,10 @@ void TaskStore::prepare() {
   bump_counter_ = db_.prepare(
       "INSERT INTO counters(name, value) VALUES(?1, 1) "
       "ON CONFLICT(name) DO UPDATE SET value = value + 1");
-  probe_due_ = db_.prepare(
-      "SELECT runner_id, task_id, attempt FROM tasks WHERE state = 1 AND heartbeat_seen = 0 "
-      "AND leased_at_ms <= ?1 ORDER BY leased_at_ms LIMIT ?2");
-  mark_seen_ = db_.prepare(
-      "UPDATE tasks SET heartbeat_seen = 1 WHERE task_id = ?1 AND attempt = ?2 AND state = 1");
+  // Walks tasks_by_state(state, seq): leased tasks in seq order.
+  candidates_ = db_.prepare(
+      "SELECT seq, runner_id, task_id, attempt FROM tasks WHERE state = 1 AND seq > ?1 "
+      "AND leased_at_ms <= ?2 ORDER BY seq LIMIT ?3");
 }
 
 void TaskStore::reload() {
@@ -160,6 +158,7 @@ void TaskStore::reload() {
     const std::string name = c.text(0);
     const auto v = static_cast<uint64_t>(c.int64(1));
     if (name == "reassigned") counters_.reassigned = v;
+    if (name == "reconciled") counters_.reconciled = v;
     if (name == "events_applied") counters_.events_applied = v;
     if (name == "events_ignored") counters_.events_ignored = v;
   }
@@ -397,7 +396,10 @@ EventOutcome TaskStore::apply_timeout(const protocol::TimeoutEvent& ev) {
     bump("events_ignored", counters_.events_ignored);
     return EventOutcome::kIgnoredUnknown;
   }
-  if (t->state != TaskState::kLeased || t->attempt != ev.runner.attempt) {
+  // Fenced by the whole (runner, task, attempt): an event for another
+  // runner's lifecycle of this attempt number changes nothing.
+  if (t->state != TaskState::kLeased || t->attempt != ev.runner.attempt ||
+      t->runner_id != ev.runner.runner_id) {
     bump("events_ignored", counters_.events_ignored);
     return EventOutcome::kIgnoredStale;
   }
@@ -408,44 +410,35 @@ EventOutcome TaskStore::apply_timeout(const protocol::TimeoutEvent& ev) {
   return next == TaskState::kDead ? EventOutcome::kDead : EventOutcome::kRequeued;
 }
 
-std::vector<ProbeKey> TaskStore::due_for_probe(std::size_t max) {
-  std::vector<ProbeKey> out;
+CandidatePage TaskStore::reconcile_candidates(const ReconcileCursor& from, std::size_t max) {
+  CandidatePage page;
   const int64_t cutoff = clock_.wall_ms() - static_cast<int64_t>(opts_.first_heartbeat_grace_ms);
-  probe_due_.bind(1, cutoff).bind(2, static_cast<int64_t>(max));
-  while (probe_due_.step()) {
-    out.push_back(
-        {probe_due_.text(0), probe_due_.text(1), static_cast<uint64_t>(probe_due_.int64(2))});
+  candidates_.bind(1, from.start ? int64_t{0} : from.num)
+      .bind(2, cutoff)
+      .bind(3, static_cast<int64_t>(max));
+  page.next = from;
+  while (candidates_.step()) {
+    page.next.num = candidates_.int64(0);
+    page.keys.push_back(
+        {candidates_.text(1), candidates_.text(2), static_cast<uint64_t>(candidates_.int64(3))});
   }
-  probe_due_.reset();
-  return out;
+  candidates_.reset();
+  page.last = page.keys.size() < max;
+  return page;
 }
 
-bool TaskStore::apply_probe(const ProbeResult& r) {
-  switch (r.verdict) {
-    case ProbeVerdict::kUnreachable:
-      return false;
-    case ProbeVerdict::kSeen:
-      mark_seen_.bind(1, r.key.task_id).bind(2, r.key.attempt).run();
-      return false;
-    case ProbeVerdict::kNotSeen:
-      break;
-  }
-  auto t = get(r.key.task_id);
-  // Only the very lease that was checked: it may have ended or moved on
-  // while the monitor was being asked.
-  if (!t || t->state != TaskState::kLeased || t->attempt != r.key.attempt ||
-      t->runner_id != r.key.runner_id) {
+bool TaskStore::apply_verdict(const Judged& j) {
+  if (!takes_back(j.verdict)) return false;
+  auto t = get(j.key.task_id);
+  // Only the very lease that was judged: it may have ended or moved on
+  // while the monitors were being asked.
+  if (!t || t->state != TaskState::kLeased || t->attempt != j.key.attempt ||
+      t->runner_id != j.key.runner_id) {
     return false;
   }
-  const TaskState next = requeue(*t, "runner " + r.key.runner_id +
-                                         " never reached the monitor within the "
-                                         "first-heartbeat grace");
+  requeue(*t, j.why);
   bump("reassigned", counters_.reassigned);
-  spdlog::warn(
-      "lease released: runner never reached the monitor task_id={} attempt={} runner_id={} "
-      "grace_ms={} state={}",
-      r.key.task_id, r.key.attempt, r.key.runner_id, opts_.first_heartbeat_grace_ms,
-      to_string(next));
+  bump("reconciled", counters_.reconciled);
   return true;
 }
 

@@ -1,24 +1,34 @@
 #pragma once
 // The task-queue's state machine over its SQLite database: submit, lease,
-// complete, fail, cancel, queries, timeout events and the first-heartbeat
-// grace. Every mutation writes through to the database inside the caller's
+// complete, fail, cancel, queries, timeout events and reconciliation
+// verdicts. Every mutation writes through to the database inside the caller's
 // transaction (the service wraps each batch in one; see TaskApi); the store
 // never commits by itself, except in prune().
 //
 // Transitions (one test each in tests/task/task_store_test.cpp):
-//   state    | input                          | next                 | effect
-//   queued   | lease (available, pool fits)   | leased               | attempt+1, runner_id,
-//   leased_at queued   | cancel                         | cancelled            | leased   |
-//   complete (current attempt)     | completed            | result kept leased   | fail, retry,
-//   attempts left     | queued after backoff | last_error leased   | fail, no retry or none left |
-//   dead                 | last_error leased   | timeout event (current attempt)| queued after
-//   backoff | reassigned+1, or dead leased   | grace over, monitor never saw  | queued after
-//   backoff | reassigned+1, or dead leased   | cancel                         | cancelled | leased
-//   | complete/fail, other attempt   | leased               | stale_attempt queued   |
-//   complete/fail                  | queued               | stale_attempt ended    | complete/fail
-//   | ended                | conflict cancelled| cancel                         | cancelled | ok
-//   again completed/dead | cancel                   | unchanged            | conflict any      |
-//   timeout event, not current     | unchanged            | events_ignored+1
+// clang-format off
+//   state         | input                                      | next                 | effect
+//   --------------+--------------------------------------------+----------------------+------------------------
+//   queued        | lease (available, pool fits)               | leased               | attempt+1, runner_id, leased_at
+//   queued        | cancel                                     | cancelled            |
+//   queued        | complete / fail                            | queued               | stale_attempt
+//   leased        | complete (current attempt)                 | completed            | result kept
+//   leased        | fail, retry, attempts left                 | queued after backoff | last_error
+//   leased        | fail, no retry or none left                | dead                 | last_error
+//   leased        | timeout event (runner, task, attempt)      | queued after backoff | reassigned+1, last_error;
+//                 |                                            |   or dead            |   dead past max_attempts
+//   leased        | verdict ended / timed out / gone           | queued after backoff | reassigned+1, reconciled+1,
+//                 |   (runner, task, attempt)                  |   or dead            |   last_error says why
+//   leased        | cancel                                     | cancelled            |
+//   leased        | complete / fail, other attempt             | leased               | stale_attempt
+//   ended         | complete / fail                            | ended                | conflict
+//   cancelled     | cancel                                     | cancelled            | ok again
+//   completed/dead| cancel                                     | unchanged            | conflict
+//   any           | timeout event, not the current lease       | unchanged            | events_ignored+1
+//                 |   (other runner, attempt, or not leased)   |                      |
+//   any           | timeout event, event_id seen before        | unchanged            | events_ignored+1
+//   any           | verdict, not the current lease             | unchanged            |
+// clang-format on
 //
 // Time is wall-clock milliseconds from the injected Clock (it must survive
 // restarts). Not thread-safe: owned by the service's loop thread.
@@ -33,7 +43,7 @@
 #include "backoff.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/protocol/messages.hpp"
-#include "rmon/service/monitor_probe.hpp"
+#include "rmon/service/reconciler.hpp"
 #include "rmon/store/sqlite.hpp"
 #include "task.hpp"
 
@@ -72,7 +82,8 @@ struct ListPage {
 };
 
 struct Counters {
-  uint64_t reassigned = 0;
+  uint64_t reassigned = 0;  // by a timeout event or a reconciliation verdict
+  uint64_t reconciled = 0;  // of those, by a verdict
   uint64_t events_applied = 0;
   uint64_t events_ignored = 0;
 };
@@ -108,12 +119,14 @@ class TaskStore {
 
   EventOutcome apply_timeout(const protocol::TimeoutEvent& ev);
 
-  // Leased tasks past the first-heartbeat grace whose runner the monitor has
-  // not yet been seen to know: what to ask the monitor about (at most `max`).
-  std::vector<ProbeKey> due_for_probe(std::size_t max);
-  // Applies one answer: seen marks the lease (never asked again); not seen
-  // requeues it (true when it did); unreachable changes nothing.
-  bool apply_probe(const ProbeResult& r);
+  // Leases older than the first-heartbeat grace, in task order after
+  // `from` (its num is a task's seq), at most `max`: reconciliation's
+  // candidates.
+  CandidatePage reconcile_candidates(const ReconcileCursor& from, std::size_t max);
+  // A verdict that takes back: requeues the task (or makes it dead) with the
+  // verdict's reason as last_error, when (runner, task, attempt) is still its
+  // current lease. True when it did.
+  bool apply_verdict(const Judged& j);
 
   // Deletes ended tasks past retention and old applied event ids, in
   // bounded chunks, each its own transaction. Returns rows deleted.
@@ -147,8 +160,7 @@ class TaskStore {
   Counters counters_;
 
   store::Stmt insert_, by_key_, by_id_, lease_pool_, lease_none_, set_leased_, set_ended_,
-      set_queued_, set_cancelled_, seen_event_, insert_event_, bump_counter_, probe_due_,
-      mark_seen_;
+      set_queued_, set_cancelled_, seen_event_, insert_event_, bump_counter_, candidates_;
 };
 
 }  // namespace rmon::tq

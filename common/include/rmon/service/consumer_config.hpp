@@ -1,7 +1,8 @@
 #pragma once
 // Settings shared by the services that consume the monitor's timeout events
 // (task-queue, pool-manager): data folder, durability, their API endpoint,
-// the monitor's endpoints, /metrics and the first-heartbeat grace. Each
+// the monitor's endpoints, /metrics, the first-heartbeat grace and
+// reconciliation. Each
 // service sets its own defaults (API port, event group endpoint, metrics
 // port) before registering; `--help` shows them.
 
@@ -20,8 +21,12 @@ struct ConsumerServiceConfig : StorageSettings {
   std::string monitor_endpoint = "tcp://127.0.0.1:5559";  // monitor's control; connected
   std::string metrics_address;                            // empty disables /metrics
   uint64_t first_heartbeat_grace_ms = 30'000;
-  uint64_t monitor_timeout_ms = 2'000;  // a probe unanswered this long: monitor unreachable
+  uint64_t reconcile_interval_ms = 10'000;  // every lease/holding looked up this often
+  uint64_t end_settle_ms = 10'000;  // a runner ended this long ago without telling us: take back
+  uint64_t monitor_timeout_ms = 2'000;  // a lookup unanswered this long: monitor unreachable
   uint64_t max_batch = 512;             // requests and events per commit
+  // Not a flag: how often maintenance (retention) runs; tests shorten it.
+  uint64_t tick_interval_ms = 1'000;
 
   void register_settings(Settings& s);
   std::string validate() const;  // empty when consistent

@@ -1,0 +1,71 @@
+#pragma once
+// The one batch policy of the consumer services (task-queue, pool-manager):
+//   - one transaction per batch, one savepoint per item, in this order:
+//     events, then verdicts, then requests (a slot or task an event frees is
+//     free for the requests of the same batch);
+//   - requests are parsed here (version, op) and handed to the domain by op;
+//   - replies, acks and the domain's log lines only after the commit;
+//   - a storage error in an item rolls that item back (a request answers
+//     `unavailable`, an event stays unacknowledged, a verdict is retried next
+//     round), the domain reloads its in-memory state inside the transaction,
+//     and the rest go on; a failed commit answers every request
+//     `unavailable`, acknowledges nothing and reloads. While a reload fails,
+//     every batch is answered `unavailable` (the monitor redelivers events).
+//   - maintenance (retention) in its own transactions, under the same rule.
+//
+// Not thread-safe: runs on the service's loop thread.
+
+#include <prometheus/histogram.h>
+
+#include <vector>
+
+#include "rmon/clock.hpp"
+#include "rmon/logging.hpp"
+#include "rmon/service/domain.hpp"
+#include "rmon/service/event_consumer.hpp"
+#include "rmon/service/router.hpp"
+
+namespace rmon {
+
+struct Batch {
+  std::vector<ConsumedEvent> events;
+  std::vector<Judged> verdicts;
+  std::vector<Request> requests;
+  bool empty() const { return events.empty() && verdicts.empty() && requests.empty(); }
+  void clear() {
+    events.clear();
+    verdicts.clear();
+    requests.clear();
+  }
+};
+
+class BatchPolicy {
+ public:
+  // `batch_size` may be null (no histogram).
+  BatchPolicy(ServiceDomain& domain, ServiceStats& stats, const Clock& clock,
+              prometheus::Histogram* batch_size = nullptr);
+
+  // Fills every request's reply and marks the events to acknowledge.
+  void apply(Batch& b);
+  void maintain();
+
+ private:
+  template <class Fn>
+  bool item(const char* what, Fn&& fn);
+  void answer_unavailable(Batch& b, std::string_view detail);
+  bool reload();
+  void count_verdicts(const std::vector<Judged>& verdicts);
+  void storage_error(const char* what, const std::exception& e);
+
+  ServiceDomain& domain_;
+  ServiceStats& stats_;
+  const Clock& clock_;
+  prometheus::Histogram* const batch_size_;
+  Notes notes_;
+  bool needs_reload_ = false;
+  std::vector<std::size_t> ops_;          // per request: op index (kMaxOps: none)
+  std::vector<std::string_view> errors_;  // per request: its reply's error code
+  LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
+};
+
+}  // namespace rmon

@@ -1,0 +1,85 @@
+#pragma once
+// The skeleton of the services that consume the monitor's timeout events
+// (task-queue, pool-manager). It owns, in this order of start (and the
+// reverse order of stop):
+//   /metrics (its own families and the domain's), the API's ROUTER socket,
+//   the event consumer (events PULL, acks PUSH), the reconciler (the
+//   monitor client) and the loop thread.
+//
+// The loop gathers whatever is ready (events, verdicts, requests; up to
+// max_batch) into one batch and applies it under the one batch policy
+// (batch_policy.hpp); replies and acks leave after it returns. Maintenance
+// runs every tick_interval.
+//
+// start() and stop() from one thread; stats() and metrics are thread-safe.
+
+#include <prometheus/histogram.h>
+#include <zmq.hpp>
+
+#include <atomic>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "rmon/clock.hpp"
+#include "rmon/service/batch_policy.hpp"
+#include "rmon/service/consumer_config.hpp"
+#include "rmon/service/domain.hpp"
+#include "rmon/service/event_consumer.hpp"
+#include "rmon/service/metrics_endpoint.hpp"
+#include "rmon/service/reconciler.hpp"
+#include "rmon/service/router.hpp"
+
+namespace rmon {
+
+struct ServiceEndpoints {
+  std::string api;       // bound (wildcard port resolved) or connected
+  int metrics_port = 0;  // 0 when /metrics is disabled
+};
+
+class ConsumerService {
+ public:
+  // `domain` and `stats` outlive this object. Nothing binds before start().
+  ConsumerService(const ConsumerServiceConfig& config, ServiceDomain& domain, ServiceStats& stats,
+                  const Clock& clock);
+  ~ConsumerService();
+  ConsumerService(const ConsumerService&) = delete;
+  ConsumerService& operator=(const ConsumerService&) = delete;
+
+  // Serves /metrics, binds the API, connects to the monitor, starts the
+  // loop. Throws on a bad endpoint (a start-up error).
+  void start();
+  // Finishes the batch in progress, stops the loop, closes the sockets.
+  // Idempotent. /metrics is served until destruction: it reads only `stats`
+  // and the domain, which outlive this object.
+  void stop();
+
+  const ServiceEndpoints& endpoints() const { return endpoints_; }
+  std::string render_metrics() const { return metrics_.render(); }
+
+ private:
+  void run();
+  void add_metrics();
+
+  const ConsumerServiceConfig& config_;
+  ServiceDomain& domain_;
+  ServiceStats& stats_;
+  const Clock& clock_;
+  // Declared before policy_, which observes into it. Destroyed last of the
+  // two, and /metrics (metrics_) before everything it reads.
+  prometheus::Histogram* batch_size_ = nullptr;
+
+  zmq::context_t ctx_;
+  zmq::socket_t api_;
+  std::unique_ptr<EventConsumer> events_;
+  std::unique_ptr<Reconciler> reconciler_;
+  ServiceEndpoints endpoints_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+  std::unique_ptr<BatchPolicy> policy_;
+  // Last: destroyed first, so no scrape outlives what it reads.
+  MetricsEndpoint metrics_;
+};
+
+}  // namespace rmon

@@ -1,0 +1,172 @@
+#include "rmon/service/batch_policy.hpp"
+
+#include <algorithm>
+
+namespace rmon {
+
+using protocol::MapReader;
+using protocol::Reason;
+using protocol::Status;
+
+BatchPolicy::BatchPolicy(ServiceDomain& domain, ServiceStats& stats, const Clock& clock,
+                         prometheus::Histogram* batch_size)
+    : domain_(domain), stats_(stats), clock_(clock), batch_size_(batch_size) {}
+
+template <class Fn>
+bool BatchPolicy::item(const char* what, Fn&& fn) {
+  try {
+    store::Savepoint sp(domain_.db());
+    fn();
+    sp.release();
+    return true;
+  } catch (const std::exception& e) {
+    // The savepoint rolled this item's writes back; the reload (inside the
+    // batch's transaction) undoes its in-memory effects. If the reload fails
+    // too, it throws and the whole batch rolls back.
+    storage_error(what, e);
+    domain_.reload();
+    return false;
+  }
+}
+
+void BatchPolicy::apply(Batch& b) {
+  notes_.clear();
+  ops_.assign(b.requests.size(), ServiceStats::kMaxOps);
+  errors_.assign(b.requests.size(), {});
+  for (ConsumedEvent& e : b.events) e.ack = false;
+  count_verdicts(b.verdicts);
+  if (needs_reload_ && !reload()) {
+    answer_unavailable(b, "storage failure; retry later");
+    return;
+  }
+  std::vector<const protocol::TimeoutEvent*> took_back;
+  bool committed = false;
+  try {
+    store::Transaction txn(domain_.db());
+    for (ConsumedEvent& e : b.events) {
+      bool took = false;
+      e.ack = item("timeout event not applied (the monitor redelivers it)",
+                   [&] { took = domain_.apply_event(e.event, notes_); });
+      if (took) took_back.push_back(&e.event);
+    }
+    for (const Judged& j : b.verdicts) {
+      if (!takes_back(j.verdict)) continue;
+      item("verdict not applied (retried next round)", [&] { domain_.apply_verdict(j, notes_); });
+    }
+    const auto ops = domain_.ops();
+    for (std::size_t i = 0; i < b.requests.size(); ++i) {
+      Request& r = b.requests[i];
+      Reply reply;
+      auto m = MapReader::parse(r.body_view(), domain_.max_request_frame());
+      Status s = m ? m->check_version() : Status(m.error());
+      std::string op;
+      if (s) s = m->str("op", op, protocol::kMaxShortString);
+      if (!s) {
+        const auto& why = s.error();
+        reply =
+            error(why.reason == Reason::kUnknownOp ? "unknown_op" : "bad_request", why.to_string());
+      } else if (auto it = std::find(ops.begin(), ops.end(), op); it == ops.end()) {
+        reply = error("unknown_op", "unknown op '" + op + "'");
+      } else {
+        ops_[i] = static_cast<std::size_t>(it - ops.begin());
+        if (!item("request answered unavailable",
+                  [&] { reply = domain_.handle(ops_[i], m.value(), notes_); })) {
+          reply = error("unavailable", "storage failure; retry later");
+        }
+      }
+      if (reply.error == "bad_request" || reply.error == "unknown_op") {
+        uint64_t suppressed = 0;
+        if (warn_limit_.allow("bad_request", clock_.now(), suppressed)) {
+          spdlog::warn("{} request rejected op={} error={} suppressed={}", domain_.name(),
+                       op.empty() ? "?" : op, reply.error, suppressed);
+        }
+      }
+      r.reply = std::move(reply.frame);
+      errors_[i] = reply.error;
+    }
+    txn.commit();
+    committed = true;
+  } catch (const std::exception& e) {
+    storage_error("batch rolled back", e);
+    stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
+    needs_reload_ = true;
+  }
+  if (!committed) {
+    notes_.clear();
+    answer_unavailable(b, "storage failure; retry later");
+    reload();
+    return;
+  }
+  stats_.commits.fetch_add(1, std::memory_order_relaxed);
+  if (batch_size_)
+    batch_size_->Observe(
+        static_cast<double>(b.events.size() + b.verdicts.size() + b.requests.size()));
+  notes_.flush();
+  if (!took_back.empty()) {
+    const int64_t now = clock_.wall_ms();
+    for (const protocol::TimeoutEvent* ev : took_back) domain_.on_event_committed(*ev, now);
+  }
+  for (std::size_t i = 0; i < b.requests.size(); ++i) {
+    stats_.requests[ops_[i]][outcome_index(errors_[i])].fetch_add(1, std::memory_order_relaxed);
+  }
+  domain_.publish();
+}
+
+void BatchPolicy::answer_unavailable(Batch& b, std::string_view detail) {
+  for (std::size_t i = 0; i < b.requests.size(); ++i) {
+    b.requests[i].reply = protocol::error_reply("unavailable", detail);
+    stats_.requests[ops_[i]][outcome_index("unavailable")].fetch_add(1, std::memory_order_relaxed);
+  }
+  for (ConsumedEvent& e : b.events) e.ack = false;
+}
+
+bool BatchPolicy::reload() {
+  try {
+    domain_.reload();
+    needs_reload_ = false;
+  } catch (const std::exception& e) {
+    needs_reload_ = true;
+    storage_error("reloading state", e);
+  }
+  domain_.publish();
+  return !needs_reload_;
+}
+
+void BatchPolicy::maintain() {
+  if (needs_reload_ && !reload()) return;
+  try {
+    domain_.maintain(notes_);
+    notes_.flush();
+  } catch (const std::exception& e) {
+    notes_.clear();
+    storage_error("periodic work skipped", e);
+    reload();
+  }
+  domain_.publish();
+}
+
+void BatchPolicy::count_verdicts(const std::vector<Judged>& verdicts) {
+  uint64_t undecided = 0;
+  for (const Judged& j : verdicts) {
+    stats_.verdicts[static_cast<std::size_t>(j.verdict)].fetch_add(1, std::memory_order_relaxed);
+    if (j.verdict == Verdict::kUndecided) ++undecided;
+  }
+  uint64_t suppressed = 0;
+  if (undecided > 0 && warn_limit_.allow("undecided", clock_.now(), suppressed)) {
+    spdlog::warn(
+        "{} reconciliation undecided: a monitor did not answer, nothing taken back for these "
+        "count={} suppressed={}",
+        domain_.name(), undecided, suppressed);
+  }
+}
+
+void BatchPolicy::storage_error(const char* what, const std::exception& e) {
+  stats_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+  uint64_t suppressed = 0;
+  if (warn_limit_.allow("storage", clock_.now(), suppressed)) {
+    spdlog::error("{} storage failure, {} error=\"{}\" suppressed={}", domain_.name(), what,
+                  e.what(), suppressed);
+  }
+}
+
+}  // namespace rmon

@@ -1,0 +1,156 @@
+#include "rmon/service/consumer_service.hpp"
+
+#include <pthread.h>
+
+#include <algorithm>
+
+#include "rmon/service/main.hpp"
+#include "rmon/zmq_util.hpp"
+
+namespace rmon {
+
+void Notes::flush() {
+  for (const Line& l : lines_) spdlog::log(l.level, "{}", l.text);
+  lines_.clear();
+}
+
+Reply error(std::string_view code, std::string_view detail) {
+  const std::size_t i = outcome_index(code);
+  return {protocol::error_reply(code, detail), kOutcomes[i == 0 ? kOutcomes.size() - 1 : i]};
+}
+
+std::size_t outcome_index(std::string_view error) {
+  if (error.empty() || error == kOutcomes[0]) return 0;
+  for (std::size_t i = 1; i < kOutcomes.size(); ++i) {
+    if (kOutcomes[i] == error) return i;
+  }
+  return kOutcomes.size() - 1;  // other
+}
+
+uint64_t ServiceStats::rejected_requests() const {
+  uint64_t n = 0;
+  for (const auto& row : requests) {
+    n += row[outcome_index("bad_request")].load(std::memory_order_relaxed) +
+         row[outcome_index("unknown_op")].load(std::memory_order_relaxed);
+  }
+  return n;
+}
+
+ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDomain& domain,
+                                 ServiceStats& stats, const Clock& clock)
+    : config_(config), domain_(domain), stats_(stats), clock_(clock) {
+  if (domain_.ops().size() > ServiceStats::kMaxOps) throw std::logic_error("too many ops");
+  add_metrics();
+  domain_.add_metrics(metrics_);
+  policy_ = std::make_unique<BatchPolicy>(domain_, stats_, clock_, batch_size_);
+  domain_.publish();
+}
+
+ConsumerService::~ConsumerService() { stop(); }
+
+void ConsumerService::start() {
+  if (thread_.joinable()) return;
+  if (!config_.metrics_address.empty() && endpoints_.metrics_port == 0) {
+    endpoints_.metrics_port = metrics_.serve(config_.metrics_address);
+  }
+  SocketOptions api_opts;
+  // Frames past the domain's limit get bad_request (too_large); only far
+  // larger ones make libzmq drop the sender's connection.
+  api_opts.max_msg_size = static_cast<int64_t>(4 * domain_.max_request_frame());
+  api_ = make_socket(ctx_, zmq::socket_type::router, api_opts);
+  endpoints_.api = attach(api_, config_.api_endpoint);
+  events_ = std::make_unique<EventConsumer>(ctx_, std::string(domain_.name()),
+                                            config_.events_endpoint, config_.ack_endpoint);
+  ReconcileOptions ro;
+  ro.interval = Millis(config_.reconcile_interval_ms);
+  ro.end_settle = Millis(config_.end_settle_ms);
+  ro.monitor_timeout = Millis(config_.monitor_timeout_ms);
+  ro.min_monitor_uptime = Millis(config_.first_heartbeat_grace_ms);
+  reconciler_ =
+      std::make_unique<Reconciler>(ctx_, std::vector<std::string>{config_.monitor_endpoint}, ro);
+
+  // Logged before the loop thread owns the domain.
+  spdlog::info(
+      "{} started api={} events={} acks={} monitor={} metrics_port={} data_dir={} sync={} "
+      "first_heartbeat_grace_ms={} reconcile_interval_ms={} end_settle_ms={} {}",
+      domain_.name(), endpoints_.api, config_.events_endpoint, config_.ack_endpoint,
+      config_.monitor_endpoint, endpoints_.metrics_port, config_.data_dir, config_.sync,
+      config_.first_heartbeat_grace_ms, config_.reconcile_interval_ms, config_.end_settle_ms,
+      domain_.describe());
+  stop_ = false;
+  thread_ = std::thread([this] {
+    const std::string name = std::string(domain_.metric_prefix()) + "-loop";
+    pthread_setname_np(pthread_self(), name.c_str());
+    try {
+      run();
+    } catch (const std::exception& e) {
+      fail_service(std::string(domain_.name()) + " loop: " + e.what());
+    }
+  });
+}
+
+void ConsumerService::stop() {
+  if (!thread_.joinable()) return;
+  stop_ = true;
+  thread_.join();
+  reconciler_.reset();
+  events_.reset();
+  api_.close();
+  spdlog::info("{} stopped {}", domain_.name(), domain_.describe());
+}
+
+void ConsumerService::run() {
+  Batch b;
+  BatchPolicy& policy = *policy_;
+  const std::size_t max_batch = config_.max_batch;
+  const Millis tick{config_.tick_interval_ms};
+  MonoTime next_tick = clock_.now();
+  MonoTime reconcile_retry_at{};
+  std::vector<zmq::pollitem_t> items;
+  while (!stop_.load(std::memory_order_relaxed)) {
+    MonoTime now = clock_.now();
+    if (now >= next_tick) {
+      policy.maintain();
+      next_tick = now + tick;
+    }
+    if (auto from = now >= reconcile_retry_at ? reconciler_->wants_page(now) : std::nullopt) {
+      try {
+        reconciler_->give_page(domain_.reconcile_candidates(*from, reconciler_->options().batch),
+                               now);
+      } catch (const std::exception& e) {
+        // A read that failed: the round is retried at the next pass.
+        spdlog::error("{} reconciliation candidates not read error=\"{}\"", domain_.name(),
+                      e.what());
+        stats_.storage_errors.fetch_add(1, std::memory_order_relaxed);
+        reconcile_retry_at = now + tick;
+      }
+    }
+    const MonoTime wake =
+        std::min({next_tick, now + Millis(100), std::max(now, reconciler_->next_due())});
+    items.clear();
+    items.push_back({api_.handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({events_->events_socket().handle(), 0, ZMQ_POLLIN, 0});
+    for (std::size_t i = 0; i < reconciler_->monitor_count(); ++i) {
+      items.push_back({reconciler_->socket(i).handle(), 0, ZMQ_POLLIN, 0});
+    }
+    zmq::poll(items.data(), items.size(), Millis(std::max<int64_t>(0, ms_between(now, wake) + 1)));
+
+    b.clear();
+    events_->receive(b.events, max_batch);
+    reconciler_->poll(clock_.now(), b.verdicts);
+    receive_requests(api_, b.requests, max_batch);
+    const ReconcileCounters& rc = reconciler_->counters();
+    stats_.reconcile_rounds.store(rc.rounds, std::memory_order_relaxed);
+    stats_.lookups.store(rc.lookups, std::memory_order_relaxed);
+    stats_.lookups_unanswered.store(rc.lookups_unanswered, std::memory_order_relaxed);
+    stats_.events_received.store(events_->received(), std::memory_order_relaxed);
+    stats_.events_rejected.store(events_->rejected(), std::memory_order_relaxed);
+    if (b.empty()) continue;
+    policy.apply(b);
+    send_replies(api_, b.requests);
+    events_->send_acks(b.events);
+    stats_.acks_sent.store(events_->acks_sent(), std::memory_order_relaxed);
+  }
+}
+
+}  // namespace rmon

@@ -1,0 +1,180 @@
+#include "rmon/service/reconciler.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "rmon/protocol/codec.hpp"
+#include "rmon/zmq_util.hpp"
+
+namespace rmon {
+
+std::string_view to_string(Verdict v) {
+  static constexpr std::string_view kNames[kVerdictCount] = {"alive",     "settling", "ended",
+                                                             "timed_out", "gone",     "undecided"};
+  return kNames[static_cast<std::size_t>(v)];
+}
+
+Reconciler::Reconciler(zmq::context_t& ctx, std::vector<std::string> monitors,
+                       ReconcileOptions options)
+    : ctx_(ctx), options_(options) {
+  peers_.reserve(monitors.size());
+  for (std::string& m : monitors) {
+    peers_.push_back(Peer{std::move(m), zmq::socket_t{}, false, {}, std::nullopt});
+    connect(peers_.back());
+  }
+}
+
+void Reconciler::connect(Peer& p) {
+  SocketOptions o;
+  o.send_hwm = 4;
+  o.recv_hwm = 4;
+  p.socket = make_socket(ctx_, zmq::socket_type::dealer, o);
+  p.socket.connect(p.endpoint);
+}
+
+std::optional<ReconcileCursor> Reconciler::wants_page(MonoTime now) const {
+  if (in_flight_ || peers_.empty()) return std::nullopt;
+  if (round_active_) return cursor_;
+  if (now < next_round_) return std::nullopt;
+  return ReconcileCursor{};
+}
+
+void Reconciler::give_page(CandidatePage page, MonoTime now) {
+  if (!round_active_) {
+    round_active_ = true;
+    round_started_ = now;
+    ++counters_.rounds;
+  }
+  cursor_ = std::move(page.next);
+  cursor_.start = false;
+  last_page_ = page.last || page.keys.empty();
+  if (page.keys.empty()) {
+    round_active_ = false;
+    next_round_ = round_started_ + options_.interval;
+    return;
+  }
+  page_ = std::move(page.keys);
+  protocol::ControlRequest req;
+  req.op = protocol::Op::kLookup;
+  req.runner_ids.emplace();
+  req.runner_ids->reserve(page_.size());
+  for (const LeaseKey& k : page_) req.runner_ids->push_back(k.runner_id);
+  const std::string frame = protocol::encode_control_request(req);
+  for (Peer& p : peers_) {
+    p.answer.reset();
+    p.sent_at = now;
+    // A full pipe (monitor away) is the same as no answer, seen at the timeout.
+    p.waiting = true;
+    ++counters_.lookups;
+    (void)send_frames(p.socket, {frame});
+  }
+  in_flight_ = true;
+}
+
+MonoTime Reconciler::next_due() const {
+  if (!in_flight_) return round_active_ ? MonoTime{} : next_round_;
+  MonoTime due = MonoTime::max();
+  for (const Peer& p : peers_) {
+    if (p.waiting) due = std::min(due, p.sent_at + options_.monitor_timeout);
+  }
+  return due;
+}
+
+void Reconciler::poll(MonoTime now, std::vector<Judged>& out) {
+  if (!in_flight_) return;
+  for (Peer& p : peers_) {
+    if (!p.waiting) continue;
+    zmq::message_t reply;
+    while (p.waiting && p.socket.recv(reply, zmq::recv_flags::dontwait)) {
+      auto r = protocol::decode_lookup_reply(reply.to_string_view());
+      p.waiting = false;
+      if (r && r->ok && r->runners.size() == page_.size()) {
+        p.answer = Answer{std::move(r->runners), r->uptime_ms.value_or(UINT64_MAX)};
+      } else {
+        ++counters_.lookups_unanswered;
+        spdlog::warn("monitor gave an unusable answer to lookup monitor={} reason={}", p.endpoint,
+                     !r ? r.error().to_string()
+                        : (r->ok ? "wrong number of runners" : r->error + ": " + r->detail));
+      }
+    }
+    if (p.waiting && now - p.sent_at >= options_.monitor_timeout) {
+      // No answer in time: a fresh socket drops whatever late reply is still
+      // on its way.
+      p.waiting = false;
+      ++counters_.lookups_unanswered;
+      connect(p);
+    }
+  }
+  if (std::none_of(peers_.begin(), peers_.end(), [](const Peer& p) { return p.waiting; })) {
+    finish_page(out, now);
+  }
+}
+
+void Reconciler::finish_page(std::vector<Judged>& out, MonoTime now) {
+  for (std::size_t i = 0; i < page_.size(); ++i) out.push_back(judge(i));
+  page_.clear();
+  in_flight_ = false;
+  if (last_page_) {
+    round_active_ = false;
+    next_round_ = round_started_ + options_.interval;
+    if (next_round_ < now) next_round_ = now;  // a round longer than the interval
+  }
+}
+
+Judged Reconciler::judge(std::size_t i) const {
+  const LeaseKey& key = page_[i];
+  bool alive = false, timed_out = false, settling = false, unanswered = false;
+  std::optional<protocol::RunnerState> ended;
+  const auto settle = static_cast<uint64_t>(options_.end_settle.count());
+  const auto min_uptime = static_cast<uint64_t>(options_.min_monitor_uptime.count());
+  for (const Peer& p : peers_) {
+    if (!p.answer) {
+      unanswered = true;
+      continue;
+    }
+    const auto& e = p.answer->runners[i];
+    if (!e) {
+      // Unknown: believed only from a monitor up long enough to have heard
+      // every live runner.
+      if (p.answer->uptime_ms < min_uptime) unanswered = true;
+      continue;
+    }
+    if (e->task_id != key.task_id || e->attempt != key.attempt) continue;  // moved on
+    switch (e->state) {
+      case protocol::RunnerState::kRunning:
+      case protocol::RunnerState::kSuspect:
+        alive = true;
+        break;
+      case protocol::RunnerState::kCompleted:
+      case protocol::RunnerState::kFailed:
+        if (e->timed_out) {
+          timed_out = true;
+        } else if (e->state_for_ms >= settle) {
+          ended = e->state;
+        } else {
+          settling = true;
+        }
+        break;
+    }
+  }
+  Judged j{key, Verdict::kUndecided, {}};
+  if (alive) {
+    j.verdict = Verdict::kAlive;
+  } else if (timed_out) {
+    j.verdict = Verdict::kTimedOut;
+    j.why = "runner " + key.runner_id + " timed out (found by reconciliation)";
+  } else if (ended) {
+    j.verdict = Verdict::kEnded;
+    j.why = "runner " + key.runner_id + " ended (" + std::string(protocol::to_string(*ended)) +
+            ") without completing the task";
+  } else if (settling) {
+    j.verdict = Verdict::kSettling;
+  } else if (!unanswered) {
+    j.verdict = Verdict::kGone;
+    j.why = "runner " + key.runner_id + " lost: no monitor knows it on this attempt";
+  }
+  return j;
+}
+
+}  // namespace rmon
