@@ -363,7 +363,10 @@ std::vector<Garbage> task_api_garbage(uint64_t seed) {
       {{"limit", {mp_str("all"), mp_int(-1)}}, {"state", {mp_uint(5)}}, {"after", {mp_uint(5)}}},
       {}, b);
   auto out = as_requests(std::move(b), "task-queue");
-  out.push_back({{random_bytes(rng, 90 * 1024)}, false, "over ZMQ_MAXMSGSIZE"});
+  // Over the request limit (80 KiB) but under the socket's (4x, as every
+  // consumer service): answered bad_request; far larger drops the peer.
+  out.push_back({{random_bytes(rng, 90 * 1024)}, true, "over the request limit"});
+  out.push_back({{random_bytes(rng, 330 * 1024)}, false, "over ZMQ_MAXMSGSIZE"});
   return out;
 }
 
