@@ -14,6 +14,7 @@
 #include <msgpack.hpp>
 #include <sstream>
 
+#include "../support/http_get.hpp"
 #include "../support/wait.hpp"
 #include "rmon/zmq_util.hpp"
 
@@ -77,33 +78,6 @@ bool monitor_has_data_dir() {
     return out.find("--data-dir") != std::string::npos;
   }();
   return has;
-}
-
-// HTTP/1.0 GET on 127.0.0.1:port, the body ("" on any failure). Receive
-// timeout 3 s.
-std::string http_get(int port, const std::string& path) {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) return {};
-  timeval tv{3, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
-      char buf[65536];
-      ssize_t n = 0;
-      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<std::size_t>(n));
-    }
-  }
-  ::close(fd);
-  const auto body = out.find("\r\n\r\n");
-  if (out.compare(0, 12, "HTTP/1.1 200") != 0 && out.compare(0, 12, "HTTP/1.0 200") != 0) return {};
-  return body == std::string::npos ? std::string() : out.substr(body + 4);
 }
 
 }  // namespace
@@ -278,7 +252,7 @@ int FaultStack::metrics_port(Svc s) {
 
 std::string FaultStack::metrics(Svc s) {
   const int port = metrics_port(s);
-  return port > 0 ? http_get(port, "/metrics") : std::string();
+  return port > 0 ? rmon::testing::http_get(port, "/metrics") : std::string();
 }
 
 std::unique_ptr<ApiClient> client(FaultStack& stack, Svc s, int timeout_ms) {

@@ -13,6 +13,7 @@
 #include <set>
 #include <thread>
 
+#include "../support/http_get.hpp"
 #include "../support/temp_dir.hpp"
 #include "rmon/protocol/codec.hpp"
 #include "rmon/zmq_util.hpp"
@@ -368,26 +369,7 @@ TEST_F(MonitorServiceTest, MalformedFramesOnEverySocketChangeNothing) {
   EXPECT_EQ(stat("timeouts"), 0u);
 }
 
-std::string http_get(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  timeval tv{3, 0};
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  std::string out;
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: localhost\r\n\r\n";
-    if (::send(fd, req.data(), req.size(), 0) == static_cast<ssize_t>(req.size())) {
-      char buf[4096];
-      ssize_t n;
-      while ((n = ::recv(fd, buf, sizeof buf, 0)) > 0) out.append(buf, static_cast<size_t>(n));
-    }
-  }
-  ::close(fd);
-  return out;
-}
+using rmon::testing::http_get;
 
 TEST_F(MonitorServiceTest, MetricsEndpointServesCountersAndLateness) {
   publish(heartbeat("gone", 1, 150));
