@@ -21,10 +21,10 @@ namespace {
 
 using protocol::MapBuilder;
 using testing::acquire_fields;
-using testing::eventually;
 using testing::read_pools;
 using testing::read_reply;
 using testing::reply_u64;
+using testing::wait_until;
 
 class PoolWithMonitorTest : public ::testing::Test {
  protected:
@@ -82,7 +82,7 @@ class PoolWithMonitorTest : public ::testing::Test {
     h.runner.pool = "local";
     h.runner.pool_type = protocol::PoolType::kLocalProcess;
     h.timeout_ms = timeout_ms;
-    ASSERT_TRUE(eventually([&] {
+    ASSERT_TRUE(wait_until([&] {
       ++h.seq;
       EXPECT_TRUE(send_frames(pub,
                               {protocol::heartbeat_topic(runner), protocol::encode_heartbeat(h)},
@@ -113,14 +113,14 @@ TEST_F(PoolWithMonitorTest, ASilentRunnersSlotIsReleasedByItsTimeoutEventWhichIs
   heartbeat_until_tracked("alive", 600'000, 1);
   heartbeat_until_tracked("silent", 300, 2);
   // "silent" stops now; its timeout (300 ms) produces one event.
-  ASSERT_TRUE(eventually([&] { return stat("released_by_timeout") == 1; }));
+  ASSERT_TRUE(wait_until([&] { return stat("released_by_timeout") == 1; }));
   EXPECT_EQ(stat("events_applied"), 1u);
   const auto pools = read_pools(client->call("status"));
   ASSERT_EQ(pools.size(), 1u);
   ASSERT_EQ(pools[0].holders.size(), 1u);
   EXPECT_EQ(pools[0].holders[0].runner_id, "alive");
   // Acknowledged after commit: the monitor holds nothing for the group.
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(wait_until([&] {
     return monitor_service->stats().per_group[0].acks.load() == 1 &&
            pending_for_pool_manager() == 0;
   }));
@@ -134,8 +134,8 @@ TEST_F(PoolWithMonitorTest, ARunnerThatNeverHeartbeatsLosesItsSlotAfterTheGrace)
   heartbeat_until_tracked("known", 600'000, 1);
   ASSERT_EQ(read_reply(acquire("known")).slot, 0u);
   ASSERT_EQ(read_reply(acquire("ghost")).slot, 1u);
-  ASSERT_TRUE(eventually([&] { return stat("reconciled") == 1; }));
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(wait_until([&] { return stat("reconciled") == 1; }));
+  ASSERT_TRUE(wait_until([&] {
     return pool_service->service_stats().verdicts[static_cast<int>(Verdict::kAlive)].load() >= 1;
   }));
   EXPECT_EQ(stat("released_by_timeout"), 1u);

@@ -25,9 +25,9 @@ using protocol::MapBuilder;
 using rmon::testing::ApiClient;
 using rmon::testing::ChildProcess;
 using testing::acquire_fields;
-using testing::eventually;
 using testing::read_reply;
 using testing::timeout_event;
+using testing::wait_until;
 
 class PoolRestartTest : public ::testing::Test {
  protected:
@@ -65,7 +65,7 @@ class PoolRestartTest : public ::testing::Test {
     auto child = run();
     // Up once it answers. A fresh client per try: a late answer to a
     // request that timed out would otherwise be read as the next reply.
-    EXPECT_TRUE(eventually(
+    EXPECT_TRUE(wait_until(
         [&] {
           client = std::make_unique<ApiClient>(ctx, ep("api"), 1000);
           return !client->call("stats").empty();

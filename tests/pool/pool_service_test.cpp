@@ -21,11 +21,11 @@ namespace {
 
 using protocol::MapBuilder;
 using testing::acquire_fields;
-using testing::eventually;
 using testing::read_pools;
 using testing::read_reply;
 using testing::reply_u64;
 using testing::timeout_event;
+using testing::wait_until;
 
 constexpr int kRecvTimeoutMs = 3000;
 
@@ -214,7 +214,7 @@ TEST_F(PoolServiceTest, TimeoutEventsAreAppliedOnceAndAcknowledgedAfterCommit) {
   EXPECT_EQ(next_ack(), "e3");
   // A malformed event is dropped unacknowledged and counted.
   ASSERT_TRUE(send_frames(events, {"\x81\xa1v\x01"}, zmq::send_flags::none));
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(wait_until([&] {
     return service->render_metrics().find("pm_events_received_total{result=\"rejected\"} 1") !=
            std::string::npos;
   }));
@@ -231,7 +231,7 @@ TEST_F(PoolServiceTest, AnUnreachableMonitorReleasesNothingUntilItAnswers) {
   ASSERT_EQ(read_reply(acquire("local", "r1")).slot, 0u);
   // The lookup times out unanswered (monitor_timeout 300 ms): undecided,
   // kept, retried.
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(wait_until([&] {
     return service->service_stats().verdicts[static_cast<int>(Verdict::kUndecided)].load() >= 1;
   }));
   EXPECT_EQ(stat("in_use"), 1u);
@@ -243,7 +243,7 @@ TEST_F(PoolServiceTest, AnUnreachableMonitorReleasesNothingUntilItAnswers) {
   unknown.lookup.emplace(1);
   unknown.uptime_ms = 3'600'000;
   const std::string reply = protocol::encode_control_reply(unknown);
-  ASSERT_TRUE(eventually([&] {
+  ASSERT_TRUE(wait_until([&] {
     while (recv_frames(monitor, frames, zmq::recv_flags::dontwait)) {
       auto req = protocol::decode_control_request(frames.back().to_string_view());
       EXPECT_TRUE(req.ok() && req->op == protocol::Op::kLookup && req->runner_ids &&

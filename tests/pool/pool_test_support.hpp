@@ -8,6 +8,7 @@
 #include <thread>
 #include <vector>
 
+#include "../support/wait.hpp"
 #include "rmon/protocol/messages.hpp"
 #include "rmon/protocol/msgmap.hpp"
 
@@ -106,16 +107,7 @@ inline protocol::MapBuilder acquire_fields(const std::string& pool, const std::s
   return b;
 }
 
-// Polls `pred` until it holds or `limit` passes; never a fixed sleep
-// standing in for synchronisation.
-template <class Pred>
-bool eventually(Pred pred, std::chrono::milliseconds limit = std::chrono::seconds(10)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < deadline) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
-  return pred();
-}
+// Polling: rmon::testing::wait_until (tests/support/wait.hpp).
+using rmon::testing::wait_until;
 
 }  // namespace rmon::pool::testing
