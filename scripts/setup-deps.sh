@@ -14,6 +14,7 @@ PACKAGES=(
   prometheus-cpp-dev
   libabsl-dev
   libsqlite3-dev sqlite3
+  libxxhash-dev
   clang clang-format libclang-rt-14-dev
   curl
   prometheus python3-zmq python3-msgpack docker-compose

@@ -4,13 +4,17 @@
 #include <functional>
 #include <string_view>
 
+#include <xxhash.h>
+
 #include "shard.hpp"
 
 namespace rmon::monitor {
 
 namespace {
 
-uint64_t task_hash(std::string_view task_id) { return std::hash<std::string_view>{}(task_id); }
+// Persisted with the fences (TableStore), so it must not change with the
+// toolchain as std::hash may: XXH3, 64 bits.
+uint64_t task_hash(std::string_view task_id) { return XXH3_64bits(task_id.data(), task_id.size()); }
 
 // Adds `fence` to `r`'s fences, making room by kMaxFences' priority.
 void add_fence(Runner& r, const Fence& fence, int64_t now_ns) {

@@ -29,6 +29,8 @@ CREATE TABLE IF NOT EXISTS runners(
 ) WITHOUT ROWID;
 )sql";
 
+constexpr char kFenceHash[] = "xxh3-64";
+
 // Fences as "task_hash:attempt:timed_out" joined by ';'.
 std::string encode_fences(const std::vector<SavedFence>& fences) {
   std::string out;
@@ -64,6 +66,16 @@ bool decode_fences(std::string_view text, std::vector<SavedFence>& out) {
 
 TableStore::TableStore(store::Db db) : db_(std::move(db)) {
   db_.exec(kSchema);
+  // Fences name their task by a hash. Tables saved before it was a stable
+  // one (XXH3-64) hold hashes nothing matches any more: drop those fences
+  // once (a fence lives one retention anyway).
+  store::Transaction txn(db_);
+  store::ensure_meta(db_);
+  if (store::meta_text(db_, "fence_hash") != std::optional<std::string>(kFenceHash)) {
+    db_.exec("UPDATE runners SET fences = ''");
+    store::set_meta_text(db_, "fence_hash", kFenceHash);
+  }
+  txn.commit();
   upsert_ = db_.prepare(
       "INSERT OR REPLACE INTO runners(runner_id, task_id, attempt, state, seq, has_seq, "
       "timed_out, pool, pool_type, pid, interval_ms, timeout_ms, last_heartbeat_ms, added_at_ms, "
