@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cassert>
 
 #include "rmon/protocol/codec.hpp"
 #include "rmon/zmq_util.hpp"
@@ -133,6 +134,7 @@ Judged Reconciler::judge(std::size_t i) const {
       unanswered = true;
       continue;
     }
+    assert(p.answer->runners.size() == page_.size());  // checked at receipt
     const auto& e = p.answer->runners[i];
     if (!e) {
       // Unknown: believed only from a monitor up long enough to have heard

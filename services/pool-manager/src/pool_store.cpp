@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include <cassert>
+
 #include <limits>
 #include <stdexcept>
 
@@ -176,9 +178,15 @@ void PoolStore::bump(Counter c, uint64_t n) {
 }
 
 void PoolStore::forget(const Holding& h) {
+  // The mirror matches the database: a released holding was counted, and
+  // its slot (when within the pool's size) was marked used.
+  assert(holdings_total_ > 0);
   --holdings_total_;
   auto it = mirror_.find(h.pool);
-  if (it != mirror_.end()) it->second.used.clear(h.slot);
+  if (it != mirror_.end()) {
+    assert(h.slot >= it->second.spec.slots || it->second.used.test(h.slot));
+    it->second.used.clear(h.slot);
+  }
 }
 
 Holding PoolStore::read_holding(const store::Stmt& s) const {

@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cassert>
 #include <charconv>
 #include <cstdio>
 
@@ -165,6 +166,9 @@ void TaskStore::reload() {
 }
 
 void TaskStore::set_state_count(TaskState from, TaskState to) {
+  // The counts mirror the table: a task leaves a state it was counted in.
+  assert(counts_[static_cast<int>(from)] > 0);
+  assert(from != to);
   --counts_[static_cast<int>(from)];
   ++counts_[static_cast<int>(to)];
 }
@@ -298,6 +302,7 @@ TaskError TaskStore::complete(const std::string& task_id, uint64_t attempt,
 }
 
 TaskState TaskStore::requeue(const Task& t, const std::string& error) {
+  assert(t.state == TaskState::kLeased);  // only a lease is lost or failed
   const int64_t now = clock_.wall_ms();
   if (t.attempt >= t.max_attempts) {
     set_ended_.bind(1, t.task_id)
