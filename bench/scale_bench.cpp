@@ -181,11 +181,12 @@ struct CpuTotals {
   double us_per_sleep() const { return sleeps > 0 ? 1e6 * cpu_s / static_cast<double>(sleeps) : 0; }
 };
 
-// What the service's dispatch thread owns: a table of `n` runners (long
-// timeouts: nothing falls due), the outbox, the group PUSH sockets and the ack
-// PULL socket, bound on ipc:// and never connected. With `floor_only` there
-// is no table and the thread only polls the ack socket: the cost of waking up
-// every max_sleep on this machine, whatever the loop does.
+// What the service's dispatch thread uses: a table of `n` runners (long
+// timeouts: nothing falls due), the outbox and the group PUSH sockets, bound
+// on ipc:// and never connected (acknowledgements are the ack thread's).
+// With `floor_only` there is no table and the thread only polls a PULL
+// socket: the cost of waking up every max_sleep on this machine, whatever
+// the loop does.
 class DispatchRig {
  public:
   DispatchRig(const MonitorConfig& cfg, uint32_t shards, std::size_t n, bool floor_only,
@@ -226,7 +227,7 @@ class DispatchRig {
       ::getrusage(RUSAGE_THREAD, &u0);
       const auto w0 = std::chrono::steady_clock::now();
       if (dispatcher_) {
-        dispatcher_->run(push_, acks_, stop, max_sleep);
+        dispatcher_->run(push_, stop, max_sleep);
       } else {
         zmq::pollitem_t item{acks_.handle(), 0, ZMQ_POLLIN, 0};
         while (!stop.load(std::memory_order_relaxed)) zmq::poll(&item, 1, max_sleep);

@@ -152,7 +152,8 @@ TEST(DurableOutbox, PendingEventsComeBackAfterARestartWithTheirIds) {
   std::set<std::string> attempts;
   box.store().for_each_attempt([&](const TimedOutAttempt& a) { attempts.insert(a.runner_id); });
   EXPECT_EQ(attempts.size(), 6u);
-  EXPECT_EQ(box.store().prune(std::numeric_limits<int64_t>::max()), 1u);  // ev-2 only
+  constexpr int64_t kNever = std::numeric_limits<int64_t>::max();
+  EXPECT_EQ(box.store().prune(kNever, 100), 1u);  // ev-2 only
   attempts.clear();
   box.store().for_each_attempt([&](const TimedOutAttempt& a) { attempts.insert(a.runner_id); });
   EXPECT_EQ(attempts.size(), 5u);
@@ -243,7 +244,7 @@ TEST(DurableOutbox, PendingEventsOfAGroupNoLongerConfiguredRefuseTheOpenUntilDro
   box.ack("pool-manager", "ev-2", 1000);
   EXPECT_EQ(box.pending_total(), 0u);
   // Both are done now: ev-1 when its last group was dropped, ev-2 when acked.
-  EXPECT_EQ(box.store().prune(std::numeric_limits<int64_t>::max()), 2u);
+  EXPECT_EQ(box.store().prune(std::numeric_limits<int64_t>::max(), 100), 2u);
 }
 
 // --- the table saved and restored ---

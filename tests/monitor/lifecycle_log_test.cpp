@@ -3,18 +3,16 @@
 // A recording spdlog sink and a fake clock; no sockets, no sleeping.
 
 #include <gtest/gtest.h>
-#include <spdlog/sinks/base_sink.h>
-#include <spdlog/spdlog.h>
 
 #include <algorithm>
 #include <chrono>
 #include <future>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "../support/recording_sink.hpp"
 #include "lifecycle_log.hpp"
 #include "table_test_support.hpp"
 
@@ -22,44 +20,14 @@ namespace rmon::monitor {
 namespace {
 
 using namespace std::chrono_literals;
-
-// Keeps every message (payload only) logged through it.
-class RecordingSink final : public spdlog::sinks::base_sink<std::mutex> {
- public:
-  std::vector<std::string> lines() {
-    std::lock_guard lock(mutex_);
-    return lines_;
-  }
-  std::size_t count(const std::string& start) {
-    std::size_t n = 0;
-    for (const std::string& l : lines()) n += l.rfind(start, 0) == 0 ? 1 : 0;
-    return n;
-  }
-
- protected:
-  void sink_it_(const spdlog::details::log_msg& msg) override {
-    lines_.emplace_back(msg.payload.data(), msg.payload.size());
-  }
-  void flush_() override {}
-
- private:
-  std::vector<std::string> lines_;  // guarded by the base sink's mutex_
-};
+using rmon::testing::RecordingSink;
 
 // Routes the default logger to a RecordingSink for the test's duration.
 class LifecycleLogTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    saved_ = spdlog::default_logger();
-    auto logger = std::make_shared<spdlog::logger>("test", sink_);
-    logger->set_level(spdlog::level::info);
-    spdlog::set_default_logger(logger);
-  }
-  void TearDown() override { spdlog::set_default_logger(saved_); }
-
   static constexpr const char* kSummary = "runner lifecycle lines held back";
   std::shared_ptr<RecordingSink> sink_ = std::make_shared<RecordingSink>();
-  std::shared_ptr<spdlog::logger> saved_;
+  rmon::testing::RecordDefaultLog recording_{sink_};
   FakeClock clock_;
 };
 

@@ -125,5 +125,41 @@ TEST(Outbox, NextDueIsTheEarliestLiveEntry) {
   EXPECT_EQ(*box.next_due(), clock.now() + Millis(5000));
 }
 
+TEST(Outbox, AcksCommittedByTheAckThreadButNotYetTakenNeverLoseACount) {
+  // task-queue is behind: 3 of its 5 pending events in memory, 2 on disk.
+  FakeClock clock;
+  OutboxOptions o = opts();
+  o.window = 3;
+  Outbox box(o);
+  for (int i = 1; i <= 5; ++i) box.add(event(std::to_string(i)), clock.now(), clock.now());
+  FakeSockets sock;
+  sock.blocked[1] = true;
+  box.flush(clock.now(), sock.fn());
+  ASSERT_EQ(box.in_memory(0), 3u);
+  // The ack thread commits acks of the two on disk, and has not posted yet.
+  box.acks().begin();
+  std::vector<bool> acked;
+  box.store().ack({{0, "4"}, {0, "5"}}, 0, acked);
+  EXPECT_EQ(acked, (std::vector<bool>{true, true}));
+  EXPECT_FALSE(box.acks().settled());
+  // Meanwhile an ack makes room in memory, and the dispatch thread looks for
+  // more on disk: it finds none, and must not take that for its count yet.
+  EXPECT_EQ(box.ack("task-queue", "1"), AckResult::kAcked);
+  box.flush(clock.now(), sock.fn());
+  EXPECT_EQ(box.pending(0), 4u);
+  std::vector<AckedEvent> posted = {{0, "4"}, {0, "5"}};
+  box.acks().post(posted);
+  box.take_acks();
+  EXPECT_EQ(box.pending(0), 2u);
+  EXPECT_TRUE(box.acks().settled());
+  // A new event still reaches the group.
+  box.add(event("6"), clock.now(), clock.now());
+  sock.sent.clear();
+  box.flush(clock.now(), sock.fn());
+  ASSERT_EQ(sock.sent.size(), 1u);
+  EXPECT_EQ(sock.sent[0].ev.event_id, "6");
+  EXPECT_EQ(box.pending(0), 3u);
+}
+
 }  // namespace
 }  // namespace rmon::monitor

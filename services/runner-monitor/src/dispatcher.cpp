@@ -30,6 +30,7 @@ void WakeSignal::drain() {
 }
 
 void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> planned) {
+  outbox_.take_acks();  // committed by the ack thread
   const MonoTime now = clock_.now();
   const int64_t wall_ms = clock_.wall_ms();
   // Both guards decide every pass (each logs its own transitions).
@@ -54,17 +55,12 @@ void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> 
     stats_.brake_held.store(table_.count_overdue(now), std::memory_order_relaxed);
   }
   if (!expired_.empty()) {
+    log_timeouts(now);
     new_events_.clear();
-    for (Expired& x : expired_) {
-      const auto& r = x.event.runner;
-      spdlog::warn(
-          "runner timed out runner_id={} task_id={} attempt={} pool={} pool_type={} "
-          "timeout_ms={} last_seq={} event_id={}",
-          r.runner_id, r.task_id, r.attempt, r.pool, protocol::to_string(r.pool_type),
-          x.event.timeout_ms, x.event.last_seq, x.event.event_id);
-      new_events_.push_back({std::move(x.event), x.deadline});
-    }
+    for (Expired& x : expired_) new_events_.push_back({std::move(x.event), x.deadline});
     outbox_.add(new_events_, now);  // durable before the first send; throws if not
+  } else if (timeout_lines_held_ > 0 && now >= timeout_summary_at_) {
+    log_timeouts(now);
   }
   outbox_.flush(clock_.now(), [&](std::size_t g, const PendingEvent& e, std::string_view bytes) {
     if (!send_frames(push[g], {bytes})) return false;
@@ -82,53 +78,32 @@ void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> 
     }
     return true;
   });
-  maintain(now);
   publish_gauges();
 }
 
-void Dispatcher::maintain(MonoTime now) {
-  // (The outbox's log is checkpointed by a thread of its own: OutboxStore::open.)
-  if (now < next_maintenance_) return;
-  next_maintenance_ = now + std::chrono::seconds(10);
-  // Done events are kept a while as tombstones (see OutboxStore), then go.
-  const int64_t before = clock_.wall_ms() - opts_.tombstone_retention.count();
-  const std::size_t pruned = outbox_.store().prune(before);
-  stats_.outbox_pruned.fetch_add(pruned, std::memory_order_relaxed);
-}
-
-void Dispatcher::handle_acks(const std::vector<std::string_view>& frames) {
-  acks_.clear();
+void Dispatcher::log_timeouts(MonoTime now) {
+  // A burst of lines a second; past it one line a second says how many were
+  // held back (a timeout storm must not flood the log).
   uint64_t suppressed = 0;
-  for (std::string_view frame : frames) {
-    auto ack = protocol::decode_ack(frame);
-    if (!ack) {
-      stats_.ack_frames_rejected.fetch_add(1, std::memory_order_relaxed);
-      if (warn_limit_.allow("ack", clock_.now(), suppressed)) {
-        spdlog::warn("ack rejected reason={} suppressed={}", ack.error().to_string(), suppressed);
-      }
+  for (const Expired& x : expired_) {
+    if (!timeout_log_.allow("timeout", now, suppressed)) {
+      if (timeout_lines_held_++ == 0) timeout_summary_at_ = now + std::chrono::seconds(1);
       continue;
     }
-    acks_.emplace_back(std::move(ack->group), std::move(ack->event_id));
+    const auto& r = x.event.runner;
+    spdlog::warn(
+        "runner timed out runner_id={} task_id={} attempt={} pool={} pool_type={} "
+        "timeout_ms={} last_seq={} event_id={}",
+        r.runner_id, r.task_id, r.attempt, r.pool, protocol::to_string(r.pool_type),
+        x.event.timeout_ms, x.event.last_seq, x.event.event_id);
   }
-  if (acks_.empty()) return;
-  outbox_.ack(acks_, clock_.wall_ms(), ack_results_);
-  const auto& groups = outbox_.groups();
-  for (std::size_t i = 0; i < acks_.size(); ++i) {
-    const auto& [group, event_id] = acks_[i];
-    if (ack_results_[i] == AckResult::kAcked) {
-      const auto g = std::find(groups.begin(), groups.end(), group) - groups.begin();
-      stats_.per_group[g].acks.fetch_add(1, std::memory_order_relaxed);
-      spdlog::debug("event acknowledged group={} event_id={}", group, event_id);
-      continue;
-    }
-    // A repeated ack, or one for an event this monitor never sent: harmless.
-    stats_.acks_unknown.fetch_add(1, std::memory_order_relaxed);
-    if (warn_limit_.allow("ack_unknown", clock_.now(), suppressed)) {
-      spdlog::warn("ack for unknown event group={} event_id={} suppressed={}", group, event_id,
-                   suppressed);
-    }
+  if (timeout_lines_held_ > 0 && now >= timeout_summary_at_) {
+    spdlog::warn(
+        "runner timed out lines held back: {} (rate limit {} a second; rmon_timeouts_total "
+        "counts every timeout)",
+        timeout_lines_held_, opts_.timeout_log_burst);
+    timeout_lines_held_ = 0;
   }
-  publish_gauges();
 }
 
 void Dispatcher::publish_gauges() {
@@ -155,13 +130,9 @@ void Dispatcher::publish_gauges() {
   }
 }
 
-void Dispatcher::run(std::vector<zmq::socket_t>& push, zmq::socket_t& acks,
-                     const std::atomic<bool>& stop, Millis max_sleep) {
-  std::vector<zmq::message_t> frames;
-  std::vector<zmq::message_t> batch;
-  std::vector<std::string_view> views;
-  zmq::pollitem_t items[2] = {{acks.handle(), 0, ZMQ_POLLIN, 0},
-                              {nullptr, wake_.fd(), ZMQ_POLLIN, 0}};
+void Dispatcher::run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& stop,
+                     Millis max_sleep) {
+  zmq::pollitem_t item{nullptr, wake_.fd(), ZMQ_POLLIN, 0};
   std::optional<MonoTime> planned;
   while (!stop.load(std::memory_order_relaxed)) {
     table_.plan_wake(std::nullopt);  // awake: nobody needs to signal
@@ -183,22 +154,9 @@ void Dispatcher::run(std::vector<zmq::socket_t>& push, zmq::socket_t& acks,
     // Round up: waking a little early would only spin.
     const auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wake - now).count();
     const long timeout_ms = wait_us <= 0 ? 0 : (wait_us + 999) / 1000;
-    if (zmq::poll(items, 2, std::chrono::milliseconds(timeout_ms)) == 0) continue;
+    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) continue;
     planned.reset();  // woken early: not late
-    if (items[1].revents & ZMQ_POLLIN) wake_.drain();
-    if (items[0].revents & ZMQ_POLLIN) {
-      batch.clear();
-      while (batch.size() < 4096 && recv_frames(acks, frames, zmq::recv_flags::dontwait)) {
-        if (frames.size() != 1) {
-          stats_.ack_frames_rejected.fetch_add(1, std::memory_order_relaxed);
-          continue;
-        }
-        batch.push_back(std::move(frames[0]));
-      }
-      views.clear();
-      for (const auto& m : batch) views.push_back(m.to_string_view());
-      handle_acks(views);
-    }
+    wake_.drain();
   }
   table_.plan_wake(std::nullopt);
 }

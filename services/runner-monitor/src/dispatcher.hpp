@@ -1,14 +1,22 @@
 #pragma once
-// The dispatch loop: sweeps the table for expired runners, queues their
-// timeout events in the outbox, sends due events on each group's PUSH socket
-// without blocking, and applies acknowledgements from the PULL socket.
+// The dispatch loop, the thread that convicts: sweeps the table for expired
+// runners, writes their timeout events to the outbox (durably: they must be
+// on disk before their first send), and sends due events on each group's
+// PUSH socket without blocking. Nothing else: acknowledgements are
+// committed, and done events pruned, by the ack thread (AckWriter); the
+// acknowledgements it committed reach the outbox here, through its
+// AckMailbox, at the start of each pass.
 //
 // It sleeps until the earliest of: the table's next due time, the outbox's
-// next due time, an acknowledgement, `max_sleep`, or a wake-up: the table
-// calls wake() (through its waker) when ingest or control arms something
-// earlier than the planned wake-up time.
+// next due time, `max_sleep`, or a wake-up: the table calls wake() (through
+// its waker) when ingest or control arms something earlier than the planned
+// wake-up time, and the ack thread when it posted acknowledgements.
 //
-// Owns the outbox and the sockets it is given; run() is used by one thread;
+// Timeout WARN lines are rate limited (`timeout_log_burst` a second, then
+// one line a second saying how many were held back); the lifecycle log and
+// rmon_timeouts_total count every one.
+//
+// Uses the outbox and the sockets it is given; run() is used by one thread;
 // wake() is thread-safe.
 
 #include <atomic>
@@ -49,8 +57,8 @@ inline constexpr Millis kMaxDispatchSleep{1000};
 
 struct DispatchOptions {
   GuardOptions guards;
-  uint64_t backlog_alert = 10'000;        // pending events of one group that make an ERROR
-  Millis tombstone_retention{1'200'000};  // done events kept (see OutboxStore)
+  uint64_t backlog_alert = 10'000;  // pending events of one group that make an ERROR
+  int timeout_log_burst = 20;       // "runner timed out" lines a second
 };
 
 class Dispatcher {
@@ -66,21 +74,18 @@ class Dispatcher {
         brake_(opts.guards, stats),
         stall_(opts.guards, stats) {}
 
-  // One pass: the guards, sweep, queue (durably), send. `push[g]` is group
-  // g's socket; `planned` is when this pass was meant to run.
+  // One pass: the acknowledgements posted, the guards, sweep, queue
+  // (durably), send. `push[g]` is group g's socket; `planned` is when this
+  // pass was meant to run.
   void tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> planned = std::nullopt);
-  // Applies acknowledgement frames (one transaction).
-  void handle_acks(const std::vector<std::string_view>& frames);
-  void handle_ack(std::string_view frame) { handle_acks({frame}); }
   // Interrupts the current sleep. Thread-safe.
   void wake() { wake_.signal(); }
   // Runs passes until `stop` is set.
-  void run(std::vector<zmq::socket_t>& push, zmq::socket_t& acks, const std::atomic<bool>& stop,
-           Millis max_sleep);
+  void run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& stop, Millis max_sleep);
 
  private:
   void publish_gauges();
-  void maintain(MonoTime now);
+  void log_timeouts(MonoTime now);
 
   RunnerTable& table_;
   Outbox& outbox_;
@@ -93,13 +98,12 @@ class Dispatcher {
   bool holding_ = false;          // the last sweep convicted nobody (a guard held)
   std::vector<Expired> expired_;  // reused between passes
   std::vector<NewEvent> new_events_;
-  std::vector<std::pair<std::string, std::string>> acks_;
-  std::vector<AckResult> ack_results_;
   std::vector<bool> over_backlog_;
-  MonoTime next_maintenance_{};
   MonoTime next_held_count_{};
   WakeSignal wake_;
-  LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
+  LogRateLimiter timeout_log_{opts_.timeout_log_burst, std::chrono::seconds(1)};
+  uint64_t timeout_lines_held_ = 0;  // since the last summary
+  MonoTime timeout_summary_at_{};    // when to write it
 };
 
 }  // namespace rmon::monitor

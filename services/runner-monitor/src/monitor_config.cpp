@@ -129,9 +129,14 @@ DispatchOptions MonitorConfig::dispatch_options() const {
   d.guards.stall_threshold = Millis(stall_threshold_ms);
   d.guards.stall_max_hold = Millis(stall_max_hold_ms);
   d.backlog_alert = backlog_alert;
-  // Tombstones outlive the runners they fence (retention), with room to spare.
-  d.tombstone_retention = Millis(2 * retention_ms + 60'000);
   return d;
+}
+
+AckWriterOptions MonitorConfig::ack_writer_options() const {
+  AckWriterOptions a;
+  // Tombstones outlive the runners they fence (retention), with room to spare.
+  a.tombstone_retention = Millis(2 * retention_ms + 60'000);
+  return a;
 }
 
 std::string make_event_id_prefix(const std::string& instance, int64_t wall_ms) {

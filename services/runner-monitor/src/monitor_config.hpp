@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "ack_writer.hpp"
 #include "dispatcher.hpp"
 #include "outbox.hpp"
 #include "rmon/config.hpp"
@@ -69,6 +70,7 @@ struct MonitorConfig : StorageSettings {
   TableOptions table_options(const std::string& event_id_prefix) const;
   OutboxOptions outbox_options() const;
   DispatchOptions dispatch_options() const;
+  AckWriterOptions ack_writer_options() const;
 };
 
 // "<instance>-<wall ms, hex>-<random, hex>": unique across restarts.

@@ -82,7 +82,22 @@ void Outbox::refill(std::size_t g, MonoTime now) {
     e->event = std::make_shared<const protocol::TimeoutEvent>(std::move(s.event));
     queue(grp, std::move(e));
   }
-  if (loaded.empty()) grp.pending = grp.by_id.size();  // the disk disagrees: trust it
+  // The disk disagrees (unreadable rows): trust it, unless acknowledgements
+  // are under way, which the disk may show already and our count not yet.
+  if (loaded.empty() && acks_.settled()) grp.pending = grp.by_id.size();
+}
+
+void Outbox::take_acks() {
+  acks_.take(taken_);
+  for (const AckedEvent& a : taken_) {
+    Group& grp = groups_[a.group];
+    if (grp.pending > 0) --grp.pending;
+    auto it = grp.by_id.find(a.event_id);
+    if (it == grp.by_id.end()) continue;  // still on disk only
+    it->second->acked = true;             // the queues drop it lazily
+    grp.by_id.erase(it);
+  }
+  taken_.clear();
 }
 
 void Outbox::ack(const std::vector<std::pair<std::string, std::string>>& acks, int64_t wall_ms,
@@ -99,18 +114,21 @@ void Outbox::ack(const std::vector<std::pair<std::string, std::string>>& acks, i
     ack_batch_.emplace_back(*g, acks[i].second);
     index.push_back(i);
   }
-  store_->ack(ack_batch_, wall_ms, acked_);
+  acks_.begin();
+  try {
+    store_->ack(ack_batch_, wall_ms, acked_);
+  } catch (...) {
+    acks_.abandon();
+    throw;
+  }
+  std::vector<AckedEvent> posted;
   for (std::size_t k = 0; k < ack_batch_.size(); ++k) {
     if (!acked_[k]) continue;
-    const auto& [g, event_id] = ack_batch_[k];
-    Group& grp = groups_[g];
     out[index[k]] = AckResult::kAcked;
-    if (grp.pending > 0) --grp.pending;
-    auto it = grp.by_id.find(event_id);
-    if (it == grp.by_id.end()) continue;  // still on disk only
-    it->second->acked = true;             // the queues drop it lazily
-    grp.by_id.erase(it);
+    posted.push_back({ack_batch_[k].first, ack_batch_[k].second});
   }
+  acks_.post(posted);
+  take_acks();
 }
 
 AckResult Outbox::ack(std::string_view group, std::string_view event_id, int64_t wall_ms) {

@@ -3,9 +3,16 @@
 // acknowledgement.
 //
 // Durable: `add` writes a batch of events to the OutboxStore (one
-// transaction, fsynced) before any of them can be sent, and an event leaves
-// the store only when every group has acknowledged it. After a crash the
-// store hands back what was pending, with the same event ids.
+// transaction, committed: with --sync normal it then survives a crash of the
+// process, with --sync full, which fsyncs the commit, a power loss too)
+// before any of them can be sent, and an event leaves the store only when
+// every group has acknowledged it. After a crash the store hands back what
+// was pending, with the same event ids.
+//
+// Acknowledgements are committed to the store by the ack thread
+// (AckWriter), not here, and reach this object through its AckMailbox:
+// `take_acks` applies what was posted (the event is not resent, the group's
+// count drops). `ack` does both at once, for tests and tools.
 //
 // Bounded: each group keeps at most `window` pending events in memory; the
 // rest wait on disk and are read back, oldest first, as acknowledgements
@@ -20,7 +27,8 @@
 // they were last sent, so each group's schedule is two FIFO queues (fresh,
 // resend): no per-entry timer structure.
 //
-// Not thread-safe: owned by the monitor's dispatch thread.
+// Not thread-safe: owned by the monitor's dispatch thread, but for acks() and
+// store(), which are, and which the ack thread uses.
 
 #include <cstdint>
 #include <deque>
@@ -32,6 +40,7 @@
 #include <utility>
 #include <vector>
 
+#include "ack_mailbox.hpp"
 #include "outbox_store.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/protocol/codec.hpp"
@@ -82,8 +91,12 @@ class Outbox {
   template <class SendFn>
   std::size_t flush(MonoTime now, SendFn&& send);
 
-  // Applies acknowledgements (group name, event id) in one transaction;
-  // `out[i]` says what became of acks[i]. `wall_ms` dates done events.
+  // Applies the acknowledgements the ack thread committed and posted to
+  // acks() since the last call.
+  void take_acks();
+  // Commits acknowledgements (group name, event id) in one transaction and
+  // applies them at once, as the ack thread and take_acks() would; `out[i]`
+  // says what became of acks[i]. `wall_ms` dates done events.
   void ack(const std::vector<std::pair<std::string, std::string>>& acks, int64_t wall_ms,
            std::vector<AckResult>& out);
   AckResult ack(std::string_view group, std::string_view event_id, int64_t wall_ms = 0);
@@ -98,6 +111,7 @@ class Outbox {
   std::optional<MonoTime> next_due();
 
   OutboxStore& store() { return *store_; }
+  AckMailbox& acks() { return acks_; }
 
  private:
   struct Group {
@@ -120,11 +134,13 @@ class Outbox {
 
   const OutboxOptions opts_;
   std::unique_ptr<OutboxStore> store_;
+  AckMailbox acks_;
   std::vector<Group> groups_;
   int64_t restored_upto_ = 0;  // events up to this seq were on file at start
   std::string scratch_;
   std::vector<std::pair<std::size_t, std::string>> ack_batch_;
   std::vector<bool> acked_;
+  std::vector<AckedEvent> taken_;
 };
 
 template <class SendFn>

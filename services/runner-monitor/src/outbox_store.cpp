@@ -3,10 +3,43 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 
 #include "rmon/protocol/codec.hpp"
 
 namespace rmon::monitor {
+
+class ABSL_SCOPED_LOCKABLE OutboxStore::DispatchTurn {
+ public:
+  explicit DispatchTurn(OutboxStore& s) ABSL_EXCLUSIVE_LOCK_FUNCTION(s.mu_) : mu_(s.mu_) {
+    s.dispatch_waiting_.fetch_add(1);
+    mu_.lock();
+    s.dispatch_waiting_.fetch_sub(1);
+  }
+  ~DispatchTurn() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  DispatchTurn(const DispatchTurn&) = delete;
+  DispatchTurn& operator=(const DispatchTurn&) = delete;
+
+ private:
+  Mutex& mu_;
+};
+
+class ABSL_SCOPED_LOCKABLE OutboxStore::MaintenanceTurn {
+ public:
+  // Lets a waiting dispatch call take the connection first (it is about to:
+  // nobody else holds it), so that the ack thread's next transaction does not
+  // win the race for it again and again.
+  explicit MaintenanceTurn(OutboxStore& s) ABSL_EXCLUSIVE_LOCK_FUNCTION(s.mu_) : mu_(s.mu_) {
+    while (s.dispatch_waiting_.load() > 0) std::this_thread::yield();
+    mu_.lock();
+  }
+  ~MaintenanceTurn() ABSL_UNLOCK_FUNCTION() { mu_.unlock(); }
+  MaintenanceTurn(const MaintenanceTurn&) = delete;
+  MaintenanceTurn& operator=(const MaintenanceTurn&) = delete;
+
+ private:
+  Mutex& mu_;
+};
 
 namespace {
 
@@ -96,6 +129,9 @@ OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups,
   load_ = db_.prepare(
       "SELECT e.seq, e.body FROM pending p JOIN events e ON e.seq = p.seq "
       "WHERE p.grp = ? AND p.seq > ? ORDER BY p.seq LIMIT ?");
+  prune_ = db_.prepare(
+      "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE done_ms IS NOT NULL AND "
+      "done_ms < ? LIMIT ?)");
 }
 
 std::unique_ptr<OutboxStore> OutboxStore::open(const std::filesystem::path& path,
@@ -106,6 +142,7 @@ std::unique_ptr<OutboxStore> OutboxStore::open(const std::filesystem::path& path
   auto s = std::make_unique<OutboxStore>(store::Db::open_owned(path, sync, owner),
                                          std::move(groups), drop_groups);
   checkpoints.sync = sync;
+  DispatchTurn turn(*s);  // before any other thread has it, but the analysis cannot know
   s->checkpointer_ = std::make_unique<store::Checkpointer>(s->db_, checkpoints);
   return s;
 }
@@ -117,6 +154,7 @@ std::unique_ptr<OutboxStore> OutboxStore::in_memory(std::vector<std::string> gro
 
 void OutboxStore::append(std::vector<StoredEvent>& events) {
   if (events.empty()) return;
+  DispatchTurn turn(*this);
   store::Transaction txn(db_);
   for (StoredEvent& e : events) {
     const auto& ev = e.event;
@@ -136,6 +174,7 @@ void OutboxStore::ack(const std::vector<std::pair<std::size_t, std::string>>& ac
                       std::vector<bool>& acked) {
   acked.assign(acks.size(), false);
   if (acks.empty()) return;
+  MaintenanceTurn turn(*this);
   store::Transaction txn(db_);
   for (std::size_t i = 0; i < acks.size(); ++i) {
     const auto& [g, event_id] = acks[i];
@@ -159,6 +198,7 @@ void OutboxStore::ack(const std::vector<std::pair<std::size_t, std::string>>& ac
 
 std::vector<StoredEvent> OutboxStore::load(std::size_t g, int64_t after, std::size_t limit) {
   std::vector<StoredEvent> out;
+  DispatchTurn turn(*this);
   load_.bind(1, groups_[g]).bind(2, after).bind(3, static_cast<int64_t>(limit));
   while (load_.step()) {
     const int64_t seq = load_.int64(0);
@@ -179,6 +219,7 @@ std::vector<StoredEvent> OutboxStore::load(std::size_t g, int64_t after, std::si
 
 std::vector<uint64_t> OutboxStore::pending_counts() {
   std::vector<uint64_t> out(groups_.size(), 0);
+  DispatchTurn turn(*this);
   store::Stmt q = db_.prepare("SELECT grp, COUNT(*) FROM pending GROUP BY grp");
   while (q.step()) {
     const std::string g = q.text(0);
@@ -190,6 +231,7 @@ std::vector<uint64_t> OutboxStore::pending_counts() {
 }
 
 void OutboxStore::for_each_attempt(const std::function<void(const TimedOutAttempt&)>& fn) {
+  DispatchTurn turn(*this);
   store::Stmt q = db_.prepare("SELECT runner_id, task_id, attempt FROM events");
   TimedOutAttempt a;
   while (q.step()) {
@@ -200,9 +242,10 @@ void OutboxStore::for_each_attempt(const std::function<void(const TimedOutAttemp
   }
 }
 
-std::size_t OutboxStore::prune(int64_t before_wall_ms) {
-  store::Stmt del = db_.prepare("DELETE FROM events WHERE done_ms IS NOT NULL AND done_ms < ?");
-  del.bind(1, before_wall_ms).run();
+std::size_t OutboxStore::prune(int64_t before_wall_ms, std::size_t limit) {
+  if (limit == 0) return 0;
+  MaintenanceTurn turn(*this);
+  prune_.bind(1, before_wall_ms).bind(2, static_cast<int64_t>(limit)).run();
   return static_cast<std::size_t>(db_.changes());
 }
 

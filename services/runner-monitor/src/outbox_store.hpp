@@ -13,9 +13,15 @@
 // out twice. The Outbox keeps only a window of each group's pending events in
 // memory; the rest wait here however far a group falls behind.
 //
-// Not thread-safe: owned by the dispatch thread (through the Outbox). Only
-// its checkpointer, when it has one, runs on a thread of its own.
+// Thread-safe, for two threads: the dispatch thread appends and loads
+// (through the Outbox), the ack thread (AckWriter) acknowledges and prunes.
+// Each call holds the connection (mu_) for one transaction, and the dispatch
+// thread goes first: an ack or prune call waits while the dispatch thread
+// waits for the connection, so a timeout's append waits at most for the one
+// transaction already running (keep those small: AckWriter's chunks). Its
+// checkpointer, when it has one, runs on a thread and connection of its own.
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
@@ -25,6 +31,7 @@
 #include <string_view>
 #include <vector>
 
+#include "annotated_mutex.hpp"
 #include "rmon/protocol/messages.hpp"
 #include "rmon/store/sqlite.hpp"
 
@@ -64,35 +71,46 @@ class OutboxStore {
   // A store in memory only (tests and benchmarks of the logic).
   static std::unique_ptr<OutboxStore> in_memory(std::vector<std::string> groups);
 
-  // Durably appends `events` (one transaction), pending for every group, and
-  // sets their seq.
+  // The dispatch thread's calls (they go first).
+  // Appends `events` in one committed transaction (it survives a crash of
+  // the process; with SyncMode::kFull, which fsyncs it, a power loss too),
+  // pending for every group, and sets their seq.
   void append(std::vector<StoredEvent>& events);
-
-  // Applies acknowledgements in one transaction: acks[i] is (group index,
-  // event id); acked[i] is set when that group had it pending. Events no
-  // group has pending any more are marked done at `wall_ms`.
-  void ack(const std::vector<std::pair<std::size_t, std::string>>& acks, int64_t wall_ms,
-           std::vector<bool>& acked);
-
   // Group g's pending events with seq > `after`, oldest first, at most `limit`.
   std::vector<StoredEvent> load(std::size_t g, int64_t after, std::size_t limit);
   // Pending events per group (same order as the groups).
   std::vector<uint64_t> pending_counts();
   // Every event on file, pending or done: the attempts that timed out.
   void for_each_attempt(const std::function<void(const TimedOutAttempt&)>& fn);
-  // Forgets done events older than `before_wall_ms`; returns how many.
-  std::size_t prune(int64_t before_wall_ms);
 
+  // The ack thread's calls (they wait for a waiting dispatch thread).
+  // Applies acknowledgements in one transaction: acks[i] is (group index,
+  // event id); acked[i] is set when that group had it pending. Events no
+  // group has pending any more are marked done at `wall_ms`.
+  void ack(const std::vector<std::pair<std::size_t, std::string>>& acks, int64_t wall_ms,
+           std::vector<bool>& acked);
+  // Forgets at most `limit` done events older than `before_wall_ms`, in one
+  // transaction; returns how many (fewer than `limit`: none are left).
+  std::size_t prune(int64_t before_wall_ms, std::size_t limit);
+
+  // Constant after construction.
   const std::vector<std::string>& groups() const { return groups_; }
   // The background checkpoints' counts; null for a store without them.
   const store::Checkpointer* checkpointer() const { return checkpointer_.get(); }
 
  private:
-  store::Db db_;
-  std::unique_ptr<store::Checkpointer> checkpointer_;  // stopped before db_ closes
-  std::vector<std::string> groups_;
-  store::Stmt insert_event_, insert_pending_, delete_pending_, find_seq_, any_pending_, mark_done_,
-      load_;
+  class DispatchTurn;     // holds mu_, ahead of the ack thread
+  class MaintenanceTurn;  // holds mu_ once no dispatch call waits
+
+  Mutex mu_;
+  std::atomic<int> dispatch_waiting_{0};  // dispatch calls waiting for mu_
+  store::Db db_ ABSL_GUARDED_BY(mu_);
+  std::unique_ptr<store::Checkpointer> checkpointer_;  // set at open; stopped before db_ closes
+  const std::vector<std::string> groups_;
+  store::Stmt insert_event_ ABSL_GUARDED_BY(mu_), insert_pending_ ABSL_GUARDED_BY(mu_),
+      delete_pending_ ABSL_GUARDED_BY(mu_), find_seq_ ABSL_GUARDED_BY(mu_),
+      any_pending_ ABSL_GUARDED_BY(mu_),
+      mark_done_ ABSL_GUARDED_BY(mu_), load_ ABSL_GUARDED_BY(mu_), prune_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rmon::monitor

@@ -80,6 +80,9 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
   ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_);
   dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_,
                                              config_.dispatch_options());
+  ack_writer_ = std::make_unique<AckWriter>(outbox_->store(), outbox_->acks(), *stats_, clock_,
+                                            config_.ack_writer_options(),
+                                            [d = dispatcher_.get()] { d->wake(); });
 }
 
 void MonitorService::restore() {
@@ -203,8 +206,9 @@ void MonitorService::start() {
     };
   };
   threads_.emplace_back(guarded("rmon-ingest", [this] { ingest_->run(sub_, stop_); }));
-  threads_.emplace_back(guarded(
-      "rmon-dispatch", [this, max_sleep] { dispatcher_->run(push_, acks_, stop_, max_sleep); }));
+  threads_.emplace_back(
+      guarded("rmon-dispatch", [this, max_sleep] { dispatcher_->run(push_, stop_, max_sleep); }));
+  threads_.emplace_back(guarded("rmon-acks", [this] { ack_writer_->run(acks_, stop_); }));
   threads_.emplace_back(
       guarded("rmon-control", [this] { serve_control(router_, *control_, *observer_, stop_); }));
   if (persister_) {
@@ -228,6 +232,7 @@ void MonitorService::stop() {
   for (auto& t : threads_) t.join();
   threads_.clear();
   observer_->flush(true);
+  outbox_->take_acks();  // what the ack thread committed after the dispatcher's last pass
   const uint64_t pending = outbox_->pending_total();
   if (pending > 0) {
     if (persister_) {

@@ -1,8 +1,10 @@
 #pragma once
-// runner-monitor as a whole: binds every socket, then runs three threads
-// (ingest, dispatch, control) around one shared table. Sockets are created
-// and bound in start(), so a bad endpoint is a start-up error, and each is
-// then used only by the thread it is handed to.
+// runner-monitor as a whole: binds every socket, then runs its threads
+// around one shared table: ingest, dispatch (the only one that convicts),
+// acks (the outbox's acknowledgements and pruning), control, and with a data
+// folder the persister. Sockets are created and bound in start(), so a bad
+// endpoint is a start-up error, and each is then used only by the thread it
+// is handed to.
 //
 // start() and stop() are called from one thread; the accessors are
 // thread-safe. The destructor stops the service.
@@ -15,6 +17,7 @@
 
 #include <zmq.hpp>
 
+#include "ack_writer.hpp"
 #include "control.hpp"
 #include "dispatcher.hpp"
 #include "ingest.hpp"
@@ -69,6 +72,7 @@ class MonitorService {
   std::unique_ptr<ControlHandler> control_;
   std::unique_ptr<IngestLoop> ingest_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<AckWriter> ack_writer_;
 
   zmq::context_t ctx_;
   zmq::socket_t sub_;
