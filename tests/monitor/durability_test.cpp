@@ -247,13 +247,31 @@ TEST(DurableOutbox, PendingEventsOfAGroupNoLongerConfiguredRefuseTheOpenUntilDro
   EXPECT_EQ(box.store().prune(std::numeric_limits<int64_t>::max(), 100), 2u);
 }
 
+TEST(ServiceDb, ADatabaseOfANewerBuildIsRefusedAndAnOlderOneUpgraded) {
+  TempDir dir;
+  const auto path = dir.path() / "x.db";
+  { (void)store::open_service_db(path, store::SyncMode::kNormal, "test", 3); }
+  try {
+    (void)store::open_service_db(path, store::SyncMode::kNormal, "test", 2);
+    FAIL() << "a newer schema was opened";
+  } catch (const std::runtime_error& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("x.db"), std::string::npos) << what;
+    EXPECT_NE(what.find("schema version 3"), std::string::npos) << what;
+    EXPECT_NE(what.find("(2)"), std::string::npos) << what;
+  }
+  store::Db db = store::open_service_db(path, store::SyncMode::kNormal, "test", 4);
+  EXPECT_EQ(store::meta_int(db, "schema_version"), 4);
+}
+
 // --- the table saved and restored ---
 
 class TablePersistenceTest : public RunnerTableTest {
  protected:
   std::unique_ptr<TableStore> table_store() {
-    return std::make_unique<TableStore>(store::Db::open_exclusive(
-        dir.path() / "runner-monitor-table.db", store::SyncMode::kNormal, "test"));
+    return std::make_unique<TableStore>(
+        store::open_service_db(dir.path() / "runner-monitor-table.db", store::SyncMode::kNormal,
+                               "test", kTableSchemaVersion));
   }
   TempDir dir;
 };

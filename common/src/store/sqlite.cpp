@@ -398,4 +398,23 @@ void set_meta_text(Db& db, std::string_view key, std::string_view value) {
   s.bind(1, key).bind(2, value).run();
 }
 
+Db open_service_db(const std::filesystem::path& path, SyncMode sync, const std::string& owner,
+                   int64_t schema_version, Ownership how) {
+  Db db = how == Ownership::kLockFile ? Db::open_owned(path, sync, owner)
+                                      : Db::open_exclusive(path, sync, owner);
+  Transaction txn(db);
+  ensure_meta(db);
+  // task-queue databases before open_service_db kept it under their own key.
+  auto found = meta_int(db, "schema_version");
+  if (!found) found = meta_int(db, "task_queue_schema");
+  if (found && *found > schema_version) {
+    throw std::runtime_error("database " + path.string() + " has schema version " +
+                             std::to_string(*found) + ", newer than this build reads (" +
+                             std::to_string(schema_version) + "); run a newer build");
+  }
+  if (found != schema_version) set_meta_int(db, "schema_version", schema_version);
+  txn.commit();
+  return db;
+}
+
 }  // namespace rmon::store

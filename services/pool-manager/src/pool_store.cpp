@@ -53,33 +53,6 @@ struct Done {
   ~Done() { s.reset(); }
 };
 
-// One pool-manager per data folder: the in-memory slot bitmaps assume no
-// other writer. EXCLUSIVE locking keeps the lock from the first write on; a
-// second process fails here at once instead of corrupting the slot map.
-[[noreturn]] void in_use(const std::filesystem::path& path, const store::SqliteError& e) {
-  throw std::runtime_error(
-      "database " + path.string() +
-      " is in use by another process (one pool-manager per data folder): " + e.what());
-}
-
-store::Db open_exclusive(const std::filesystem::path& path, store::SyncMode sync) {
-  try {
-    store::Db db(path, sync);
-    db.exec("PRAGMA locking_mode=EXCLUSIVE; PRAGMA busy_timeout=0");
-    try {
-      db.exec("BEGIN IMMEDIATE; COMMIT");
-    } catch (const store::SqliteError& e) {
-      in_use(path, e);
-    }
-    db.exec("PRAGMA busy_timeout=5000");
-    return db;
-  } catch (const store::SqliteError& e) {
-    // Opening already reads the file: a holder of the lock shows up here.
-    if ((e.code() & 0xff) == SQLITE_BUSY) in_use(path, e);
-    throw;
-  }
-}
-
 }  // namespace
 
 std::string_view counter_name(Counter c) { return kCounterNames[static_cast<std::size_t>(c)]; }
@@ -89,7 +62,10 @@ PoolStore::PoolStore(const std::filesystem::path& path, std::vector<PoolSpec> po
     : clock_(clock),
       options_(options),
       pools_(std::move(pools)),
-      db_(open_exclusive(path, options.sync)) {
+      // One pool-manager per data folder: the in-memory slot bitmaps assume
+      // no other writer.
+      db_(store::open_service_db(path, options.sync, "one pool-manager per data folder",
+                                 kSchemaVersion)) {
   create_schema();
   const std::string cols = kHoldingColumns;
   get_holding_ = db_.prepare(
@@ -127,16 +103,9 @@ PoolStore::PoolStore(const std::filesystem::path& path, std::vector<PoolSpec> po
 }
 
 void PoolStore::create_schema() {
+  // The version is checked by store::open_service_db.
   store::Transaction tx(db_);
-  store::ensure_meta(db_);
-  const auto version = store::meta_int(db_, "schema_version");
-  if (version && *version != kSchemaVersion) {
-    throw std::runtime_error("database " + db_.path().string() + " has schema version " +
-                             std::to_string(*version) + "; this pool-manager reads version " +
-                             std::to_string(kSchemaVersion));
-  }
   db_.exec(kSchema);
-  if (!version) store::set_meta_int(db_, "schema_version", kSchemaVersion);
   store::Stmt add = db_.prepare("INSERT OR IGNORE INTO counters(name, value) VALUES(?1, 0)");
   for (std::string_view name : kCounterNames) add.bind(1, name).run();
   // Remember each pool's type, so status can still name the type of a pool

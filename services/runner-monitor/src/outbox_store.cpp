@@ -139,8 +139,11 @@ std::unique_ptr<OutboxStore> OutboxStore::open(const std::filesystem::path& path
                                                std::vector<std::string> groups,
                                                store::Checkpointer::Options checkpoints,
                                                const std::vector<std::string>& drop_groups) {
-  auto s = std::make_unique<OutboxStore>(store::Db::open_owned(path, sync, owner),
-                                         std::move(groups), drop_groups);
+  // A lock file, not EXCLUSIVE locking: the Checkpointer opens a second
+  // connection.
+  auto s = std::make_unique<OutboxStore>(
+      store::open_service_db(path, sync, owner, kOutboxSchemaVersion, store::Ownership::kLockFile),
+      std::move(groups), drop_groups);
   checkpoints.sync = sync;
   DispatchTurn turn(*s);  // before any other thread has it, but the analysis cannot know
   s->checkpointer_ = std::make_unique<store::Checkpointer>(s->db_, checkpoints);

@@ -37,6 +37,9 @@
 
 namespace rmon::monitor {
 
+// The schema version of the outbox database (store::open_service_db).
+inline constexpr int64_t kOutboxSchemaVersion = 1;
+
 struct StoredEvent {
   int64_t seq = 0;  // set by append
   protocol::TimeoutEvent event;

@@ -55,9 +55,9 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
                                      config_.sync_mode(), owner, outbox_opts.groups,
                                      store::Checkpointer::Options{}, config_.drop_groups);
     persister_ = std::make_unique<Persister>(
-        std::make_unique<TableStore>(store::Db::open_exclusive(
-            store::service_db_path(config_.data_dir, "runner-monitor-table"),
-            store::SyncMode::kNormal, owner)),
+        std::make_unique<TableStore>(
+            store::open_service_db(store::service_db_path(config_.data_dir, "runner-monitor-table"),
+                                   store::SyncMode::kNormal, owner, kTableSchemaVersion)),
         Millis(config_.save_interval_ms), kMaxDirtyRunners);
     observers_ = std::make_unique<ObserverFanout>(
         std::vector<TableObserver*>{observer_.get(), persister_.get()});

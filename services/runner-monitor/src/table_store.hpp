@@ -7,6 +7,7 @@
 // Not thread-safe: one thread at a time (start-up, then the persister).
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -15,6 +16,9 @@
 #include "saved_runner.hpp"
 
 namespace rmon::monitor {
+
+// The schema version of the saved runner table (store::open_service_db).
+inline constexpr int64_t kTableSchemaVersion = 1;
 
 class TableStore {
  public:

@@ -6,8 +6,9 @@ namespace rmon::tq {
 
 TaskQueueService::TaskQueueService(TaskQueueConfig config, const Clock& clock)
     : config_(std::move(config)),
-      db_(store::Db::open_exclusive(store::service_db_path(config_.data_dir, "task-queue"),
-                                    config_.sync_mode(), "one task-queue per data folder")) {
+      db_(store::open_service_db(store::service_db_path(config_.data_dir, "task-queue"),
+                                 config_.sync_mode(), "one task-queue per data folder",
+                                 kSchemaVersion)) {
   if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
   store_ = std::make_unique<TaskStore>(db_, clock, config_.store_options());
   domain_ = std::make_unique<TaskApi>(*store_, db_, service_stats_, clock);

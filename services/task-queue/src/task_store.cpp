@@ -10,8 +10,6 @@ namespace rmon::tq {
 
 namespace {
 
-constexpr int64_t kSchemaVersion = 1;
-
 // Columns read_task() expects, in order.
 constexpr char kCols[] =
     "task_id, state, attempt, max_attempts, priority, payload, runner_id, pool, idempotency_key, "
@@ -54,14 +52,9 @@ TaskStore::TaskStore(store::Db& db, const Clock& clock, StoreOptions opts)
 }
 
 void TaskStore::create_schema() {
+  // The version is checked by store::open_service_db.
   store::Transaction txn(db_);
   store::ensure_meta(db_);
-  const auto version = store::meta_int(db_, "task_queue_schema");
-  if (version && *version > kSchemaVersion) {
-    throw std::runtime_error("database " + db_.path().string() + " has schema version " +
-                             std::to_string(*version) + ", newer than this task-queue (" +
-                             std::to_string(kSchemaVersion) + ")");
-  }
   db_.exec(R"sql(
     CREATE TABLE IF NOT EXISTS tasks(
       seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -91,7 +84,6 @@ void TaskStore::create_schema() {
     CREATE TABLE IF NOT EXISTS counters(name TEXT PRIMARY KEY, value INTEGER NOT NULL)
       WITHOUT ROWID;
   )sql");
-  if (!version) store::set_meta_int(db_, "task_queue_schema", kSchemaVersion);
   auto tag = store::meta_text(db_, "task_id_tag");
   if (!tag) {
     char buf[16];

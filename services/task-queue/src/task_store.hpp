@@ -49,6 +49,9 @@
 
 namespace rmon::tq {
 
+// The database's schema version (store::open_service_db).
+inline constexpr int64_t kSchemaVersion = 1;
+
 struct StoreOptions {
   BackoffPolicy backoff;
   uint64_t first_heartbeat_grace_ms = 30'000;

@@ -224,6 +224,22 @@ class Checkpointer {
 // otherwise (a start-up error).
 std::filesystem::path service_db_path(const std::filesystem::path& dir, std::string_view service);
 
+// How open_service_db keeps other processes out.
+enum class Ownership : uint8_t {
+  kExclusive,  // SQLite EXCLUSIVE locking (Db::open_exclusive)
+  kLockFile,   // a lock file, so this process may open more connections (Db::open_owned)
+};
+
+// Every database of the stack opens through here: `path` for this process
+// alone (a second process gets an error naming `owner`), then its schema
+// version (meta `schema_version`) checked: a database written by a newer
+// version of this code is refused, with the file and both versions in the
+// message; any other gets `schema_version` recorded (schemas only grow:
+// CREATE ... IF NOT EXISTS, and each store's own upgrades). Throws
+// std::runtime_error or SqliteError (a start-up error).
+Db open_service_db(const std::filesystem::path& path, SyncMode sync, const std::string& owner,
+                   int64_t schema_version, Ownership how = Ownership::kExclusive);
+
 // Reads and writes one integer in a `meta(key TEXT PRIMARY KEY, value)`
 // table, created by ensure_meta(). For schema versions and counters.
 void ensure_meta(Db& db);
