@@ -101,6 +101,7 @@ class ConsumerFaults : public ::testing::Test {
     batch_ = n_ / 10;  // cut per phase: far below the monitor's storm share
     StackOptions o;
     o.pools = std::string(kPool) + "=local-process:" + std::to_string(n_);
+    adjust(o);
     stack_ = std::make_unique<FaultStack>(o);
     ASSERT_NO_FATAL_FAILURE(stack_->start_all());
     mon_ = client(*stack_, Svc::kMonitor);
@@ -237,6 +238,9 @@ class ConsumerFaults : public ::testing::Test {
             {"live_slots_untouched", c.live_slots}});
   }
 
+  // Fixtures that need other settings change them here.
+  virtual void adjust(StackOptions& o) { (void)o; }
+
   struct Checked {
     uint64_t requeued = 0, live_tasks = 0, freed = 0, live_slots = 0;
   };
@@ -339,6 +343,101 @@ TEST_F(ConsumerFaults, KillNineOfEachConsumerDuringATimeoutBurstAppliesEveryEffe
           {"at_attempt_plus_one", next_attempt},
           {"extra_tasks", read_lease(replies.back()).task_id.empty() ? 0u : 1u}});
   for (Svc s : kServices) EXPECT_TRUE(stack_->ping(s)) << name(s);
+}
+
+// Reconciliation under the whole fleet: every lease and slot is looked up
+// (1,000 per request) every 200 ms once older than a 5 s grace. Round after
+// round, no live runner's task or slot is touched; runners cut afterwards
+// lose theirs exactly once, whether the timeout event or a verdict gets
+// there first.
+class ReconcileUnderLoad : public ConsumerFaults {
+ protected:
+  void adjust(StackOptions& o) override {
+    // Longer than setting the fleet up and its first heartbeats: a lease
+    // whose runner has not heartbeated by then is rightly gone.
+    o.first_heartbeat_grace_ms = 5000;
+    for (Svc s : {Svc::kTaskQueue, Svc::kPoolManager}) {
+      o.extra_args[static_cast<int>(s)] = {"--reconcile-interval-ms", "200", "--end-settle-ms",
+                                           "500"};
+    }
+  }
+  uint64_t verdicts(Svc s, const char* verdict) {
+    const char* family =
+        s == Svc::kTaskQueue ? "tq_reconcile_verdicts_total" : "pm_reconcile_verdicts_total";
+    return static_cast<uint64_t>(
+        metric(stack_->metrics(s), family, std::string("verdict=\"") + verdict + "\""));
+  }
+};
+
+TEST_F(ReconcileUnderLoad, LiveLeasesAndSlotsSurviveEveryRoundAndCutOnesGoOnce) {
+  // Every lease judged alive three times over, by both services.
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return verdicts(Svc::kTaskQueue, "alive") >= 3 * n_ &&
+               verdicts(Svc::kPoolManager, "alive") >= 3 * n_;
+      },
+      60s))
+      << "alive verdicts: task-queue " << verdicts(Svc::kTaskQueue, "alive") << ", pool-manager "
+      << verdicts(Svc::kPoolManager, "alive") << " of 3 x " << n_;
+  auto t = stats(*tq_);
+  auto p = stats(*pm_);
+  EXPECT_EQ(t["reconciled"], 0u);
+  EXPECT_EQ(t["leased"], n_);
+  EXPECT_EQ(p["reconciled"], 0u);
+  EXPECT_EQ(p["in_use"], n_);
+  const uint64_t alive_tq = verdicts(Svc::kTaskQueue, "alive");
+
+  std::vector<std::size_t> which;
+  for (std::size_t i = 0; i < batch_; ++i) which.push_back(i);
+  for (std::size_t i : which) dead_.insert(cut_->runner_id(i));
+  cut_->cut(which, 500ms);
+  const uint64_t dead = dead_.size();
+  ASSERT_TRUE(wait_until(
+      [&] {
+        t = stats(*tq_);
+        p = stats(*pm_);
+        return t["reassigned"] >= dead && p["released_by_timeout"] >= dead &&
+               stats(*mon_)["events_pending"] == 0;
+      },
+      60s))
+      << "reassigned " << t["reassigned"] << " released " << p["released_by_timeout"] << " of "
+      << dead;
+  // A few more rounds: nothing else moves.
+  ASSERT_TRUE(
+      wait_until([&] { return verdicts(Svc::kTaskQueue, "alive") >= alive_tq + 3 * n_; }, 60s));
+  t = stats(*tq_);
+  p = stats(*pm_);
+  EXPECT_EQ(t["reassigned"], dead) << "a task was requeued twice, or a live one";
+  EXPECT_EQ(t["queued"], dead);
+  EXPECT_EQ(t["leased"], n_ - dead);
+  EXPECT_EQ(p["released_by_timeout"], dead) << "a slot was freed twice, or a live one";
+  EXPECT_EQ(p["in_use"], n_ - dead);
+  const auto held = holders(*pm_, kPool);
+  uint64_t live_slots = 0, live_tasks = 0;
+  for (const auto& [runner, l] : lease_) {
+    const auto it = held.find(runner);
+    if (dead_.count(runner) == 0 && it != held.end() && it->second.task_id == l.task_id &&
+        it->second.attempt == l.attempt) {
+      ++live_slots;
+    }
+  }
+  std::map<std::string, std::string> task_runner;
+  for (const auto& [runner, l] : lease_) task_runner[l.task_id] = runner;
+  for (const auto& [id, v] : list_tasks(*tq_, "leased")) {
+    if (dead_.count(task_runner[id]) == 0 && v.second == task_runner[id]) ++live_tasks;
+  }
+  EXPECT_EQ(live_slots, n_ - dead);
+  EXPECT_EQ(live_tasks, n_ - dead);
+  report("reconciliation under load: every lease looked up every 200 ms",
+         {{"runners", n_}, {"cut", dead}, {"grace_ms", 5000}, {"interval_ms", 200}},
+         {{"tq_alive_verdicts", verdicts(Svc::kTaskQueue, "alive")},
+          {"pm_alive_verdicts", verdicts(Svc::kPoolManager, "alive")},
+          {"tq_reassigned", t["reassigned"]},
+          {"tq_reconciled", t["reconciled"]},
+          {"pm_released_by_timeout", p["released_by_timeout"]},
+          {"pm_reconciled", p["reconciled"]},
+          {"live_tasks_untouched", live_tasks},
+          {"live_slots_untouched", live_slots}});
 }
 
 }  // namespace
