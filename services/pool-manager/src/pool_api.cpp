@@ -16,21 +16,22 @@ namespace {
 
 constexpr std::string_view kOpNames[] = {"acquire", "release", "status", "stats", "ping"};
 
-Outcome outcome_of(AcquireStatus s) {
+// The error code of a refused acquire; "" when it succeeded.
+std::string_view error_code(AcquireStatus s) {
   switch (s) {
     case AcquireStatus::kAcquired:
     case AcquireStatus::kAlreadyHeld:
-      return Outcome::kOk;
+      return "";
     case AcquireStatus::kNotFound:
-      return Outcome::kNotFound;
+      return "not_found";
     case AcquireStatus::kStaleAttempt:
-      return Outcome::kStaleAttempt;
+      return "stale_attempt";
     case AcquireStatus::kConflict:
-      return Outcome::kConflict;
+      return "conflict";
     case AcquireStatus::kPoolFull:
-      return Outcome::kPoolFull;
+      return "pool_full";
   }
-  return Outcome::kUnavailable;
+  return "internal";
 }
 
 std::string encode_holder(const Holding& h) {
@@ -75,8 +76,6 @@ Reply PoolApi::handle(std::size_t op, const MapReader& m, Notes& notes) {
       return stats();
     case ApiOp::kPing:
       return ok(protocol::ok_reply().u64("version", protocol::kVersion));
-    case ApiOp::kInvalid:
-      break;
   }
   return error("internal", "unhandled op");
 }
@@ -155,8 +154,9 @@ Reply PoolApi::acquire(const MapReader& m, Notes& notes) {
   if (!s) return error("bad_request", s.error().to_string());
 
   const AcquireResult res = store_.acquire(pool, runner_id, task_id, attempt);
-  const Outcome outcome = outcome_of(res.status);
-  if (outcome != Outcome::kOk) return error(outcome_name(outcome), res.detail);
+  if (const std::string_view code = error_code(res.status); !code.empty()) {
+    return error(code, res.detail);
+  }
   if (res.status == AcquireStatus::kAcquired && notes.enabled(spdlog::level::debug)) {
     notes.add(spdlog::level::debug,
               fmt::format("slot acquired runner_id={} task_id={} attempt={} pool={} slot={}",

@@ -25,6 +25,9 @@
 
 namespace rmon::pool {
 
+// The ops, in the order of PoolApi::ops() (the skeleton hands back the index).
+enum class ApiOp : uint8_t { kAcquire, kRelease, kStatus, kStats, kPing };
+
 struct ApiOptions {
   // A status reply stops adding holders before this many bytes and says
   // `truncated: true`.

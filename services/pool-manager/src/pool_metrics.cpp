@@ -6,20 +6,11 @@ namespace {
 
 using prometheus::MetricType;
 
-constexpr std::array<std::string_view, kApiOpCount> kOps = {"acquire", "release", "status",
-                                                            "stats",   "ping",    "invalid"};
-constexpr std::array<std::string_view, kOutcomeCount> kOutcomes = {
-    "ok",       "bad_request", "unknown_op", "not_found", "stale_attempt",
-    "conflict", "pool_full",   "unavailable"};
-
 double load(const std::atomic<uint64_t>& a) {
   return static_cast<double>(a.load(std::memory_order_relaxed));
 }
 
 }  // namespace
-
-std::string_view op_name(ApiOp op) { return kOps[static_cast<std::size_t>(op)]; }
-std::string_view outcome_name(Outcome o) { return kOutcomes[static_cast<std::size_t>(o)]; }
 
 PoolMetrics::PoolMetrics(std::vector<PoolSpec> pools)
     : pools_(std::move(pools)), used_(new std::atomic<uint64_t>[pools_.size()]) {

@@ -1,6 +1,5 @@
 #pragma once
-// pool-manager's own Prometheus metrics (prefix pm_), its op and outcome
-// names. Persisted counters and slot usage are published by the loop thread
+// pool-manager's own Prometheus metrics (prefix pm_). Persisted counters and slot usage are published by the loop thread
 // after each commit; scrapes read atomics. Thread-safe.
 
 #include <array>
@@ -15,25 +14,6 @@
 #include "rmon/service/metrics_endpoint.hpp"
 
 namespace rmon::pool {
-
-// The op label of a request; kInvalid when no known op could be read.
-enum class ApiOp : uint8_t { kAcquire, kRelease, kStatus, kStats, kPing, kInvalid };
-inline constexpr std::size_t kApiOpCount = 6;
-std::string_view op_name(ApiOp op);
-
-// A reply's outcome: ok or its error code.
-enum class Outcome : uint8_t {
-  kOk,
-  kBadRequest,
-  kUnknownOp,
-  kNotFound,
-  kStaleAttempt,
-  kConflict,
-  kPoolFull,
-  kUnavailable
-};
-inline constexpr std::size_t kOutcomeCount = 8;
-std::string_view outcome_name(Outcome o);  // "ok" or the error code
 
 // The pools' published state for scrapes: the store's persisted counters
 // and slot usage, copied by the loop thread after each batch. The skeleton

@@ -53,8 +53,6 @@ struct Keys {
 
 }  // namespace
 
-std::string_view to_string(ApiOp op) { return kOpNames[static_cast<int>(op)]; }
-
 std::span<const std::string_view> TaskApi::ops() const { return kOpNames; }
 
 TaskApi::TaskApi(TaskStore& store, store::Db& db, const ServiceStats& service, const Clock& clock)

@@ -32,6 +32,7 @@ inline constexpr uint64_t kDefaultListLimit = 100;
 inline constexpr uint64_t kMaxListLimit = 1000;
 inline constexpr uint64_t kMaxAttemptsLimit = 1000;
 
+// The ops, in the order of TaskApi::ops() (the skeleton hands back the index).
 enum class ApiOp : uint8_t {
   kSubmit,
   kLease,
@@ -43,8 +44,6 @@ enum class ApiOp : uint8_t {
   kStats,
   kPing
 };
-inline constexpr int kApiOpCount = 9;
-std::string_view to_string(ApiOp op);
 
 // The domain's published state, for /metrics (the skeleton's ServiceStats
 // has requests, events, commits and verdicts). Relaxed atomics.
