@@ -63,23 +63,6 @@ std::string read_file(const std::string& path) {
   return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
 }
 
-// Whether the monitor has a --data-dir flag yet (issue #9 adds it): asked
-// once, from its --help.
-bool monitor_has_data_dir() {
-  static const bool has = [] {
-    const std::string cmd = std::string(RMON_MONITOR_BIN) + " --help 2>&1";
-    FILE* p = ::popen(cmd.c_str(), "r");
-    if (p == nullptr) return false;
-    std::string out;
-    char buf[4096];
-    std::size_t n = 0;
-    while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-    ::pclose(p);
-    return out.find("--data-dir") != std::string::npos;
-  }();
-  return has;
-}
-
 }  // namespace
 
 FaultStack::FaultStack(StackOptions opts) : opts_(std::move(opts)) {}
@@ -138,8 +121,9 @@ std::vector<std::string> FaultStack::args(Svc s) const {
          "--metrics-address",
          "127.0.0.1:0",
          "--redelivery-interval-ms",
-         std::to_string(opts_.redelivery_interval_ms)};
-    if (monitor_has_data_dir()) a.insert(a.end(), {"--data-dir", data_dir()});
+         std::to_string(opts_.redelivery_interval_ms),
+         "--data-dir",
+         data_dir()};
   } else {
     a = {"--data-dir",
          data_dir(),

@@ -61,9 +61,9 @@ struct StackOptions {
 };
 
 // The stack as processes. Endpoints are ipc:// sockets in a fresh temp
-// folder; the data folder is <dir>/data (the monitor gets it too once it has
-// a --data-dir flag); each service logs to <dir>/<name>.log (appended across
-// restarts); /metrics binds 127.0.0.1:0 and the port is read from the log.
+// folder; the data folder of all three is <dir>/data; each service logs to
+// <dir>/<name>.log (appended across restarts); /metrics binds 127.0.0.1:0 and
+// the port is read from the log.
 class FaultStack {
  public:
   explicit FaultStack(StackOptions opts = {});
