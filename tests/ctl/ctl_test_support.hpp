@@ -10,8 +10,8 @@
 #include <sstream>
 
 #include "../support/child_process.hpp"
+#include "../support/heartbeats.hpp"
 #include "../support/stack.hpp"
-#include "../support/wait.hpp"
 #include "ctl/json.hpp"
 #include "rmon/protocol/codec.hpp"
 #include "rmon/protocol/msgmap.hpp"
@@ -24,7 +24,6 @@ namespace rmon::ctl {
 
 using protocol::MapBuilder;
 using protocol::MapReader;
-using rmon::testing::wait_until;
 
 // rmon-ctl's exit code, stdout, stderr and run time (printable with <<).
 using Exec = rmon::testing::Completed;
@@ -97,15 +96,8 @@ class CtlTest : public ::testing::Test {
     std::ofstream(path, std::ios::binary) << data;
     return path.string();
   }
-  void heartbeat_until_known(zmq::socket_t& pub, protocol::Heartbeat hb) {
-    const std::string topic = protocol::heartbeat_topic(hb.runner.runner_id);
-    ASSERT_TRUE(wait_until([&] {
-      ++hb.seq;
-      (void)send_frames(pub, {topic, protocol::encode_heartbeat(hb)});
-      return stack.monitor_svc->table()
-          .get(hb.runner.runner_id, SystemClock::instance().now())
-          .has_value();
-    }));
+  void heartbeat_until_known(zmq::socket_t& pub, const protocol::Heartbeat& hb) {
+    ASSERT_TRUE(rmon::testing::heartbeat_until_known(pub, *stack.monitor_svc, hb));
   }
 
   rmon::testing::Stack stack;

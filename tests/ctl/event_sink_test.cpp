@@ -10,6 +10,8 @@
 #include <sstream>
 
 #include "../support/child_process.hpp"
+#include "../support/heartbeats.hpp"
+#include "../support/loopback.hpp"
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
 #include "rmon/protocol/codec.hpp"
@@ -33,17 +35,12 @@ std::string read_file(const std::filesystem::path& p) {
 
 class EventSinkTest : public ::testing::Test {
  protected:
-  // A monitor with `groups` (name=endpoint), in memory, on 127.0.0.1.
-  void start_monitor(std::vector<std::string> groups) {
-    MonitorConfig c;
-    c.heartbeat_endpoint = "tcp://127.0.0.1:*";
-    c.groups = std::move(groups);
-    c.ack_endpoint = "tcp://127.0.0.1:*";
-    c.control_endpoint = "tcp://127.0.0.1:*";
-    c.metrics_address.clear();
-    c.shards = 4;
+  // A monitor with these groups, in memory, on 127.0.0.1.
+  void start_monitor(const std::vector<std::string>& groups) {
+    MonitorConfig c = rmon::testing::loopback_monitor_config();
+    c.groups.clear();
+    for (const std::string& g : groups) c.groups.push_back(rmon::testing::loopback_group(g));
     c.redelivery_interval_ms = 200;
-    c.data_dir.clear();
     monitor = std::make_unique<MonitorService>(c, SystemClock::instance());
     monitor->start();
   }
@@ -52,22 +49,13 @@ class EventSinkTest : public ::testing::Test {
     return std::make_unique<ChildProcess>(RMON_EVENT_SINK_EXE, args, log_path.string());
   }
   std::string log() const { return read_file(log_path); }
-  // A runner that heartbeats once with a short timeout, then falls silent.
+  // A runner that heartbeats (until the monitor has it) with a short
+  // timeout, then falls silent.
   void silent_runner(const std::string& id) {
     zmq::socket_t pub = make_socket(ctx, zmq::socket_type::pub, {});
     pub.connect(monitor->endpoints().heartbeat);
-    protocol::Heartbeat h;
-    h.runner.runner_id = id;
-    h.runner.task_id = "t-" + id;
-    h.runner.pool = "pool";
-    h.seq = 1;
-    h.timeout_ms = 200;
-    // PUB/SUB joins asynchronously: publish until the table has it.
-    ASSERT_TRUE(wait_until([&] {
-      send_frames(pub, {protocol::heartbeat_topic(id), protocol::encode_heartbeat(h)},
-                  zmq::send_flags::none);
-      return monitor->table().get(id, SystemClock::instance().now()).has_value();
-    }));
+    ASSERT_TRUE(rmon::testing::heartbeat_until_known(
+        pub, *monitor, rmon::testing::local_heartbeat(id, "t-" + id, 1, 200)));
   }
   uint64_t pending(std::size_t group) const {
     return monitor->stats().per_group[group].pending.load();
@@ -95,7 +83,7 @@ TEST_F(EventSinkTest, RefusesAGroupAServiceConsumesWithoutSteal) {
 }
 
 TEST_F(EventSinkTest, AGroupOfItsOwnSeesAndAcknowledgesEveryEventAndTakesNone) {
-  start_monitor({"task-queue=tcp://127.0.0.1:*", "debug=tcp://127.0.0.1:*"});
+  start_monitor({"task-queue", "debug"});
   const auto& ep = monitor->endpoints();
   SocketOptions o;
   o.recv_timeout_ms = 3000;
@@ -121,7 +109,7 @@ TEST_F(EventSinkTest, AGroupOfItsOwnSeesAndAcknowledgesEveryEventAndTakesNone) {
 }
 
 TEST_F(EventSinkTest, WithStealItTakesEventsButAcknowledgesNoneWithoutAck) {
-  start_monitor({"task-queue=tcp://127.0.0.1:*"});
+  start_monitor({"task-queue"});
   const auto& ep = monitor->endpoints();
   auto p = sink({"--group", "task-queue", "--events", ep.groups[0], "--acks", ep.ack, "--steal"});
   silent_runner("r");
@@ -138,7 +126,7 @@ TEST_F(EventSinkTest, WithStealItTakesEventsButAcknowledgesNoneWithoutAck) {
 }
 
 TEST_F(EventSinkTest, WithStealAndAckItAcknowledgesWhatItTakes) {
-  start_monitor({"task-queue=tcp://127.0.0.1:*"});
+  start_monitor({"task-queue"});
   const auto& ep = monitor->endpoints();
   auto p = sink(
       {"--group", "task-queue", "--events", ep.groups[0], "--acks", ep.ack, "--steal", "--ack"});

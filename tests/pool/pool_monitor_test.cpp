@@ -9,6 +9,8 @@
 #include <memory>
 
 #include "../support/api_client.hpp"
+#include "../support/heartbeats.hpp"
+#include "../support/loopback.hpp"
 #include "../support/temp_dir.hpp"
 #include "pool_service.hpp"
 #include "pool_test_support.hpp"
@@ -29,15 +31,9 @@ using testing::wait_until;
 class PoolWithMonitorTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    monitor::MonitorConfig mc;
-    mc.heartbeat_endpoint = "tcp://127.0.0.1:*";
-    mc.groups = {"pool-manager=tcp://127.0.0.1:*"};
-    mc.ack_endpoint = "tcp://127.0.0.1:*";
-    mc.control_endpoint = "tcp://127.0.0.1:*";
-    mc.metrics_address = "";
-    mc.shards = 4;
+    monitor::MonitorConfig mc = rmon::testing::loopback_monitor_config();
+    mc.groups = {rmon::testing::loopback_group("pool-manager")};
     mc.redelivery_interval_ms = 1000;
-    mc.data_dir.clear();
     monitor_service = std::make_unique<monitor::MonitorService>(mc, SystemClock::instance());
     monitor_service->start();
     SocketOptions o;
@@ -52,43 +48,22 @@ class PoolWithMonitorTest : public ::testing::Test {
   }
 
   void start_pool(uint64_t grace_ms) {
-    const auto& ep = monitor_service->endpoints();
-    PoolConfig c;
-    c.data_dir = dir.str();
-    c.sync = "normal";
-    c.api_endpoint = "tcp://127.0.0.1:*";
-    c.events_endpoint = ep.groups[0];
-    c.ack_endpoint = ep.ack;
-    c.monitor_endpoint = ep.control;
-    c.metrics_address = "";
+    auto c = rmon::testing::loopback_consumer_config<PoolConfig>(dir.str());
+    rmon::testing::connect_to_monitor(c, monitor_service->endpoints(), 0);
     c.pools = {"local=local-process:4"};
     c.first_heartbeat_grace_ms = grace_ms;
     c.tick_interval_ms = 50;
-    c.reconcile_interval_ms = 100;
     pool_service = std::make_unique<PoolManagerService>(c, SystemClock::instance());
     pool_service->start();
     client = std::make_unique<rmon::testing::ApiClient>(ctx, pool_service->endpoints().api, 3000);
   }
 
-  // Heartbeats until the monitor tracks `runners` runners (PUB/SUB joins
-  // asynchronously, so the first ones may be lost; seq grows, so repeats are
-  // harmless).
+  // Heartbeats until the monitor tracks `runners` runners.
   void heartbeat_until_tracked(const std::string& runner, uint64_t timeout_ms,
                                std::size_t runners) {
-    protocol::Heartbeat h;
-    h.runner.runner_id = runner;
-    h.runner.task_id = "task-" + runner;
-    h.runner.attempt = 1;
-    h.runner.pool = "local";
-    h.runner.pool_type = protocol::PoolType::kLocalProcess;
-    h.timeout_ms = timeout_ms;
-    ASSERT_TRUE(wait_until([&] {
-      ++h.seq;
-      EXPECT_TRUE(send_frames(pub,
-                              {protocol::heartbeat_topic(runner), protocol::encode_heartbeat(h)},
-                              zmq::send_flags::none));
-      return monitor_service->table().size() >= runners;
-    }));
+    protocol::Heartbeat h = rmon::testing::local_heartbeat(runner, "task-" + runner, 1, timeout_ms);
+    ASSERT_TRUE(rmon::testing::heartbeat_until(
+        pub, h, [&] { return monitor_service->table().size() >= runners; }));
   }
   std::string acquire(const std::string& runner) {
     return client->call("acquire", acquire_fields("local", runner, "task-" + runner, 1));

@@ -32,9 +32,7 @@ using testing::wait_until;
 class PoolRestartTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SocketOptions o;
-    o.send_timeout_ms = 3000;
-    o.recv_timeout_ms = 3000;
+    const SocketOptions o = rmon::testing::timeouts(3000);
     events = make_socket(ctx, zmq::socket_type::push, o);
     events.bind(ep("events"));
     acks = make_socket(ctx, zmq::socket_type::pull, o);

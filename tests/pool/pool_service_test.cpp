@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "../support/api_client.hpp"
+#include "../support/loopback.hpp"
 #include "../support/temp_dir.hpp"
 #include "pool_service.hpp"
 #include "pool_test_support.hpp"
@@ -29,12 +30,7 @@ using testing::wait_until;
 
 constexpr int kRecvTimeoutMs = 3000;
 
-SocketOptions test_opts() {
-  SocketOptions o;
-  o.recv_timeout_ms = kRecvTimeoutMs;
-  o.send_timeout_ms = kRecvTimeoutMs;
-  return o;
-}
+SocketOptions test_opts() { return rmon::testing::timeouts(kRecvTimeoutMs); }
 
 class PoolServiceTest : public ::testing::Test {
  protected:
@@ -42,9 +38,9 @@ class PoolServiceTest : public ::testing::Test {
     events = make_socket(ctx, zmq::socket_type::push, test_opts());
     acks = make_socket(ctx, zmq::socket_type::pull, test_opts());
     monitor = make_socket(ctx, zmq::socket_type::router, test_opts());
-    events_ep = bind_endpoint(events, "tcp://127.0.0.1:*");
-    acks_ep = bind_endpoint(acks, "tcp://127.0.0.1:*");
-    monitor_ep = bind_endpoint(monitor, "tcp://127.0.0.1:*");
+    events_ep = bind_endpoint(events, rmon::testing::kLoopbackAnyPort);
+    acks_ep = bind_endpoint(acks, rmon::testing::kLoopbackAnyPort);
+    monitor_ep = bind_endpoint(monitor, rmon::testing::kLoopbackAnyPort);
     start(config());
   }
   void TearDown() override {
@@ -53,19 +49,14 @@ class PoolServiceTest : public ::testing::Test {
   }
 
   PoolConfig config() const {
-    PoolConfig c;
-    c.data_dir = dir.str();
-    c.sync = "normal";
-    c.api_endpoint = "tcp://127.0.0.1:*";
+    auto c = rmon::testing::loopback_consumer_config<PoolConfig>(dir.str());
     c.events_endpoint = events_ep;
     c.ack_endpoint = acks_ep;
     c.monitor_endpoint = monitor_ep;
-    c.metrics_address = "";  // stopping the HTTP server costs ~2 s; one test serves it
     c.pools = {"local=local-process:4", "docker=docker:2"};
     c.first_heartbeat_grace_ms = 600'000;
     c.monitor_timeout_ms = 300;
     c.tick_interval_ms = 50;
-    c.reconcile_interval_ms = 100;
     return c;
   }
   void start(const PoolConfig& c) {

@@ -2,6 +2,7 @@
 // A test client for the MessagePack request/reply APIs (task-queue,
 // pool-manager, runner-monitor): a DEALER socket with a receive timeout;
 // call() sends one request map and returns the reply frame ("" on timeout).
+// timeouts() gives any test socket the same bound.
 
 #include <zmq.hpp>
 
@@ -12,13 +13,18 @@
 
 namespace rmon::testing {
 
+// A test socket's options: a send or receive gives up after `timeout_ms`.
+inline SocketOptions timeouts(int timeout_ms) {
+  SocketOptions o;
+  o.recv_timeout_ms = timeout_ms;
+  o.send_timeout_ms = timeout_ms;
+  return o;
+}
+
 class ApiClient {
  public:
   ApiClient(zmq::context_t& ctx, const std::string& endpoint, int timeout_ms = 5000) {
-    SocketOptions o;
-    o.recv_timeout_ms = timeout_ms;
-    o.send_timeout_ms = timeout_ms;
-    socket_ = make_socket(ctx, zmq::socket_type::dealer, o);
+    socket_ = make_socket(ctx, zmq::socket_type::dealer, timeouts(timeout_ms));
     socket_.connect(endpoint);
   }
   // Sends raw bytes as the request frame.

@@ -10,6 +10,7 @@
 #include <memory>
 
 #include "../support/api_client.hpp"
+#include "../support/heartbeats.hpp"
 #include "../support/stack.hpp"
 #include "../support/wait.hpp"
 #include "rmon/protocol/codec.hpp"
@@ -69,20 +70,14 @@ class ReconcileTest : public ::testing::Test {
   // Sends heartbeats until the monitor shows `runner` in `state`.
   void heartbeat(const std::string& runner, const std::string& task, uint64_t attempt,
                  protocol::RunnerState state, uint64_t timeout_ms = 60'000) {
-    protocol::Heartbeat hb;
-    hb.runner.runner_id = runner;
-    hb.runner.task_id = task;
-    hb.runner.attempt = attempt;
-    hb.runner.pool = "local";
+    protocol::Heartbeat hb = testing::local_heartbeat(runner, task, attempt, timeout_ms);
     hb.state = state;
-    hb.timeout_ms = timeout_ms;
-    const std::string topic = protocol::heartbeat_topic(runner);
-    ASSERT_TRUE(wait_until([&] {
-      hb.seq = ++seq_;
-      (void)send_frames(*pub_, {topic, protocol::encode_heartbeat(hb)});
+    hb.seq = seq_;
+    ASSERT_TRUE(testing::heartbeat_until(*pub_, hb, [&] {
       auto v = stack_.monitor_svc->table().get(runner, SystemClock::instance().now());
       return v && v->runner.attempt == attempt && v->state == state;
     }));
+    seq_ = hb.seq;
   }
   std::string task_field(const std::string& id, const char* key) {
     const std::string reply = tasks_->call("get", MapBuilder().str("task_id", id));

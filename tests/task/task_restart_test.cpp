@@ -30,9 +30,7 @@ using rmon::testing::wait_until;
 class TaskRestartTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    SocketOptions o;
-    o.send_timeout_ms = 3000;
-    o.recv_timeout_ms = 3000;
+    const SocketOptions o = rmon::testing::timeouts(3000);
     events_ = make_socket(ctx_, zmq::socket_type::push, o);
     events_.bind(ep("events"));
     acks_ = make_socket(ctx_, zmq::socket_type::pull, o);

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "../support/api_client.hpp"
+#include "../support/heartbeats.hpp"
 #include "../support/http_get.hpp"
 #include "../support/stack.hpp"
 #include "../support/temp_dir.hpp"
@@ -26,6 +27,8 @@ using namespace std::chrono_literals;
 using protocol::MapBuilder;
 using protocol::MapReader;
 using rmon::testing::ApiClient;
+using rmon::testing::heartbeat_until_known;
+using rmon::testing::local_heartbeat;
 using rmon::testing::wait_until;
 
 class TaskServiceTest : public ::testing::Test {
@@ -36,19 +39,11 @@ class TaskServiceTest : public ::testing::Test {
     monitor_->start();
   }
   TaskQueueConfig config() {
-    const auto& ep = monitor_->endpoints();
-    TaskQueueConfig c;
-    c.data_dir = dir_.str();
-    c.sync = "normal";
-    c.api_endpoint = "tcp://127.0.0.1:*";
-    c.events_endpoint = ep.groups[0];
-    c.ack_endpoint = ep.ack;
-    c.monitor_endpoint = ep.control;
-    c.metrics_address = "";  // civetweb takes ~2 s to stop: only where tested
+    auto c = rmon::testing::loopback_consumer_config<TaskQueueConfig>(dir_.str());
+    rmon::testing::connect_to_monitor(c, monitor_->endpoints(), 0);
     c.backoff_base_ms = 1;
     c.backoff_cap_ms = 1;
     c.first_heartbeat_grace_ms = 60'000;
-    c.reconcile_interval_ms = 100;
     c.end_settle_ms = 200;
     c.monitor_timeout_ms = 1000;
     return c;
@@ -86,23 +81,6 @@ class TaskServiceTest : public ::testing::Test {
     if (m && m->opt_map("task", task).ok() && task) (void)task->str("state", state);
     return state;
   }
-  // Heartbeats until the monitor knows the runner (PUB/SUB joins late).
-  void heartbeat_until_known(zmq::socket_t& pub, const std::string& runner,
-                             const std::string& task_id, uint64_t attempt, uint64_t timeout_ms) {
-    protocol::Heartbeat hb;
-    hb.runner.runner_id = runner;
-    hb.runner.task_id = task_id;
-    hb.runner.attempt = attempt;
-    hb.runner.pool = "local";
-    hb.timeout_ms = timeout_ms;
-    const std::string topic = protocol::heartbeat_topic(runner);
-    ASSERT_TRUE(wait_until([&] {
-      ++hb.seq;
-      const std::string payload = protocol::encode_heartbeat(hb);
-      (void)send_frames(pub, {topic, payload});
-      return monitor_->table().get(runner, SystemClock::instance().now()).has_value();
-    }));
-  }
   uint64_t verdicts(Verdict v) const {
     return tq_->service_stats().verdicts[static_cast<std::size_t>(v)].load();
   }
@@ -127,7 +105,7 @@ TEST_F(TaskServiceTest, DeadRunnersTaskIsRequeuedOnceAndTheEventAcknowledged) {
   ASSERT_EQ(lease("r-dead", leased), 1u);
   ASSERT_EQ(leased, id);
   auto pub = publisher();
-  heartbeat_until_known(pub, "r-dead", id, 1, 300);
+  ASSERT_TRUE(heartbeat_until_known(pub, *monitor_, local_heartbeat("r-dead", id, 1, 300)));
   // Silence: the monitor times the runner out, the queue takes the task back.
   ASSERT_TRUE(wait_until([&] { return state_of(id) == "queued"; })) << state_of(id);
   EXPECT_EQ(tq_->stats().reassigned.load(), 1u);
@@ -172,7 +150,7 @@ TEST_F(TaskServiceTest, LeaseWhoseRunnerHeartbeatsSurvivesTheGrace) {
   std::string leased;
   ASSERT_EQ(lease("r-alive", leased), 1u);
   auto pub = publisher();
-  heartbeat_until_known(pub, "r-alive", id, 1, 60'000);
+  ASSERT_TRUE(heartbeat_until_known(pub, *monitor_, local_heartbeat("r-alive", id, 1, 60'000)));
   ASSERT_TRUE(wait_until([&] { return verdicts(Verdict::kAlive) >= 3; }));
   EXPECT_EQ(state_of(id), "leased");
   EXPECT_EQ(tq_->stats().reassigned.load(), 0u);
@@ -197,7 +175,7 @@ TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
   SocketOptions o;
   o.send_timeout_ms = 3000;
   auto fake_monitor = make_socket(ctx_, zmq::socket_type::push, o);
-  const std::string events_ep = bind_endpoint(fake_monitor, "tcp://127.0.0.1:*");
+  const std::string events_ep = bind_endpoint(fake_monitor, rmon::testing::kLoopbackAnyPort);
   TaskQueueConfig c = config();
   c.events_endpoint = events_ep;
   start(c);
