@@ -20,19 +20,6 @@ namespace {
 
 using rmon::testing::RecordingSink;
 
-const std::vector<std::string> kGroups = {"task-queue", "pool-manager"};
-
-TimeoutEvent event(int n) {
-  TimeoutEvent ev;
-  ev.event_id = "ev-" + std::to_string(n);
-  ev.runner.runner_id = "r-" + std::to_string(n);
-  ev.runner.task_id = "t-" + std::to_string(n);
-  ev.runner.attempt = 1;
-  ev.runner.pool = "pool";
-  ev.delivery = 1;
-  return ev;
-}
-
 std::string ack_frame(const std::string& group, const std::string& event_id) {
   return protocol::encode_ack({group, event_id});
 }

@@ -20,19 +20,6 @@ namespace {
 using protocol::TimeoutEvent;
 using rmon::testing::TempDir;
 
-const std::vector<std::string> kGroups = {"task-queue", "pool-manager"};
-
-TimeoutEvent event(int n) {
-  TimeoutEvent ev;
-  ev.event_id = "ev-" + std::to_string(n);
-  ev.runner.runner_id = "r-" + std::to_string(n);
-  ev.runner.task_id = "t-" + std::to_string(n);
-  ev.runner.attempt = 1;
-  ev.runner.pool = "pool";
-  ev.delivery = 1;
-  return ev;
-}
-
 // As the service opens it: owned by this process, its log checkpointed by a
 // thread of its own (here as soon as the appends pause for 2 ms).
 store::Checkpointer::Options eager_checkpoints() {

@@ -1,6 +1,7 @@
 #pragma once
-// The runner table tests' shared pieces: a heartbeat maker, options, and a
-// fixture that drives one table with a fake clock.
+// The monitor unit tests' shared pieces: a heartbeat maker, a timeout event
+// maker and the two groups, table options, and a fixture that drives one
+// table with a fake clock.
 
 #include <gtest/gtest.h>
 
@@ -26,6 +27,21 @@ inline Heartbeat hb(const std::string& runner, uint64_t seq, const std::string& 
   h.seq = seq;
   h.timeout_ms = 1000;
   return h;
+}
+
+// The groups of a default stack, in the monitor's order.
+inline const std::vector<std::string> kGroups = {"task-queue", "pool-manager"};
+
+// Runner r-<n>'s first timeout event, ev-<n>, for task t-<n> attempt 1.
+inline TimeoutEvent event(int n) {
+  TimeoutEvent ev;
+  ev.event_id = "ev-" + std::to_string(n);
+  ev.runner.runner_id = "r-" + std::to_string(n);
+  ev.runner.task_id = "t-" + std::to_string(n);
+  ev.runner.attempt = 1;
+  ev.runner.pool = "pool";
+  ev.delivery = 1;
+  return ev;
 }
 
 inline TableOptions options(uint32_t shards = 4) {
