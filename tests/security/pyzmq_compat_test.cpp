@@ -7,6 +7,7 @@
 
 #include <fstream>
 
+#include "keygen/stack_keys.hpp"
 #include "rmon/security/keyring.hpp"
 #include "security_test_support.hpp"
 
@@ -71,6 +72,15 @@ TEST(Pyzmq, CertificatesItWritesLoadAndItsPublicKeyNeedsMetadata) {
               std::string::npos)
         << e.what();
   }
+
+  // rmon-keygen --public-from writes the public certificate with metadata.
+  const fs::path clients = dir.path() / "clients";
+  auto written = keygen::public_from_secret(keys / "py-runner.key_secret", clients, Overwrite::kNo);
+  ASSERT_TRUE(written.ok()) << written.error().message;
+  Keyring keyring(clients);
+  const Principal* p = keyring.snapshot()->find(z85);
+  ASSERT_NE(p, nullptr);
+  EXPECT_EQ(p->name, "py-runner");
 }
 
 TEST(Pyzmq, LoadCertificateReadsOurs) {

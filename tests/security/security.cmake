@@ -1,7 +1,7 @@
-# CurveZMQ security (rmon::security): certificates (and those of Debian's
-# python3-zmq, skipped with a message without it), the keyring and its
-# watcher, the role rules, ZAP over real sockets on 127.0.0.1, the handshake
-# monitor.
+# CurveZMQ security (rmon::security, rmon-keygen): certificates (and those of
+# Debian's python3-zmq, skipped with a message without it), the keyring and
+# its watcher, the role rules, ZAP over real sockets on 127.0.0.1, the
+# handshake monitor, and the keygen tool as a child process.
 
 if(NOT DEFINED RMON_PYTHON)
   set(RMON_PYTHON /usr/bin/python3)
@@ -13,6 +13,9 @@ rmon_add_test(security_test
   ${CMAKE_CURRENT_LIST_DIR}/keyring_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/rules_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/zap_test.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/curve_socket_test.cpp)
-target_link_libraries(security_test PRIVATE rmon::security)
-target_compile_definitions(security_test PRIVATE RMON_PYTHON3="${RMON_PYTHON}")
+  ${CMAKE_CURRENT_LIST_DIR}/curve_socket_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/keygen_test.cpp)
+target_link_libraries(security_test PRIVATE rmon::security rmon_keygen)
+target_compile_definitions(security_test PRIVATE RMON_PYTHON3="${RMON_PYTHON}"
+                                                 RMON_KEYGEN_EXE="$<TARGET_FILE:rmon-keygen>")
+add_dependencies(security_test rmon-keygen)
