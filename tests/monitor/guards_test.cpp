@@ -43,7 +43,7 @@ TEST_F(StormBrakeTest, EngagesAboveTheShareOnlyWithEnoughRunners) {
 TEST_F(StormBrakeTest, AnOperatorReleaseHoldsUntilTheShareFallsBackOnce) {
   StormBrake brake(guard_options(), stats);
   EXPECT_TRUE(hold(brake, 0, 100));
-  stats.brake_release_requested = true;  // as the control op does
+  brake.release_request().post();  // as the control op does
   EXPECT_FALSE(hold(brake, 0, 100));
   EXPECT_FALSE(hold(brake, 0, 100)) << "stays released while the same storm lasts";
   EXPECT_EQ(stats.brake_operator_releases.load(), 1u);

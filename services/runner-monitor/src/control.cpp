@@ -122,7 +122,7 @@ ControlReply ControlHandler::handle(const ControlRequest& req) {
     case Op::kReleaseBrake: {
       // Taken by the dispatch thread before its next sweep.
       const bool engaged = stats_.brake_engaged.load(std::memory_order_relaxed);
-      stats_.brake_release_requested.store(true, std::memory_order_relaxed);
+      brake_release_.post();
       spdlog::warn("storm brake release requested by an operator engaged={} held={}", engaged,
                    stats_.brake_held.load(std::memory_order_relaxed));
       reply.stats = {{"brake_engaged", engaged ? 1 : 0},

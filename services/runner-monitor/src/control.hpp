@@ -2,11 +2,13 @@
 // The control and query handler: one request frame in, one reply frame out.
 // Pure logic over the table (the ROUTER socket lives in the service).
 // Thread-safe as far as the table is; its only state is a log rate limiter
-// (thread-safe).
+// (thread-safe). An operator's release of the storm brake is posted to the
+// dispatcher's BrakeReleaseRequest (thread-safe).
 
 #include <string>
 #include <string_view>
 
+#include "guards.hpp"
 #include "monitor_stats.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/logging.hpp"
@@ -21,8 +23,14 @@ class ControlHandler {
  public:
   // `lookup` replies say how long the monitor has been up: since this
   // handler was built (after the saved table was restored, as serving begins).
-  ControlHandler(RunnerTable& table, MonitorStats& stats, const Clock& clock)
-      : table_(table), stats_(stats), clock_(clock), started_(clock.now()) {}
+  // `brake_release` (the dispatcher's) must outlive the handler.
+  ControlHandler(RunnerTable& table, MonitorStats& stats, BrakeReleaseRequest& brake_release,
+                 const Clock& clock)
+      : table_(table),
+        stats_(stats),
+        brake_release_(brake_release),
+        clock_(clock),
+        started_(clock.now()) {}
 
   // Never throws: a bad request gets an error reply and changes nothing.
   std::string handle(std::string_view request);
@@ -33,6 +41,7 @@ class ControlHandler {
 
   RunnerTable& table_;
   MonitorStats& stats_;
+  BrakeReleaseRequest& brake_release_;
   const Clock& clock_;
   const MonoTime started_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};

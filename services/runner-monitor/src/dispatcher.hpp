@@ -80,6 +80,9 @@ class Dispatcher {
   void tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> planned = std::nullopt);
   // Interrupts the current sleep. Thread-safe.
   void wake() { wake_.signal(); }
+  // Where the control thread posts an operator's release of the storm brake
+  // (taken at the next pass). Thread-safe; lives as long as the dispatcher.
+  BrakeReleaseRequest& brake_release() { return brake_.release_request(); }
   // Runs passes until `stop` is set.
   void run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& stop, Millis max_sleep);
 

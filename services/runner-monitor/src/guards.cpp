@@ -9,7 +9,7 @@ namespace rmon::monitor {
 
 bool StormBrake::hold(uint64_t running, uint64_t suspect, MonoTime now, int64_t wall_ms,
                       RunnerTable& table) {
-  if (stats_.brake_release_requested.exchange(false, std::memory_order_relaxed)) release();
+  if (release_request_.take()) release();
   const uint64_t live = running + suspect;
   const bool storm = live >= opts_.storm_min_runners && live > 0 &&
                      static_cast<double>(suspect) > opts_.storm_share * static_cast<double>(live);

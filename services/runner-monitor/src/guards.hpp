@@ -34,7 +34,9 @@
 // dispatch loop still does).
 //
 // Not thread-safe: used by the dispatch thread; they publish to MonitorStats.
+// The one way in from another thread is the brake's BrakeReleaseRequest.
 
+#include <atomic>
 #include <cstdint>
 #include <optional>
 
@@ -51,20 +53,40 @@ struct GuardOptions {
   Millis stall_max_hold{30'000};  // a stall holds at most this long (see StallGuard)
 };
 
+// An operator's request to release the storm brake: a mailbox of one flag,
+// posted by the control thread, taken by the dispatch thread before its next
+// sweep (StormBrake::hold). Requests posted before it is taken count once.
+// Thread-safe.
+class BrakeReleaseRequest {
+ public:
+  void post() { requested_.store(true, std::memory_order_release); }
+  // True once per posted request (clears it).
+  bool take() { return requested_.exchange(false, std::memory_order_acq_rel); }
+
+ private:
+  std::atomic<bool> requested_{false};
+};
+
 class StormBrake {
  public:
   StormBrake(const GuardOptions& opts, MonitorStats& stats) : opts_(opts), stats_(stats) {}
-  // Decides for the next sweep, from the live runners' counts. When
-  // heartbeats return it releases with a grace on `table` (from `now`): a
-  // held runner whose heartbeat is merely still on its way is not convicted.
+  // Decides for the next sweep, from the live runners' counts, after taking
+  // an operator's release request. When heartbeats return it releases with a
+  // grace on `table` (from `now`): a held runner whose heartbeat is merely
+  // still on its way is not convicted.
   bool hold(uint64_t running, uint64_t suspect, MonoTime now, int64_t wall_ms, RunnerTable& table);
-  // The operator's release (takes effect at the next hold()).
-  void release();
+  // Where another thread (control) posts an operator's release; the brake
+  // takes it at its next hold(). Lives as long as the brake.
+  BrakeReleaseRequest& release_request() { return release_request_; }
   bool engaged() const { return engaged_; }
 
  private:
+  // The operator's release, taken from release_request().
+  void release();
+
   const GuardOptions opts_;
   MonitorStats& stats_;
+  BrakeReleaseRequest release_request_;
   bool engaged_ = false;
   bool overridden_ = false;  // released by an operator, until the share falls back
 };

@@ -1,6 +1,9 @@
 #pragma once
 // Counters the monitor's threads update and the `stats` op and /metrics read.
 // Thread-safe (atomics, relaxed: each is a statistic, not a synchronisation).
+// Only counters and gauges: a request from one thread to another is a
+// mailbox of its own (e.g. BrakeReleaseRequest, guards.hpp), never a field
+// here.
 
 #include <array>
 #include <atomic>
@@ -55,7 +58,6 @@ struct MonitorStats {
   std::atomic<uint64_t> brake_held{0};     // runners past their deadline held (while held)
   std::atomic<uint64_t> brake_engagements{0};
   std::atomic<uint64_t> brake_operator_releases{0};
-  std::atomic<bool> brake_release_requested{false};  // set by control, taken by dispatch
   std::atomic<bool> stalled{false};
   std::atomic<uint64_t> stalls{0};
   std::atomic<uint64_t> last_stall_ms{0};       // how long the last stall lasted before it was seen

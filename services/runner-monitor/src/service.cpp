@@ -76,10 +76,11 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
   if (persister_) storage.saves = &persister_->stats();
   if (const auto* ck = outbox_->store().checkpointer()) storage.outbox_checkpoints = &ck->stats();
   metrics_ = std::make_unique<Metrics>(*table_, *stats_, storage);
-  control_ = std::make_unique<ControlHandler>(*table_, *stats_, clock_);
   ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_);
   dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_,
                                              config_.dispatch_options());
+  control_ =
+      std::make_unique<ControlHandler>(*table_, *stats_, dispatcher_->brake_release(), clock_);
   ack_writer_ = std::make_unique<AckWriter>(outbox_->store(), outbox_->acks(), *stats_, clock_,
                                             config_.ack_writer_options(),
                                             [d = dispatcher_.get()] { d->wake(); });

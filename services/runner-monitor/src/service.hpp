@@ -69,9 +69,9 @@ class MonitorService {
   std::unique_ptr<RunnerTable> table_;
   std::unique_ptr<Outbox> outbox_;
   std::unique_ptr<Metrics> metrics_;
-  std::unique_ptr<ControlHandler> control_;
   std::unique_ptr<IngestLoop> ingest_;
   std::unique_ptr<Dispatcher> dispatcher_;
+  std::unique_ptr<ControlHandler> control_;  // posts to the dispatcher's brake release
   std::unique_ptr<AckWriter> ack_writer_;
 
   zmq::context_t ctx_;
