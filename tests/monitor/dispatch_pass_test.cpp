@@ -1,18 +1,23 @@
-// What a dispatch pass does, on a fake clock: an operator's brake release
-// reaches the brake through a mailbox of its own (not the stats).
+// What a dispatch pass does and reports, on a fake clock: an operator's
+// brake release reaches the brake through a mailbox of its own (not the
+// stats); redeliveries to a consumer that does not acknowledge make a
+// bounded number of log lines.
 
 #include <gtest/gtest.h>
 
 #include <string>
 #include <vector>
 
+#include "../support/recording_sink.hpp"
 #include "control.hpp"
 #include "dispatcher.hpp"
 #include "rmon/zmq_util.hpp"
-#include "table_test_support.hpp"  // kGroups, the table fixture
+#include "table_test_support.hpp"  // event(n), kGroups, the table fixture
 
 namespace rmon::monitor {
 namespace {
+
+using rmon::testing::RecordingSink;
 
 // A PUSH socket per group with a PULL connected in process, as the service
 // has; the consumers read everything and acknowledge nothing.
@@ -84,6 +89,56 @@ TEST_F(DispatchPassTest, AnOperatorReleaseThroughControlReachesTheBrakeAtTheNext
   EXPECT_EQ(table.counters().timeouts, 20u) << "held runners are convicted at once";
   dispatcher.tick(consumers.push);
   EXPECT_EQ(stats.brake_operator_releases.load(), 1u) << "one request, one release";
+}
+
+TEST_F(DispatchPassTest, RedeliveriesMakeAFewLinesPerGroupNotOnePerEvent) {
+  auto sink = std::make_shared<RecordingSink>();
+  rmon::testing::RecordDefaultLog recording(sink, spdlog::level::info);
+  Outbox outbox(outbox_options(Millis(100)));
+  Dispatcher dispatcher(table, outbox, stats, nullptr, clock);
+  std::vector<NewEvent> batch;
+  for (int i = 1; i <= 100; ++i) batch.push_back({event(i), clock.now()});
+  outbox.add(batch, clock.now());
+  dispatcher.tick(consumers.push);
+  ASSERT_EQ(consumers.drain(), 200u);
+  // 30 redelivery intervals within 3 s: 3000 redeliveries per group.
+  for (int pass = 0; pass < 30; ++pass) {
+    clock.advance_ms(101);
+    dispatcher.tick(consumers.push);
+    ASSERT_EQ(consumers.drain(), 200u) << "pass " << pass;
+  }
+  EXPECT_EQ(stats.per_group[0].redeliveries.load(), 3000u);
+  EXPECT_EQ(sink->count("event redelivered"), 0u) << "one INFO line per event";
+  // One line per group per pass, five per group in 10 s.
+  ASSERT_EQ(sink->count("events redelivered"), 10u);
+  const std::string first = sink->lines().front();
+  EXPECT_NE(first.find("group=task-queue count=100 first_event_id=ev-1 max_delivery=2 "
+                       "held_back=0"),
+            std::string::npos)
+      << first;
+  // Past the window the next line says how many went unmentioned meanwhile.
+  clock.advance_ms(10'000);
+  dispatcher.tick(consumers.push);
+  consumers.drain();
+  ASSERT_EQ(sink->count("events redelivered"), 12u);
+  EXPECT_NE(sink->lines().back().find("count=100 first_event_id=ev-1 max_delivery=32 "
+                                      "held_back=2500"),
+            std::string::npos)
+      << sink->lines().back();
+}
+
+TEST_F(DispatchPassTest, EachRedeliveryIsStillADebugLine) {
+  auto sink = std::make_shared<RecordingSink>();
+  rmon::testing::RecordDefaultLog recording(sink, spdlog::level::debug);
+  Outbox outbox(outbox_options(Millis(100)));
+  Dispatcher dispatcher(table, outbox, stats, nullptr, clock);
+  outbox.add(event(1), clock.now(), clock.now());
+  outbox.add(event(2), clock.now(), clock.now());
+  dispatcher.tick(consumers.push);
+  clock.advance_ms(101);
+  dispatcher.tick(consumers.push);
+  EXPECT_EQ(sink->count("event redelivered group=task-queue event_id=ev-2 delivery=2"), 1u);
+  EXPECT_EQ(sink->count("event redelivered "), 4u);
 }
 
 }  // namespace

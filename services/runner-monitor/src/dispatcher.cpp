@@ -73,12 +73,43 @@ void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> 
       }
     } else {
       gs.redeliveries.fetch_add(1, std::memory_order_relaxed);
-      spdlog::info("event redelivered group={} event_id={} delivery={}", outbox_.groups()[g],
-                   e.event->event_id, e.delivery);
+      note_redelivery(g, e);
     }
     return true;
   });
+  log_redeliveries(now);
   publish_gauges();
+}
+
+void Dispatcher::note_redelivery(std::size_t g, const PendingEvent& e) {
+  spdlog::debug("event redelivered group={} event_id={} delivery={}", outbox_.groups()[g],
+                e.event->event_id, e.delivery);
+  Redelivered& r = redelivered_[g];
+  if (r.count++ == 0) r.first_id = e.event->event_id;
+  r.max_delivery = std::max(r.max_delivery, e.delivery);
+}
+
+void Dispatcher::log_redeliveries(MonoTime now) {
+  // A consumer that is down or not acknowledging gets its whole window
+  // again every redelivery interval: one line per group per pass, and few
+  // of those, not one per event.
+  for (std::size_t g = 0; g < redelivered_.size(); ++g) {
+    Redelivered& r = redelivered_[g];
+    if (r.count == 0) continue;
+    uint64_t lines_held = 0;
+    if (redelivery_log_.allow(outbox_.groups()[g], now, lines_held)) {
+      // held_back: redeliveries of earlier passes whose line was not written.
+      spdlog::info(
+          "events redelivered (not acknowledged in time) group={} count={} first_event_id={} "
+          "max_delivery={} held_back={}",
+          outbox_.groups()[g], r.count, r.first_id, r.max_delivery, r.held_back);
+      r.held_back = 0;
+    } else {
+      r.held_back += r.count;
+    }
+    r.count = 0;
+    r.max_delivery = 0;
+  }
 }
 
 void Dispatcher::log_timeouts(MonoTime now) {

@@ -14,7 +14,11 @@
 //
 // Timeout WARN lines are rate limited (`timeout_log_burst` a second, then
 // one line a second saying how many were held back); the lifecycle log and
-// rmon_timeouts_total count every one.
+// rmon_timeouts_total count every one. Redeliveries make at most one INFO
+// line per group per pass (how many, the first event id), at most 5 per
+// group in 10 s, the next line counting the redeliveries of those held back;
+// each event's redelivery is a DEBUG line, and rmon_redeliveries_total
+// counts every one.
 //
 // Uses the outbox and the sockets it is given; run() is used by one thread;
 // wake() is thread-safe.
@@ -72,7 +76,8 @@ class Dispatcher {
         clock_(clock),
         opts_(opts),
         brake_(opts.guards, stats),
-        stall_(opts.guards, stats) {}
+        stall_(opts.guards, stats),
+        redelivered_(outbox.groups().size()) {}
 
   // One pass: the acknowledgements posted, the guards, sweep, queue
   // (durably), send. `push[g]` is group g's socket; `planned` is when this
@@ -89,6 +94,8 @@ class Dispatcher {
  private:
   void publish_gauges();
   void log_timeouts(MonoTime now);
+  void note_redelivery(std::size_t group, const PendingEvent& e);
+  void log_redeliveries(MonoTime now);
 
   RunnerTable& table_;
   Outbox& outbox_;
@@ -107,6 +114,16 @@ class Dispatcher {
   LogRateLimiter timeout_log_{opts_.timeout_log_burst, std::chrono::seconds(1)};
   uint64_t timeout_lines_held_ = 0;  // since the last summary
   MonoTime timeout_summary_at_{};    // when to write it
+  // Redeliveries of the current pass, and those of passes whose line was
+  // held back, per group.
+  struct Redelivered {
+    uint64_t count = 0;
+    std::string first_id;
+    uint64_t max_delivery = 0;
+    uint64_t held_back = 0;
+  };
+  std::vector<Redelivered> redelivered_;
+  LogRateLimiter redelivery_log_{5, std::chrono::seconds(10)};
 };
 
 }  // namespace rmon::monitor
