@@ -1,7 +1,8 @@
 // What a dispatch pass does and reports, on a fake clock: an operator's
 // brake release reaches the brake through a mailbox of its own (not the
 // stats); redeliveries to a consumer that does not acknowledge make a
-// bounded number of log lines.
+// bounded number of log lines; an unreadable stored event shows in the
+// stats and /metrics.
 
 #include <gtest/gtest.h>
 
@@ -9,8 +10,11 @@
 #include <vector>
 
 #include "../support/recording_sink.hpp"
+#include "../support/temp_dir.hpp"
 #include "control.hpp"
+#include "damaged_outbox.hpp"
 #include "dispatcher.hpp"
+#include "metrics.hpp"
 #include "rmon/zmq_util.hpp"
 #include "table_test_support.hpp"  // event(n), kGroups, the table fixture
 
@@ -139,6 +143,40 @@ TEST_F(DispatchPassTest, EachRedeliveryIsStillADebugLine) {
   dispatcher.tick(consumers.push);
   EXPECT_EQ(sink->count("event redelivered group=task-queue event_id=ev-2 delivery=2"), 1u);
   EXPECT_EQ(sink->count("event redelivered "), 4u);
+}
+
+TEST_F(DispatchPassTest, AnUnreadableStoredEventIsCountedInStatsAndMetrics) {
+  rmon::testing::TempDir dir;
+  const auto path = dir.path() / "runner-monitor.db";
+  {
+    Outbox before(outbox_options(Millis(5000)), rmon::testing::outbox_file(path, kGroups));
+    before.add(event(1), clock.now(), clock.now());
+    before.add(event(2), clock.now(), clock.now());
+  }
+  rmon::testing::damage_stored_event(path, "ev-1");
+  Outbox outbox(outbox_options(Millis(5000)), rmon::testing::outbox_file(path, kGroups));
+  Metrics metrics(table, stats);
+  Dispatcher dispatcher(table, outbox, stats, &metrics, clock);
+  ControlHandler control(table, stats, dispatcher.brake_release(), clock);
+  dispatcher.tick(consumers.push);
+  EXPECT_EQ(consumers.drain(), 2u) << "ev-2 to each group";
+  EXPECT_EQ(stats.per_group[0].unreadable.load(), 1u);
+  EXPECT_EQ(stats.per_group[1].unreadable.load(), 1u);
+  EXPECT_EQ(stats.per_group[0].pending.load(), 1u);
+  const std::string body = metrics.render();
+  EXPECT_NE(body.find("rmon_outbox_unreadable_total{group=\"task-queue\"} 1"), std::string::npos)
+      << body;
+  protocol::ControlRequest req;
+  req.op = protocol::Op::kStats;
+  const protocol::ControlReply reply = control.handle(req);
+  bool found = false;
+  for (const auto& [key, value] : reply.stats) {
+    if (key == "outbox_unreadable") {
+      found = true;
+      EXPECT_EQ(value, 2u);
+    }
+  }
+  EXPECT_TRUE(found);
 }
 
 }  // namespace

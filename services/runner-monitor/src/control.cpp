@@ -138,11 +138,12 @@ ControlReply ControlHandler::stats_reply() const {
   auto load = [](const auto& a) {
     return static_cast<uint64_t>(a.load(std::memory_order_relaxed));
   };
-  uint64_t pending = 0, redeliveries = 0, acks = 0;
+  uint64_t pending = 0, redeliveries = 0, acks = 0, unreadable = 0;
   for (std::size_t g = 0; g < stats_.groups.size(); ++g) {
     pending += load(stats_.per_group[g].pending);
     redeliveries += load(stats_.per_group[g].redeliveries);
     acks += load(stats_.per_group[g].acks);
+    unreadable += load(stats_.per_group[g].unreadable);
   }
   ControlReply r;
   r.stats = {
@@ -160,6 +161,7 @@ ControlReply ControlHandler::stats_reply() const {
       {"events_pending", pending},
       {"redeliveries", redeliveries},
       {"acks", acks},
+      {"outbox_unreadable", unreadable},
       {"brake_engaged", load(stats_.brake_engaged)},
       {"brake_held", load(stats_.brake_held)},
       {"brake_since_ms", load(stats_.brake_since_ms)},

@@ -144,6 +144,7 @@ void Dispatcher::publish_gauges() {
     const uint64_t pending = outbox_.pending(g);
     stats_.per_group[g].pending.store(pending, std::memory_order_relaxed);
     stats_.per_group[g].in_memory.store(outbox_.in_memory(g), std::memory_order_relaxed);
+    stats_.per_group[g].unreadable.store(outbox_.quarantined(g), std::memory_order_relaxed);
     const bool over = pending > opts_.backlog_alert;
     if (over && !over_backlog_[g]) {
       stats_.backlog_alerts.fetch_add(1, std::memory_order_relaxed);

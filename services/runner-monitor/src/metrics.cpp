@@ -126,6 +126,10 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
   auto redel =
       family("rmon_redeliveries_total", "Timeout events sent again, by group", MetricType::Counter);
   auto acks = family("rmon_acks_total", "Acknowledgements accepted, by group", MetricType::Counter);
+  auto unreadable = family("rmon_outbox_unreadable_total",
+                           "Stored events found unreadable (damaged on disk) and quarantined, "
+                           "never sent again, by group",
+                           MetricType::Counter);
   for (std::size_t g = 0; g < stats_.groups.size(); ++g) {
     const GroupStats& gs = stats_.per_group[g];
     const std::vector<ClientMetric::Label> label = {{"group", stats_.groups[g]}};
@@ -134,12 +138,14 @@ std::vector<MetricFamily> collect(const RunnerTable& table_, const MonitorStats&
     add(sent, val(gs.sent), label);
     add(redel, val(gs.redeliveries), label);
     add(acks, val(gs.acks), label);
+    add(unreadable, val(gs.unreadable), label);
   }
   out.push_back(std::move(pending));
   out.push_back(std::move(in_mem));
   out.push_back(std::move(sent));
   out.push_back(std::move(redel));
   out.push_back(std::move(acks));
+  out.push_back(std::move(unreadable));
 
   auto ack_bad = family("rmon_acks_rejected_total", "Acknowledgements dropped, by reason",
                         MetricType::Counter);

@@ -22,6 +22,7 @@ struct GroupStats {
   std::atomic<uint64_t> sent{0};
   std::atomic<uint64_t> redeliveries{0};
   std::atomic<uint64_t> acks{0};
+  std::atomic<uint64_t> unreadable{0};  // stored events unreadable, quarantined (outbox_store.hpp)
 };
 
 struct MonitorStats {

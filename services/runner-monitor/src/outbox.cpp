@@ -70,8 +70,12 @@ void Outbox::add(protocol::TimeoutEvent event, MonoTime deadline, MonoTime now) 
 void Outbox::refill(std::size_t g, MonoTime now) {
   Group& grp = groups_[g];
   if (grp.by_id.size() >= opts_.window || grp.by_id.size() >= grp.pending) return;
+  std::size_t quarantined = 0;
   std::vector<StoredEvent> loaded =
-      store_->load(g, grp.loaded_upto, opts_.window - grp.by_id.size());
+      store_->load(g, grp.loaded_upto, opts_.window - grp.by_id.size(), quarantined);
+  // Unreadable rows the store quarantined: no longer pending.
+  grp.pending -= std::min<uint64_t>(grp.pending, quarantined);
+  grp.quarantined += quarantined;
   for (StoredEvent& s : loaded) {
     auto e = std::make_shared<PendingEvent>();
     // An event from before this start may have been sent already: count it
@@ -82,8 +86,10 @@ void Outbox::refill(std::size_t g, MonoTime now) {
     e->event = std::make_shared<const protocol::TimeoutEvent>(std::move(s.event));
     queue(grp, std::move(e));
   }
-  // The disk disagrees (unreadable rows): trust it, unless acknowledgements
-  // are under way, which the disk may show already and our count not yet.
+  // Nothing more on disk but the count says there is: trust the disk,
+  // unless acknowledgements are under way, which the disk may show already
+  // and our count not yet. (Unreadable rows no longer get here: quarantined
+  // above, counted once.)
   if (loaded.empty() && acks_.settled()) grp.pending = grp.by_id.size();
 }
 

@@ -107,6 +107,9 @@ class Outbox {
   // Of those, how many are held in memory.
   std::size_t in_memory(std::size_t group) const { return groups_[group].by_id.size(); }
   uint64_t redeliveries(std::size_t group) const { return groups_[group].redeliveries; }
+  // Stored events group g met unreadable, quarantined by the store (no longer
+  // pending; OutboxStore), since this object was built.
+  uint64_t quarantined(std::size_t group) const { return groups_[group].quarantined; }
   // The earliest instant an entry becomes due (drops acked entries it passes).
   std::optional<MonoTime> next_due();
 
@@ -125,6 +128,7 @@ class Outbox {
     int64_t loaded_upto = 0;  // every pending event up to this seq is in memory
     int64_t blocked_until_ns = 0;
     uint64_t redeliveries = 0;
+    uint64_t quarantined = 0;
   };
   static int64_t ns(MonoTime t) { return t.time_since_epoch().count(); }
   // Reads group g's oldest events not yet in memory, while there is room.

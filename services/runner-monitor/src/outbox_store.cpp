@@ -60,6 +60,14 @@ CREATE TABLE IF NOT EXISTS pending(
   PRIMARY KEY(grp, seq)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS pending_seq ON pending(seq);
+CREATE TABLE IF NOT EXISTS quarantine(
+  grp TEXT NOT NULL,
+  seq INTEGER NOT NULL,
+  event_id TEXT NOT NULL,
+  body BLOB NOT NULL,
+  reason TEXT NOT NULL,
+  PRIMARY KEY(grp, seq)
+) WITHOUT ROWID;
 )sql";
 
 }  // namespace
@@ -132,6 +140,16 @@ OutboxStore::OutboxStore(store::Db db, std::vector<std::string> groups,
   prune_ = db_.prepare(
       "DELETE FROM events WHERE seq IN (SELECT seq FROM events WHERE done_ms IS NOT NULL AND "
       "done_ms < ? LIMIT ?)");
+  quarantine_ = db_.prepare(
+      "INSERT OR IGNORE INTO quarantine(grp, seq, event_id, body, reason) "
+      "SELECT ?, seq, event_id, body, ? FROM events WHERE seq = ?");
+  store::Stmt quarantined = db_.prepare("SELECT COUNT(*) FROM quarantine");
+  if (quarantined.step() && quarantined.int64(0) > 0) {
+    spdlog::warn(
+        "outbox: table quarantine of {} holds {} unreadable events (a row per group that had one "
+        "pending; damaged on disk, never sent again)",
+        db_.path().string(), quarantined.int64(0));
+  }
 }
 
 std::unique_ptr<OutboxStore> OutboxStore::open(const std::filesystem::path& path,
@@ -199,24 +217,43 @@ void OutboxStore::ack(const std::vector<std::pair<std::size_t, std::string>>& ac
   txn.commit();
 }
 
-std::vector<StoredEvent> OutboxStore::load(std::size_t g, int64_t after, std::size_t limit) {
+std::vector<StoredEvent> OutboxStore::load(std::size_t g, int64_t after, std::size_t limit,
+                                           std::size_t& quarantined) {
   std::vector<StoredEvent> out;
-  DispatchTurn turn(*this);
-  load_.bind(1, groups_[g]).bind(2, after).bind(3, static_cast<int64_t>(limit));
-  while (load_.step()) {
-    const int64_t seq = load_.int64(0);
-    const std::string body = load_.text(1);
-    auto ev = protocol::decode_timeout_event(body);
-    if (!ev) {
-      // Written by this program: only a damaged disk gets here. Skipping it
-      // would leave it pending for ever; say so loudly and leave it.
-      spdlog::error("outbox: stored event unreadable seq={} reason={}", seq,
-                    ev.error().to_string());
-      continue;
+  std::vector<std::pair<int64_t, std::string>> bad;  // seq, reason
+  {
+    DispatchTurn turn(*this);
+    load_.bind(1, groups_[g]).bind(2, after).bind(3, static_cast<int64_t>(limit));
+    while (load_.step()) {
+      const int64_t seq = load_.int64(0);
+      const std::string body = load_.text(1);
+      auto ev = protocol::decode_timeout_event(body);
+      if (!ev) {
+        bad.emplace_back(seq, ev.error().to_string());
+        continue;
+      }
+      out.push_back({seq, std::move(ev).value()});
     }
-    out.push_back({seq, std::move(ev).value()});
+    load_.reset();
+    if (!bad.empty()) {
+      // Written by this program: only a damaged disk gets here. Left pending
+      // it would be read and reported at every refill and every start, and
+      // the group's backlog would never reach 0.
+      store::Transaction txn(db_);
+      for (const auto& [seq, reason] : bad) {
+        quarantine_.bind(1, groups_[g]).bind(2, reason).bind(3, seq).run();
+        delete_pending_.bind(1, groups_[g]).bind(2, seq).run();
+      }
+      txn.commit();
+    }
   }
-  load_.reset();
+  for (const auto& [seq, reason] : bad) {
+    spdlog::error(
+        "outbox: stored event unreadable, quarantined (never sent to this group; kept in table "
+        "quarantine) group={} seq={} reason={}",
+        groups_[g], seq, reason);
+  }
+  quarantined = bad.size();
   return out;
 }
 

@@ -4,6 +4,17 @@
 //
 //   events(seq, event_id, runner_id, task_id, attempt, body, done_ms)
 //   pending(grp, seq)      one row per group that has not acknowledged
+//   quarantine(grp, seq, event_id, body, reason)
+//                          pending rows whose event could not be decoded
+//
+// A stored event that cannot be decoded (only a damaged disk makes one)
+// cannot be sent, and nobody could acknowledge it. The first load that meets
+// it moves the group's pending row to `quarantine`, with a copy of the body
+// and the decoder's reason, in one transaction, and logs one ERROR: it is no
+// longer pending, never read again (nor after a restart), and not lost
+// silently: an operator finds it there (and the startup WARN counts them).
+// The event row itself goes on like any other whose groups are all done:
+// a tombstone, pruned after the retention.
 //
 // An event is appended (with its pending rows) in one transaction before its
 // first send; an acknowledgement deletes its pending row, and the event is
@@ -79,8 +90,11 @@ class OutboxStore {
   // the process; with SyncMode::kFull, which fsyncs it, a power loss too),
   // pending for every group, and sets their seq.
   void append(std::vector<StoredEvent>& events);
-  // Group g's pending events with seq > `after`, oldest first, at most `limit`.
-  std::vector<StoredEvent> load(std::size_t g, int64_t after, std::size_t limit);
+  // Group g's pending events with seq > `after`, oldest first, at most
+  // `limit`. Rows it could not decode are quarantined for g (see above),
+  // neither returned nor read again; `quarantined` is set to their number.
+  std::vector<StoredEvent> load(std::size_t g, int64_t after, std::size_t limit,
+                                std::size_t& quarantined);
   // Pending events per group (same order as the groups).
   std::vector<uint64_t> pending_counts();
   // Every event on file, pending or done: the attempts that timed out.
@@ -112,8 +126,8 @@ class OutboxStore {
   const std::vector<std::string> groups_;
   store::Stmt insert_event_ ABSL_GUARDED_BY(mu_), insert_pending_ ABSL_GUARDED_BY(mu_),
       delete_pending_ ABSL_GUARDED_BY(mu_), find_seq_ ABSL_GUARDED_BY(mu_),
-      any_pending_ ABSL_GUARDED_BY(mu_),
-      mark_done_ ABSL_GUARDED_BY(mu_), load_ ABSL_GUARDED_BY(mu_), prune_ ABSL_GUARDED_BY(mu_);
+      any_pending_ ABSL_GUARDED_BY(mu_), mark_done_ ABSL_GUARDED_BY(mu_),
+      load_ ABSL_GUARDED_BY(mu_), prune_ ABSL_GUARDED_BY(mu_), quarantine_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace rmon::monitor
