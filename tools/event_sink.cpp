@@ -11,12 +11,18 @@
 // (by name, and by their default event ports) unless given --steal, and even
 // then acknowledges nothing without --ack. The safe way to watch every event
 // is a group of its own: every group gets every event.
+//
+// Its environment variables are its own, RMON_EVENT_SINK_<FLAG>: the
+// services' RMON_<FLAG> would name the monitor's groups (RMON_GROUP) and
+// endpoints, and a shell exporting those must not point the sink at a
+// service's socket.
 
 #include <spdlog/spdlog.h>
 
 #include <csignal>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <unordered_set>
 
 #include "rmon/config.hpp"
@@ -34,6 +40,8 @@ bool consumed_by_a_service(const std::string& group, const std::string& endpoint
   if (group == "task-queue" || group == "pool-manager") return true;
   return endpoint.ends_with(":5556") || endpoint.ends_with(":5557");
 }
+
+constexpr std::string_view kEnvPrefix = "RMON_EVENT_SINK_";
 
 constexpr const char* kWhy =
     "the monitor's PUSH socket deals a group's events round-robin between every PULL connected "
@@ -54,7 +62,11 @@ int main(int argc, char** argv) {
   bool ack = true;
   bool steal = false;
   rmon::Settings s("rmon-event-sink",
-                   "Logs and acknowledges the timeout events of a consumer group of its own.");
+                   "Logs and acknowledges the timeout events of a consumer group of its own.",
+                   kEnvPrefix);
+  s.app().footer(
+      "Each setting may also come from RMON_EVENT_SINK_<FLAG> (e.g. RMON_EVENT_SINK_GROUP); the "
+      "services' RMON_<FLAG> variables are not read.");
   s.add("group", group, "Consumer group name (sent in each ack); a group of the sink's own");
   s.add("events", events, "The monitor's PUSH endpoint of that group, to connect to");
   s.add("acks", acks, "Monitor acknowledgement endpoint to connect to");

@@ -8,12 +8,12 @@
 
 namespace rmon {
 
-Settings::Settings(std::string service, std::string description)
-    : app_(std::move(description), std::move(service)) {
+Settings::Settings(std::string service, std::string description, std::string_view env_prefix)
+    : env_prefix_(env_prefix), app_(std::move(description), std::move(service)) {
   app_.set_config("--config", "", "Read settings from this TOML/INI file", false)
-      ->envname("RMON_CONFIG");
+      ->envname(env_name("config", env_prefix_));
   app_.add_option("--log-level", log_level_, "trace, debug, info, warn, error, critical or off")
-      ->envname(env_name("log-level"))
+      ->envname(env_name("log-level", env_prefix_))
       ->capture_default_str()
       ->check([](const std::string& v) {
         return parse_log_level(v) ? std::string() : "unknown log level '" + v + "'";
@@ -24,7 +24,7 @@ Settings::Settings(std::string service, std::string description)
 
 CLI::Option* Settings::add_flag(const std::string& flag, bool& var, const std::string& help) {
   return app_.add_flag("--" + flag + ",!--no-" + flag, var, help)
-      ->envname(env_name(flag))
+      ->envname(env_name(flag, env_prefix_))
       ->capture_default_str();
 }
 
@@ -37,8 +37,8 @@ std::optional<int> Settings::parse(int argc, const char* const* argv) {
   return std::nullopt;
 }
 
-std::string Settings::env_name(const std::string& flag) {
-  std::string out = "RMON_";
+std::string Settings::env_name(const std::string& flag, std::string_view prefix) {
+  std::string out(prefix);
   for (char c : flag) {
     out += c == '-' ? '_' : static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
   }
