@@ -96,7 +96,12 @@ int main(int argc, char** argv) {
   rmon::sim::SimOptions o;
   rmon::Settings s("runner-sim",
                    "Simulated runners that lease tasks, hold slots, heartbeat, crash and come "
-                   "back as zombies, through the real services.");
+                   "back as zombies, through the real services.",
+                   "RMON_SIM_");
+  s.app().footer(
+      "Each setting may also come from RMON_SIM_<FLAG> (e.g. RMON_SIM_POOL); the services' "
+      "RMON_<FLAG> variables are not read (the monitor's RMON_HEARTBEAT_ENDPOINT is a bind "
+      "address, the pool-manager's RMON_POOL another format).");
   s.add("heartbeat-endpoint", o.heartbeat_endpoint, "Monitor heartbeat socket (PUB connects)");
   s.add("monitor-endpoint", o.monitor_endpoint, "Monitor control socket");
   s.add("task-queue-endpoint", o.task_queue_endpoint, "task-queue API");
