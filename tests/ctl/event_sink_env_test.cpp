@@ -27,8 +27,9 @@ using rmon::testing::ChildProcess;
 using rmon::testing::TempDir;
 using rmon::testing::wait_until;
 
-// Sets environment variables for its lifetime, then puts back what was
-// there. Only while this process runs no other thread.
+// Sets environment variables of this process for its lifetime, then puts
+// back what was there: only for in-process Settings checks, while no other
+// thread runs (a child gets its variables through ChildEnv instead).
 using Vars = std::map<std::string, std::string>;
 class ScopedEnv {
  public:
@@ -57,8 +58,10 @@ class ScopedEnv {
 
 class EventSinkEnvTest : public ::testing::Test {
  protected:
-  std::unique_ptr<ChildProcess> sink(const std::vector<std::string>& args) {
-    return std::make_unique<ChildProcess>(RMON_EVENT_SINK_EXE, args, log_path.string());
+  // The sink with `env` added to this process's environment.
+  std::unique_ptr<ChildProcess> sink(const std::vector<std::string>& args, const Vars& env = {}) {
+    return std::make_unique<ChildProcess>(RMON_EVENT_SINK_EXE, args, log_path.string(),
+                                          rmon::testing::ChildEnv{{}, env});
   }
   std::string log() const {
     std::ifstream in(log_path);
@@ -77,10 +80,9 @@ class EventSinkEnvTest : public ::testing::Test {
 
 TEST_F(EventSinkEnvTest, TheMonitorsVariablesDoNotConfigureIt) {
   // As in a shell that runs the monitor: its groups, a service's among them.
-  ScopedEnv env(Vars{{"RMON_GROUP", "task-queue"},
-                     {"RMON_EVENTS", "tcp://127.0.0.1:5556"},
-                     {"RMON_LOG_LEVEL", "error"}});
-  auto p = sink(quiet_endpoints());
+  auto p = sink(quiet_endpoints(), {{"RMON_GROUP", "task-queue"},
+                                    {"RMON_EVENTS", "tcp://127.0.0.1:5556"},
+                                    {"RMON_LOG_LEVEL", "error"}});
   ASSERT_TRUE(wait_until([&] { return log().find("event sink started") != std::string::npos; }))
       << "exit " << p->wait(0ms).value_or(-1) << ": " << log();
   EXPECT_NE(log().find("group=debug "), std::string::npos) << log();
@@ -90,8 +92,7 @@ TEST_F(EventSinkEnvTest, TheMonitorsVariablesDoNotConfigureIt) {
 }
 
 TEST_F(EventSinkEnvTest, ItsOwnVariablesConfigureIt) {
-  ScopedEnv env(Vars{{"RMON_EVENT_SINK_GROUP", "mine"}});
-  auto p = sink(quiet_endpoints());
+  auto p = sink(quiet_endpoints(), {{"RMON_EVENT_SINK_GROUP", "mine"}});
   ASSERT_TRUE(wait_until([&] { return log().find("event sink started") != std::string::npos; }))
       << log();
   EXPECT_NE(log().find("group=mine "), std::string::npos) << log();
@@ -100,8 +101,7 @@ TEST_F(EventSinkEnvTest, ItsOwnVariablesConfigureIt) {
 }
 
 TEST_F(EventSinkEnvTest, ItsOwnVariablesAreCheckedLikeItsFlags) {
-  ScopedEnv env(Vars{{"RMON_EVENT_SINK_GROUP", "task-queue"}});
-  auto p = sink(quiet_endpoints());
+  auto p = sink(quiet_endpoints(), {{"RMON_EVENT_SINK_GROUP", "task-queue"}});
   const auto status = p->wait(10s);
   ASSERT_TRUE(status) << "the sink did not refuse a service's group: " << log();
   EXPECT_EQ(*status, 2);

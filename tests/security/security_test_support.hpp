@@ -5,15 +5,13 @@
 // for its output.
 
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
 #include <filesystem>
 #include <memory>
 #include <string>
 #include <utility>
 
+#include "../support/child_process.hpp"
 #include "../support/temp_dir.hpp"
 #include "rmon/security/certificate.hpp"
 #include "rmon/security/curve_socket.hpp"
@@ -95,17 +93,11 @@ struct CommandResult {
   std::string output;  // stdout and stderr
 };
 
-// Runs a shell command line and collects its output.
+// Runs a shell command line and collects its output (stderr merged into
+// stdout), through the tests' one launcher.
 inline CommandResult run_command(const std::string& command) {
-  CommandResult r;
-  FILE* p = ::popen((command + " 2>&1").c_str(), "r");
-  if (p == nullptr) return r;
-  std::array<char, 4096> buf;
-  std::size_t n;
-  while ((n = std::fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
-  const int status = ::pclose(p);
-  r.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return r;
+  const auto done = rmon::testing::run_to_completion("/bin/sh", {"-c", command + " 2>&1"});
+  return {done.code, done.out};
 }
 
 // Single-quoted for the shell.
