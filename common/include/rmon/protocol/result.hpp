@@ -7,6 +7,8 @@
 #include <utility>
 #include <variant>
 
+#include "rmon/expected.hpp"
+
 namespace rmon::protocol {
 
 // Why a message was rejected. The names (reason_name) are stable: they are
@@ -33,36 +35,9 @@ struct Rejection {
 };
 
 template <class T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) : v_(std::move(value)) {}       // NOLINT(google-explicit-constructor)
-  Result(Rejection rejection) : v_(rejection) {}  // NOLINT(google-explicit-constructor)
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const Rejection& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, Rejection> v_;
-};
+using Result = Expected<T, Rejection>;
 
 // Result without a value, for decoders that fill a caller's object.
-class [[nodiscard]] Status {
- public:
-  Status() = default;
-  Status(Rejection r) : ok_(false), r_(r) {}  // NOLINT(google-explicit-constructor)
-  bool ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
-  const Rejection& error() const { return r_; }
-
- private:
-  bool ok_ = true;
-  Rejection r_{Reason::kMalformed, {}};
-};
+using Status = BasicStatus<Rejection>;
 
 }  // namespace rmon::protocol

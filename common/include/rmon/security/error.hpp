@@ -5,7 +5,8 @@
 
 #include <string>
 #include <utility>
-#include <variant>
+
+#include "rmon/expected.hpp"
 
 namespace rmon::security {
 
@@ -14,37 +15,9 @@ struct Error {
 };
 
 template <class T>
-class [[nodiscard]] Expected {
- public:
-  Expected(T value) : v_(std::move(value)) {}      // NOLINT(google-explicit-constructor)
-  Expected(Error error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-  T& value() & { return std::get<0>(v_); }
-  const T& value() const& { return std::get<0>(v_); }
-  T&& value() && { return std::get<0>(std::move(v_)); }
-  T* operator->() { return &value(); }
-  const T* operator->() const { return &value(); }
-  const Error& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, Error> v_;
-};
+using Expected = rmon::Expected<T, Error>;
 
 // Expected without a value.
-class [[nodiscard]] Status {
- public:
-  Status() = default;
-  Status(Error error)
-      : error_(std::move(error)), ok_(false) {}  // NOLINT(google-explicit-constructor)
-  bool ok() const { return ok_; }
-  explicit operator bool() const { return ok_; }
-  const Error& error() const { return error_; }
-
- private:
-  Error error_;
-  bool ok_ = true;
-};
+using Status = BasicStatus<Error>;
 
 }  // namespace rmon::security
