@@ -53,6 +53,14 @@ class TaskServiceTest : public ::testing::Test {
     tq_->start();
     client_ = std::make_unique<ApiClient>(ctx_, tq_->endpoints().api);
   }
+  // /metrics on a wildcard port, one task submitted; returns the port.
+  int start_with_metrics_and_one_task() {
+    TaskQueueConfig c = config();
+    c.metrics_address = "127.0.0.1:0";
+    start(c);
+    (void)submit();
+    return tq_->endpoints().metrics_port;
+  }
   std::string submit() {
     const std::string reply =
         client_->call("submit", MapBuilder().raw("payload", MapBuilder().str("k", "v").finish()));
@@ -207,11 +215,7 @@ TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
 }
 
 TEST_F(TaskServiceTest, MetricsNameEveryFamily) {
-  TaskQueueConfig c = config();
-  c.metrics_address = "127.0.0.1:0";
-  start(c);
-  (void)submit();
-  const int port = tq_->endpoints().metrics_port;
+  const int port = start_with_metrics_and_one_task();
   ASSERT_GT(port, 0);
   // The render the exposer serves; promtool checks the served text in CI.
   const std::string text = tq_->render_metrics();
@@ -228,11 +232,7 @@ TEST_F(TaskServiceTest, MetricsNameEveryFamily) {
 // scrape may read only what outlives the loop (under ASan, a use after free
 // here was the task-queue's /metrics holding the event consumer).
 TEST_F(TaskServiceTest, ScrapesDuringStopReadNothingThatIsGone) {
-  TaskQueueConfig c = config();
-  c.metrics_address = "127.0.0.1:0";
-  start(c);
-  (void)submit();
-  const int port = tq_->endpoints().metrics_port;
+  const int port = start_with_metrics_and_one_task();
   ASSERT_GT(port, 0);
   std::atomic<bool> done{false};
   std::atomic<int> scrapes{0};
