@@ -1,6 +1,6 @@
 #pragma once
-// pool-manager's own Prometheus metrics (prefix pm_). Persisted counters and slot usage are published by the loop thread
-// after each commit; scrapes read atomics. Thread-safe.
+// pool-manager's own Prometheus metrics (prefix pm_). Persisted counters and slot usage are
+// published by the loop thread after each commit; scrapes read atomics. Thread-safe.
 
 #include <array>
 #include <atomic>
