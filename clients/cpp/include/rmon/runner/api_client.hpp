@@ -15,6 +15,7 @@
 #include <utility>
 #include <variant>
 
+#include "rmon/expected.hpp"
 #include "rmon/protocol/msgmap.hpp"
 
 namespace rmon::runner {
@@ -29,21 +30,9 @@ struct ApiError {
   std::string to_string() const { return code + ": " + detail; }
 };
 
+// A call's value or its ApiError.
 template <class T>
-class [[nodiscard]] Outcome {
- public:
-  Outcome(T value) : v_(std::move(value)) {}         // NOLINT(google-explicit-constructor)
-  Outcome(ApiError error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
-  bool ok() const { return v_.index() == 0; }
-  explicit operator bool() const { return ok(); }
-  T& value() { return std::get<0>(v_); }
-  const T& value() const { return std::get<0>(v_); }
-  T* operator->() { return &value(); }
-  const ApiError& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, ApiError> v_;
-};
+using Outcome = Expected<T, ApiError>;
 
 struct Done {};  // the value of a call that returns nothing but success
 
