@@ -37,6 +37,11 @@ std::optional<int> Settings::parse(int argc, const char* const* argv) {
   return std::nullopt;
 }
 
+bool Settings::given(const std::string& flag) const {
+  const CLI::Option* o = app_.get_option_no_throw("--" + flag);
+  return o != nullptr && o->count() > 0;
+}
+
 std::string Settings::env_name(const std::string& flag, std::string_view prefix) {
   std::string out(prefix);
   for (char c : flag) {

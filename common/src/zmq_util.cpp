@@ -21,9 +21,16 @@ std::string bind_endpoint(zmq::socket_t& socket, const std::string& endpoint) {
   return socket.get(zmq::sockopt::last_endpoint);
 }
 
+namespace {
+constexpr std::string_view kConnect = "connect:";
+}
+
+bool is_connect_endpoint(std::string_view endpoint) {
+  return endpoint.substr(0, kConnect.size()) == kConnect;
+}
+
 std::string attach(zmq::socket_t& socket, const std::string& endpoint) {
-  static const std::string kConnect = "connect:";
-  if (endpoint.rfind(kConnect, 0) == 0) {
+  if (is_connect_endpoint(endpoint)) {
     const std::string target = endpoint.substr(kConnect.size());
     socket.connect(target);
     return target;

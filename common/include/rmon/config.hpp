@@ -46,6 +46,10 @@ class Settings {
   // nullopt.
   std::optional<int> parse(int argc, const char* const* argv);
 
+  // Whether `--flag` was set at all (command line, config file or
+  // environment); false while it keeps its default.
+  bool given(const std::string& flag) const;
+
   const std::string& log_level() const { return log_level_; }
   CLI::App& app() { return app_; }
 

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace rmon {
@@ -36,6 +37,8 @@ std::string bind_endpoint(zmq::socket_t& socket, const std::string& endpoint);
 // Binds or connects: endpoints of the form "connect:tcp://host:port" connect,
 // plain ones bind. Returns the bound or connected endpoint.
 std::string attach(zmq::socket_t& socket, const std::string& endpoint);
+// Whether attach() connects `endpoint` (it starts with "connect:").
+bool is_connect_endpoint(std::string_view endpoint);
 
 // Receives every frame of one message into `frames` (cleared first). Returns
 // false on timeout or EAGAIN; throws zmq::error_t on other errors (including

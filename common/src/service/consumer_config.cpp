@@ -19,7 +19,23 @@ store::SyncMode StorageSettings::sync_mode() const {
   return store::parse_sync_mode(sync).value_or(store::SyncMode::kFull);
 }
 
+void ConsumerServiceConfig::set_api_port(uint16_t port) {
+  api_port_ = port;
+  api_endpoint = default_bind(SecurityMode::kOff, port);
+}
+
+void ConsumerServiceConfig::resolve_defaults(const Settings& s) {
+  if (api_port_ != 0 && !s.given("api-endpoint")) {
+    api_endpoint = default_bind(security.mode(), api_port_);
+  }
+}
+
+std::vector<ServiceEndpoint> ConsumerServiceConfig::service_endpoints() const {
+  return {{"api-endpoint", api_endpoint}};
+}
+
 void ConsumerServiceConfig::register_settings(Settings& s) {
+  security.register_settings(s);
   register_storage_settings(s);
   s.add("api-endpoint", api_endpoint, "ROUTER socket for the API (binds; 'connect:' to connect)");
   s.add("events-endpoint", events_endpoint,
@@ -44,6 +60,12 @@ std::string ConsumerServiceConfig::validate() const {
   if (api_endpoint.empty() || events_endpoint.empty() || ack_endpoint.empty() ||
       monitor_endpoint.empty()) {
     return "endpoints must not be empty";
+  }
+  if (std::string err = security.validate(service_endpoints()); !err.empty()) return err;
+  if (security.curve()) {
+    // Not yet: CURVE client keys towards the monitor and a CURVE API (issue #15).
+    return "--security curve is not available for this service yet (only the runner-monitor "
+           "has it); use --security off";
   }
   if (first_heartbeat_grace_ms < 100 || first_heartbeat_grace_ms > 86'400'000) {
     return "--first-heartbeat-grace-ms must be within 100..86400000";

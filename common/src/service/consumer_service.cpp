@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "rmon/service/main.hpp"
+#include "rmon/service/server_security.hpp"
 #include "rmon/zmq_util.hpp"
 
 namespace rmon {
@@ -15,6 +16,7 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
   if (domain_.ops().size() > ServiceStats::kMaxOps) throw std::logic_error("too many ops");
   add_metrics();
   domain_.add_metrics(metrics_);
+  metrics_.add_collector([] { return security_metrics(nullptr); });  // --security off only, so far
   policy_ = std::make_unique<BatchPolicy>(domain_, stats_, clock_, batch_size_);
   domain_.publish();
 }
@@ -32,6 +34,7 @@ void ConsumerService::start() {
   api_opts.max_msg_size = static_cast<int64_t>(4 * domain_.max_request_frame());
   api_ = make_socket(ctx_, zmq::socket_type::router, api_opts);
   endpoints_.api = attach(api_, config_.api_endpoint);
+  warn_exposed();
   events_ = std::make_unique<EventConsumer>(ctx_, std::string(domain_.name()),
                                             config_.events_endpoint, config_.ack_endpoint);
   ReconcileOptions ro;
@@ -60,6 +63,12 @@ void ConsumerService::start() {
       fail_service(std::string(domain_.name()) + " loop: " + e.what());
     }
   });
+}
+
+void ConsumerService::warn_exposed() const {
+  std::string exposure = "send any request of its API:";
+  for (std::string_view op : domain_.ops()) exposure += " " + std::string(op);
+  config_.security.warn_exposed(config_.service_endpoints(), exposure);
 }
 
 void ConsumerService::stop() {

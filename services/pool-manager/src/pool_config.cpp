@@ -3,7 +3,7 @@
 namespace rmon::pool {
 
 PoolConfig::PoolConfig() {
-  api_endpoint = "tcp://*:5561";
+  set_api_port(5561);
   events_endpoint = "tcp://127.0.0.1:5557";
   metrics_address = "0.0.0.0:9466";
 }

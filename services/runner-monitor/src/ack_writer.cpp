@@ -19,12 +19,12 @@ AckWriter::AckWriter(OutboxStore& store, AckMailbox& mailbox, MonitorStats& stat
       opts_(opts),
       on_posted_(std::move(on_posted)) {}
 
-void AckWriter::apply(const std::vector<std::string_view>& frames) {
+void AckWriter::apply(const std::vector<std::string_view>& frames, const AckPermit& permit) {
   acks_.clear();
   uint64_t suppressed = 0;
   const auto& groups = store_.groups();
-  for (std::string_view frame : frames) {
-    auto ack = protocol::decode_ack(frame);
+  for (std::size_t i = 0; i < frames.size(); ++i) {
+    auto ack = protocol::decode_ack(frames[i]);
     if (!ack) {
       stats_.ack_frames_rejected.fetch_add(1, std::memory_order_relaxed);
       if (warn_limit_.allow("ack", clock_.now(), suppressed)) {
@@ -32,6 +32,7 @@ void AckWriter::apply(const std::vector<std::string_view>& frames) {
       }
       continue;
     }
+    if (permit && !permit(i, ack->group)) continue;
     const auto g = std::find(groups.begin(), groups.end(), ack->group) - groups.begin();
     if (static_cast<std::size_t>(g) == groups.size()) {
       stats_.acks_unknown.fetch_add(1, std::memory_order_relaxed);
@@ -87,10 +88,16 @@ std::size_t AckWriter::prune_chunk(int64_t wall_ms) {
   return n;
 }
 
-void AckWriter::run(zmq::socket_t& acks, const std::atomic<bool>& stop) {
+void AckWriter::run(zmq::socket_t& acks, const std::atomic<bool>& stop, MessageGate* gate) {
   std::vector<zmq::message_t> frames;
   std::vector<zmq::message_t> batch;
   std::vector<std::string_view> views;
+  AckPermit permit;
+  if (gate != nullptr) {
+    permit = [&](std::size_t i, std::string_view group) {
+      return gate->allow(batch[i], security::ops::kAck, group);
+    };
+  }
   zmq::pollitem_t item{acks.handle(), 0, ZMQ_POLLIN, 0};
   MonoTime next_prune = clock_.now();  // at start too: a long downtime leaves many
   bool pruning = false;                // a prune is under way: one chunk per turn
@@ -117,7 +124,7 @@ void AckWriter::run(zmq::socket_t& acks, const std::atomic<bool>& stop) {
       }
       views.clear();
       for (const auto& m : batch) views.push_back(m.to_string_view());
-      apply(views);
+      apply(views, permit);
     }
     if (pruning) pruning = prune_chunk(prune_wall_ms) == opts_.prune_chunk;
   }

@@ -30,6 +30,7 @@
 #include "outbox_store.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/logging.hpp"
+#include "rmon/service/server_security.hpp"
 
 namespace rmon::monitor {
 
@@ -52,15 +53,20 @@ class AckWriter {
   AckWriter(OutboxStore& store, AckMailbox& mailbox, MonitorStats& stats, const Clock& clock,
             AckWriterOptions opts, std::function<void()> on_posted = {});
 
+  // Whether the sender of frames[index] may ack `group` (--security curve).
+  using AckPermit = std::function<bool(std::size_t index, std::string_view group)>;
+
   // Decodes acknowledgement frames and commits them, `chunk` per
   // transaction, posting each transaction's. Counts and logs (rate limited)
-  // malformed frames and acks of unknown events.
-  void apply(const std::vector<std::string_view>& frames);
+  // malformed frames and acks of unknown events. An ack `permit` refuses is
+  // dropped (the permit counts it).
+  void apply(const std::vector<std::string_view>& frames, const AckPermit& permit = {});
   // One transaction of pruning: done events past the retention at `wall_ms`.
   // Returns how many were deleted (fewer than prune_chunk: none are left).
   std::size_t prune_chunk(int64_t wall_ms);
-  // Serves `acks` until `stop` is set (checked at least every 100 ms).
-  void run(zmq::socket_t& acks, const std::atomic<bool>& stop);
+  // Serves `acks` until `stop` is set (checked at least every 100 ms). With a
+  // `gate`, each ack must come from a consumer of its group.
+  void run(zmq::socket_t& acks, const std::atomic<bool>& stop, MessageGate* gate = nullptr);
 
  private:
   void commit(std::size_t from, std::size_t to);

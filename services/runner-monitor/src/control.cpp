@@ -33,7 +33,7 @@ ControlReply from_error(ControlError e, const std::string& runner_id) {
 
 }  // namespace
 
-std::string ControlHandler::handle(std::string_view request) {
+std::string ControlHandler::handle(std::string_view request, const OpCheck& check) {
   stats_.control_requests.fetch_add(1, std::memory_order_relaxed);
   auto req = protocol::decode_control_request(request);
   ControlReply reply;
@@ -51,6 +51,8 @@ std::string ControlHandler::handle(std::string_view request) {
     if (warn_limit_.allow("control", clock_.now(), suppressed)) {
       spdlog::warn("control request rejected reason={} suppressed={}", err.to_string(), suppressed);
     }
+  } else if (auto refused = check ? check(req->op) : std::nullopt) {
+    reply = ControlReply::failure("forbidden", std::move(*refused));
   } else {
     try {
       reply = handle(req.value());

@@ -5,6 +5,8 @@
 // (thread-safe). An operator's release of the storm brake is posted to the
 // dispatcher's BrakeReleaseRequest (thread-safe).
 
+#include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 
@@ -32,8 +34,13 @@ class ControlHandler {
         clock_(clock),
         started_(clock.now()) {}
 
-  // Never throws: a bad request gets an error reply and changes nothing.
-  std::string handle(std::string_view request);
+  // Refuses a decoded request's op (--security curve): a detail for the
+  // `forbidden` reply, or nullopt to go ahead.
+  using OpCheck = std::function<std::optional<std::string>(protocol::Op)>;
+
+  // Never throws: a bad request gets an error reply and changes nothing, and
+  // one `check` refuses gets {ok: false, error: "forbidden", detail}.
+  std::string handle(std::string_view request, const OpCheck& check = {});
   protocol::ControlReply handle(const protocol::ControlRequest& request);
 
  private:

@@ -29,6 +29,10 @@ void IngestLoop::handle(const std::vector<zmq::message_t>& frames, MonoTime now,
     reject(s.error(), topic);
     return;
   }
+  if (gate_ != nullptr &&
+      !gate_->allow(frames[1], security::ops::kHeartbeat, scratch_.runner.runner_id)) {
+    return;
+  }
   const Applied a = table_.apply(scratch_, now, wall_ms);
   if (spdlog::should_log(spdlog::level::debug)) {
     static constexpr const char* kNames[] = {"added",     "updated", "new_lifecycle",

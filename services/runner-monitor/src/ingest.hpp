@@ -1,7 +1,9 @@
 #pragma once
 // The ingest loop: heartbeats from the SUB socket, decoded and applied to the
 // table. Bad messages are counted by reason and logged at WARN (rate
-// limited); they never stop the loop and never change the table.
+// limited); they never stop the loop and never change the table. With a
+// MessageGate (--security curve) a heartbeat for a runner_id outside its
+// sender's prefix is dropped, counted and logged by the gate.
 //
 // One IngestLoop per SUB socket, used by one thread.
 
@@ -12,6 +14,7 @@
 #include <zmq.hpp>
 
 #include "monitor_stats.hpp"
+#include "rmon/service/server_security.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/logging.hpp"
 #include "runner_table.hpp"
@@ -20,8 +23,11 @@ namespace rmon::monitor {
 
 class IngestLoop {
  public:
-  IngestLoop(RunnerTable& table, MonitorStats& stats, const Clock& clock)
-      : table_(table), stats_(stats), clock_(clock) {}
+  // `gate` (null: no per-message check) outlives the loop and is used only
+  // by the thread that handles messages.
+  IngestLoop(RunnerTable& table, MonitorStats& stats, const Clock& clock,
+             MessageGate* gate = nullptr)
+      : table_(table), stats_(stats), clock_(clock), gate_(gate) {}
 
   // Handles one received message (its frames), received at `now` / `wall_ms`.
   void handle(const std::vector<zmq::message_t>& frames, MonoTime now, int64_t wall_ms);
@@ -37,6 +43,7 @@ class IngestLoop {
   RunnerTable& table_;
   MonitorStats& stats_;
   const Clock& clock_;
+  MessageGate* const gate_;
   protocol::Heartbeat scratch_;  // reused: no allocation per heartbeat
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };

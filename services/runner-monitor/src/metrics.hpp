@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "monitor_stats.hpp"
 #include "persister.hpp"
@@ -36,6 +37,8 @@ class Metrics {
 
   // The text exposition format, as a scrape would see it.
   std::string render() const { return endpoint_.render(); }
+  // More families built at scrape time (thread-safe `fn`).
+  void add_collector(MetricsEndpoint::CollectFn fn) { endpoint_.add_collector(std::move(fn)); }
 
  private:
   MetricsEndpoint endpoint_;  // the shared /metrics skeleton (rmon::service)

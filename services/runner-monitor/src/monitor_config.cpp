@@ -6,7 +6,29 @@
 
 namespace rmon::monitor {
 
+std::vector<std::string> MonitorConfig::default_groups(SecurityMode mode) {
+  return {"task-queue=" + default_bind(mode, kTaskQueueGroupPort),
+          "pool-manager=" + default_bind(mode, kPoolManagerGroupPort)};
+}
+
+void MonitorConfig::resolve_defaults(const Settings& s) {
+  const SecurityMode mode = security.mode();
+  if (!s.given("heartbeat-endpoint")) heartbeat_endpoint = default_bind(mode, kHeartbeatPort);
+  if (!s.given("group")) groups = default_groups(mode);
+  if (!s.given("ack-endpoint")) ack_endpoint = default_bind(mode, kAckPort);
+  if (!s.given("control-endpoint")) control_endpoint = default_bind(mode, kControlPort);
+}
+
+std::vector<ServiceEndpoint> MonitorConfig::service_endpoints() const {
+  std::vector<ServiceEndpoint> out{{"heartbeat-endpoint", heartbeat_endpoint}};
+  for (const GroupEndpoint& g : group_endpoints()) out.push_back({"group", g.endpoint, g.name});
+  out.push_back({"ack-endpoint", ack_endpoint});
+  out.push_back({"control-endpoint", control_endpoint});
+  return out;
+}
+
 void MonitorConfig::register_settings(Settings& s) {
+  security.register_settings(s);
   s.add("heartbeat-endpoint", heartbeat_endpoint,
         "SUB socket for runner heartbeats (bind; prefix connect: to connect)");
   s.add("subscribe", subscribe, "Topic prefixes to subscribe to, comma separated")->delimiter(',');
@@ -75,6 +97,7 @@ std::string MonitorConfig::validate() const {
     if (d.empty()) return "--drop-group needs a group name";
     if (names.contains(d)) return "--drop-group '" + d + "' names a configured --group";
   }
+  if (std::string err = security.validate(service_endpoints()); !err.empty()) return err;
   if (instance.empty() || instance.size() > 32) return "--instance must be 1 to 32 bytes";
   if (subscribe.empty()) return "at least one --subscribe prefix is needed";
   if (redelivery_interval_ms == 0 || redelivery_interval_ms > 86'400'000) {

@@ -1,6 +1,6 @@
 #pragma once
-// runner-monitor settings: defaults are the protocol's default endpoints and
-// timing. Each is a flag, an RMON_* environment variable and a config-file key
+// runner-monitor settings: defaults are the protocol's default endpoints (on
+// loopback unless --security curve) and timing. Each is a flag, an RMON_* environment variable and a config-file key
 // (see rmon/config.hpp); `runner-monitor --help` lists them.
 
 #include <cstdint>
@@ -11,6 +11,7 @@
 #include "dispatcher.hpp"
 #include "outbox.hpp"
 #include "rmon/config.hpp"
+#include "rmon/service/security_settings.hpp"
 #include "rmon/service/storage_config.hpp"
 #include "runner_table.hpp"
 
@@ -27,15 +28,22 @@ struct MonitorConfig : StorageSettings {
   // the monitor defaults to `normal`: it survives kill -9, not power loss.
   MonitorConfig() { sync = "normal"; }
 
+  // The protocol's ports. Endpoints left at their default bind loopback with
+  // --security off and every address with curve (resolve_defaults()).
+  static constexpr uint16_t kHeartbeatPort = 5555, kTaskQueueGroupPort = 5556,
+                            kPoolManagerGroupPort = 5557, kAckPort = 5558, kControlPort = 5559;
+  static std::vector<std::string> default_groups(SecurityMode mode);
+
+  SecuritySettings security;
   // Endpoints bind unless written "connect:<endpoint>".
-  std::string heartbeat_endpoint = "tcp://*:5555";
+  std::string heartbeat_endpoint = default_bind(SecurityMode::kOff, kHeartbeatPort);
   std::vector<std::string> subscribe = {"hb/"};
-  std::vector<std::string> groups = {"task-queue=tcp://*:5556", "pool-manager=tcp://*:5557"};
+  std::vector<std::string> groups = default_groups(SecurityMode::kOff);
   // Groups no longer configured whose pending events may be deleted at start;
   // without it such events refuse the start (a misspelled --group).
   std::vector<std::string> drop_groups;
-  std::string ack_endpoint = "tcp://*:5558";
-  std::string control_endpoint = "tcp://*:5559";
+  std::string ack_endpoint = default_bind(SecurityMode::kOff, kAckPort);
+  std::string control_endpoint = default_bind(SecurityMode::kOff, kControlPort);
   std::string metrics_address = "0.0.0.0:9464";  // empty disables /metrics
   std::string instance = "rmon";                 // event ids: <instance>-<start time>-<random>-<n>
 
@@ -63,8 +71,12 @@ struct MonitorConfig : StorageSettings {
 
   // Registers every setting on `s`.
   void register_settings(Settings& s);
+  // After parsing: the endpoints `s` did not set take --security's defaults.
+  void resolve_defaults(const Settings& s);
   // Empty when consistent, else what is wrong.
   std::string validate() const;
+  // Every socket endpoint, named by its setting (--security checks them).
+  std::vector<ServiceEndpoint> service_endpoints() const;
 
   std::vector<GroupEndpoint> group_endpoints() const;  // parsed `groups`
   TableOptions table_options(const std::string& event_id_prefix) const;

@@ -19,16 +19,28 @@ namespace {
 // Serves the ROUTER socket: [identity, (empty,) request] -> same envelope + reply.
 // Between polls (at least every 100 ms) it lets `log` write the summary of
 // lifecycle lines held back.
+// With a `gate`, each request's op must be one its sender's role may do.
 void serve_control(zmq::socket_t& router, ControlHandler& handler, LifecycleLog& log,
-                   const std::atomic<bool>& stop) {
+                   MessageGate* gate, const std::atomic<bool>& stop) {
   std::vector<Request> requests;
+  const Request* current = nullptr;
+  ControlHandler::OpCheck check;
+  if (gate != nullptr) {
+    check = [&](protocol::Op op) -> std::optional<std::string> {
+      if (gate->allow(current->body, protocol::to_string(op))) return std::nullopt;
+      return gate->detail();
+    };
+  }
   zmq::pollitem_t item{router.handle(), 0, ZMQ_POLLIN, 0};
   while (!stop.load(std::memory_order_relaxed)) {
     log.flush();
     if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
     requests.clear();
     while (receive_requests(router, requests, 256) > 0) {
-      for (Request& r : requests) r.reply = handler.handle(r.body_view());
+      for (Request& r : requests) {
+        current = &r;
+        r.reply = handler.handle(r.body_view(), check);
+      }
       send_replies(router, requests);
       requests.clear();
     }
@@ -40,6 +52,13 @@ void serve_control(zmq::socket_t& router, ControlHandler& handler, LifecycleLog&
 MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
     : config_(std::move(config)), clock_(clock), observer_(std::make_unique<LifecycleLog>(clock)) {
   if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
+  if (config_.security.curve()) {
+    // Keys first: a monitor that cannot read them must not start at all.
+    security_ = std::make_unique<ServerSecurity>(ctx_, config_.security);
+    hb_gate_ = std::make_unique<MessageGate>(*security_, security::Domain::hb());
+    ack_gate_ = std::make_unique<MessageGate>(*security_, security::Domain::acks());
+    control_gate_ = std::make_unique<MessageGate>(*security_, security::Domain::control());
+  }
   const OutboxOptions outbox_opts = config_.outbox_options();
   stats_ = std::make_unique<MonitorStats>(outbox_opts.groups);
   std::unique_ptr<OutboxStore> outbox_store;
@@ -76,7 +95,8 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
   if (persister_) storage.saves = &persister_->stats();
   if (const auto* ck = outbox_->store().checkpointer()) storage.outbox_checkpoints = &ck->stats();
   metrics_ = std::make_unique<Metrics>(*table_, *stats_, storage);
-  ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_);
+  metrics_->add_collector([s = security_.get()] { return security_metrics(s); });
+  ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_, hb_gate_.get());
   dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_,
                                              config_.dispatch_options());
   control_ =
@@ -154,6 +174,10 @@ void MonitorService::restore() {
 MonitorService::~MonitorService() { stop(); }
 
 void MonitorService::start() {
+  // Before bind: a CURVE server on its domain (--security curve).
+  const auto secure = [this](zmq::socket_t& socket, const security::Domain& domain) {
+    if (security_) security_->secure(socket, domain);
+  };
   SocketOptions sub_opts;
   sub_opts.recv_hwm = config_.heartbeat_hwm;
   // Frames between 8 KiB and this are counted as too_large; libzmq drops the
@@ -161,24 +185,28 @@ void MonitorService::start() {
   sub_opts.max_msg_size = static_cast<int64_t>(protocol::kMaxFrame);
   sub_ = make_socket(ctx_, zmq::socket_type::sub, sub_opts);
   for (const std::string& prefix : config_.subscribe) sub_.set(zmq::sockopt::subscribe, prefix);
+  secure(sub_, security::Domain::hb());
   endpoints_.heartbeat = attach(sub_, config_.heartbeat_endpoint);
 
   SocketOptions push_opts;
   push_opts.send_hwm = config_.event_hwm;
   for (const GroupEndpoint& g : config_.group_endpoints()) {
     push_.push_back(make_socket(ctx_, zmq::socket_type::push, push_opts));
+    secure(push_.back(), security::Domain::events(g.name));
     endpoints_.groups.push_back(attach(push_.back(), g.endpoint));
   }
 
   SocketOptions small;
   small.max_msg_size = static_cast<int64_t>(protocol::kMaxFrame);
   acks_ = make_socket(ctx_, zmq::socket_type::pull, small);
+  secure(acks_, security::Domain::acks());
   endpoints_.ack = attach(acks_, config_.ack_endpoint);
   // Control requests may be bigger than acks: a `lookup` of kMaxLookupIds
   // full-length ids. libzmq drops the connection of a peer sending more.
   SocketOptions control_opts;
   control_opts.max_msg_size = static_cast<int64_t>(protocol::kMaxControlRequestFrame);
   router_ = make_socket(ctx_, zmq::socket_type::router, control_opts);
+  secure(router_, security::Domain::control());
   endpoints_.control = attach(router_, config_.control_endpoint);
   if (!config_.metrics_address.empty()) {
     endpoints_.metrics_port = metrics_->serve(config_.metrics_address);
@@ -209,9 +237,11 @@ void MonitorService::start() {
   threads_.emplace_back(guarded("rmon-ingest", [this] { ingest_->run(sub_, stop_); }));
   threads_.emplace_back(
       guarded("rmon-dispatch", [this, max_sleep] { dispatcher_->run(push_, stop_, max_sleep); }));
-  threads_.emplace_back(guarded("rmon-acks", [this] { ack_writer_->run(acks_, stop_); }));
   threads_.emplace_back(
-      guarded("rmon-control", [this] { serve_control(router_, *control_, *observer_, stop_); }));
+      guarded("rmon-acks", [this] { ack_writer_->run(acks_, stop_, ack_gate_.get()); }));
+  threads_.emplace_back(guarded("rmon-control", [this] {
+    serve_control(router_, *control_, *observer_, control_gate_.get(), stop_);
+  }));
   if (persister_) {
     threads_.emplace_back(guarded("rmon-persist", [this] { persister_->run(stop_); }));
   }
@@ -223,6 +253,10 @@ void MonitorService::start() {
   for (std::size_t g = 0; g < push_.size(); ++g) {
     spdlog::info("consumer group group={} endpoint={}", outbox_->groups()[g], endpoints_.groups[g]);
   }
+  config_.security.warn_exposed(
+      config_.service_endpoints(),
+      "forge heartbeats (keep a dead runner alive, end a live one), take and acknowledge "
+      "timeout events, add, remove or change runners and release the storm brake");
 }
 
 void MonitorService::stop() {

@@ -6,6 +6,12 @@
 // endpoint is a start-up error, and each is then used only by the thread it
 // is handed to.
 //
+// With --security curve the keys and the ZAP handler are ready when the
+// constructor returns (it throws when they cannot be read); every bound
+// socket is a CURVE server on its own ZAP domain (hb, events.<group>, acks,
+// control), and the ingest, ack and control threads each check every message
+// against the live keyring through their MessageGate.
+//
 // start() and stop() are called from one thread; the accessors are
 // thread-safe. The destructor stops the service.
 
@@ -26,6 +32,7 @@
 #include "monitor_config.hpp"
 #include "outbox.hpp"
 #include "persister.hpp"
+#include "rmon/service/server_security.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {
@@ -55,6 +62,8 @@ class MonitorService {
   const MonitorStats& stats() const { return *stats_; }
   Metrics& metrics() { return *metrics_; }
   const Persister* persister() const { return persister_.get(); }
+  // Null with --security off.
+  const ServerSecurity* security() const { return security_.get(); }
 
  private:
   // Reads the saved table and outbox back (before any thread runs).
@@ -75,6 +84,10 @@ class MonitorService {
   std::unique_ptr<AckWriter> ack_writer_;
 
   zmq::context_t ctx_;
+  // After ctx_: the ZAP handler stops before the context closes. The gates
+  // are each used by one thread (ingest, acks, control).
+  std::unique_ptr<ServerSecurity> security_;  // null with --security off
+  std::unique_ptr<MessageGate> hb_gate_, ack_gate_, control_gate_;
   zmq::socket_t sub_;
   std::vector<zmq::socket_t> push_;
   zmq::socket_t acks_;

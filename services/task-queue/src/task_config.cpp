@@ -3,7 +3,7 @@
 namespace rmon::tq {
 
 TaskQueueConfig::TaskQueueConfig() {
-  api_endpoint = "tcp://*:5560";
+  set_api_port(5560);
   events_endpoint = "tcp://127.0.0.1:5556";
   metrics_address = "0.0.0.0:9465";
 }

@@ -1,6 +1,6 @@
 #pragma once
 // task-queue settings: the shared consumer-service settings with this
-// service's defaults (API tcp://*:5560, events from the monitor's task-queue
+// service's defaults (API port 5560 on loopback unless --security curve, events from the monitor's task-queue
 // group, /metrics on 9465), plus backoff, bounds and retention. Each is a
 // flag, an RMON_* environment variable and a config-file key.
 

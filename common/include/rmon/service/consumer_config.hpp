@@ -1,20 +1,23 @@
 #pragma once
 // Settings shared by the services that consume the monitor's timeout events
 // (task-queue, pool-manager): data folder, durability, their API endpoint,
-// the monitor's endpoints, /metrics, the first-heartbeat grace and
-// reconciliation. Each
+// the monitor's endpoints, /metrics, the first-heartbeat grace,
+// reconciliation and --security. Each
 // service sets its own defaults (API port, event group endpoint, metrics
 // port) before registering; `--help` shows them.
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "rmon/config.hpp"
+#include "rmon/service/security_settings.hpp"
 #include "rmon/service/storage_config.hpp"
 
 namespace rmon {
 
 struct ConsumerServiceConfig : StorageSettings {
+  SecuritySettings security;
   std::string api_endpoint;                           // ROUTER, bind ("connect:..." connects)
   std::string events_endpoint;                        // monitor's PUSH for this group; connected
   std::string ack_endpoint = "tcp://127.0.0.1:5558";  // monitor's PULL; connected
@@ -29,7 +32,18 @@ struct ConsumerServiceConfig : StorageSettings {
   uint64_t tick_interval_ms = 1'000;
 
   void register_settings(Settings& s);
+  // After parsing: an API endpoint `s` did not set takes --security's default.
+  void resolve_defaults(const Settings& s);
   std::string validate() const;  // empty when consistent
+  // The endpoints this service binds or connects through attach(): the API.
+  std::vector<ServiceEndpoint> service_endpoints() const;
+
+ protected:
+  // The service's API port: its default endpoint (see default_bind()).
+  void set_api_port(uint16_t port);
+
+ private:
+  uint16_t api_port_ = 0;  // 0: no default
 };
 
 }  // namespace rmon

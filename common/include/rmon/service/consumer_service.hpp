@@ -61,6 +61,8 @@ class ConsumerService {
  private:
   void run();
   void add_metrics();
+  // With --security off --insecure-listen: the WARN for an API reachable from other hosts.
+  void warn_exposed() const;
 
   const ConsumerServiceConfig& config_;
   ServiceDomain& domain_;

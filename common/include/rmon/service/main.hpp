@@ -2,7 +2,9 @@
 // The skeleton of every service's main(): settings from flags, environment
 // and config file, logging, SIGINT/SIGTERM handling, start, wait, stop.
 //
-//   Config:  register_settings(Settings&), validate() -> std::string (empty if ok)
+//   Config:  register_settings(Settings&), resolve_defaults(const Settings&)
+//            (defaults that depend on other settings: --security's endpoints),
+//            validate() -> std::string (empty if ok; exit status 2 if not)
 //   Service: Service(Config, const Clock&), start(), stop()
 //
 // A service thread that hits an unexpected exception calls fail_service():
@@ -39,6 +41,7 @@ int run_service_main(int argc, char** argv, const char* name, const char* descri
   Settings settings(name, description);
   config.register_settings(settings);
   if (auto code = settings.parse(argc, argv)) return *code;
+  config.resolve_defaults(settings);
   try {
     init_logging(name, settings.log_level());
     if (std::string err = config.validate(); !err.empty()) {

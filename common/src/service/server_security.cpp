@@ -1,0 +1,136 @@
+#include "rmon/service/server_security.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <stdexcept>
+
+#include "rmon/security/certificate.hpp"
+#include "rmon/service/metrics_endpoint.hpp"
+
+namespace rmon {
+namespace {
+
+using security::DenyReason;
+
+// The clients folder, once libzmq is known to speak CURVE.
+std::filesystem::path clients_dir(const SecuritySettings& settings) {
+  if (!security::curve_available()) {
+    throw std::runtime_error("--security curve: this libzmq was built without CURVE");
+  }
+  return settings.curve_clients_dir;
+}
+
+security::KeyPair own_keys(const SecuritySettings& settings) {
+  auto keys = security::load_key_pair(settings.curve_secret_file);
+  if (!keys) throw std::runtime_error("--curve-secret-file: " + keys.error().message);
+  if (auto warning = security::secret_file_mode_warning(settings.curve_secret_file)) {
+    spdlog::warn("{}", *warning);
+  }
+  return std::move(keys).value();
+}
+
+const security::Keyring& logged(const security::Keyring& keyring) {
+  security::log_reload(keyring, keyring.first_load(), "start");
+  return keyring;
+}
+
+}  // namespace
+
+ServerSecurity::ServerSecurity(zmq::context_t& ctx, const SecuritySettings& settings)
+    : keyring_(clients_dir(settings)), own_(own_keys(settings)), zap_(ctx, logged(keyring_)) {
+  spdlog::info("security=curve public_key={} clients_dir={} keys={}", own_.public_key.z85(),
+               settings.curve_clients_dir, keyring_.size());
+}
+
+void ServerSecurity::secure(zmq::socket_t& socket, const security::Domain& domain) const {
+  security::make_curve_server(socket, zap_, own_.secret_key, domain);
+}
+
+void ServerSecurity::record_denial(std::string_view endpoint, std::string_view op,
+                                   DenyReason reason, const std::string& detail) {
+  {
+    std::lock_guard lock(mu_);
+    ++denials_[{std::string(endpoint), std::string(op), reason}];
+  }
+  uint64_t suppressed = 0;
+  const std::string key = std::string(endpoint) + "/" + std::string(op) + "/" +
+                          std::string(security::deny_reason_name(reason));
+  if (warn_limit_.allow(key, std::chrono::steady_clock::now(), suppressed)) {
+    spdlog::warn("forbidden endpoint={} op={} reason={} {} suppressed={}", endpoint, op,
+                 security::deny_reason_name(reason), detail, suppressed);
+  }
+}
+
+uint64_t ServerSecurity::denials(std::string_view endpoint, std::string_view op,
+                                 DenyReason reason) const {
+  std::lock_guard lock(mu_);
+  const auto it = denials_.find({std::string(endpoint), std::string(op), reason});
+  return it == denials_.end() ? 0 : it->second;
+}
+
+void ServerSecurity::collect(std::vector<prometheus::MetricFamily>& out) const {
+  using prometheus::MetricType;
+  auto zap = metrics::family("rmon_zap_requests_total",
+                             "CurveZMQ handshakes answered by the ZAP handler, by domain and result",
+                             MetricType::Counter);
+  for (const auto& c : zap_.counts()) {
+    metrics::add(zap, static_cast<double>(c.value),
+                 {{"domain", c.domain}, {"result", std::string(security::zap_result_name(c.result))}});
+  }
+  if (!zap.metric.empty()) out.push_back(std::move(zap));
+
+  auto keys = metrics::family("rmon_keyring_keys", "Client keys admitted (the clients directory)",
+                              MetricType::Gauge);
+  metrics::add(keys, static_cast<double>(keyring_.size()));
+  out.push_back(std::move(keys));
+
+  auto reloads = metrics::family("rmon_keyring_reloads_total",
+                                 "Reloads of the clients directory, by result", MetricType::Counter);
+  for (int i = 0; i < security::kReloadOutcomeCount; ++i) {
+    const auto outcome = static_cast<security::ReloadOutcome>(i);
+    metrics::add(reloads, static_cast<double>(keyring_.reloads(outcome)),
+                 {{"result", std::string(security::reload_outcome_name(outcome))}});
+  }
+  out.push_back(std::move(reloads));
+
+  auto denied = metrics::family("rmon_authz_denied_total",
+                                "Messages refused by the per-message check, by endpoint (ZAP "
+                                "domain), op and reason",
+                                MetricType::Counter);
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [key, value] : denials_) {
+      const auto& [endpoint, op, reason] = key;
+      metrics::add(denied, static_cast<double>(value),
+                   {{"endpoint", endpoint},
+                    {"op", op},
+                    {"reason", std::string(security::deny_reason_name(reason))}});
+    }
+  }
+  if (!denied.metric.empty()) out.push_back(std::move(denied));
+}
+
+std::vector<prometheus::MetricFamily> security_metrics(const ServerSecurity* sec) {
+  std::vector<prometheus::MetricFamily> out;
+  auto enabled = metrics::family("rmon_security_enabled",
+                                 "1 when every bound socket is a CurveZMQ server (--security curve)",
+                                 prometheus::MetricType::Gauge);
+  metrics::add(enabled, sec != nullptr ? 1 : 0);
+  out.push_back(std::move(enabled));
+  if (sec != nullptr) sec->collect(out);
+  return out;
+}
+
+MessageGate::MessageGate(ServerSecurity& owner, security::Domain domain)
+    : security_(owner), endpoint_(domain.name()), authz_(owner.keyring(), std::move(domain)) {}
+
+bool MessageGate::allow(const zmq::message_t& payload, std::string_view op,
+                        std::optional<std::string_view> subject) {
+  auto result = authz_.check(payload, op, subject);
+  if (result.decision.allowed) return true;
+  detail_ = std::move(result.decision.detail);
+  security_.record_denial(endpoint_, op, result.decision.reason, detail_);
+  return false;
+}
+
+}  // namespace rmon
