@@ -1,7 +1,7 @@
 # Sourced by the scripts that run the stack as local processes (run-stack.sh,
 # e2e.sh, check-metrics.sh): endpoints, start, readiness, clean stop.
 #
-#   stack_endpoints default|ipc DIR   the contract's default ports, or ipc://
+#   stack_endpoints default|ipc DIR   the contract's default ports on loopback, or ipc://
 #                                      sockets in DIR (tests: no fixed ports)
 #   stack_start BIN RUN [pool flags]  starts the three services from build
 #                                      folder BIN, data and logs in RUN
@@ -16,8 +16,11 @@ stack_endpoints() {
     PM_API="ipc://$d/pool-manager"
     METRICS_MON=127.0.0.1:0 METRICS_TQ=127.0.0.1:0 METRICS_PM=127.0.0.1:0
   else
-    HB="tcp://*:5555" TQ_EVENTS="tcp://*:5556" PM_EVENTS="tcp://*:5557" ACKS="tcp://*:5558"
-    CONTROL="tcp://*:5559" TQ_API="tcp://*:5560" PM_API="tcp://*:5561"
+    # The contract's ports on loopback: with --security off (the default) a
+    # service refuses to bind anything reachable from other hosts.
+    local h=tcp://127.0.0.1
+    HB="$h:5555" TQ_EVENTS="$h:5556" PM_EVENTS="$h:5557" ACKS="$h:5558"
+    CONTROL="$h:5559" TQ_API="$h:5560" PM_API="$h:5561"
     METRICS_MON=0.0.0.0:9464 METRICS_TQ=0.0.0.0:9465 METRICS_PM=0.0.0.0:9466
   fi
 }

@@ -19,3 +19,16 @@ target_link_libraries(security_test PRIVATE rmon::security rmon_keygen)
 target_compile_definitions(security_test PRIVATE RMON_PYTHON3="${RMON_PYTHON}"
                                                  RMON_KEYGEN_EXE="$<TARGET_FILE:rmon-keygen>")
 add_dependencies(security_test rmon-keygen)
+
+# --security on the services: the protected defaults of all three (settings,
+# and the real executables as child processes), and the runner-monitor with
+# CURVE in process (handshakes per socket, per-message checks, counters).
+rmon_add_test(service_security_test
+  ${CMAKE_CURRENT_LIST_DIR}/protected_defaults_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/monitor_curve_test.cpp)
+target_link_libraries(service_security_test PRIVATE rmon::monitor rmon::task rmon::pool)
+target_compile_definitions(service_security_test PRIVATE
+  RMON_MONITOR_BIN="$<TARGET_FILE:runner-monitor>"
+  RMON_TASK_QUEUE_BIN="$<TARGET_FILE:task-queue>"
+  RMON_POOL_MANAGER_BIN="$<TARGET_FILE:pool-manager>")
+add_dependencies(service_security_test runner-monitor task-queue pool-manager)

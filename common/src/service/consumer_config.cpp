@@ -31,7 +31,7 @@ void ConsumerServiceConfig::resolve_defaults(const Settings& s) {
 }
 
 std::vector<ServiceEndpoint> ConsumerServiceConfig::service_endpoints() const {
-  return {{"api-endpoint", api_endpoint}};
+  return {{"api-endpoint", api_endpoint, ""}};
 }
 
 void ConsumerServiceConfig::register_settings(Settings& s) {

@@ -1,6 +1,7 @@
 #include "rmon/service/security_settings.hpp"
 
 #include <arpa/inet.h>
+#include <sys/socket.h>
 #include <spdlog/spdlog.h>
 
 #include "rmon/zmq_util.hpp"

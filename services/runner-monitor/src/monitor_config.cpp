@@ -20,10 +20,10 @@ void MonitorConfig::resolve_defaults(const Settings& s) {
 }
 
 std::vector<ServiceEndpoint> MonitorConfig::service_endpoints() const {
-  std::vector<ServiceEndpoint> out{{"heartbeat-endpoint", heartbeat_endpoint}};
+  std::vector<ServiceEndpoint> out{{"heartbeat-endpoint", heartbeat_endpoint, ""}};
   for (const GroupEndpoint& g : group_endpoints()) out.push_back({"group", g.endpoint, g.name});
-  out.push_back({"ack-endpoint", ack_endpoint});
-  out.push_back({"control-endpoint", control_endpoint});
+  out.push_back({"ack-endpoint", ack_endpoint, ""});
+  out.push_back({"control-endpoint", control_endpoint, ""});
   return out;
 }
 

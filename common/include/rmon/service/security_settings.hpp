@@ -40,7 +40,7 @@ bool is_local_endpoint(std::string_view endpoint);
 struct ServiceEndpoint {
   std::string setting;
   std::string endpoint;
-  std::string name = {};  // a named entry of a list setting (a group)
+  std::string name;  // a named entry of a list setting (a group), else empty
 
   // "--heartbeat-endpoint tcp://*:5555", "--group task-queue=tcp://*:5556".
   std::string describe() const;
