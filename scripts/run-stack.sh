@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs dependencies, builds, and runs the whole stack as local processes
 # (the stack docker-compose.yml describes, for machines without Docker):
-#   runner-monitor   heartbeats in on :5555, control :5559, events to both groups
+#   runner-monitor   heartbeats in on 127.0.0.1:5555, control :5559, events to both groups
 #   task-queue       API :5560, takes back the tasks of lost runners
 #   pool-manager     API :5561, frees the slots of lost runners
 #   runner-sim       the demo: submits a workload, then N runners lease tasks,
