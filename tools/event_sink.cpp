@@ -49,7 +49,8 @@ constexpr const char* kWhy =
     "group: acknowledged, that service never sees them (tasks stay leased, slots held); "
     "unacknowledged, it sees them a redelivery interval late. To watch every event, give the "
     "monitor a group of its own for the sink (every group gets every event), e.g. --group "
-    "task-queue=tcp://*:5556,pool-manager=tcp://*:5557,debug=tcp://*:5599, and run "
+    "task-queue=tcp://127.0.0.1:5556,pool-manager=tcp://127.0.0.1:5557,"
+    "debug=tcp://127.0.0.1:5599, and run "
     "rmon-event-sink --group debug --events tcp://127.0.0.1:5599. --steal attaches anyway "
     "(never acknowledging unless --ack is given too)";
 

@@ -111,9 +111,7 @@ class CurveMonitor : public ::testing::Test {
 
   const BoundEndpoints& ep() const { return service_->endpoints(); }
   const ServerSecurity& sec() const { return *service_->security(); }
-  Peer admin() {
-    return Peer(ctx_, zmq::socket_type::dealer, ep().control, keys_.of(keys_.admin));
-  }
+  Peer admin() { return Peer(ctx_, zmq::socket_type::dealer, ep().control, keys_.of(keys_.admin)); }
   bool known(const std::string& runner_id) {
     auto reply = admin().request(op(Op::kGet, runner_id));
     EXPECT_TRUE(reply) << "the admin got no reply";

@@ -41,13 +41,13 @@ Config parsed(std::vector<const char*> args) {
   return c;
 }
 
-const std::vector<const char*> kCurve = {"--security", "curve", "--curve-secret-file", "s",
+const std::vector<const char*> kCurve = {"--security",          "curve", "--curve-secret-file", "s",
                                          "--curve-clients-dir", "c"};
 
 TEST(LocalEndpoint, OnlyLoopbackIpcAndInprocStayOnThisHost) {
-  for (const char* local : {"tcp://127.0.0.1:5555", "tcp://127.0.0.1:*", "tcp://127.1.2.3:1",
-                            "tcp://localhost:5555", "tcp://[::1]:5555", "tcp://lo:5555",
-                            "ipc:///tmp/x", "inproc://x"}) {
+  for (const char* local :
+       {"tcp://127.0.0.1:5555", "tcp://127.0.0.1:*", "tcp://127.1.2.3:1", "tcp://localhost:5555",
+        "tcp://[::1]:5555", "tcp://lo:5555", "ipc:///tmp/x", "inproc://x"}) {
     EXPECT_TRUE(is_local_endpoint(local)) << local;
   }
   for (const char* exposed :
@@ -95,15 +95,16 @@ TEST(ProtectedDefaults, ABindReachableFromOtherHostsNeedsInsecureListen) {
                 .validate(),
             "");
   // A connecting endpoint is not a bind.
-  EXPECT_EQ(parsed<MonitorConfig>({"--heartbeat-endpoint", "connect:tcp://10.0.0.1:5555"})
-                .validate(),
-            "");
+  EXPECT_EQ(
+      parsed<MonitorConfig>({"--heartbeat-endpoint", "connect:tcp://10.0.0.1:5555"}).validate(),
+      "");
 
-  const std::string api = parsed<tq::TaskQueueConfig>({"--api-endpoint", "tcp://*:5560"}).validate();
+  const std::string api =
+      parsed<tq::TaskQueueConfig>({"--api-endpoint", "tcp://*:5560"}).validate();
   EXPECT_NE(api.find("--api-endpoint tcp://*:5560"), std::string::npos) << api;
-  EXPECT_EQ(parsed<pool::PoolConfig>({"--api-endpoint", "tcp://*:5561", "--insecure-listen"})
-                .validate(),
-            "");
+  EXPECT_EQ(
+      parsed<pool::PoolConfig>({"--api-endpoint", "tcp://*:5561", "--insecure-listen"}).validate(),
+      "");
 }
 
 TEST(ProtectedDefaults, SecuritySettingsThemselvesAreChecked) {
@@ -152,13 +153,13 @@ bool logged(ChildProcess& child, const std::string& line) {
 }
 
 TEST(ProtectedDefaultsProcess, WithInsecureListenTheMonitorStartsAndWarnsWhatAnyoneCouldDo) {
-  ChildProcess child(RMON_MONITOR_BIN,
-                     {"--heartbeat-endpoint", "tcp://*:*", "--group",
-                      "task-queue=tcp://127.0.0.1:*,pool-manager=tcp://127.0.0.1:*",
-                      "--ack-endpoint", "tcp://127.0.0.1:*", "--control-endpoint",
-                      "tcp://127.0.0.1:*", "--metrics-address", "", "--data-dir", "",
-                      "--insecure-listen"},
-                     kCapture, ChildEnv{{"RMON_"}, {{"RMON_LOG_LEVEL", "info"}}});
+  ChildProcess child(
+      RMON_MONITOR_BIN,
+      {"--heartbeat-endpoint", "tcp://*:*", "--group",
+       "task-queue=tcp://127.0.0.1:*,pool-manager=tcp://127.0.0.1:*", "--ack-endpoint",
+       "tcp://127.0.0.1:*", "--control-endpoint", "tcp://127.0.0.1:*", "--metrics-address", "",
+       "--data-dir", "", "--insecure-listen"},
+      kCapture, ChildEnv{{"RMON_"}, {{"RMON_LOG_LEVEL", "info"}}});
   ASSERT_TRUE(logged(child, "runner-monitor started")) << child.out() << child.err();
   ASSERT_TRUE(child.running()) << child.out() << child.err();
   const std::string said = child.out() + child.err();

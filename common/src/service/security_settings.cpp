@@ -1,8 +1,8 @@
 #include "rmon/service/security_settings.hpp"
 
 #include <arpa/inet.h>
-#include <sys/socket.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include "rmon/zmq_util.hpp"
 

@@ -70,12 +70,13 @@ uint64_t ServerSecurity::denials(std::string_view endpoint, std::string_view op,
 
 void ServerSecurity::collect(std::vector<prometheus::MetricFamily>& out) const {
   using prometheus::MetricType;
-  auto zap = metrics::family("rmon_zap_requests_total",
-                             "CurveZMQ handshakes answered by the ZAP handler, by domain and result",
-                             MetricType::Counter);
+  auto zap = metrics::family(
+      "rmon_zap_requests_total",
+      "CurveZMQ handshakes answered by the ZAP handler, by domain and result", MetricType::Counter);
   for (const auto& c : zap_.counts()) {
-    metrics::add(zap, static_cast<double>(c.value),
-                 {{"domain", c.domain}, {"result", std::string(security::zap_result_name(c.result))}});
+    metrics::add(
+        zap, static_cast<double>(c.value),
+        {{"domain", c.domain}, {"result", std::string(security::zap_result_name(c.result))}});
   }
   if (!zap.metric.empty()) out.push_back(std::move(zap));
 
@@ -84,8 +85,9 @@ void ServerSecurity::collect(std::vector<prometheus::MetricFamily>& out) const {
   metrics::add(keys, static_cast<double>(keyring_.size()));
   out.push_back(std::move(keys));
 
-  auto reloads = metrics::family("rmon_keyring_reloads_total",
-                                 "Reloads of the clients directory, by result", MetricType::Counter);
+  auto reloads =
+      metrics::family("rmon_keyring_reloads_total", "Reloads of the clients directory, by result",
+                      MetricType::Counter);
   for (int i = 0; i < security::kReloadOutcomeCount; ++i) {
     const auto outcome = static_cast<security::ReloadOutcome>(i);
     metrics::add(reloads, static_cast<double>(keyring_.reloads(outcome)),
@@ -112,9 +114,9 @@ void ServerSecurity::collect(std::vector<prometheus::MetricFamily>& out) const {
 
 std::vector<prometheus::MetricFamily> security_metrics(const ServerSecurity* sec) {
   std::vector<prometheus::MetricFamily> out;
-  auto enabled = metrics::family("rmon_security_enabled",
-                                 "1 when every bound socket is a CurveZMQ server (--security curve)",
-                                 prometheus::MetricType::Gauge);
+  auto enabled = metrics::family(
+      "rmon_security_enabled", "1 when every bound socket is a CurveZMQ server (--security curve)",
+      prometheus::MetricType::Gauge);
   metrics::add(enabled, sec != nullptr ? 1 : 0);
   out.push_back(std::move(enabled));
   if (sec != nullptr) sec->collect(out);

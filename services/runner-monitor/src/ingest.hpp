@@ -14,9 +14,9 @@
 #include <zmq.hpp>
 
 #include "monitor_stats.hpp"
-#include "rmon/service/server_security.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/logging.hpp"
+#include "rmon/service/server_security.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {

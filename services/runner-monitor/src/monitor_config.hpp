@@ -1,7 +1,7 @@
 #pragma once
 // runner-monitor settings: defaults are the protocol's default endpoints (on
-// loopback unless --security curve) and timing. Each is a flag, an RMON_* environment variable and a config-file key
-// (see rmon/config.hpp); `runner-monitor --help` lists them.
+// loopback unless --security curve) and timing. Each is a flag, an RMON_* environment variable and
+// a config-file key (see rmon/config.hpp); `runner-monitor --help` lists them.
 
 #include <cstdint>
 #include <string>

@@ -1,8 +1,8 @@
 #pragma once
 // task-queue settings: the shared consumer-service settings with this
-// service's defaults (API port 5560 on loopback unless --security curve, events from the monitor's task-queue
-// group, /metrics on 9465), plus backoff, bounds and retention. Each is a
-// flag, an RMON_* environment variable and a config-file key.
+// service's defaults (API port 5560 on loopback unless --security curve, events from the monitor's
+// task-queue group, /metrics on 9465), plus backoff, bounds and retention. Each is a flag, an
+// RMON_* environment variable and a config-file key.
 
 #include <cstdint>
 

@@ -66,8 +66,7 @@ struct SecuritySettings {
 
   // At start, with off and --insecure-listen: one WARN per endpoint that binds
   // beyond this host, saying that anyone who can reach it can `exposure`.
-  void warn_exposed(const std::vector<ServiceEndpoint>& endpoints,
-                    std::string_view exposure) const;
+  void warn_exposed(const std::vector<ServiceEndpoint>& endpoints, std::string_view exposure) const;
 };
 
 }  // namespace rmon
