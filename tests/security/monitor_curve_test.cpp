@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 #include <string>
@@ -194,6 +195,16 @@ TEST_F(CurveMonitor, ARunnerHeartbeatingOutsideItsPrefixIsDroppedAndCounted) {
   EXPECT_NE(text.find("rmon_keyring_keys 5"), std::string::npos);
   EXPECT_NE(text.find("rmon_zap_requests_total{domain=\"hb\",result=\"allowed\"}"),
             std::string::npos);
+
+  // The families as Prometheus reads them (Debian's prometheus package).
+  if (security::testing::run_command("command -v promtool").status != 0) {
+    GTEST_SKIP() << "promtool not installed: the text was not checked";
+  }
+  const fs::path file = dir_.path() / "metrics.prom";
+  std::ofstream(file) << text;
+  const auto checked = security::testing::run_command("promtool check metrics < " +
+                                                      security::testing::sh_quote(file.string()));
+  EXPECT_EQ(checked.status, 0) << checked.output;
 }
 
 TEST_F(CurveMonitor, AReaderMayReadButNotRemoveAndAnAdminMayRemove) {
