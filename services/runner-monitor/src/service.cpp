@@ -245,6 +245,11 @@ void MonitorService::start() {
   if (persister_) {
     threads_.emplace_back(guarded("rmon-persist", [this] { persister_->run(stop_); }));
   }
+  // Before the start line, which readiness checks wait for.
+  config_.security.warn_exposed(
+      config_.service_endpoints(),
+      "forge heartbeats (keep a dead runner alive, end a live one), take and acknowledge "
+      "timeout events, add, remove or change runners and release the storm brake");
   spdlog::info(
       "runner-monitor started heartbeat={} ack={} control={} metrics_port={} shards={} "
       "default_timeout_ms={}",
@@ -253,10 +258,6 @@ void MonitorService::start() {
   for (std::size_t g = 0; g < push_.size(); ++g) {
     spdlog::info("consumer group group={} endpoint={}", outbox_->groups()[g], endpoints_.groups[g]);
   }
-  config_.security.warn_exposed(
-      config_.service_endpoints(),
-      "forge heartbeats (keep a dead runner alive, end a live one), take and acknowledge "
-      "timeout events, add, remove or change runners and release the storm brake");
 }
 
 void MonitorService::stop() {
