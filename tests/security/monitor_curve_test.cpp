@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../monitor/service_test_support.hpp"
+#include "../support/child_process.hpp"
 #include "rmon/security/handshake_monitor.hpp"
 #include "security_test_support.hpp"
 
@@ -289,6 +290,22 @@ TEST(CurveMonitorStart, AMonitorThatCannotReadItsKeysDoesNotStart) {
   MonitorConfig no_files = curve_config(keys);
   no_files.security.curve_clients_dir.clear();
   EXPECT_NE(no_files.validate().find("--curve-clients-dir"), std::string::npos);
+}
+
+TEST(CurveMonitorStart, TheExecutableWithoutReadableKeysExitsNamingTheFile) {
+  rmon::testing::TempDir dir;
+  StackKeys keys(dir.path());
+  const std::string missing = (dir.path() / "missing.key_secret").string();
+  const auto done = rmon::testing::run_to_completion(
+      RMON_MONITOR_BIN,
+      {"--security", "curve", "--curve-secret-file", missing, "--curve-clients-dir",
+       keys.clients.string(), "--heartbeat-endpoint", "tcp://127.0.0.1:*", "--group",
+       "task-queue=tcp://127.0.0.1:*", "--ack-endpoint", "tcp://127.0.0.1:*", "--control-endpoint",
+       "tcp://127.0.0.1:*", "--metrics-address", "", "--data-dir", ""},
+      rmon::testing::ChildEnv{{"RMON_"}, {}}, std::chrono::seconds(10));
+  EXPECT_EQ(done.code, 1) << done.out << done.err;
+  EXPECT_NE((done.out + done.err).find(missing), std::string::npos) << done.out << done.err;
+  EXPECT_EQ((done.out + done.err).find("runner-monitor started"), std::string::npos);
 }
 
 }  // namespace
