@@ -71,6 +71,12 @@ class MonitorService {
 
   const MonitorConfig config_;
   const Clock& clock_;
+  // The context first, destroyed last; then the security that /metrics,
+  // ingest and acks read: destroyed after them, and its ZAP handler before
+  // the context. Each gate is used by one thread (ingest, acks, control).
+  zmq::context_t ctx_;
+  std::unique_ptr<ServerSecurity> security_;  // null with --security off
+  std::unique_ptr<MessageGate> hb_gate_, ack_gate_, control_gate_;
   std::unique_ptr<LifecycleLog> observer_;  // the table's lifecycle lines
   std::unique_ptr<Persister> persister_;    // null without a data folder
   std::unique_ptr<ObserverFanout> observers_;
@@ -83,11 +89,6 @@ class MonitorService {
   std::unique_ptr<ControlHandler> control_;  // posts to the dispatcher's brake release
   std::unique_ptr<AckWriter> ack_writer_;
 
-  zmq::context_t ctx_;
-  // After ctx_: the ZAP handler stops before the context closes. The gates
-  // are each used by one thread (ingest, acks, control).
-  std::unique_ptr<ServerSecurity> security_;  // null with --security off
-  std::unique_ptr<MessageGate> hb_gate_, ack_gate_, control_gate_;
   zmq::socket_t sub_;
   std::vector<zmq::socket_t> push_;
   zmq::socket_t acks_;
