@@ -108,12 +108,14 @@ class CurveMonitor : public ::testing::Test {
   CurveMonitor() : keys_(dir_.path()) {
     service_ = std::make_unique<MonitorService>(curve_config(keys_), SystemClock::instance());
     service_->start();
+    admin_ =
+        std::make_unique<Peer>(ctx_, zmq::socket_type::dealer, ep().control, keys_.of(keys_.admin));
   }
   ~CurveMonitor() override { service_->stop(); }
 
   const BoundEndpoints& ep() const { return service_->endpoints(); }
   const ServerSecurity& sec() const { return *service_->security(); }
-  Peer admin() { return Peer(ctx_, zmq::socket_type::dealer, ep().control, keys_.of(keys_.admin)); }
+  Peer& admin() { return *admin_; }
   bool known(const std::string& runner_id) {
     auto reply = admin().request(op(Op::kGet, runner_id));
     EXPECT_TRUE(reply) << "the admin got no reply";
@@ -150,6 +152,7 @@ class CurveMonitor : public ::testing::Test {
   StackKeys keys_;
   zmq::context_t ctx_;  // the clients'
   std::unique_ptr<MonitorService> service_;
+  std::unique_ptr<Peer> admin_;  // one connection for every admin request
 };
 
 TEST_F(CurveMonitor, AnUnenrolledKeyAndANullClientGetNothingThrough) {
