@@ -26,6 +26,9 @@ TEST(MonitorServiceConfig, BadSettingsFailAtStartup) {
   EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
   c = test_config();
   c.heartbeat_endpoint = "bogus://x";
+  // Not loopback: refused by --security off's check unless allowed; then the bind fails.
+  EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
+  c.security.insecure_listen = true;
   MonitorService s(c, SystemClock::instance());
   EXPECT_THROW(s.start(), zmq::error_t);
 }
