@@ -53,7 +53,8 @@ MessageAuthorizer::MessageAuthorizer(const Keyring& keyring, Domain domain)
 
 MessageAuthorizer::Result MessageAuthorizer::check(const zmq::message_t& payload,
                                                    std::string_view op,
-                                                   std::optional<std::string_view> subject) {
+                                                   std::optional<std::string_view> subject,
+                                                   bool unowned) {
   const auto id = user_id(payload);
   if (!id) {
     return {
@@ -67,7 +68,7 @@ MessageAuthorizer::Result MessageAuthorizer::check(const zmq::message_t& payload
                                                         " (removed since it connected?)"),
             nullptr};
   }
-  return {authorize(*p, domain_, op, subject), p};
+  return {authorize(*p, domain_, op, subject, unowned), p};
 }
 
 }  // namespace rmon::security

@@ -32,11 +32,12 @@ std::string quoted(std::string_view untrusted) {
 }
 
 Decision check_scope(const Rule& rule, const Principal& p, const Domain& domain,
-                     std::string_view op, std::optional<std::string_view> subject) {
+                     std::string_view op, std::optional<std::string_view> subject, bool unowned) {
   switch (rule.scope) {
     case Scope::kAny:
       return Decision::allow();
     case Scope::kRunnerPrefix:
+      if (!subject && unowned) return Decision::allow();
       if (!subject) {
         return Decision::deny(DenyReason::kNoSubject,
                               p.describe() + " may " + std::string(op) + " only for a runner_id");
@@ -91,7 +92,7 @@ Decision admit(const Principal& p, const Domain& domain) {
     if (rule.role != p.role || rule.domain != domain.kind) continue;
     // The events socket of another group never admits a consumer.
     if (domain.kind == DomainKind::kEvents && rule.scope == Scope::kOwnGroup) {
-      return check_scope(rule, p, domain, ops::kReceive, std::nullopt);
+      return check_scope(rule, p, domain, ops::kReceive, std::nullopt, false);
     }
     return Decision::allow();
   }
@@ -100,12 +101,12 @@ Decision admit(const Principal& p, const Domain& domain) {
 }
 
 Decision authorize(const Principal& p, const Domain& domain, std::string_view op,
-                   std::optional<std::string_view> subject) {
+                   std::optional<std::string_view> subject, bool unowned) {
   bool admitted = false;
   for (const Rule& rule : kRules) {
     if (rule.role != p.role || rule.domain != domain.kind) continue;
     admitted = true;
-    if (has_op(rule.ops, op)) return check_scope(rule, p, domain, op, subject);
+    if (has_op(rule.ops, op)) return check_scope(rule, p, domain, op, subject, unowned);
   }
   if (!admitted) {
     return Decision::deny(DenyReason::kDomain,

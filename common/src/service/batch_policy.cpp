@@ -9,8 +9,8 @@ using protocol::Reason;
 using protocol::Status;
 
 BatchPolicy::BatchPolicy(ServiceDomain& domain, ServiceStats& stats, const Clock& clock,
-                         prometheus::Histogram* batch_size)
-    : domain_(domain), stats_(stats), clock_(clock), batch_size_(batch_size) {}
+                         prometheus::Histogram* batch_size, MessageGate* gate)
+    : domain_(domain), stats_(stats), clock_(clock), batch_size_(batch_size), gate_(gate) {}
 
 template <class Fn>
 bool BatchPolicy::item(const char* what, Fn&& fn) {
@@ -69,8 +69,12 @@ void BatchPolicy::apply(Batch& b) {
         reply = error("unknown_op", "unknown op '" + op + "'");
       } else {
         ops_[i] = static_cast<std::size_t>(it - ops.begin());
-        if (!item("request answered unavailable",
-                  [&] { reply = domain_.handle(ops_[i], m.value(), notes_); })) {
+        // The scope check may read the store: inside the item, like handle().
+        if (!item("request answered unavailable", [&] {
+              reply = allowed(r, ops_[i], op, m.value())
+                           ? domain_.handle(ops_[i], m.value(), notes_)
+                           : error("forbidden", gate_->detail());
+            })) {
           reply = error("unavailable", "storage failure; retry later");
         }
       }
@@ -110,6 +114,16 @@ void BatchPolicy::apply(Batch& b) {
     stats_.requests[ops_[i]][outcome_index(errors_[i])].fetch_add(1, std::memory_order_relaxed);
   }
   domain_.publish();
+}
+
+bool BatchPolicy::allowed(const Request& r, std::size_t op_index, std::string_view op,
+                          const MapReader& m) {
+  if (gate_ == nullptr) return true;
+  const RequestScope scope = domain_.request_scope(op_index, m);
+  return gate_->allow(r.body, op,
+                      scope.runner_id ? std::optional<std::string_view>(*scope.runner_id)
+                                      : std::nullopt,
+                      scope.unowned);
 }
 
 void BatchPolicy::answer_unavailable(Batch& b, std::string_view detail) {

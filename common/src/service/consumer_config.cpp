@@ -43,6 +43,10 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
   s.add("ack-endpoint", ack_endpoint, "The monitor's acknowledgement socket (PUSH, connects)");
   s.add("monitor-endpoint", monitor_endpoint,
         "The monitor's control socket, for reconciliation lookups");
+  s.add("monitor-curve-secret-file", monitor_curve_secret_file,
+        "--security curve: this service's own key to the monitor (a consumer of its group)");
+  s.add("monitor-public-key-file", monitor_public_key_file,
+        "--security curve: the monitor's public key (its NAME.key)");
   s.add("metrics-address", metrics_address, "Prometheus /metrics address; empty disables it");
   s.add("first-heartbeat-grace-ms", first_heartbeat_grace_ms,
         "A lease/slot is reconciled once this old; a monitor up for less cannot call it gone");
@@ -62,10 +66,9 @@ std::string ConsumerServiceConfig::validate() const {
     return "endpoints must not be empty";
   }
   if (std::string err = security.validate(service_endpoints()); !err.empty()) return err;
-  if (security.curve()) {
-    // Not yet: CURVE client keys towards the monitor and a CURVE API (issue #15).
-    return "--security curve is not available for this service yet (only the runner-monitor "
-           "has it); use --security off";
+  if (security.curve() && (monitor_curve_secret_file.empty() || monitor_public_key_file.empty())) {
+    return "--security curve needs --monitor-curve-secret-file (this service's key to the "
+           "monitor) and --monitor-public-key-file (the monitor's)";
   }
   if (first_heartbeat_grace_ms < 100 || first_heartbeat_grace_ms > 86'400'000) {
     return "--first-heartbeat-grace-ms must be within 100..86400000";

@@ -14,10 +14,22 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
                                  ServiceStats& stats, const Clock& clock)
     : config_(config), domain_(domain), stats_(stats), clock_(clock) {
   if (domain_.ops().size() > ServiceStats::kMaxOps) throw std::logic_error("too many ops");
+  if (config_.security.curve()) {
+    // Keys and the ZAP handler before any socket exists; a key that cannot be
+    // read is a start-up error naming its file.
+    const auto api_domain = security::Domain::parse(domain_.name());
+    if (!api_domain) throw std::logic_error("no security domain for " + std::string(domain_.name()));
+    security_ = std::make_unique<ServerSecurity>(ctx_, config_.security);
+    api_gate_ = std::make_unique<MessageGate>(*security_, *api_domain);
+    auto keys = security::load_client_keys(config_.monitor_curve_secret_file,
+                                           config_.monitor_public_key_file);
+    if (!keys) throw std::runtime_error(keys.error().message);
+    monitor_keys_ = std::move(keys).value();
+  }
   add_metrics();
   domain_.add_metrics(metrics_);
-  metrics_.add_collector([] { return security_metrics(nullptr); });  // --security off only, so far
-  policy_ = std::make_unique<BatchPolicy>(domain_, stats_, clock_, batch_size_);
+  metrics_.add_collector([s = security_.get()] { return security_metrics(s); });
+  policy_ = std::make_unique<BatchPolicy>(domain_, stats_, clock_, batch_size_, api_gate_.get());
   domain_.publish();
 }
 
@@ -33,26 +45,30 @@ void ConsumerService::start() {
   // larger ones make libzmq drop the sender's connection.
   api_opts.max_msg_size = static_cast<int64_t>(4 * domain_.max_request_frame());
   api_ = make_socket(ctx_, zmq::socket_type::router, api_opts);
+  if (security_) {
+    security_->secure(api_, *security::Domain::parse(domain_.name()));
+  }
   endpoints_.api = attach(api_, config_.api_endpoint);
   warn_exposed();
   events_ = std::make_unique<EventConsumer>(ctx_, std::string(domain_.name()),
-                                            config_.events_endpoint, config_.ack_endpoint);
+                                            config_.events_endpoint, config_.ack_endpoint,
+                                            monitor_keys_);
   ReconcileOptions ro;
   ro.interval = Millis(config_.reconcile_interval_ms);
   ro.end_settle = Millis(config_.end_settle_ms);
   ro.monitor_timeout = Millis(config_.monitor_timeout_ms);
   ro.min_monitor_uptime = Millis(config_.first_heartbeat_grace_ms);
-  reconciler_ =
-      std::make_unique<Reconciler>(ctx_, std::vector<std::string>{config_.monitor_endpoint}, ro);
+  reconciler_ = std::make_unique<Reconciler>(
+      ctx_, std::vector<std::string>{config_.monitor_endpoint}, ro, monitor_keys_);
 
   // Logged before the loop thread owns the domain.
   spdlog::info(
       "{} started api={} events={} acks={} monitor={} metrics_port={} data_dir={} sync={} "
-      "first_heartbeat_grace_ms={} reconcile_interval_ms={} end_settle_ms={} {}",
+      "first_heartbeat_grace_ms={} reconcile_interval_ms={} end_settle_ms={} security={} {}",
       domain_.name(), endpoints_.api, config_.events_endpoint, config_.ack_endpoint,
       config_.monitor_endpoint, endpoints_.metrics_port, config_.data_dir, config_.sync,
       config_.first_heartbeat_grace_ms, config_.reconcile_interval_ms, config_.end_settle_ms,
-      domain_.describe());
+      config_.security.security, domain_.describe());
   stop_ = false;
   thread_ = std::thread([this] {
     const std::string name = std::string(domain_.metric_prefix()) + "-loop";
@@ -118,6 +134,7 @@ void ConsumerService::run() {
     zmq::poll(items.data(), items.size(), Millis(std::max<int64_t>(0, ms_between(now, wake) + 1)));
 
     b.clear();
+    events_->maintain();
     events_->receive(b.events, max_batch);
     reconciler_->poll(clock_.now(), b.verdicts);
     receive_requests(api_, b.requests, max_batch);

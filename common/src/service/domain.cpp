@@ -24,6 +24,13 @@ std::size_t outcome_index(std::string_view error) {
   return kOutcomes.size() - 1;  // other
 }
 
+RequestScope runner_id_scope(const protocol::MapReader& m) {
+  RequestScope scope;
+  std::string id;
+  if (m.str("runner_id", id)) scope.runner_id = std::move(id);
+  return scope;
+}
+
 uint64_t ServiceStats::rejected_requests() const {
   uint64_t n = 0;
   for (const auto& row : requests) {

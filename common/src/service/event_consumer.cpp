@@ -7,26 +7,27 @@
 
 namespace rmon {
 
+// No ZMQ_MAXMSGSIZE on the events socket: it connects, and libzmq (4.3)
+// never reconnects a connecting session it dropped for an oversized frame,
+// which would cut the group off from every later event. The decoder rejects a
+// frame over protocol::kMaxFrame itself (fault suite:
+// HostileEventSocket.OversizedEventFrameDoesNotCutTheConsumerOffForGood).
 EventConsumer::EventConsumer(zmq::context_t& ctx, std::string group,
-                             const std::string& events_endpoint, const std::string& ack_endpoint)
-    : group_(std::move(group)) {
-  // No ZMQ_MAXMSGSIZE here: this socket connects, and libzmq (4.3) never
-  // reconnects a connecting session it dropped for an oversized frame, which
-  // would cut the group off from every later event. The decoder rejects a
-  // frame over protocol::kMaxFrame itself (fault suite:
-  // HostileEventSocket.OversizedEventFrameDoesNotCutTheConsumerOffForGood).
-  SocketOptions in;
-  events_ = make_socket(ctx, zmq::socket_type::pull, in);
-  events_.connect(events_endpoint);
-  SocketOptions out;
-  acks_ = make_socket(ctx, zmq::socket_type::push, out);
-  acks_.connect(ack_endpoint);
+                             const std::string& events_endpoint, const std::string& ack_endpoint,
+                             std::optional<security::ClientKeys> keys)
+    : group_(std::move(group)),
+      events_(ctx, zmq::socket_type::pull, SocketOptions{}, events_endpoint, keys),
+      acks_(ctx, zmq::socket_type::push, SocketOptions{}, ack_endpoint, keys) {}
+
+void EventConsumer::maintain() {
+  (void)events_.maintain();
+  (void)acks_.maintain();
 }
 
 std::size_t EventConsumer::receive(std::vector<ConsumedEvent>& out, std::size_t max) {
   std::size_t n = 0;
   std::vector<zmq::message_t> frames;
-  while (n < max && recv_frames(events_, frames, zmq::recv_flags::dontwait)) {
+  while (n < max && recv_frames(events_.socket(), frames, zmq::recv_flags::dontwait)) {
     received_.fetch_add(1, std::memory_order_relaxed);
     auto ev = frames.size() == 1 ? protocol::decode_timeout_event(frames[0].to_string_view())
                                  : protocol::Result<protocol::TimeoutEvent>(
@@ -50,7 +51,7 @@ void EventConsumer::send_acks(const std::vector<ConsumedEvent>& events) {
   for (const ConsumedEvent& e : events) {
     if (!e.ack) continue;
     const std::string frame = protocol::encode_ack({group_, e.event.event_id});
-    if (send_frames(acks_, {frame})) {
+    if (send_frames(acks_.socket(), {frame})) {
       acks_sent_.fetch_add(1, std::memory_order_relaxed);
     } else {
       spdlog::debug("ack not queued (monitor away) group={} event_id={}", group_, e.event.event_id);

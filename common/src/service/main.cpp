@@ -16,14 +16,19 @@ sigset_t block_stop_signals() {
   sigemptyset(&signals);
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
   return signals;
 }
 
-int wait_for_stop_signal(const sigset_t& signals) {
-  int sig = 0;
-  sigwait(&signals, &sig);
-  return sig;
+int wait_for_stop_signal(const sigset_t& signals, const std::function<void()>& on_hangup) {
+  while (true) {
+    int sig = 0;
+    if (sigwait(&signals, &sig) != 0) continue;
+    if (sig != SIGHUP) return sig;
+    spdlog::info("SIGHUP: reloading keys");
+    if (on_hangup) on_hangup();
+  }
 }
 
 void fail_service(const std::string& why) {

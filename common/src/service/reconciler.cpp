@@ -17,21 +17,17 @@ std::string_view to_string(Verdict v) {
 }
 
 Reconciler::Reconciler(zmq::context_t& ctx, std::vector<std::string> monitors,
-                       ReconcileOptions options)
-    : ctx_(ctx), options_(options) {
-  peers_.reserve(monitors.size());
-  for (std::string& m : monitors) {
-    peers_.push_back(Peer{std::move(m), zmq::socket_t{}, false, {}, std::nullopt});
-    connect(peers_.back());
-  }
-}
-
-void Reconciler::connect(Peer& p) {
+                       ReconcileOptions options, std::optional<security::ClientKeys> keys)
+    : options_(options) {
   SocketOptions o;
   o.send_hwm = 4;
   o.recv_hwm = 4;
-  p.socket = make_socket(ctx_, zmq::socket_type::dealer, o);
-  p.socket.connect(p.endpoint);
+  peers_.reserve(monitors.size());
+  for (std::string& m : monitors) {
+    auto socket =
+        std::make_unique<security::ClientSocket>(ctx, zmq::socket_type::dealer, o, m, keys);
+    peers_.push_back(Peer{std::move(m), std::move(socket), false, {}, std::nullopt});
+  }
 }
 
 std::optional<ReconcileCursor> Reconciler::wants_page(MonoTime now) const {
@@ -68,7 +64,7 @@ void Reconciler::give_page(CandidatePage page, MonoTime now) {
     // A full pipe (monitor away) is the same as no answer, seen at the timeout.
     p.waiting = true;
     ++counters_.lookups;
-    (void)send_frames(p.socket, {frame});
+    (void)send_frames(p.socket->socket(), {frame});
   }
   in_flight_ = true;
 }
@@ -83,11 +79,14 @@ MonoTime Reconciler::next_due() const {
 }
 
 void Reconciler::poll(MonoTime now, std::vector<Judged>& out) {
+  // A monitor that refused our key: logged, and its socket replaced with
+  // backoff (a lookup in flight on it then ends at the timeout).
+  for (Peer& p : peers_) (void)p.socket->maintain();
   if (!in_flight_) return;
   for (Peer& p : peers_) {
     if (!p.waiting) continue;
     zmq::message_t reply;
-    while (p.waiting && p.socket.recv(reply, zmq::recv_flags::dontwait)) {
+    while (p.waiting && p.socket->socket().recv(reply, zmq::recv_flags::dontwait)) {
       auto r = protocol::decode_lookup_reply(reply.to_string_view());
       p.waiting = false;
       if (r && r->ok && r->runners.size() == page_.size()) {
@@ -104,7 +103,7 @@ void Reconciler::poll(MonoTime now, std::vector<Judged>& out) {
       // on its way.
       p.waiting = false;
       ++counters_.lookups_unanswered;
-      connect(p);
+      p.socket->reconnect();
     }
   }
   if (std::none_of(peers_.begin(), peers_.end(), [](const Peer& p) { return p.waiting; })) {

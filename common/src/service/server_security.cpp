@@ -37,7 +37,10 @@ const security::Keyring& logged(const security::Keyring& keyring) {
 }  // namespace
 
 ServerSecurity::ServerSecurity(zmq::context_t& ctx, const SecuritySettings& settings)
-    : keyring_(clients_dir(settings)), own_(own_keys(settings)), zap_(ctx, logged(keyring_)) {
+    : keyring_(clients_dir(settings)),
+      own_(own_keys(settings)),
+      zap_(ctx, logged(keyring_)),
+      watcher_(keyring_) {
   spdlog::info("security=curve public_key={} clients_dir={} keys={}", own_.public_key.z85(),
                settings.curve_clients_dir, keyring_.size());
 }
@@ -127,8 +130,8 @@ MessageGate::MessageGate(ServerSecurity& owner, security::Domain domain)
     : security_(owner), endpoint_(domain.name()), authz_(owner.keyring(), std::move(domain)) {}
 
 bool MessageGate::allow(const zmq::message_t& payload, std::string_view op,
-                        std::optional<std::string_view> subject) {
-  auto result = authz_.check(payload, op, subject);
+                        std::optional<std::string_view> subject, bool unowned) {
+  auto result = authz_.check(payload, op, subject, unowned);
   if (result.decision.allowed) return true;
   detail_ = std::move(result.decision.detail);
   security_.record_denial(endpoint_, op, result.decision.reason, detail_);

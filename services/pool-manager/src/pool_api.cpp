@@ -64,6 +64,11 @@ PoolApi::PoolApi(PoolStore& store, const ServiceStats& service, const Clock& clo
 
 std::span<const std::string_view> PoolApi::ops() const { return kOpNames; }
 
+RequestScope PoolApi::request_scope(std::size_t op, const MapReader& m) {
+  const auto o = static_cast<ApiOp>(op);
+  return o == ApiOp::kAcquire || o == ApiOp::kRelease ? runner_id_scope(m) : RequestScope{};
+}
+
 Reply PoolApi::handle(std::size_t op, const MapReader& m, Notes& notes) {
   switch (static_cast<ApiOp>(op)) {
     case ApiOp::kAcquire:

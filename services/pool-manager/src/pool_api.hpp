@@ -47,6 +47,7 @@ class PoolApi final : public ServiceDomain {
   std::span<const std::string_view> ops() const override;
   store::Db& db() override { return store_.db(); }
 
+  RequestScope request_scope(std::size_t op, const protocol::MapReader& m) override;
   Reply handle(std::size_t op, const protocol::MapReader& m, Notes& notes) override;
   bool apply_event(const protocol::TimeoutEvent& ev, Notes& notes) override;
   bool apply_verdict(const Judged& j, Notes& notes) override;

@@ -34,6 +34,7 @@ class PoolManagerService {
   // Finishes the batch in progress, stops the loop, closes the sockets.
   // Idempotent.
   void stop() { service_->stop(); }
+  void reload_keys() { service_->reload_keys(); }  // SIGHUP
 
   const ServiceEndpoints& endpoints() const { return service_->endpoints(); }
   // Benchmarks: called on the loop thread for each timeout event that freed

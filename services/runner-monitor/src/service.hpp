@@ -64,6 +64,10 @@ class MonitorService {
   const Persister* persister() const { return persister_.get(); }
   // Null with --security off.
   const ServerSecurity* security() const { return security_.get(); }
+  // SIGHUP: reloads --curve-clients-dir (nothing with --security off).
+  void reload_keys() {
+    if (security_) security_->reload();
+  }
 
  private:
   // Reads the saved table and outbox back (before any thread runs).

@@ -60,6 +60,26 @@ TaskApi::TaskApi(TaskStore& store, store::Db& db, const ServiceStats& service, c
   publish();
 }
 
+RequestScope TaskApi::request_scope(std::size_t op_index, const MapReader& m) {
+  switch (static_cast<ApiOp>(op_index)) {
+    case ApiOp::kLease:
+      return runner_id_scope(m);
+    case ApiOp::kComplete:
+    case ApiOp::kFail: {
+      // The runner the task is leased to now; a task not leased belongs to
+      // no runner (the answer can only be not_found, stale_attempt or
+      // conflict).
+      std::string task_id;
+      if (!m.str("task_id", task_id)) return {};
+      auto t = store_.get(task_id);
+      if (!t || t->state != TaskState::kLeased || !t->runner_id) return {std::nullopt, true};
+      return {std::move(t->runner_id), false};
+    }
+    default:
+      return {};
+  }
+}
+
 Reply TaskApi::handle(std::size_t op_index, const MapReader& m, Notes& notes) {
   const auto op = static_cast<ApiOp>(op_index);
   auto ok = [] { return protocol::ok_reply(); };

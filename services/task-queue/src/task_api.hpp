@@ -65,6 +65,7 @@ class TaskApi final : public ServiceDomain {
   std::size_t max_request_frame() const override { return kMaxRequestFrame; }
   store::Db& db() override { return db_; }
 
+  RequestScope request_scope(std::size_t op, const protocol::MapReader& m) override;
   Reply handle(std::size_t op, const protocol::MapReader& m, Notes& notes) override;
   bool apply_event(const protocol::TimeoutEvent& ev, Notes& notes) override;
   bool apply_verdict(const Judged& j, Notes& notes) override;

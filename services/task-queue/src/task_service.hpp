@@ -27,6 +27,7 @@ class TaskQueueService {
 
   void start() { service_->start(); }
   void stop() { service_->stop(); }  // idempotent
+  void reload_keys() { service_->reload_keys(); }  // SIGHUP
 
   const ServiceEndpoints& endpoints() const { return service_->endpoints(); }
   const TaskQueueStats& stats() const { return domain_->stats(); }

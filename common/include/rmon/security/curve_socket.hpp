@@ -87,7 +87,7 @@ class MessageAuthorizer {
     const Principal* principal = nullptr;
   };
   Result check(const zmq::message_t& payload, std::string_view op,
-               std::optional<std::string_view> subject = std::nullopt);
+               std::optional<std::string_view> subject = std::nullopt, bool unowned = false);
   const Domain& domain() const { return domain_; }
 
  private:

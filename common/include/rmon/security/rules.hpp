@@ -145,8 +145,12 @@ Decision admit(const Principal& p, const Domain& domain);
 
 // Whether `p` may do `op` on `domain`. `subject` is the runner_id (runner
 // rows) or the group (consumer rows; for events it defaults to the domain's
-// group). Allocates only when it denies.
+// group). `unowned`, with no subject: the request acts on nothing a runner
+// owns now (a complete of a task not leased), so any runner may send it: the
+// service can only refuse it (stale_attempt, conflict), and a runner late
+// with its complete gets that answer, not `forbidden`. Allocates only when it
+// denies.
 Decision authorize(const Principal& p, const Domain& domain, std::string_view op,
-                   std::optional<std::string_view> subject = std::nullopt);
+                   std::optional<std::string_view> subject = std::nullopt, bool unowned = false);
 
 }  // namespace rmon::security

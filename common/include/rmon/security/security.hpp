@@ -10,6 +10,7 @@
 //   zap.hpp               the process's ZAP handler thread and its counts
 //   curve_socket.hpp      CURVE server/client options; MessageAuthorizer
 //   handshake_monitor.hpp handshake events of a socket (refused client, failure counts)
+//   client.hpp            a client's settings and a connecting socket that recovers from a refusal
 //
 // How a service wires it with --security curve:
 //  1. At start, before any socket binds (each step failing is a start-up
@@ -43,6 +44,7 @@
 //   socket and recreate both with backoff (libzmq never retries after a 400).
 
 #include "rmon/security/certificate.hpp"
+#include "rmon/security/client.hpp"
 #include "rmon/security/curve_socket.hpp"
 #include "rmon/security/handshake_monitor.hpp"
 #include "rmon/security/keyring.hpp"

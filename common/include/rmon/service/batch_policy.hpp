@@ -3,7 +3,8 @@
 //   - one transaction per batch, one savepoint per item, in this order:
 //     events, then verdicts, then requests (a slot or task an event frees is
 //     free for the requests of the same batch);
-//   - requests are parsed here (version, op) and handed to the domain by op;
+//   - requests are parsed here (version, op), checked against the sender's
+//     role (--security curve) and handed to the domain by op;
 //   - replies, acks and the domain's log lines only after the commit;
 //   - a storage error in an item rolls that item back (a request answers
 //     `unavailable`, an event stays unacknowledged, a verdict is retried next
@@ -24,6 +25,7 @@
 #include "rmon/service/domain.hpp"
 #include "rmon/service/event_consumer.hpp"
 #include "rmon/service/router.hpp"
+#include "rmon/service/server_security.hpp"
 
 namespace rmon {
 
@@ -41,9 +43,11 @@ struct Batch {
 
 class BatchPolicy {
  public:
-  // `batch_size` may be null (no histogram).
+  // `batch_size` may be null (no histogram). With a `gate` (--security
+  // curve), each request's sender must be allowed its op and scope
+  // (ServiceDomain::request_scope()), or it is answered `forbidden`.
   BatchPolicy(ServiceDomain& domain, ServiceStats& stats, const Clock& clock,
-              prometheus::Histogram* batch_size = nullptr);
+              prometheus::Histogram* batch_size = nullptr, MessageGate* gate = nullptr);
 
   // Fills every request's reply and marks the events to acknowledge.
   void apply(Batch& b);
@@ -52,6 +56,9 @@ class BatchPolicy {
  private:
   template <class Fn>
   bool item(const char* what, Fn&& fn);
+  // Whether the gate (if any) lets the sender of `r` do `op`.
+  bool allowed(const Request& r, std::size_t op_index, std::string_view op,
+               const protocol::MapReader& m);
   void answer_unavailable(Batch& b, std::string_view detail);
   bool reload();
   void count_verdicts(const std::vector<Judged>& verdicts);
@@ -61,6 +68,7 @@ class BatchPolicy {
   ServiceStats& stats_;
   const Clock& clock_;
   prometheus::Histogram* const batch_size_;
+  MessageGate* const gate_;
   Notes notes_;
   bool needs_reload_ = false;
   std::vector<std::size_t> ops_;          // per request: op index (kMaxOps: none)

@@ -22,7 +22,11 @@ struct ConsumerServiceConfig : StorageSettings {
   std::string events_endpoint;                        // monitor's PUSH for this group; connected
   std::string ack_endpoint = "tcp://127.0.0.1:5558";  // monitor's PULL; connected
   std::string monitor_endpoint = "tcp://127.0.0.1:5559";  // monitor's control; connected
-  std::string metrics_address;                            // empty disables /metrics
+  // --security curve: this service's own key as a client of the monitor
+  // (role consumer of its group) and the monitor's public key.
+  std::string monitor_curve_secret_file;
+  std::string monitor_public_key_file;
+  std::string metrics_address;  // empty disables /metrics
   uint64_t first_heartbeat_grace_ms = 30'000;
   uint64_t reconcile_interval_ms = 10'000;  // every lease/holding looked up this often
   uint64_t end_settle_ms = 10'000;  // a runner ended this long ago without telling us: take back

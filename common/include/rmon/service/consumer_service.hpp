@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -30,6 +31,7 @@
 #include "rmon/service/metrics_endpoint.hpp"
 #include "rmon/service/reconciler.hpp"
 #include "rmon/service/router.hpp"
+#include "rmon/service/server_security.hpp"
 
 namespace rmon {
 
@@ -55,6 +57,11 @@ class ConsumerService {
   // and the domain, which outlive this object.
   void stop();
 
+  // SIGHUP: reloads --curve-clients-dir (nothing with --security off).
+  void reload_keys() {
+    if (security_) security_->reload();
+  }
+
   const ServiceEndpoints& endpoints() const { return endpoints_; }
   std::string render_metrics() const { return metrics_.render(); }
 
@@ -73,6 +80,12 @@ class ConsumerService {
   prometheus::Histogram* batch_size_ = nullptr;
 
   zmq::context_t ctx_;
+  // --security curve (null with off): the API's CURVE server side and its
+  // per-request gate, and this service's keys as a client of the monitor.
+  // Created with the object: /metrics reads security_.
+  std::unique_ptr<ServerSecurity> security_;
+  std::unique_ptr<MessageGate> api_gate_;
+  std::optional<security::ClientKeys> monitor_keys_;
   zmq::socket_t api_;
   std::unique_ptr<EventConsumer> events_;
   std::unique_ptr<Reconciler> reconciler_;

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -50,6 +51,17 @@ class Notes {
   };
   std::vector<Line> lines_;
 };
+
+// Whom a request acts for, for --security curve's per-request check of a
+// runner principal's prefix (security::authorize()).
+struct RequestScope {
+  std::optional<std::string> runner_id;  // the runner it acts for
+  bool unowned = false;  // it acts on nothing a runner owns now (no runner_id)
+};
+
+// The scope of a request that names its runner in `runner_id` (lease,
+// acquire, release); empty when the field is missing or malformed.
+RequestScope runner_id_scope(const protocol::MapReader& m);
 
 // One reply: its frame, and its error code (empty when ok), for the
 // requests counter.
@@ -96,6 +108,15 @@ class ServiceDomain {
   virtual std::size_t max_request_frame() const { return protocol::kMaxFrame; }
   virtual store::Db& db() = 0;
 
+  // With --security curve, before handle(): the runner a request acts for
+  // (lease, acquire, release: its runner_id; complete, fail: the runner the
+  // task is leased to). Malformed fields give an empty scope: handle()
+  // answers bad_request to whoever may send the op at all. A read only.
+  virtual RequestScope request_scope(std::size_t op, const protocol::MapReader& m) {
+    (void)op;
+    (void)m;
+    return {};
+  }
   // One request whose version and op the skeleton has read.
   virtual Reply handle(std::size_t op, const protocol::MapReader& m, Notes& notes) = 0;
   // One timeout event. True when it took a lease or holding back.

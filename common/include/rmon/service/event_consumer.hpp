@@ -12,11 +12,13 @@
 
 #include <atomic>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "rmon/logging.hpp"
 #include "rmon/protocol/messages.hpp"
+#include "rmon/security/client.hpp"
 
 namespace rmon {
 
@@ -27,13 +29,18 @@ struct ConsumedEvent {
 
 class EventConsumer {
  public:
-  // Connects both sockets; throws zmq::error_t on a malformed endpoint.
+  // Connects both sockets, as CURVE clients with `keys` (--security curve);
+  // throws zmq::error_t on a malformed endpoint.
   EventConsumer(zmq::context_t& ctx, std::string group, const std::string& events_endpoint,
-                const std::string& ack_endpoint);
+                const std::string& ack_endpoint,
+                std::optional<security::ClientKeys> keys = std::nullopt);
 
-  zmq::socket_t& events_socket() { return events_; }
+  zmq::socket_t& events_socket() { return events_.socket(); }
   const std::string& group() const { return group_; }
 
+  // A refused handshake on either socket: logged, the socket replaced with
+  // backoff. Call once per loop pass.
+  void maintain();
   // Appends the events ready now (never blocks), at most `max`.
   std::size_t receive(std::vector<ConsumedEvent>& out, std::size_t max);
   // Sends the acks of every event marked `ack`. Never blocks: an ack that
@@ -46,8 +53,8 @@ class EventConsumer {
 
  private:
   const std::string group_;
-  zmq::socket_t events_;
-  zmq::socket_t acks_;
+  security::ClientSocket events_;
+  security::ClientSocket acks_;
   std::atomic<uint64_t> received_{0}, rejected_{0}, acks_sent_{0};
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };

@@ -5,7 +5,8 @@
 //   Config:  register_settings(Settings&), resolve_defaults(const Settings&)
 //            (defaults that depend on other settings: --security's endpoints),
 //            validate() -> std::string (empty if ok; exit status 2 if not)
-//   Service: Service(Config, const Clock&), start(), stop()
+//   Service: Service(Config, const Clock&), start(), stop(), and optionally
+//            reload_keys() (SIGHUP: --security curve's clients folder)
 //
 // A service thread that hits an unexpected exception calls fail_service():
 // the process logs it, stops and exits with status 1, so a supervisor
@@ -15,6 +16,7 @@
 
 #include <csignal>
 #include <exception>
+#include <functional>
 #include <string>
 
 #include "rmon/clock.hpp"
@@ -23,11 +25,12 @@
 
 namespace rmon {
 
-// Blocks SIGINT and SIGTERM in the calling thread (and the threads it
-// starts afterwards) and returns the set, for wait_for_stop_signal().
+// Blocks SIGINT, SIGTERM and SIGHUP in the calling thread (and the threads
+// it starts afterwards) and returns the set, for wait_for_stop_signal().
 sigset_t block_stop_signals();
-// Waits for SIGINT or SIGTERM; returns the signal number.
-int wait_for_stop_signal(const sigset_t& signals);
+// Waits for SIGINT or SIGTERM and returns the signal number; each SIGHUP
+// meanwhile calls `on_hangup` (reload the keys) and the wait goes on.
+int wait_for_stop_signal(const sigset_t& signals, const std::function<void()>& on_hangup = {});
 // From any thread: logs `why` as critical and makes the main thread stop the
 // service and exit with status 1.
 void fail_service(const std::string& why);
@@ -51,7 +54,11 @@ int run_service_main(int argc, char** argv, const char* name, const char* descri
     const sigset_t signals = block_stop_signals();
     Service service(config, SystemClock::instance());
     service.start();
-    const int sig = wait_for_stop_signal(signals);
+    const int sig = wait_for_stop_signal(signals, [&service] {
+      if constexpr (requires { service.reload_keys(); }) {
+        service.reload_keys();
+      }
+    });
     spdlog::info("{} stopping signal={}", name, sig);
     service.stop();
     const int status = service_exit_status();

@@ -30,6 +30,7 @@
 #include <zmq.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -38,6 +39,7 @@
 #include "rmon/clock.hpp"
 #include "rmon/protocol/limits.hpp"
 #include "rmon/protocol/messages.hpp"
+#include "rmon/security/client.hpp"
 
 namespace rmon {
 
@@ -93,9 +95,10 @@ struct ReconcileCounters {
 
 class Reconciler {
  public:
-  // Connects one DEALER per monitor control endpoint. The first round may
-  // start at once.
-  Reconciler(zmq::context_t& ctx, std::vector<std::string> monitors, ReconcileOptions options);
+  // Connects one DEALER per monitor control endpoint, a CURVE client with
+  // `keys` (--security curve). The first round may start at once.
+  Reconciler(zmq::context_t& ctx, std::vector<std::string> monitors, ReconcileOptions options,
+             std::optional<security::ClientKeys> keys = std::nullopt);
 
   // The cursor to read the next page of candidates from, when one is wanted
   // now (a round is due or under way, and no page is in flight).
@@ -104,7 +107,7 @@ class Reconciler {
   void give_page(CandidatePage page, MonoTime now);
 
   std::size_t monitor_count() const { return peers_.size(); }
-  zmq::socket_t& socket(std::size_t i) { return peers_[i].socket; }
+  zmq::socket_t& socket(std::size_t i) { return peers_[i].socket->socket(); }
 
   // Reads replies, expires requests past the timeout; when every monitor
   // has answered (or not in time) the page's verdicts are appended to `out`.
@@ -123,16 +126,14 @@ class Reconciler {
   };
   struct Peer {
     std::string endpoint;
-    zmq::socket_t socket;
+    std::unique_ptr<security::ClientSocket> socket;
     bool waiting = false;
     MonoTime sent_at{};
     std::optional<Answer> answer;
   };
-  void connect(Peer& p);
   Judged judge(std::size_t i) const;
   void finish_page(std::vector<Judged>& out, MonoTime now);
 
-  zmq::context_t& ctx_;
   const ReconcileOptions options_;
   std::vector<Peer> peers_;
   std::vector<LeaseKey> page_;  // in flight

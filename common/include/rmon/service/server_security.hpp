@@ -11,6 +11,9 @@
 // Every refusal is counted, rmon_authz_denied_total{endpoint,op,reason}, and
 // logged at WARN (rate limited) with the principal's name, never a secret.
 //
+// The clients folder is reloaded when it changes (inotify) and on reload()
+// (SIGHUP); a removed key is refused at its next message.
+//
 // Thread safety: ServerSecurity is thread-safe after construction; a
 // MessageGate belongs to one thread. Destroy ServerSecurity (it stops the ZAP
 // handler) before the context it was given.
@@ -30,6 +33,7 @@
 #include "rmon/logging.hpp"
 #include "rmon/security/curve_socket.hpp"
 #include "rmon/security/keyring.hpp"
+#include "rmon/security/keyring_watcher.hpp"
 #include "rmon/security/zap.hpp"
 #include "rmon/service/security_settings.hpp"
 
@@ -51,6 +55,9 @@ class ServerSecurity {
   const security::Keyring& keyring() const { return keyring_; }
   const security::ZapHandler& zap() const { return zap_; }
   const security::PublicKey& public_key() const { return own_.public_key; }
+  // Reloads the clients folder now (SIGHUP); it also reloads by itself when
+  // the folder changes. Async-signal-safe.
+  void reload() { watcher_.trigger(); }
 
   // A refusal by a MessageGate: counted and logged (rate limited).
   void record_denial(std::string_view endpoint, std::string_view op, security::DenyReason reason,
@@ -66,6 +73,7 @@ class ServerSecurity {
   security::Keyring keyring_;
   security::KeyPair own_;
   security::ZapHandler zap_;
+  security::KeyringWatcher watcher_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, security::DenyReason>, uint64_t>
@@ -86,8 +94,9 @@ class MessageGate {
   // Whether the sender of `payload` (a frame as received, with its User-Id)
   // may do `op` on `subject`. A refusal is counted and logged; `detail()`
   // then says why, for a `forbidden` reply.
+  // `unowned`: see security::authorize().
   bool allow(const zmq::message_t& payload, std::string_view op,
-             std::optional<std::string_view> subject = std::nullopt);
+             std::optional<std::string_view> subject = std::nullopt, bool unowned = false);
   const std::string& detail() const { return detail_; }
 
  private:
