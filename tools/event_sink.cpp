@@ -28,6 +28,7 @@
 #include "rmon/config.hpp"
 #include "rmon/logging.hpp"
 #include "rmon/protocol/codec.hpp"
+#include "rmon/security/client.hpp"
 #include "rmon/zmq_util.hpp"
 
 namespace {
@@ -79,7 +80,15 @@ int main(int argc, char** argv) {
   s.add_flag("steal", steal,
              "Attach even to a group a service consumes (task-queue, pool-manager, or their "
              "default ports 5556, 5557): takes about half of that service's events");
+  rmon::security::ClientSecurity security;
+  security.add_options(s.app(), kEnvPrefix);
   if (auto code = s.parse(argc, argv)) return *code;
+  // --security curve: a consumer key of the sink's group (or an admin's).
+  auto keys = security.keys_for(rmon::security::kMonitorService);
+  if (!keys) {
+    std::cerr << "rmon-event-sink: " << keys.error().message << "\n";
+    return 2;
+  }
   const bool service_group = consumed_by_a_service(group, events);
   if (service_group && !steal) {
     std::cerr << "rmon-event-sink: refusing to attach to group " << group << " at " << events
@@ -103,15 +112,18 @@ int main(int argc, char** argv) {
   rmon::SocketOptions opts;
   opts.recv_timeout_ms = 200;
   opts.linger_ms = 1000;
-  auto pull = rmon::make_socket(ctx, zmq::socket_type::pull, opts);
-  pull.connect(events);
-  auto push = rmon::make_socket(ctx, zmq::socket_type::push, opts);
-  push.connect(acks);
-  spdlog::info("event sink started group={} events={} acks={} ack={}", group, events, acks, ack);
+  rmon::security::ClientSocket pull_socket(ctx, zmq::socket_type::pull, opts, events, keys.value());
+  rmon::security::ClientSocket push_socket(ctx, zmq::socket_type::push, opts, acks, keys.value());
+  spdlog::info("event sink started group={} events={} acks={} ack={} security={}", group, events,
+               acks, ack, security.mode);
 
   std::unordered_set<std::string> seen;
   std::vector<zmq::message_t> frames;
   while (!g_stop) {
+    (void)pull_socket.maintain();  // a refused key: logged, retried with backoff
+    (void)push_socket.maintain();
+    zmq::socket_t& pull = pull_socket.socket();
+    zmq::socket_t& push = push_socket.socket();
     try {
       if (!rmon::recv_frames(pull, frames)) continue;
     } catch (const zmq::error_t& e) {

@@ -40,9 +40,9 @@ struct Snapshot {
 class Observer {
  public:
   Observer(zmq::context_t& ctx, const rmon::sim::SimOptions& o)
-      : tasks_(ctx, o.task_queue_endpoint, 2000),
-        pools_(ctx, o.pool_manager_endpoint, 2000),
-        monitor_(ctx, o.monitor_endpoint, 2000) {}
+      : tasks_(ctx, o.task_queue_endpoint, 2000, o.keys.operator_tasks),
+        pools_(ctx, o.pool_manager_endpoint, 2000, o.keys.operator_pools),
+        monitor_(ctx, o.monitor_endpoint, 2000, o.keys.operator_monitor) {}
 
   Snapshot take() {
     Snapshot s;
@@ -90,6 +90,32 @@ void status_line(double secs, const Snapshot& s) {
   std::fflush(stdout);
 }
 
+// --security curve: the runners' keys and the operator's, per service.
+std::string load_keys(const rmon::security::ClientSecurity& runner, std::string operator_secret,
+                      rmon::sim::SimKeys& out) {
+  namespace sec = rmon::security;
+  if (std::string err = runner.validate(); !err.empty()) return err;
+  sec::ClientSecurity op = runner;
+  if (!operator_secret.empty()) op.secret_file = std::move(operator_secret);
+  std::string err;
+  const auto load = [&](const sec::ClientSecurity& who, std::string_view service,
+                        std::optional<sec::ClientKeys>& into) {
+    auto keys = who.keys_for(service);
+    if (!keys) {
+      if (err.empty()) err = keys.error().message;
+      return;
+    }
+    into = std::move(keys).value();
+  };
+  load(runner, sec::kMonitorService, out.runner_monitor);
+  load(runner, sec::kTaskQueueService, out.runner_tasks);
+  load(runner, sec::kPoolManagerService, out.runner_pools);
+  load(op, sec::kMonitorService, out.operator_monitor);
+  load(op, sec::kTaskQueueService, out.operator_tasks);
+  load(op, sec::kPoolManagerService, out.operator_pools);
+  return err;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,8 +148,18 @@ int main(int argc, char** argv) {
   s.add("seed", o.seed, "Random seed");
   s.add("summary-file", o.summary_file, "Also write the JSON summary to this file");
   s.add_flag("status", o.status, "Print a status line every second");
+  rmon::security::ClientSecurity runner_keys;
+  runner_keys.add_options(s.app(), "RMON_SIM_");
+  std::string operator_secret_file;
+  s.add("curve-operator-secret-file", operator_secret_file,
+        "--security curve: the key that submits and reads stats (an admin; default: "
+        "--curve-secret-file)");
   if (auto code = s.parse(argc, argv)) return *code;
   rmon::init_logging("runner-sim", s.log_level());
+  if (std::string err = load_keys(runner_keys, operator_secret_file, o.keys); !err.empty()) {
+    spdlog::error("invalid settings: {}", err);
+    return 2;
+  }
   if (o.runners < 1 || o.runners > 2000 || o.pools.empty() || o.work_max_ms < o.work_min_ms ||
       o.crash_fraction < 0 || o.crash_fraction > 1 || o.zombie_fraction < 0 ||
       o.zombie_fraction > 1) {
@@ -140,7 +176,8 @@ int main(int argc, char** argv) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   if (o.submit > 0) {
-    rmon::runner::TaskQueueClient tasks(ctx, o.task_queue_endpoint, 10'000);
+    rmon::runner::TaskQueueClient tasks(ctx, o.task_queue_endpoint, 10'000,
+                                        o.keys.operator_tasks);
     for (std::size_t i = 0; i < o.submit && !g_stop; ++i) {
       auto r = tasks.submit(MapBuilder().str("job", "demo").u64("n", i).finish());
       if (!r) {

@@ -36,8 +36,13 @@ const std::string& Options::endpoint(Service s) const {
 namespace {
 
 constexpr char kFooter[] = R"(
+With --security curve, rmon-ctl is a CURVE client: its own key (an admin for
+changes, a reader for reads) and the servers' public keys from
+--curve-servers-dir (runner-monitor.key, task-queue.key, pool-manager.key).
 Endpoints come from the flags above or RMON_CTL_MONITOR, RMON_CTL_TASK_QUEUE
-and RMON_CTL_POOL_MANAGER (the services' own RMON_* variables are not read).
+and RMON_CTL_POOL_MANAGER, the security settings from RMON_CTL_SECURITY,
+RMON_CTL_CURVE_SECRET_FILE and RMON_CTL_CURVE_SERVERS_DIR (the services' own
+RMON_* variables are not read).
 --json and --timeout-ms may also follow the command.
 
 Exit status:
@@ -64,6 +69,7 @@ void Ctl::setup(CLI::App& app) {
       ->check(CLI::Range(1, 86'400'000))
       ->capture_default_str();
   app.add_flag("--json", opt.json, "Machine output: each reply as one JSON object");
+  opt.security.add_options(app, "RMON_CTL_");
   app.require_subcommand(1);
   add_runner_commands(app, *this);
   add_task_commands(app, *this);
@@ -75,8 +81,13 @@ void Ctl::setup(CLI::App& app) {
 runner::ApiClient& Ctl::client(Service s) {
   auto& c = clients_[static_cast<std::size_t>(s)];
   if (!c) {
+    if (std::string err = opt.security.validate(); !err.empty()) throw UsageError(err);
+    const std::string_view key_name = s == Service::kMonitor ? security::kMonitorService : name(s);
+    auto keys = opt.security.keys_for(key_name);
+    if (!keys) throw UsageError(keys.error().message);
     try {
-      c = std::make_unique<runner::ApiClient>(zmq, opt.endpoint(s), opt.timeout_ms);
+      c = std::make_unique<runner::ApiClient>(zmq, opt.endpoint(s), opt.timeout_ms,
+                                              std::move(keys).value());
     } catch (const zmq::error_t& e) {
       throw UsageError("cannot connect to the " + std::string(name(s)) + " at '" + opt.endpoint(s) +
                        "': " + e.what());

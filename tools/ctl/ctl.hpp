@@ -46,6 +46,7 @@ struct Options {
   std::string pool_manager = "tcp://127.0.0.1:5561";
   int timeout_ms = 3000;
   bool json = false;
+  security::ClientSecurity security;
   const std::string& endpoint(Service s) const;
 };
 

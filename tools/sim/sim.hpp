@@ -9,14 +9,24 @@
 #include <atomic>
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <string>
 #include <vector>
 
 #include "rmon/clock.hpp"
+#include "rmon/security/client.hpp"
 
 namespace rmon::sim {
+
+// --security curve: the keys of each connection, per side (nullopt with off).
+// The runners use a runner key; submitting and observing need an admin (or
+// a key that may submit and read).
+struct SimKeys {
+  std::optional<security::ClientKeys> runner_monitor, runner_tasks, runner_pools;
+  std::optional<security::ClientKeys> operator_monitor, operator_tasks, operator_pools;
+};
 
 struct SimOptions {
   std::string heartbeat_endpoint = "tcp://127.0.0.1:5555";
@@ -39,6 +49,7 @@ struct SimOptions {
   uint64_t seed = 1;
   std::string summary_file;  // also write the JSON summary here
   bool status = true;        // a status line per second
+  SimKeys keys;
 };
 
 // What the runners did, from their side. Thread-safe.

@@ -51,8 +51,8 @@ void nap(std::chrono::milliseconds d, const std::atomic<bool>& stop) {
 void run_runner(const SimOptions& o, std::size_t index, bool crashes, bool zombie, SimStats& stats,
                 const std::atomic<bool>& stop, const std::atomic<bool>& done) {
   zmq::context_t ctx(1);
-  TaskQueueClient tasks(ctx, o.task_queue_endpoint, 5000);
-  PoolManagerClient pools(ctx, o.pool_manager_endpoint, 5000);
+  TaskQueueClient tasks(ctx, o.task_queue_endpoint, 5000, o.keys.runner_tasks);
+  PoolManagerClient pools(ctx, o.pool_manager_endpoint, 5000, o.keys.runner_pools);
   std::mt19937_64 rng(o.seed * 1'000'003 + index);
   std::uniform_int_distribution<uint64_t> work(o.work_min_ms,
                                                std::max(o.work_min_ms, o.work_max_ms));
@@ -89,6 +89,7 @@ void run_runner(const SimOptions& o, std::size_t index, bool crashes, bool zombi
     if (pool.type == protocol::PoolType::kKubernetes) ho.runner.job_name = "job-" + runner_id;
     ho.interval_ms = o.interval_ms;
     ho.timeout_ms = o.timeout_ms;
+    ho.curve = o.keys.runner_monitor;
     HeartbeatPublisher hb(ctx, ho);
 
     // A slot in the runner's pool; wait while the pool is full.

@@ -66,8 +66,7 @@ void HeartbeatPublisher::abandon() {
 void HeartbeatPublisher::run() {
   SocketOptions o;
   o.send_hwm = 100;
-  auto pub = make_socket(ctx_, zmq::socket_type::pub, o);
-  pub.connect(opts_.endpoint);
+  security::ClientSocket pub(ctx_, zmq::socket_type::pub, o, opts_.endpoint, opts_.curve);
   protocol::Heartbeat hb;
   hb.runner = opts_.runner;
   hb.timeout_ms = opts_.timeout_ms;
@@ -82,7 +81,8 @@ void HeartbeatPublisher::run() {
     ++hb.seq;
     hb.sent_at_ms = SystemClock::instance().wall_ms();
     protocol::encode_heartbeat(hb, payload);
-    (void)send_frames(pub, {topic, payload});
+    (void)pub.maintain();  // a refused key: logged, and retried with backoff
+    (void)send_frames(pub.socket(), {topic, payload});
   };
   std::unique_lock lock(mu_);
   for (;;) {

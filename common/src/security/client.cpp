@@ -22,6 +22,20 @@ LogRateLimiter& refusal_log_limit() {
 
 }  // namespace
 
+void ClientSecurity::add_options(CLI::App& app, std::string_view env_prefix) {
+  const auto env = [&](const char* name) { return std::string(env_prefix) + name; };
+  app.add_option("--security", mode, "off, or curve: CURVE with the keys below")
+      ->envname(env("SECURITY"))
+      ->capture_default_str();
+  app.add_option("--curve-secret-file", secret_file,
+                 "--security curve: this client's own NAME.key_secret")
+      ->envname(env("CURVE_SECRET_FILE"));
+  app.add_option("--curve-servers-dir", servers_dir,
+                 "--security curve: the servers' public keys (runner-monitor.key, task-queue.key, "
+                 "pool-manager.key; rmon-keygen init writes them to DIR/servers)")
+      ->envname(env("CURVE_SERVERS_DIR"));
+}
+
 std::string ClientSecurity::validate() const {
   if (mode != "off" && mode != "curve") return "--security must be off or curve, not '" + mode + "'";
   if (!curve()) return {};

@@ -15,6 +15,7 @@
 // with backoff (100 ms doubling to 5 s), so a client enrolled later recovers
 // by itself. With security off it is a plain socket and costs nothing more.
 
+#include <CLI/CLI.hpp>
 #include <zmq.hpp>
 
 #include <chrono>
@@ -45,6 +46,9 @@ struct ClientSecurity {
   std::string servers_dir;   // runner-monitor.key, task-queue.key, pool-manager.key
 
   bool curve() const { return mode == "curve"; }
+  // Registers --security, --curve-secret-file and --curve-servers-dir on
+  // `app`, each also read from `env_prefix` + its name (RMON_CTL_SECURITY).
+  void add_options(CLI::App& app, std::string_view env_prefix);
   // Empty when consistent, else what is wrong (an unknown mode, curve
   // without its files).
   std::string validate() const;
@@ -83,6 +87,10 @@ class ClientSocket {
 
   // Refused at the last handshake, and no handshake succeeded since.
   bool refused() const { return refused_; }
+  // Refused, and waiting for the backoff before it tries again.
+  bool backing_off() const { return reopen_at_.has_value(); }
+  // The client's own public key (CURVE only).
+  const PublicKey& public_key() const { return keys_->own.public_key; }
   uint64_t refusals() const { return refusals_; }
 
  private:

@@ -17,13 +17,15 @@
 
 #include "rmon/expected.hpp"
 #include "rmon/protocol/msgmap.hpp"
+#include "rmon/security/client.hpp"
 
 namespace rmon::runner {
 
 // Why a call failed: the service's error code (`not_found`, `stale_attempt`,
 // `conflict`, `pool_full`, `unavailable`, `bad_request`, ...) or this
 // client's own: `timeout` (no reply in time) and `bad_reply` (a reply that is
-// not what the contract says).
+// not what the contract says), and with CURVE `not_enrolled` (the service
+// refused this client's key at the handshake; the detail names the key).
 struct ApiError {
   std::string code;
   std::string detail;
@@ -38,9 +40,13 @@ struct Done {};  // the value of a call that returns nothing but success
 
 class ApiClient {
  public:
-  // Connects to `endpoint` (e.g. "tcp://127.0.0.1:5560"); throws
-  // zmq::error_t on a malformed endpoint.
-  ApiClient(zmq::context_t& ctx, std::string endpoint, int timeout_ms = 5000);
+  // Connects to `endpoint` (e.g. "tcp://127.0.0.1:5560"), as a CURVE client
+  // with `keys` (security::ClientSecurity::keys_for()); throws zmq::error_t
+  // on a malformed endpoint. A refused key answers calls `not_enrolled`,
+  // at once while the retry backs off (100 ms doubling to 5 s), then it
+  // tries again: a key enrolled meanwhile is let in.
+  ApiClient(zmq::context_t& ctx, std::string endpoint, int timeout_ms = 5000,
+            std::optional<security::ClientKeys> keys = std::nullopt);
 
   // Sends {v: 1, op, ...fields}; on success returns the reply frame, whose
   // `ok` is true. Error replies and timeouts are ApiErrors.
@@ -52,11 +58,11 @@ class ApiClient {
   const std::string& endpoint() const { return endpoint_; }
 
  private:
-  void connect();
-  zmq::context_t& ctx_;
+  static SocketOptions options(int timeout_ms);
+  ApiError not_enrolled() const;
   const std::string endpoint_;
   const int timeout_ms_;
-  zmq::socket_t socket_;
+  security::ClientSocket socket_;
 };
 
 // Reads a reply frame with `read(MapReader&) -> Status`; a reply that does

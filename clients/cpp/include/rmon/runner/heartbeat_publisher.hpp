@@ -20,6 +20,7 @@
 #include <thread>
 
 #include "rmon/protocol/messages.hpp"
+#include "rmon/security/client.hpp"
 
 namespace rmon::runner {
 
@@ -31,6 +32,10 @@ struct HeartbeatOptions {
   uint64_t interval_ms = 1000;
   std::optional<uint64_t> timeout_ms;  // the monitor's default when unset
   double jitter = 0.1;                 // each period is interval × (1 ± jitter)
+  // --security curve: the runner's key pair and the monitor's public key
+  // (security::ClientSecurity::keys_for(kMonitorService)). A refused key is
+  // logged and retried with backoff (security::ClientSocket).
+  std::optional<security::ClientKeys> curve;
   int terminal_repeats = 3;
   uint64_t terminal_spacing_ms = 50;
 };

@@ -32,9 +32,10 @@ struct PoolStatus {
 
 class PoolManagerClient {
  public:
+  // `keys`: a CURVE client (ApiClient).
   PoolManagerClient(zmq::context_t& ctx, std::string endpoint = kDefaultPoolManagerEndpoint,
-                    int timeout_ms = 5000)
-      : api_(ctx, std::move(endpoint), timeout_ms) {}
+                    int timeout_ms = 5000, std::optional<security::ClientKeys> keys = std::nullopt)
+      : api_(ctx, std::move(endpoint), timeout_ms, std::move(keys)) {}
 
   // The slot index; `pool_full`, `not_found` (unknown pool) or `conflict`
   // (this runner holds a slot of the pool for another attempt) otherwise.

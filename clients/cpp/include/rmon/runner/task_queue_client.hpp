@@ -60,9 +60,10 @@ struct TaskFilter {
 
 class TaskQueueClient {
  public:
+  // `keys`: a CURVE client (ApiClient).
   TaskQueueClient(zmq::context_t& ctx, std::string endpoint = kDefaultTaskQueueEndpoint,
-                  int timeout_ms = 5000)
-      : api_(ctx, std::move(endpoint), timeout_ms) {}
+                  int timeout_ms = 5000, std::optional<security::ClientKeys> keys = std::nullopt)
+      : api_(ctx, std::move(endpoint), timeout_ms, std::move(keys)) {}
 
   Outcome<Submitted> submit(const std::string& payload, const SubmitOptions& o = {});
   // nullopt when no task is available.
