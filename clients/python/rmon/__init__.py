@@ -11,6 +11,13 @@ Pure Python over ZeroMQ (pyzmq) and MessagePack (msgpack):
   acknowledged after its handler returns.
 
 Errors are :class:`RmonError` subclasses chosen by the service's error code.
+
+With ``--security curve`` every client takes ``curve=`` a :class:`CurveKeys`
+(its own key pair and the server's public key): ``CurveKeys.for_service(
+secret_file, servers_dir, "runner-monitor")``, or ``CurveKeys.from_env(...)``
+(None when security is off). A key the server refuses at the handshake raises
+:class:`NotEnrolled` (request clients) or is logged and retried (publisher,
+consumer); an op the key's role may not do raises :class:`Forbidden`.
 """
 
 from ._codec import MAX_FRAME, MAX_HEARTBEAT_FRAME, MAX_PROGRESS_BYTES, POOL_TYPES, VERSION
@@ -19,7 +26,9 @@ from .errors import (
     BadRequest,
     Conflict,
     Exists,
+    Forbidden,
     Internal,
+    NotEnrolled,
     NotFound,
     PoolFull,
     ProtocolError,
@@ -32,6 +41,7 @@ from .errors import (
 from .heartbeat import HeartbeatPublisher
 from .monitor import RunnerMonitorClient
 from .pool_manager import PoolManagerClient
+from .security import SERVICES, ClientSecurity, CurveKeys, curve_available
 from .task_queue import TaskQueueClient
 
 __version__ = "0.1.0"
@@ -43,6 +53,10 @@ __all__ = [
     "PoolManagerClient",
     "RunnerMonitorClient",
     "TimeoutConsumer",
+    "CurveKeys",
+    "ClientSecurity",
+    "curve_available",
+    "SERVICES",
     "decode_timeout_event",
     "encode_ack",
     "RmonError",
@@ -55,6 +69,8 @@ __all__ = [
     "UnknownOp",
     "Exists",
     "Internal",
+    "Forbidden",
+    "NotEnrolled",
     "ProtocolError",
     "TimeoutError",
     "PROTOCOL_VERSION",

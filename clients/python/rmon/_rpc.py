@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import logging
+import math
 import threading
-from typing import Any, Dict, Optional
+import time
+from typing import Any, Dict, List, Optional
 
 import zmq
 
 from . import _codec
-from .errors import ProtocolError, TimeoutError, error_from_reply
+from ._client_socket import ClientSocket, EVENT_FAILED_AUTH
+from .errors import NotEnrolled, ProtocolError, TimeoutError, error_from_reply
+from .security import CurveKeys
 
 log = logging.getLogger("rmon")
 
@@ -24,6 +28,13 @@ class RpcClient:
     never be read as the answer to a later request. The next request connects
     a fresh socket.
 
+    With ``curve`` the socket is a CURVE client. When the server refuses the
+    key at the handshake, the request raises :class:`rmon.NotEnrolled` as
+    soon as the refusal is known (not after ``timeout_ms``), ``key not
+    enrolled: <public key>`` is logged (logger ``rmon``), and a fresh socket
+    is connected once a backoff has passed (100 ms doubling to 5 s); until
+    then requests raise ``NotEnrolled`` at once, sending nothing.
+
     Thread safety: an internal lock serialises requests, so one client may be
     shared by threads (they take turns); for parallel requests give each
     thread its own client. Not fork-safe: create clients after forking.
@@ -31,6 +42,8 @@ class RpcClient:
 
     #: Default endpoint of the service (overridden by subclasses).
     DEFAULT_ENDPOINT = ""
+    #: The service's name, as its public key file is named (``<SERVICE>.key``).
+    SERVICE = ""
     #: The service drops the connection of a peer sending a bigger frame.
     MAX_REQUEST_BYTES = _codec.MAX_FRAME
     #: Replies bigger than this are refused by the socket.
@@ -42,6 +55,7 @@ class RpcClient:
         timeout_ms: int = 5000,
         *,
         context: Optional[zmq.Context] = None,
+        curve: Optional[CurveKeys] = None,
     ) -> None:
         """
         Args:
@@ -49,13 +63,19 @@ class RpcClient:
                 or ``ipc://path``); the service's default when None.
             timeout_ms: how long a request waits for its reply.
             context: the ZeroMQ context; ``zmq.Context.instance()`` when None.
+            curve: this client's CURVE keys with the server's public key
+                (e.g. ``CurveKeys.for_service(secret_file, servers_dir,
+                cls.SERVICE)``); None for a plain connection (``--security off``).
         """
         self.endpoint = endpoint or self.DEFAULT_ENDPOINT
         if not isinstance(self.endpoint, str) or not self.endpoint:
             raise ValueError("endpoint must be a non-empty str")
+        if curve is not None and not isinstance(curve, CurveKeys):
+            raise ValueError(f"curve must be a rmon.CurveKeys or None, not {type(curve).__name__}")
         self.timeout_ms = _codec.check_uint(timeout_ms, "timeout_ms", minimum=1)
+        self.curve = curve
         self._context = context if context is not None else zmq.Context.instance()
-        self._socket: Optional[zmq.Socket] = None
+        self._socket: Optional[ClientSocket] = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -73,21 +93,37 @@ class RpcClient:
         self.close()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.endpoint!r}, timeout_ms={self.timeout_ms})"
+        curve = f", curve={self.curve.public_key_text!r}" if self.curve is not None else ""
+        return f"{type(self).__name__}({self.endpoint!r}, timeout_ms={self.timeout_ms}{curve})"
 
     def _drop_socket(self) -> None:
+        # Only after a timeout or an error, or at close: the refusal backoff
+        # lives in the ClientSocket, which a refusal keeps.
         if self._socket is not None:
             self._socket.close(linger=0)
             self._socket = None
 
-    def _connect(self) -> zmq.Socket:
+    def _connect(self) -> ClientSocket:
         if self._socket is None:
-            s = self._context.socket(zmq.DEALER)
-            s.setsockopt(zmq.LINGER, 0)
-            s.setsockopt(zmq.MAXMSGSIZE, self.MAX_REPLY_BYTES + 1024)
-            s.connect(self.endpoint)
-            self._socket = s
+            self._socket = ClientSocket(
+                self._context,
+                zmq.DEALER,
+                self.endpoint,
+                self.curve,
+                linger_ms=0,  # a refused DEALER with queued requests must not hold ctx.term()
+                options=[(zmq.MAXMSGSIZE, self.MAX_REPLY_BYTES + 1024)],
+            )
         return self._socket
+
+    def _not_enrolled(self, cs: ClientSocket) -> NotEnrolled:
+        assert self.curve is not None
+        retry = cs.retry_in()
+        when = f"; a fresh connection in {int(retry * 1000)} ms" if retry is not None else ""
+        return NotEnrolled(
+            f"{self.endpoint} refused the key {self.curve.public_key_text} at the handshake "
+            f"(not in the server's clients directory, or a role this endpoint does not "
+            f"admit){when}"
+        )
 
     # -- requests ----------------------------------------------------------
     def request(self, op: str, **keys: Any) -> Dict[str, Any]:
@@ -117,21 +153,43 @@ class RpcClient:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{type(self).__name__} is closed")
-            sock = self._connect()
+            cs = self._connect()
+            cs.maintain()  # a refused socket is replaced here once its backoff has passed
+            if cs.waiting():
+                raise self._not_enrolled(cs)
             try:
-                sock.send_multipart([b"", frame])
-                if not sock.poll(self.timeout_ms, zmq.POLLIN):
-                    self._drop_socket()
-                    raise TimeoutError(
-                        f"no reply to '{what}' from {self.endpoint} within {self.timeout_ms} ms"
-                    )
-                frames = sock.recv_multipart()
+                cs.socket.send_multipart([b"", frame])
+                frames = self._await_reply(cs, what)
             except zmq.ZMQError:
                 self._drop_socket()
                 raise
         if not frames:
             raise ProtocolError("empty reply")
         return parse_reply(frames[-1], self.MAX_REPLY_BYTES)
+
+    def _await_reply(self, cs: ClientSocket, what: str) -> List[bytes]:
+        """The reply's frames; raises NotEnrolled on a refusal, TimeoutError at the deadline."""
+        deadline = time.monotonic() + self.timeout_ms / 1000.0
+        poller = zmq.Poller()
+        poller.register(cs.socket, zmq.POLLIN)
+        if cs.events is not None:
+            poller.register(cs.events, zmq.POLLIN)
+        while True:
+            remaining = deadline - time.monotonic()
+            ready = dict(poller.poll(max(0, math.ceil(remaining * 1000)))) if remaining > 0 else {}
+            if cs.socket in ready:
+                return cs.socket.recv_multipart()
+            if cs.events is not None and cs.events in ready:
+                if EVENT_FAILED_AUTH in cs.poll_events():
+                    # libzmq will not retry: nothing was delivered; the
+                    # socket is replaced after the backoff.
+                    raise self._not_enrolled(cs)
+                continue
+            if time.monotonic() >= deadline:
+                self._drop_socket()
+                raise TimeoutError(
+                    f"no reply to '{what}' from {self.endpoint} within {self.timeout_ms} ms"
+                )
 
 
 def parse_reply(frame: bytes, max_bytes: int = _codec.MAX_REPLY_FRAME) -> Dict[str, Any]:

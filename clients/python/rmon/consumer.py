@@ -10,7 +10,9 @@ from typing import Any, Callable, Dict, Optional
 import zmq
 
 from . import _codec
+from ._client_socket import ClientSocket
 from .errors import ProtocolError
+from .security import MONITOR_SERVICE, CurveKeys
 
 log = logging.getLogger("rmon")
 
@@ -112,7 +114,18 @@ class TimeoutConsumer:
 
     Use :meth:`run` to consume in the calling thread until a stop event is
     set, or :meth:`start` / :meth:`stop` for a background thread.
+
+    With ``curve`` both sockets are CURVE clients of the monitor, with the
+    group's consumer key (role ``consumer``, ``group`` this group). A socket
+    whose key the monitor refuses at the handshake (not enrolled, or a key of
+    another group on this group's event socket) logs ``key not enrolled:
+    <public key>`` (logger ``rmon``), counts ``refused`` and is replaced by a
+    fresh one after a backoff (100 ms doubling to 5 s), so the consumer
+    recovers by itself once the key is enrolled.
     """
+
+    #: The server's name, as its public key file is named.
+    SERVICE = MONITOR_SERVICE
 
     def __init__(
         self,
@@ -124,6 +137,7 @@ class TimeoutConsumer:
         dedupe: int = 1024,
         poll_ms: int = 100,
         context: Optional[zmq.Context] = None,
+        curve: Optional[CurveKeys] = None,
     ) -> None:
         """
         Args:
@@ -136,6 +150,9 @@ class TimeoutConsumer:
             dedupe: how many acknowledged event ids to remember.
             poll_ms: how often :meth:`run` checks its stop event.
             context: ZeroMQ context; ``zmq.Context.instance()`` when None.
+            curve: the consumer's CURVE keys with the monitor's public key
+                (``CurveKeys.for_service(secret_file, servers_dir,
+                "runner-monitor")``); None for plain connections.
         """
         self.group = _codec.check_id(group, "group")
         if not isinstance(events_endpoint, str) or not events_endpoint:
@@ -144,6 +161,9 @@ class TimeoutConsumer:
             raise ValueError("ack_endpoint must be a non-empty str")
         if not callable(handler):
             raise ValueError("handler must be callable")
+        if curve is not None and not isinstance(curve, CurveKeys):
+            raise ValueError(f"curve must be a rmon.CurveKeys or None, not {type(curve).__name__}")
+        self.curve = curve
         self.events_endpoint = events_endpoint
         self.ack_endpoint = ack_endpoint
         self.handler = handler
@@ -156,29 +176,55 @@ class TimeoutConsumer:
         self._lock = threading.Lock()
         #: Counters: ``handled`` (handler returned), ``failed`` (handler
         #: raised), ``rejected`` (malformed frames), ``repeats`` (acked again
-        #: without calling the handler), ``ack_dropped`` (ack could not be queued).
+        #: without calling the handler), ``ack_dropped`` (ack could not be queued),
+        #: ``refused`` (handshakes the monitor refused, on either socket).
         self.counters: Dict[str, int] = collections.Counter()
 
     # -- running -------------------------------------------------------------
     def run(self, stop_event: Optional[threading.Event] = None) -> None:
         """Consumes events in this thread until ``stop_event`` (or :meth:`stop`) is set."""
         stop = stop_event if stop_event is not None else self._stop
-        pull = self._context.socket(zmq.PULL)
-        push = self._context.socket(zmq.PUSH)
+        pull = ClientSocket(
+            self._context,
+            zmq.PULL,
+            self.events_endpoint,
+            self.curve,
+            linger_ms=0,
+            options=[(zmq.MAXMSGSIZE, _codec.MAX_FRAME)],
+        )
         try:
-            pull.setsockopt(zmq.LINGER, 0)
-            pull.setsockopt(zmq.MAXMSGSIZE, _codec.MAX_FRAME)
-            pull.connect(self.events_endpoint)
-            push.setsockopt(zmq.LINGER, 1000)
-            push.connect(self.ack_endpoint)
+            # A linger, so a refused PUSH holding acks never blocks the context's end.
+            push = ClientSocket(self._context, zmq.PUSH, self.ack_endpoint, self.curve, linger_ms=1000)
+        except BaseException:
+            pull.close()
+            raise
+        try:
+            poller = self._poller(pull, push)
             while not stop.is_set() and not self._stop.is_set():
-                if not pull.poll(self.poll_ms, zmq.POLLIN):
+                ready = dict(poller.poll(self.poll_ms))
+                if self.curve is not None:
+                    refused = pull.refusals + push.refusals
+                    replaced = pull.maintain() | push.maintain()
+                    self.counters["refused"] += pull.refusals + push.refusals - refused
+                    if replaced:
+                        poller = self._poller(pull, push)
+                        continue
+                if pull.socket not in ready:
                     continue
-                frames = pull.recv_multipart(zmq.NOBLOCK)
-                self.process(frames, push)
+                frames = pull.socket.recv_multipart(zmq.NOBLOCK)
+                self.process(frames, push.socket)
         finally:
-            pull.close(linger=0)
+            pull.close()
             push.close()
+
+    @staticmethod
+    def _poller(pull: ClientSocket, push: ClientSocket) -> zmq.Poller:
+        poller = zmq.Poller()
+        poller.register(pull.socket, zmq.POLLIN)
+        for cs in (pull, push):
+            if cs.events is not None:
+                poller.register(cs.events, zmq.POLLIN)
+        return poller
 
     def start(self) -> "TimeoutConsumer":
         """Runs :meth:`run` in a daemon thread; returns self."""

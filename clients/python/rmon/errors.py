@@ -90,6 +90,31 @@ class Internal(RmonError):
     code = "internal"
 
 
+class Forbidden(RmonError):
+    """The service knows the caller's key but its role may not do this (``forbidden``).
+
+    Only with ``--security curve``. ``detail`` names the principal and the op.
+    Also the answer on an open connection once the caller's key is removed
+    from the server's clients directory.
+    """
+
+    code = "forbidden"
+
+
+class NotEnrolled(RmonError):
+    """The server refused this client's CURVE key at the handshake (ZAP status 400).
+
+    Its public key is not in the server's clients directory, or its role may
+    not use that endpoint at all (a ``submitter`` on the monitor's control
+    socket): the server answers both the same way. The request was never
+    delivered, so it is safe to repeat. The client logs
+    ``key not enrolled: <public key>`` and connects a fresh socket after a
+    backoff (100 ms doubling to 5 s); until then requests raise this at once.
+    """
+
+    code = "not_enrolled"
+
+
 class ProtocolError(RmonError):
     """A reply or event that does not follow the wire contract."""
 
@@ -119,6 +144,7 @@ _BY_CODE: Dict[str, Type[RmonError]] = {
         UnknownOp,
         Exists,
         Internal,
+        Forbidden,
     )
 }
 

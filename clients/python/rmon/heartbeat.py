@@ -12,6 +12,8 @@ from typing import Any, Dict, List, Optional, Type
 import zmq
 
 from . import _codec
+from ._client_socket import ClientSocket
+from .security import MONITOR_SERVICE, CurveKeys
 
 log = logging.getLogger("rmon")
 
@@ -53,9 +55,18 @@ class HeartbeatPublisher:
     PUB cannot tell whether anyone received a message: heartbeats sent before
     the connection is up are lost. Choose ``timeout_ms`` several intervals
     long. The methods are thread-safe.
+
+    With ``curve`` the PUB socket is a CURVE client of the monitor. A monitor
+    that refuses the key drops every heartbeat; the publisher notices it at
+    its next beat, logs ``key not enrolled: <public key>`` (logger ``rmon``),
+    sets :attr:`refused`, and connects a fresh socket after a backoff (100 ms
+    doubling to 5 s, checked at each beat), so it recovers by itself once the
+    key is enrolled.
     """
 
     DEFAULT_ENDPOINT = "tcp://127.0.0.1:5555"
+    #: The server's name, as its public key file is named.
+    SERVICE = MONITOR_SERVICE
 
     def __init__(
         self,
@@ -77,6 +88,7 @@ class HeartbeatPublisher:
         terminal_gap_ms: int = 50,
         context: Optional[zmq.Context] = None,
         rng: Optional[random.Random] = None,
+        curve: Optional[CurveKeys] = None,
     ) -> None:
         """
         Args:
@@ -94,6 +106,9 @@ class HeartbeatPublisher:
             terminal_gap_ms: pause between those repeats.
             context: ZeroMQ context; ``zmq.Context.instance()`` when None.
             rng: random source for the jitter (tests).
+            curve: the runner's CURVE keys with the monitor's public key
+                (``CurveKeys.for_service(secret_file, servers_dir,
+                "runner-monitor")``); None for a plain connection.
 
         Raises:
             ValueError: an argument breaks the contract (empty or too long id,
@@ -132,11 +147,14 @@ class HeartbeatPublisher:
             self._progress = self._check_progress(progress)
         self._check_frame(self._payload_locked("running", 2**64 - 1))
 
+        if curve is not None and not isinstance(curve, CurveKeys):
+            raise ValueError(f"curve must be a rmon.CurveKeys or None, not {type(curve).__name__}")
+        self.curve = curve
+
         ctx = context if context is not None else zmq.Context.instance()
-        self._socket = ctx.socket(zmq.PUB)
-        # Let queued messages (the terminal repeats above all) leave after close().
-        self._socket.setsockopt(zmq.LINGER, 1000)
-        self._socket.connect(self.endpoint)
+        # Linger: let queued messages (the terminal repeats above all) leave
+        # after close(), but never hold the context's termination for long.
+        self._socket = ClientSocket(ctx, zmq.PUB, self.endpoint, curve, linger_ms=1000)
 
     # -- properties ----------------------------------------------------------
     @property
@@ -155,6 +173,13 @@ class HeartbeatPublisher:
     def progress(self) -> Any:
         with self._lock:
             return self._progress
+
+    @property
+    def refused(self) -> bool:
+        """True when the monitor refused this runner's CURVE key at the last
+        handshake seen (checked at each beat), until one succeeds."""
+        with self._lock:
+            return self._socket.refused
 
     @property
     def running(self) -> bool:
@@ -214,7 +239,7 @@ class HeartbeatPublisher:
             if self._closed:
                 return
             self._closed = True
-            self._socket.close()
+            self._socket.close()  # with the 1 s linger
 
     def __enter__(self) -> "HeartbeatPublisher":
         if self._thread is None:
@@ -290,8 +315,11 @@ class HeartbeatPublisher:
         return [self._topic, _codec.encode(self._payload_locked(state, self._seq))]
 
     def _send_locked(self, frames: List[bytes]) -> None:
+        # Reads the handshake events; replaces a refused socket once its
+        # backoff has passed (what was queued on it is lost anyway).
+        self._socket.maintain()
         try:
-            self._socket.send_multipart(frames, flags=zmq.NOBLOCK)
+            self._socket.socket.send_multipart(frames, flags=zmq.NOBLOCK)
         except zmq.Again:
             log.warning("heartbeat dropped (send queue full) runner_id=%s", self.runner_id)
 
@@ -301,15 +329,26 @@ class HeartbeatPublisher:
         return self.interval_ms * factor / 1000.0
 
     def _run(self) -> None:
+        next_beat = time.monotonic()
         while not self._stop.is_set():
             with self._lock:
                 if self._closed or self._terminal_sent:
                     return
                 try:
-                    self._send_locked(self._next_frames_locked("running"))
+                    if time.monotonic() >= next_beat:
+                        self._send_locked(self._next_frames_locked("running"))
+                        next_beat = time.monotonic() + self.next_delay()
+                    else:  # woken early to replace a refused socket
+                        self._socket.maintain()
+                    retry = self._socket.retry_in()
                 except Exception:  # keep beating; a dead thread would look like a crash
                     log.exception("heartbeat send failed runner_id=%s", self.runner_id)
-            if self._stop.wait(self.next_delay()):
+                    next_beat = time.monotonic() + self.next_delay()
+                    retry = None  # no early wake-up: it could fail the same way at once
+                wait = next_beat - time.monotonic()
+            if retry is not None:
+                wait = min(wait, retry)
+            if self._stop.wait(max(0.0, wait)):
                 return
 
     def _stop_thread(self) -> None:

@@ -6,6 +6,7 @@ from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from . import _codec
 from ._rpc import RpcClient, expect
+from .security import MONITOR_SERVICE
 from .errors import NotFound, ProtocolError
 
 RUNNER_STATES = ("running", "suspect", "completed", "failed")
@@ -37,6 +38,7 @@ class RunnerMonitorClient(RpcClient):
     """
 
     DEFAULT_ENDPOINT = "tcp://127.0.0.1:5559"
+    SERVICE = MONITOR_SERVICE
     #: A ``lookup`` of 1000 full-length ids is over the other services' 64 KiB.
     MAX_REQUEST_BYTES = _codec.MAX_CONTROL_REQUEST_FRAME
 

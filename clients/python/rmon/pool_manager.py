@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional
 
 from . import _codec
 from ._rpc import RpcClient, expect
+from .security import POOL_MANAGER_SERVICE
 
 
 class PoolManagerClient(RpcClient):
@@ -18,6 +19,7 @@ class PoolManagerClient(RpcClient):
     """
 
     DEFAULT_ENDPOINT = "tcp://127.0.0.1:5561"
+    SERVICE = POOL_MANAGER_SERVICE
 
     def ping(self) -> int:
         """Checks the service answers; returns its protocol version."""

@@ -6,6 +6,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from . import _codec
 from ._rpc import RpcClient, expect
+from .security import TASK_QUEUE_SERVICE
 
 TASK_STATES = ("queued", "leased", "completed", "dead", "cancelled")
 
@@ -33,6 +34,7 @@ class TaskQueueClient(RpcClient):
     """
 
     DEFAULT_ENDPOINT = "tcp://127.0.0.1:5560"
+    SERVICE = TASK_QUEUE_SERVICE
     #: The task-queue accepts request frames up to 80 KiB (a 64 KiB payload plus keys).
     MAX_REQUEST_BYTES = MAX_PAYLOAD_BYTES + 16 * 1024
 
