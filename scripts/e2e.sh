@@ -6,14 +6,19 @@
 #   every task completed exactly once, zombie completions refused,
 #   reassignments == crashes == timeouts detected, all slots free,
 #   no event pending at the monitor; and every process stops cleanly.
-#   scripts/e2e.sh [BUILD_DIR] [TASKS] [RUNNERS]
+# With --secure, the same run with every socket CURVE (keys by rmon-keygen
+# init; the runners' key covers only ids starting with "sim-").
+#   scripts/e2e.sh [--secure] [BUILD_DIR] [TASKS] [RUNNERS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+secure=0
+if [ "${1:-}" = --secure ]; then secure=1; shift; fi
 build=${1:-build} tasks=${2:-300} runners=${3:-40}
 source scripts/lib/stack.sh
 tmp=$(mktemp -d)
 trap 'stack_stop || true; rm -rf "$tmp"' EXIT
 stack_endpoints ipc "$tmp"
+if [ $secure = 1 ]; then stack_secure "$build" "$tmp/keys" sim-; fi
 stack_start "$build" "$tmp" --pool local=local-process:20 --pool docker=docker:20 \
   --pool kubernetes=kubernetes:20
 stack_wait_ready
@@ -22,7 +27,7 @@ stack_wait_ready
   --monitor-endpoint "$CONTROL" --task-queue-endpoint "$TQ_API" \
   --pool-manager-endpoint "$PM_API" --submit "$tasks" --runners "$runners" \
   --crash-fraction 0.2 --zombie-fraction 0.5 --summary-file "$tmp/summary.json" \
-  --no-status --log-level warn
+  --no-status --log-level warn "${SEC_SIM[@]}"
 stack_stop
 echo "e2e: every process stopped cleanly"
 

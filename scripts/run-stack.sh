@@ -11,12 +11,17 @@
 # It prints a status line per second, and at the end a summary whose last
 # line is one JSON object. Ctrl-C ends it early (the summary still prints).
 #
+# With --secure every socket is CURVE (--security curve): a stack's keys are
+# written into the run folder (keys/, by rmon-keygen init), the runners use a
+# runner key for ids starting with "sim-", and rmon-ctl needs the flags printed.
+#
 #   scripts/run-stack.sh [--duration SECONDS] [--tasks N] [--runners N]
 #                        [--crash-fraction F] [--zombie-fraction F] [--no-sim]
+#                        [--secure]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=0 tasks=500 runners=50 crash=0.2 zombie=0.3 sim=1
+duration=0 tasks=500 runners=50 crash=0.2 zombie=0.3 sim=1 secure=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -25,7 +30,8 @@ while [ $# -gt 0 ]; do
     --crash-fraction) crash=$2; shift 2 ;;
     --zombie-fraction) zombie=$2; shift 2 ;;
     --no-sim) sim=0; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --secure) secure=1; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "run-stack: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -33,7 +39,7 @@ done
 bash scripts/setup-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" \
-  --target runner-monitor task-queue pool-manager runner-sim rmon-ctl
+  --target runner-monitor task-queue pool-manager runner-sim rmon-ctl rmon-keygen
 bin=build
 
 run=${RMON_RUN_DIR:-.run/$(date +%Y%m%d-%H%M%S)}
@@ -41,6 +47,10 @@ mkdir -p "$run"
 echo "run folder: $run"
 source scripts/lib/stack.sh
 stack_endpoints default
+if [ $secure = 1 ]; then
+  stack_secure "$bin" "$run/keys" sim-
+  echo "security: curve, keys in $run/keys"
+fi
 trap 'stack_stop || true' EXIT
 trap 'echo; echo "interrupted: ending the run"' INT
 # Pools big enough that the demo's runners rarely wait for a slot.
@@ -51,9 +61,9 @@ stack_wait_ready
 if [ $sim = 0 ]; then
   cat <<MSG
 The stack is running (logs in $run/):
-  $bin/tools/rmon-ctl runners stats    the monitor's counters
-  $bin/tools/rmon-ctl tasks stats      the queue's counters
-  $bin/tools/rmon-ctl pools status     slots and their holders
+  $bin/tools/rmon-ctl ${SEC_CTL[*]} runners stats    the monitor's counters
+  $bin/tools/rmon-ctl ${SEC_CTL[*]} tasks stats      the queue's counters
+  $bin/tools/rmon-ctl ${SEC_CTL[*]} pools status     slots and their holders
   curl -s localhost:9464/metrics       Prometheus metrics (task-queue 9465, pool-manager 9466)
 Ctrl-C stops it.
 MSG
@@ -64,7 +74,7 @@ fi
 summary="$run/summary.json"
 set +e
 "$bin/tools/runner-sim" --submit "$tasks" --runners "$runners" --duration-s "$duration" \
-  --crash-fraction "$crash" --zombie-fraction "$zombie" --summary-file "$summary" \
+  --crash-fraction "$crash" --zombie-fraction "$zombie" --summary-file "$summary" "${SEC_SIM[@]}" \
   --log-level warn 2> >(tee "$run/runner-sim.log" >&2)
 sim_status=$?
 set -e

@@ -21,3 +21,10 @@ endif()
 # finishes once and every slot comes back (scripts/e2e.sh).
 add_test(NAME e2e_stack COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/e2e.sh ${CMAKE_BINARY_DIR} 300 40)
 set_tests_properties(e2e_stack PROPERTIES TIMEOUT 180)
+
+# The same run with --security curve on every socket: the services, the
+# runners (a runner key scoped to "sim-"), the operator (admin) and the
+# services as clients of the monitor, keys written by rmon-keygen init.
+add_test(NAME e2e_stack_secure
+         COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/e2e.sh --secure ${CMAKE_BINARY_DIR} 300 40)
+set_tests_properties(e2e_stack_secure PROPERTIES TIMEOUT 180)

@@ -3,6 +3,11 @@
 #
 #   stack_endpoints default|ipc DIR   the contract's default ports on loopback, or ipc://
 #                                      sockets in DIR (tests: no fixed ports)
+#   stack_secure BIN KEYS [PREFIX]    --security curve from here on: writes a
+#                                      stack's keys into KEYS (rmon-keygen init,
+#                                      runner key for runner ids starting with
+#                                      PREFIX) and sets SEC_SIM, the flags a
+#                                      runner-sim needs (runner and admin keys)
 #   stack_start BIN RUN [pool flags]  starts the three services from build
 #                                      folder BIN, data and logs in RUN
 #   stack_wait_ready                  until each service has logged its start
@@ -28,6 +33,27 @@ stack_endpoints() {
 # The address a client connects to for an endpoint a service binds.
 stack_client() { echo "${1/\*/127.0.0.1}"; }
 
+SEC_MON=() SEC_TQ=() SEC_PM=() SEC_SIM=() SEC_CTL=()
+stack_secure() {
+  local bin=$1 keys=$2 prefix=${3:-}
+  "$bin/tools/rmon-keygen" init "$keys" --runner-prefix "$prefix" --force >/dev/null
+  SEC_MON=(--security curve --curve-secret-file "$keys/runner-monitor/runner-monitor.key_secret"
+           --curve-clients-dir "$keys/runner-monitor/clients")
+  _stack_consumer_keys() {  # service
+    echo --security curve --curve-secret-file "$keys/$1/$1.key_secret" \
+      --curve-clients-dir "$keys/$1/clients" \
+      --monitor-curve-secret-file "$keys/$1/consumer-$1.key_secret" \
+      --monitor-public-key-file "$keys/$1/runner-monitor.key"
+  }
+  read -r -a SEC_TQ <<<"$(_stack_consumer_keys task-queue)"
+  read -r -a SEC_PM <<<"$(_stack_consumer_keys pool-manager)"
+  SEC_SIM=(--security curve --curve-secret-file "$keys/clients/runner.key_secret"
+           --curve-operator-secret-file "$keys/clients/admin.key_secret"
+           --curve-servers-dir "$keys/servers")
+  SEC_CTL=(--security curve --curve-secret-file "$keys/clients/admin.key_secret"
+           --curve-servers-dir "$keys/servers")
+}
+
 STACK_NAMES=() STACK_PIDS=() STACK_RUN=""
 _stack_spawn() {  # name, command...
   local name=$1; shift
@@ -42,15 +68,15 @@ stack_start() {
   _stack_spawn runner-monitor "$bin/services/runner-monitor/runner-monitor" \
     --heartbeat-endpoint "$HB" --group "task-queue=$TQ_EVENTS,pool-manager=$PM_EVENTS" \
     --ack-endpoint "$ACKS" --control-endpoint "$CONTROL" --metrics-address "$METRICS_MON" \
-    --data-dir "$run/data"
+    --data-dir "$run/data" "${SEC_MON[@]}"
   local common=(--data-dir "$run/data" --ack-endpoint "$(stack_client "$ACKS")"
                 --monitor-endpoint "$(stack_client "$CONTROL")")
   _stack_spawn task-queue "$bin/services/task-queue/task-queue" "${common[@]}" \
     --api-endpoint "$TQ_API" --events-endpoint "$(stack_client "$TQ_EVENTS")" \
-    --metrics-address "$METRICS_TQ"
+    --metrics-address "$METRICS_TQ" "${SEC_TQ[@]}"
   _stack_spawn pool-manager "$bin/services/pool-manager/pool-manager" "${common[@]}" \
     --api-endpoint "$PM_API" --events-endpoint "$(stack_client "$PM_EVENTS")" \
-    --metrics-address "$METRICS_PM" "$@"
+    --metrics-address "$METRICS_PM" "${SEC_PM[@]}" "$@"
 }
 
 stack_wait_ready() {

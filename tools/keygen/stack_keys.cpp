@@ -135,8 +135,8 @@ std::string stack_usage(const fs::path& dir) {
            (d / "clients").string();
     if (service != kMonitor) {
       out += " --monitor-public-key-file " + security::public_file(d, kMonitor).string() +
-             " (its key to the monitor: " +
-             security::secret_file(d, "consumer-" + std::string(service)).string() + ")";
+             " --monitor-curve-secret-file " +
+             security::secret_file(d, "consumer-" + std::string(service)).string();
     }
     out += "\n";
   }
