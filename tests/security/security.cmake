@@ -22,11 +22,15 @@ add_dependencies(security_test rmon-keygen)
 
 # --security on the services: the protected defaults of all three (settings,
 # and the real executables as child processes), and the runner-monitor with
-# CURVE in process (handshakes per socket, per-message checks, counters).
+# CURVE in process (handshakes per socket, per-message checks, counters), and
+# the task-queue and pool-manager with CURVE beside it (roles per request, the
+# complete/fail fence, CURVE events, a client enrolled late).
 rmon_add_test(service_security_test
   ${CMAKE_CURRENT_LIST_DIR}/protected_defaults_test.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/monitor_curve_test.cpp)
-target_link_libraries(service_security_test PRIVATE rmon::monitor rmon::task rmon::pool)
+  ${CMAKE_CURRENT_LIST_DIR}/monitor_curve_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/consumer_curve_test.cpp)
+target_link_libraries(service_security_test PRIVATE rmon::monitor rmon::task rmon::pool rmon::runner
+                                                    rmon_keygen)
 target_compile_definitions(service_security_test PRIVATE
   RMON_MONITOR_BIN="$<TARGET_FILE:runner-monitor>"
   RMON_TASK_QUEUE_BIN="$<TARGET_FILE:task-queue>"
