@@ -16,8 +16,10 @@ RUN apt-get update \
       libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libabsl20220623 libsqlite3-0 libxxhash0 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home rmon \
- && mkdir /data && chown rmon /data
-# A named volume mounted on /data starts as a copy of this folder (owned by rmon).
+ && mkdir /data /keys && chown rmon /data /keys && chmod 0700 /keys
+# A named volume mounted on /data or /keys starts as a copy of this folder
+# (owned by rmon): docker-compose.yml's one-shot `keys` service writes the
+# CurveZMQ keys into /keys as rmon, and the services (rmon too) read them.
 COPY --from=build /opt/rmon/bin/ /usr/local/bin/
 USER rmon
 EXPOSE 5555 5556 5557 5558 5559 5560 5561 9464 9465 9466
