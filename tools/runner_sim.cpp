@@ -176,8 +176,7 @@ int main(int argc, char** argv) {
     return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   };
   if (o.submit > 0) {
-    rmon::runner::TaskQueueClient tasks(ctx, o.task_queue_endpoint, 10'000,
-                                        o.keys.operator_tasks);
+    rmon::runner::TaskQueueClient tasks(ctx, o.task_queue_endpoint, 10'000, o.keys.operator_tasks);
     for (std::size_t i = 0; i < o.submit && !g_stop; ++i) {
       auto r = tasks.submit(MapBuilder().str("job", "demo").u64("n", i).finish());
       if (!r) {

@@ -16,6 +16,7 @@
 #include "../support/loopback.hpp"
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
+#include "keygen/stack_keys.hpp"
 #include "pool_service.hpp"
 #include "rmon/protocol/msgmap.hpp"
 #include "rmon/runner/heartbeat_publisher.hpp"
@@ -24,7 +25,6 @@
 #include "rmon/security/certificate.hpp"
 #include "rmon/security/client.hpp"
 #include "service.hpp"
-#include "keygen/stack_keys.hpp"
 #include "task_service.hpp"
 
 namespace rmon {
@@ -32,11 +32,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
+using rmon::testing::wait_until;
 using runner::HeartbeatOptions;
 using runner::HeartbeatPublisher;
 using runner::PoolManagerClient;
 using runner::TaskQueueClient;
-using rmon::testing::wait_until;
 using security::ClientKeys;
 using security::ClientSecurity;
 
@@ -48,9 +48,9 @@ class CurveConsumers : public ::testing::Test {
     const auto written = keygen::init_stack(keys(), {"eu-", security::Overwrite::kNo});
     EXPECT_TRUE(written.ok()) << written.error().message;
     // A second runner key, for ids starting with "us-", enrolled at both APIs.
-    const auto us = keygen::write_client_key(keys() / "clients", "runner-us",
-                                             security::Role::kRunner, "us-", "",
-                                             security::Overwrite::kNo);
+    const auto us =
+        keygen::write_client_key(keys() / "clients", "runner-us", security::Role::kRunner, "us-",
+                                 "", security::Overwrite::kNo);
     EXPECT_TRUE(us.ok()) << us.error().message;
     for (const char* service : {"task-queue", "pool-manager"}) {
       fs::copy_file(keys() / "clients" / "runner-us.key",
@@ -172,11 +172,15 @@ TEST_F(CurveConsumers, ARunnerMayNotActForAnotherPrefix) {
   EXPECT_EQ(late.error().code, "conflict");
 
   const std::string metrics = tq_->render_metrics();
-  EXPECT_NE(metrics.find(R"(rmon_authz_denied_total{endpoint="task-queue",op="lease",reason="runner_prefix"} 1)"),
-            std::string::npos)
+  EXPECT_NE(
+      metrics.find(
+          R"(rmon_authz_denied_total{endpoint="task-queue",op="lease",reason="runner_prefix"} 1)"),
+      std::string::npos)
       << metrics;
-  EXPECT_NE(metrics.find(R"(rmon_authz_denied_total{endpoint="task-queue",op="complete",reason="runner_prefix"} 1)"),
-            std::string::npos);
+  EXPECT_NE(
+      metrics.find(
+          R"(rmon_authz_denied_total{endpoint="task-queue",op="complete",reason="runner_prefix"} 1)"),
+      std::string::npos);
 }
 
 TEST_F(CurveConsumers, RolesKeepToTheirOps) {
@@ -238,9 +242,8 @@ TEST_F(CurveConsumers, ASilentRunnersTaskAndSlotComeBackThroughCurveEvents) {
 }
 
 TEST_F(CurveConsumers, AnUnenrolledClientIsToldAndGetsInOnceEnrolled) {
-  const auto late = keygen::write_client_key(keys() / "clients", "late-reader",
-                                             security::Role::kReader, "", "",
-                                             security::Overwrite::kNo);
+  const auto late = keygen::write_client_key(
+      keys() / "clients", "late-reader", security::Role::kReader, "", "", security::Overwrite::kNo);
   ASSERT_TRUE(late.ok()) << late.error().message;
   auto client = tasks("late-reader");
   auto refused = client.stats();

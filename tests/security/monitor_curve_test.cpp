@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -180,6 +181,16 @@ TEST_F(CurveMonitor, AnUnenrolledKeyAndANullClientGetNothingThrough) {
   EXPECT_GE(sec().zap().count("hb", ZapResult::kUnknownKey), 1u);
   EXPECT_GE(sec().zap().count("control", ZapResult::kUnknownKey), 1u);
   EXPECT_GE(sec().zap().count("hb", ZapResult::kAllowed), 1u);
+  // The server saw the failed handshakes too (rmon_handshake_failures_total):
+  // the NULL client's mechanism mismatch, the stranger's refused key.
+  EXPECT_TRUE(wait_until([&] {
+    return sec().handshake_failures("hb", HandshakeKind::kProtocolFailed) >= 1 &&
+           sec().handshake_failures("control", HandshakeKind::kAuthFailed) >= 1;
+  }));
+  std::vector<prometheus::MetricFamily> families;
+  sec().collect(families);
+  EXPECT_TRUE(std::any_of(families.begin(), families.end(),
+                          [](const auto& f) { return f.name == "rmon_handshake_failures_total"; }));
 }
 
 TEST_F(CurveMonitor, ARunnerHeartbeatingOutsideItsPrefixIsDroppedAndCounted) {

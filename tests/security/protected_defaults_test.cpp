@@ -115,9 +115,14 @@ TEST(ProtectedDefaults, SecuritySettingsThemselvesAreChecked) {
   auto connect = kCurve;
   connect.insert(connect.end(), {"--ack-endpoint", "connect:tcp://127.0.0.1:5558"});
   EXPECT_NE(parsed<MonitorConfig>(connect).validate().find("must bind"), std::string::npos);
-  // Not wired into the consumer services yet: refused, never silently off.
-  EXPECT_NE(parsed<tq::TaskQueueConfig>(kCurve).validate().find("not available"),
-            std::string::npos);
+  // A consumer service with curve needs its own key to the monitor and the
+  // monitor's public key as well.
+  const std::string tq = parsed<tq::TaskQueueConfig>(kCurve).validate();
+  EXPECT_NE(tq.find("--monitor-curve-secret-file"), std::string::npos) << tq;
+  auto full = kCurve;
+  full.insert(full.end(), {"--monitor-curve-secret-file", "c.key_secret",
+                           "--monitor-public-key-file", "m.key"});
+  EXPECT_EQ(parsed<pool::PoolConfig>(full).validate(), "");
 }
 
 // The real executables, with none of the environment's RMON_ settings.

@@ -145,8 +145,10 @@ void run_runner(const SimOptions& o, std::size_t index, bool crashes, bool zombi
         // Back from the dead once the task was handed out again: its
         // completion of the old attempt must be refused.
         ++stats.zombies;
+        // Watching the task is the operator's read (a runner key may not `get`).
+        TaskQueueClient watcher(ctx, o.task_queue_endpoint, 5000, o.keys.operator_tasks);
         for (int i = 0; i < 600 && !stop.load(); ++i) {
-          auto t = tasks.get(task.task_id);
+          auto t = watcher.get(task.task_id);
           if (t && (t->attempt != task.attempt || t->state != "leased")) break;
           nap(std::chrono::milliseconds(50), stop);
         }

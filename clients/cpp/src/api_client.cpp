@@ -23,9 +23,8 @@ SocketOptions ApiClient::options(int timeout_ms) {
 }
 
 ApiError ApiClient::not_enrolled() const {
-  return ApiError{"not_enrolled",
-                  endpoint_ + " refused this client's key at the handshake (" +
-                      security::not_enrolled_message(socket_.public_key()) + ")"};
+  return ApiError{"not_enrolled", endpoint_ + " refused this client's key at the handshake (" +
+                                      security::not_enrolled_message(socket_.public_key()) + ")"};
 }
 
 Outcome<std::string> ApiClient::exchange(const std::string& frame) {

@@ -37,7 +37,8 @@ void ClientSecurity::add_options(CLI::App& app, std::string_view env_prefix) {
 }
 
 std::string ClientSecurity::validate() const {
-  if (mode != "off" && mode != "curve") return "--security must be off or curve, not '" + mode + "'";
+  if (mode != "off" && mode != "curve")
+    return "--security must be off or curve, not '" + mode + "'";
   if (!curve()) return {};
   if (secret_file.empty()) return "--security curve needs --curve-secret-file (the client's key)";
   if (servers_dir.empty()) {

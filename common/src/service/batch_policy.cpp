@@ -72,8 +72,8 @@ void BatchPolicy::apply(Batch& b) {
         // The scope check may read the store: inside the item, like handle().
         if (!item("request answered unavailable", [&] {
               reply = allowed(r, ops_[i], op, m.value())
-                           ? domain_.handle(ops_[i], m.value(), notes_)
-                           : error("forbidden", gate_->detail());
+                          ? domain_.handle(ops_[i], m.value(), notes_)
+                          : error("forbidden", gate_->detail());
             })) {
           reply = error("unavailable", "storage failure; retry later");
         }
@@ -120,10 +120,10 @@ bool BatchPolicy::allowed(const Request& r, std::size_t op_index, std::string_vi
                           const MapReader& m) {
   if (gate_ == nullptr) return true;
   const RequestScope scope = domain_.request_scope(op_index, m);
-  return gate_->allow(r.body, op,
-                      scope.runner_id ? std::optional<std::string_view>(*scope.runner_id)
-                                      : std::nullopt,
-                      scope.unowned);
+  return gate_->allow(
+      r.body, op,
+      scope.runner_id ? std::optional<std::string_view>(*scope.runner_id) : std::nullopt,
+      scope.unowned);
 }
 
 void BatchPolicy::answer_unavailable(Batch& b, std::string_view detail) {

@@ -18,12 +18,16 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
     // Keys and the ZAP handler before any socket exists; a key that cannot be
     // read is a start-up error naming its file.
     const auto api_domain = security::Domain::parse(domain_.name());
-    if (!api_domain) throw std::logic_error("no security domain for " + std::string(domain_.name()));
+    if (!api_domain)
+      throw std::logic_error("no security domain for " + std::string(domain_.name()));
     security_ = std::make_unique<ServerSecurity>(ctx_, config_.security);
     api_gate_ = std::make_unique<MessageGate>(*security_, *api_domain);
     auto keys = security::load_client_keys(config_.monitor_curve_secret_file,
                                            config_.monitor_public_key_file);
     if (!keys) throw std::runtime_error(keys.error().message);
+    if (auto warning = security::secret_file_mode_warning(config_.monitor_curve_secret_file)) {
+      spdlog::warn("{}", *warning);
+    }
     monitor_keys_ = std::move(keys).value();
   }
   add_metrics();
@@ -50,9 +54,9 @@ void ConsumerService::start() {
   }
   endpoints_.api = attach(api_, config_.api_endpoint);
   warn_exposed();
-  events_ = std::make_unique<EventConsumer>(ctx_, std::string(domain_.name()),
-                                            config_.events_endpoint, config_.ack_endpoint,
-                                            monitor_keys_);
+  events_ =
+      std::make_unique<EventConsumer>(ctx_, std::string(domain_.name()), config_.events_endpoint,
+                                      config_.ack_endpoint, monitor_keys_);
   ReconcileOptions ro;
   ro.interval = Millis(config_.reconcile_interval_ms);
   ro.end_settle = Millis(config_.end_settle_ms);
@@ -88,9 +92,13 @@ void ConsumerService::warn_exposed() const {
 }
 
 void ConsumerService::stop() {
-  if (!thread_.joinable()) return;
+  if (!thread_.joinable()) {
+    if (security_) security_->unwatch();  // a start that failed: before the API closes
+    return;
+  }
   stop_ = true;
   thread_.join();
+  if (security_) security_->unwatch();  // before the API socket it watches closes
   reconciler_.reset();
   events_.reset();
   api_.close();

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <pthread.h>
+
 #include <stdexcept>
 
 #include "rmon/security/certificate.hpp"
@@ -37,7 +39,8 @@ const security::Keyring& logged(const security::Keyring& keyring) {
 }  // namespace
 
 ServerSecurity::ServerSecurity(zmq::context_t& ctx, const SecuritySettings& settings)
-    : keyring_(clients_dir(settings)),
+    : ctx_(ctx),
+      keyring_(clients_dir(settings)),
       own_(own_keys(settings)),
       zap_(ctx, logged(keyring_)),
       watcher_(keyring_) {
@@ -45,8 +48,53 @@ ServerSecurity::ServerSecurity(zmq::context_t& ctx, const SecuritySettings& sett
                settings.curve_clients_dir, keyring_.size());
 }
 
-void ServerSecurity::secure(zmq::socket_t& socket, const security::Domain& domain) const {
+ServerSecurity::~ServerSecurity() { unwatch(); }
+
+void ServerSecurity::secure(zmq::socket_t& socket, const security::Domain& domain) {
   security::make_curve_server(socket, zap_, own_.secret_key, domain);
+  auto monitor = std::make_unique<security::HandshakeMonitor>(ctx_, socket);
+  std::lock_guard lock(watch_mu_);
+  watched_.push_back({domain.name(), std::move(monitor)});
+  if (!watch_thread_.joinable()) watch_thread_ = std::thread([this] { watch_loop(); });
+}
+
+void ServerSecurity::watch_loop() {
+  pthread_setname_np(pthread_self(), "rmon-handshakes");
+  std::vector<zmq::pollitem_t> items;
+  while (!watch_stop_.load(std::memory_order_relaxed)) {
+    {
+      std::lock_guard lock(watch_mu_);
+      items.clear();
+      for (const Watched& w : watched_) {
+        items.push_back({w.monitor->pollable().handle(), 0, ZMQ_POLLIN, 0});
+      }
+    }
+    // The sockets polled stay open until unwatch() has joined this thread.
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(100));
+    std::lock_guard lock(watch_mu_);
+    for (std::size_t i = 0; i < items.size(); ++i) {
+      if ((items[i].revents & ZMQ_POLLIN) == 0) continue;
+      for (const security::HandshakeEvent& e : watched_[i].monitor->poll()) {
+        if (e.kind != security::HandshakeKind::kSucceeded) {
+          ++handshake_failures_[{watched_[i].endpoint, e.kind}];
+        }
+      }
+    }
+  }
+}
+
+void ServerSecurity::unwatch() {
+  watch_stop_ = true;
+  if (watch_thread_.joinable()) watch_thread_.join();
+  std::lock_guard lock(watch_mu_);
+  watched_.clear();  // each stops libzmq's monitor of its socket
+}
+
+uint64_t ServerSecurity::handshake_failures(std::string_view endpoint,
+                                            security::HandshakeKind kind) const {
+  std::lock_guard lock(watch_mu_);
+  const auto it = handshake_failures_.find({std::string(endpoint), kind});
+  return it == handshake_failures_.end() ? 0 : it->second;
 }
 
 void ServerSecurity::record_denial(std::string_view endpoint, std::string_view op,
@@ -97,6 +145,21 @@ void ServerSecurity::collect(std::vector<prometheus::MetricFamily>& out) const {
                  {{"result", std::string(security::reload_outcome_name(outcome))}});
   }
   out.push_back(std::move(reloads));
+
+  auto failures = metrics::family(
+      "rmon_handshake_failures_total",
+      "Handshakes that failed on a bound socket, by endpoint (ZAP domain) and kind (auth: the ZAP "
+      "handler refused the key; protocol: wrong mechanism or keys; no_detail: other)",
+      MetricType::Counter);
+  {
+    std::lock_guard lock(watch_mu_);
+    for (const auto& [key, value] : handshake_failures_) {
+      metrics::add(failures, static_cast<double>(value),
+                   {{"endpoint", key.first},
+                    {"kind", std::string(security::handshake_kind_name(key.second))}});
+    }
+  }
+  if (!failures.metric.empty()) out.push_back(std::move(failures));
 
   auto denied = metrics::family("rmon_authz_denied_total",
                                 "Messages refused by the per-message check, by endpoint (ZAP "

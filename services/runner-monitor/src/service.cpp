@@ -261,7 +261,10 @@ void MonitorService::start() {
 }
 
 void MonitorService::stop() {
-  if (threads_.empty()) return;
+  if (threads_.empty()) {
+    if (security_) security_->unwatch();  // a start that failed: before the sockets close
+    return;
+  }
   stop_ = true;
   dispatcher_->wake();  // not a second later
   if (persister_) persister_->wake();
@@ -279,6 +282,7 @@ void MonitorService::stop() {
                    pending);
     }
   }
+  if (security_) security_->unwatch();  // before the sockets it watches close
   sub_.close();
   for (auto& s : push_) s.close();
   push_.clear();

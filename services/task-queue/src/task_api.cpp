@@ -72,8 +72,8 @@ RequestScope TaskApi::request_scope(std::size_t op_index, const MapReader& m) {
       std::string task_id;
       if (!m.str("task_id", task_id)) return {};
       auto t = store_.get(task_id);
-      if (!t || t->state != TaskState::kLeased || !t->runner_id) return {std::nullopt, true};
-      return {std::move(t->runner_id), false};
+      if (!t || t->state != TaskState::kLeased) return {std::nullopt, true};
+      return {std::move(t->runner_id), false};  // a lease without a runner: nobody's (closed)
     }
     default:
       return {};

@@ -26,7 +26,7 @@ class TaskQueueService {
   TaskQueueService& operator=(const TaskQueueService&) = delete;
 
   void start() { service_->start(); }
-  void stop() { service_->stop(); }  // idempotent
+  void stop() { service_->stop(); }                // idempotent
   void reload_keys() { service_->reload_keys(); }  // SIGHUP
 
   const ServiceEndpoints& endpoints() const { return service_->endpoints(); }

@@ -56,7 +56,7 @@ class Notes {
 // runner principal's prefix (security::authorize()).
 struct RequestScope {
   std::optional<std::string> runner_id;  // the runner it acts for
-  bool unowned = false;  // it acts on nothing a runner owns now (no runner_id)
+  bool unowned = false;                  // it acts on nothing a runner owns now (no runner_id)
 };
 
 // The scope of a request that names its runner in `runner_id` (lease,
@@ -110,8 +110,9 @@ class ServiceDomain {
 
   // With --security curve, before handle(): the runner a request acts for
   // (lease, acquire, release: its runner_id; complete, fail: the runner the
-  // task is leased to). Malformed fields give an empty scope: handle()
-  // answers bad_request to whoever may send the op at all. A read only.
+  // task is leased to). A missing or malformed field gives an empty scope:
+  // a runner is then refused (forbidden, no_subject), other roles are
+  // checked by op alone. A read only.
   virtual RequestScope request_scope(std::size_t op, const protocol::MapReader& m) {
     (void)op;
     (void)m;

@@ -21,17 +21,21 @@
 #include <prometheus/metric_family.h>
 #include <zmq.hpp>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <thread>
 #include <tuple>
 #include <vector>
 
 #include "rmon/logging.hpp"
 #include "rmon/security/curve_socket.hpp"
+#include "rmon/security/handshake_monitor.hpp"
 #include "rmon/security/keyring.hpp"
 #include "rmon/security/keyring_watcher.hpp"
 #include "rmon/security/zap.hpp"
@@ -48,9 +52,18 @@ class ServerSecurity {
   ServerSecurity(const ServerSecurity&) = delete;
   ServerSecurity& operator=(const ServerSecurity&) = delete;
 
-  // Makes `socket` a CURVE server on `domain` (ZAP_ENFORCE_DOMAIN on). Call
-  // before bind(). Throws zmq::error_t.
-  void secure(zmq::socket_t& socket, const security::Domain& domain) const;
+  ~ServerSecurity();
+
+  // Makes `socket` a CURVE server on `domain` (ZAP_ENFORCE_DOMAIN on) and
+  // watches its handshakes: failures count in
+  // rmon_handshake_failures_total{endpoint,kind}. Call before bind(), from
+  // the thread that owns the socket then. Throws zmq::error_t.
+  void secure(zmq::socket_t& socket, const security::Domain& domain);
+  // Stops watching every secured socket. Call before any of them is closed,
+  // once the threads that use them have stopped (a service's stop(), on
+  // every path). Idempotent.
+  void unwatch();
+  uint64_t handshake_failures(std::string_view endpoint, security::HandshakeKind kind) const;
 
   const security::Keyring& keyring() const { return keyring_; }
   const security::ZapHandler& zap() const { return zap_; }
@@ -70,10 +83,23 @@ class ServerSecurity {
   void collect(std::vector<prometheus::MetricFamily>& out) const;
 
  private:
+  zmq::context_t& ctx_;
   security::Keyring keyring_;
   security::KeyPair own_;
   security::ZapHandler zap_;
   security::KeyringWatcher watcher_;
+  // The handshake watch: a thread of its own reads every monitor's events.
+  struct Watched {
+    std::string endpoint;
+    std::unique_ptr<security::HandshakeMonitor> monitor;
+  };
+  void watch_loop();
+  mutable std::mutex watch_mu_;
+  std::vector<Watched> watched_;  // guarded by watch_mu_
+  std::map<std::pair<std::string, security::HandshakeKind>, uint64_t>
+      handshake_failures_;  // guarded by watch_mu_
+  std::atomic<bool> watch_stop_{false};
+  std::thread watch_thread_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
   mutable std::mutex mu_;
   std::map<std::tuple<std::string, std::string, security::DenyReason>, uint64_t>
