@@ -28,6 +28,32 @@ stack_wait_ready
   --pool-manager-endpoint "$PM_API" --submit "$tasks" --runners "$runners" \
   --crash-fraction 0.2 --zombie-fraction 0.5 --summary-file "$tmp/summary.json" \
   --no-status --log-level warn "${SEC_SIM[@]}"
+if [ $secure = 1 ]; then
+  # rmon-ctl as each kind of key, against the real executables.
+  ctl() {  # key, args...: rmon-ctl with keys/clients/KEY.key_secret; prints stdout+stderr
+    local key=$1; shift
+    "$build/tools/rmon-ctl" --monitor "$CONTROL" --task-queue "$TQ_API" --pool-manager "$PM_API" \
+      --timeout-ms 2000 --security curve --curve-secret-file "$tmp/keys/clients/$key.key_secret" \
+      --curve-servers-dir "$tmp/keys/servers" "$@" 2>&1
+  }
+  expect() {  # name, wanted status, pattern, key, args...
+    local name=$1 want=$2 pattern=$3; shift 3
+    local out rc=0
+    out=$(ctl "$@") || rc=$?
+    if [ "$rc" = "$want" ] && grep -q -- "$pattern" <<<"$out"; then
+      echo "PASS $name"
+    else
+      echo "FAIL $name (status $rc, wanted $want and '$pattern'):"; echo "$out"; exit 1
+    fi
+  }
+  "$build/tools/rmon-keygen" stranger --role admin --dir "$tmp/keys/clients" >/dev/null
+  expect "an admin pings all three" 0 "ok" admin ping
+  expect "a reader reads" 0 "queued" reader tasks stats
+  expect "a reader may not remove a runner" 1 "forbidden" reader runners remove sim-0001
+  expect "a reader may not submit" 1 "forbidden" reader tasks submit --payload-json '{}'
+  expect "a submitter is not admitted to the pool-manager" 1 "not_enrolled" submitter pools status
+  expect "an unenrolled key is refused at the handshake" 1 "not_enrolled" stranger ping
+fi
 stack_stop
 echo "e2e: every process stopped cleanly"
 

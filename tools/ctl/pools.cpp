@@ -74,6 +74,13 @@ Status print_status(Ctl& ctl, const std::string& reply) {
   return {};
 }
 
+// Whether a failed ping still heard the service: an error reply is an answer;
+// no reply, a reply that does not parse and a refused key (not_enrolled: the
+// handshake never completed, so a health check must not pass) are not.
+bool answered(const runner::ApiError& e) {
+  return e.code != "timeout" && e.code != "bad_reply" && e.code != "not_enrolled";
+}
+
 }  // namespace
 
 void add_pool_commands(CLI::App& app, Ctl& ctl) {
@@ -157,7 +164,7 @@ void add_ping_command(CLI::App& app, Ctl& ctl) {
         if (!res.error) continue;
         if (res.error->code == "timeout") {
           rc = kNoAnswer;
-        } else if (res.error->code == "bad_reply" && rc == kOk) {
+        } else if (!answered(*res.error) && rc == kOk) {
           rc = kServiceError;
         }
       }
@@ -167,8 +174,7 @@ void add_ping_command(CLI::App& app, Ctl& ctl) {
           MapBuilder b;
           b.str("service", name(res.service))
               .str("endpoint", ctl.opt.endpoint(res.service))
-              .boolean("answered", !res.error || (res.error->code != "timeout" &&
-                                                  res.error->code != "bad_reply"))
+              .boolean("answered", !res.error || answered(*res.error))
               .boolean("ok", !res.error)
               .opt_u64("version", res.version)
               .i64("ms", res.ms);
@@ -187,6 +193,8 @@ void add_ping_command(CLI::App& app, Ctl& ctl) {
           if (res.version) answer += ", version " + std::to_string(*res.version);
         } else if (res.error->code == "timeout") {
           answer = "none within " + std::to_string(ctl.opt.timeout_ms) + " ms";
+        } else if (!answered(*res.error)) {
+          answer = res.error->code + ": " + cell(res.error->detail);
         } else {
           answer = "answered error " + res.error->code + ": " + cell(res.error->detail);
         }

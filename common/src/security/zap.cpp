@@ -111,7 +111,12 @@ void ZapHandler::run(zmq::socket_t zap, zmq::socket_t stop) {
       }
     }
   } catch (const zmq::error_t& e) {
-    if (e.num() != ETERM) spdlog::error("ZAP handler stopped: {}", e.what());
+    if (e.num() != ETERM) {
+      spdlog::critical("ZAP handler stopped, no new connection can be admitted: {}", e.what());
+    }
+  } catch (const std::exception& e) {
+    // Not std::terminate from a library thread: said loudly instead.
+    spdlog::critical("ZAP handler stopped, no new connection can be admitted: {}", e.what());
   }
 }
 
