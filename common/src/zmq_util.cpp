@@ -1,6 +1,9 @@
 #include "rmon/zmq_util.hpp"
 
+#include <cerrno>
+#include <chrono>
 #include <iterator>
+#include <thread>
 
 namespace rmon {
 
@@ -19,6 +22,21 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const Sock
 std::string bind_endpoint(zmq::socket_t& socket, const std::string& endpoint) {
   socket.bind(endpoint);
   return socket.get(zmq::sockopt::last_endpoint);
+}
+
+void rebind(zmq::socket_t& socket, const std::string& endpoint) {
+  // The accepted sessions are the listener's children: unbinding closes them.
+  socket.unbind(endpoint);
+  for (int attempt = 0;; ++attempt) {
+    try {
+      socket.bind(endpoint);
+      return;
+    } catch (const zmq::error_t& e) {
+      // The I/O thread closes the old listener asynchronously.
+      if (e.num() != EADDRINUSE || attempt >= 200) throw;
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
 }
 
 namespace {

@@ -283,6 +283,42 @@ TEST_F(CurveMonitor, AGroupsKeyGetsNoneOfAnotherGroupsEventsAndItsAckForThemIsRe
   EXPECT_EQ(again.value().event_id, event.value().event_id);
 }
 
+TEST_F(CurveMonitor, ARemovedKeyIsRefusedOnItsOpenConnectionAndGetsNoMoreEvents) {
+  Peer pub = runner_pub(keys_.runner);
+  publish(pub, heartbeat("eu-1", 1, 60'000));
+  ASSERT_TRUE(wait_until([&] { return known("eu-1"); }));
+  Peer revoked(ctx_, zmq::socket_type::pull, ep().groups[kTaskQueue], keys_.of(keys_.consumer_tq),
+               300);
+  ASSERT_TRUE(revoked.handshake(HandshakeKind::kSucceeded));
+  const KeyPair kept =
+      enroll(keys_.clients, "consumer-task-queue-2", Role::kConsumer, "task-queue");
+  service_->reload_keys();
+  ASSERT_TRUE(wait_until([&] { return sec().keyring().size() == 6; }));
+
+  // Revoked: the runner's key and the first task-queue consumer's.
+  fs::remove(keys_.clients / "runner-eu.key");
+  fs::remove(keys_.clients / "consumer-task-queue.key");
+  service_->reload_keys();  // SIGHUP; the folder's watch would do it too
+  ASSERT_TRUE(wait_until([&] { return sec().keyring().size() == 4; }));
+
+  // The runner's connection is still open: its next heartbeat is dropped.
+  publish(pub, heartbeat("eu-2", 1, 60'000));
+  ASSERT_TRUE(
+      wait_until([&] { return sec().denials("hb", "heartbeat", DenyReason::kUnknownKey) >= 1; }));
+  EXPECT_FALSE(known("eu-2"));
+
+  // The event socket dropped its connections: the revoked consumer is refused
+  // when it reconnects, the enrolled one gets the next event.
+  EXPECT_TRUE(revoked.handshake(HandshakeKind::kAuthFailed));
+  Peer kept_pull(ctx_, zmq::socket_type::pull, ep().groups[kTaskQueue], keys_.of(kept));
+  ASSERT_TRUE(kept_pull.handshake(HandshakeKind::kSucceeded));
+  Peer admin_pub = runner_pub(keys_.admin);
+  publish(admin_pub, heartbeat("eu-lost", 1, 200));  // times out soon
+  std::vector<zmq::message_t> frames;
+  ASSERT_TRUE(recv_frames(kept_pull.socket, frames)) << "no event for the enrolled consumer";
+  EXPECT_FALSE(recv_frames(revoked.socket, frames)) << "a revoked consumer got an event";
+}
+
 TEST(CurveMonitorStart, AMonitorThatCannotReadItsKeysDoesNotStart) {
   rmon::testing::TempDir dir;
   StackKeys keys(dir.path());

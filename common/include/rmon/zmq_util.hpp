@@ -34,6 +34,12 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const Sock
 // Throws zmq::error_t when it cannot bind (a start-up error).
 std::string bind_endpoint(zmq::socket_t& socket, const std::string& endpoint);
 
+// Drops every connection accepted on `endpoint`, which this socket bound
+// (its resolved form, from bind_endpoint()): unbinds it and binds it again,
+// retrying while the address is still held (up to about 2 s). Peers that
+// connect reconnect by themselves. Throws zmq::error_t if it cannot bind.
+void rebind(zmq::socket_t& socket, const std::string& endpoint);
+
 // Binds or connects: endpoints of the form "connect:tcp://host:port" connect,
 // plain ones bind. Returns the bound or connected endpoint.
 std::string attach(zmq::socket_t& socket, const std::string& endpoint);

@@ -43,7 +43,10 @@ ServerSecurity::ServerSecurity(zmq::context_t& ctx, const SecuritySettings& sett
       keyring_(clients_dir(settings)),
       own_(own_keys(settings)),
       zap_(ctx, logged(keyring_)),
-      watcher_(keyring_) {
+      watcher_(keyring_, [this](const security::ReloadResult& r, std::string_view cause) {
+        security::log_reload(keyring_, r, cause);
+        if (r.removed > 0) revocations_.fetch_add(1, std::memory_order_acq_rel);
+      }) {
   spdlog::info("security=curve public_key={} clients_dir={} keys={}", own_.public_key.z85(),
                settings.curve_clients_dir, keyring_.size());
 }

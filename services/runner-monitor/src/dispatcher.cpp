@@ -163,11 +163,13 @@ void Dispatcher::publish_gauges() {
 }
 
 void Dispatcher::run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& stop,
-                     Millis max_sleep) {
+                     Millis max_sleep,
+                     const std::function<void(std::vector<zmq::socket_t>&)>& before_pass) {
   zmq::pollitem_t item{nullptr, wake_.fd(), ZMQ_POLLIN, 0};
   std::optional<MonoTime> planned;
   while (!stop.load(std::memory_order_relaxed)) {
     table_.plan_wake(std::nullopt);  // awake: nobody needs to signal
+    if (before_pass) before_pass(push);
     tick(push, planned);
     const MonoTime now = clock_.now();
     MonoTime wake = now + max_sleep;

@@ -24,6 +24,7 @@
 // wake() is thread-safe.
 
 #include <atomic>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -88,8 +89,11 @@ class Dispatcher {
   // Where the control thread posts an operator's release of the storm brake
   // (taken at the next pass). Thread-safe; lives as long as the dispatcher.
   BrakeReleaseRequest& brake_release() { return brake_.release_request(); }
-  // Runs passes until `stop` is set.
-  void run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& stop, Millis max_sleep);
+  // Runs passes until `stop` is set. `before_pass`, if set, runs on this
+  // thread before each pass with the sockets (the service's per-socket
+  // upkeep: dropping connections after a key was revoked).
+  void run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& stop, Millis max_sleep,
+           const std::function<void(std::vector<zmq::socket_t>&)>& before_pass = {});
 
  private:
   void publish_gauges();

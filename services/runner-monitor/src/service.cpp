@@ -235,8 +235,23 @@ void MonitorService::start() {
     };
   };
   threads_.emplace_back(guarded("rmon-ingest", [this] { ingest_->run(sub_, stop_); }));
-  threads_.emplace_back(
-      guarded("rmon-dispatch", [this, max_sleep] { dispatcher_->run(push_, stop_, max_sleep); }));
+  threads_.emplace_back(guarded("rmon-dispatch", [this, max_sleep] {
+    // A PUSH socket checks a consumer's key only at its handshake: after a
+    // key was removed, every event socket drops its connections (unbind,
+    // bind) so that each consumer reconnects through the ZAP handler, and a
+    // revoked one is refused. Events in flight on them are redelivered.
+    uint64_t revocations = security_ ? security_->revocations() : 0;
+    auto recheck = [this, &revocations](std::vector<zmq::socket_t>& push) {
+      if (!security_ || security_->revocations() == revocations) return;
+      revocations = security_->revocations();
+      for (std::size_t g = 0; g < push.size(); ++g) {
+        rebind(push[g], endpoints_.groups[g]);
+        spdlog::info("a key was removed: group {} reconnects through the ZAP handler endpoint={}",
+                     stats_->groups[g], endpoints_.groups[g]);
+      }
+    };
+    dispatcher_->run(push_, stop_, max_sleep, recheck);
+  }));
   threads_.emplace_back(
       guarded("rmon-acks", [this] { ack_writer_->run(acks_, stop_, ack_gate_.get()); }));
   threads_.emplace_back(guarded("rmon-control", [this] {

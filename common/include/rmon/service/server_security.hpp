@@ -71,6 +71,10 @@ class ServerSecurity {
   // Reloads the clients folder now (SIGHUP); it also reloads by itself when
   // the folder changes. Async-signal-safe.
   void reload() { watcher_.trigger(); }
+  // Reloads so far that removed a key. A socket that checks its peers only
+  // at the handshake (the monitor's event PUSH sockets) drops its
+  // connections when this grows, so that each peer's key is checked again.
+  uint64_t revocations() const { return revocations_.load(std::memory_order_acquire); }
 
   // A refusal by a MessageGate: counted and logged (rate limited).
   void record_denial(std::string_view endpoint, std::string_view op, security::DenyReason reason,
@@ -87,6 +91,7 @@ class ServerSecurity {
   security::Keyring keyring_;
   security::KeyPair own_;
   security::ZapHandler zap_;
+  std::atomic<uint64_t> revocations_{0};  // before watcher_, whose thread counts into it
   security::KeyringWatcher watcher_;
   // The handshake watch: a thread of its own reads every monitor's events.
   struct Watched {
