@@ -711,12 +711,6 @@ ConnRound conn_round(const Params& p, Kind kind, const CurveKeys& keys) {
     RoundDataDir data(p, c);
     auto svc = make_monitor(p, c);
     svc->start();
-    static bool told = false;
-    if (!told) {
-      told = true;
-      std::printf("  the monitor's context: %d I/O threads%s\n", zmq_io_threads(),
-                  p.monitor_io_threads > 0 ? " (--monitor-io-threads)" : " (as the service makes it)");
-    }
     to_child.write_line(svc->endpoints().heartbeat);
     await_ready(from_child);
     auto accepted = [&] { return svc->table().counters().accepted; };
@@ -734,6 +728,12 @@ ConnRound conn_round(const Params& p, Kind kind, const CurveKeys& keys) {
     if (got < p.messages) std::printf("  %s: lost %zu messages\n", kind_name(kind), p.messages - got);
     if (p.threads) rmon::bench::print_thread_cpu(cpu0, rmon::bench::thread_cpu(), secs);
     finish(got, secs, pcpu);
+    static bool told = false;
+    if (!told) {  // now: each I/O thread names itself once it runs
+      told = true;
+      std::printf("  the monitor's context: %d I/O threads%s\n", zmq_io_threads(),
+                  p.monitor_io_threads > 0 ? " (--monitor-io-threads)" : " (as the service makes it)");
+    }
     svc->stop();
   }
   if (const int rc = rmon::bench::wait_child(child); rc != 0) {
