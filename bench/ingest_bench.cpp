@@ -629,10 +629,14 @@ constexpr Kind kKinds[] = {Kind::kRawPlain, Kind::kRawCurve, Kind::kMonitorOff,
                            Kind::kMonitorCurve};
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::kRawPlain: return "raw-plain";
-    case Kind::kRawCurve: return "raw-curve";
-    case Kind::kMonitorOff: return "monitor-off";
-    case Kind::kMonitorCurve: return "monitor-curve";
+    case Kind::kRawPlain:
+      return "raw-plain";
+    case Kind::kRawCurve:
+      return "raw-curve";
+    case Kind::kMonitorOff:
+      return "monitor-off";
+    case Kind::kMonitorCurve:
+      return "monitor-curve";
   }
   return "?";
 }
@@ -646,7 +650,7 @@ void await_ready(rmon::bench::Pipe& from_child) {
 
 // The monitor's own context takes --monitor-io-threads I/O threads.
 std::unique_ptr<rmon::monitor::MonitorService> make_monitor(const Params& p,
-                                                           const rmon::monitor::MonitorConfig& c) {
+                                                            const rmon::monitor::MonitorConfig& c) {
   g_ctx_io_threads = p.monitor_io_threads;
   auto svc = std::make_unique<rmon::monitor::MonitorService>(c, rmon::SystemClock::instance());
   g_ctx_io_threads = 0;
@@ -654,9 +658,9 @@ std::unique_ptr<rmon::monitor::MonitorService> make_monitor(const Params& p,
 }
 
 struct ConnRound {
-  double rate = 0;     // heartbeats/s received
-  double cpu_us = 0;   // the receiving process's CPU (every thread) per heartbeat, µs
-  double busy = 0;     // that CPU over the round's time: cores in use
+  double rate = 0;    // heartbeats/s received
+  double cpu_us = 0;  // the receiving process's CPU (every thread) per heartbeat, µs
+  double busy = 0;    // that CPU over the round's time: cores in use
 };
 
 // One --curve round of `kind`.
@@ -702,7 +706,9 @@ ConnRound conn_round(const Params& p, Kind kind, const CurveKeys& keys) {
     }
     const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
     const double pcpu = process_cpu() - pcpu0;
-    if (got < p.messages) std::printf("  %s: lost %zu messages\n", kind_name(kind), p.messages - got);
+    if (got < p.messages) {
+      std::printf("  %s: lost %zu messages\n", kind_name(kind), p.messages - got);
+    }
     if (p.threads) rmon::bench::print_thread_cpu(cpu0, rmon::bench::thread_cpu(), secs);
     finish(got, secs, pcpu);
   } else {
@@ -726,14 +732,17 @@ ConnRound conn_round(const Params& p, Kind kind, const CurveKeys& keys) {
     const double secs = std::chrono::duration<double>(SteadyClock::now() - t0).count();
     const double pcpu = process_cpu() - pcpu0;
     const auto got = accepted();
-    if (got < p.messages) std::printf("  %s: lost %zu messages\n", kind_name(kind), p.messages - got);
+    if (got < p.messages) {
+      std::printf("  %s: lost %zu messages\n", kind_name(kind), p.messages - got);
+    }
     if (p.threads) rmon::bench::print_thread_cpu(cpu0, rmon::bench::thread_cpu(), secs);
     finish(got, secs, pcpu);
     static bool told = false;
     if (!told) {  // now: each I/O thread names itself once it runs
       told = true;
-      std::printf("  the monitor's context: %d I/O threads%s\n", zmq_io_threads(),
-                  p.monitor_io_threads > 0 ? " (--monitor-io-threads)" : " (as the service makes it)");
+      std::printf(
+          "  the monitor's context: %d I/O threads%s\n", zmq_io_threads(),
+          p.monitor_io_threads > 0 ? " (--monitor-io-threads)" : " (as the service makes it)");
     }
     svc->stop();
   }
@@ -762,10 +771,11 @@ int curve_rounds(const Params& p) {
   std::vector<double> mon_vs_raw, curve_cost, off_vs_raw;     // throughput ratios
   std::vector<double> cmon_vs_raw, ccurve_cost, coff_vs_raw;  // CPU-per-message ratios
   auto wanted = [&](Kind k) { return p.only.empty() || p.only == kind_name(k); };
-  std::printf("%zu heartbeats over %zu runners per round, %d connections, %d I/O threads in the "
-              "publisher and raw receivers%s\n",
-              p.messages, p.runners, p.connections, p.io_threads,
-              p.pin ? "; publisher on CPU 0, receivers on CPU 1" : "");
+  std::printf(
+      "%zu heartbeats over %zu runners per round, %d connections, %d I/O threads in the "
+      "publisher and raw receivers%s\n",
+      p.messages, p.runners, p.connections, p.io_threads,
+      p.pin ? "; publisher on CPU 0, receivers on CPU 1" : "");
   for (int r = 0; r < p.rounds; ++r) {
     ConnRound got[4];
     for (int j = 0; j < 4; ++j) {
@@ -810,9 +820,10 @@ int curve_rounds(const Params& p) {
   }
   if (!p.only.empty()) return 0;
   using rmon::bench::median;
-  std::printf("\ningest with CURVE, %zu heartbeats over %zu runners, %d connections, median of %d "
-              "rounds (range)\n",
-              p.messages, p.runners, p.connections, p.rounds);
+  std::printf(
+      "\ningest with CURVE, %zu heartbeats over %zu runners, %d connections, median of %d "
+      "rounds (range)\n",
+      p.messages, p.runners, p.connections, p.rounds);
   for (int j = 0; j < 4; ++j) {
     std::printf("  %-14s %9.0f msg/s (%s); receiver %.2f us CPU per msg (%s), %.2f cores busy\n",
                 kind_name(kKinds[j]), median(rate[j]), range(rate[j], "%.0f").c_str(),
@@ -826,8 +837,9 @@ int curve_rounds(const Params& p) {
               median(curve_cost), range(curve_cost, "%.2f").c_str());
   std::printf("    monitor-off / raw-plain:   %.2f  (rounds %s)\n", median(off_vs_raw),
               range(off_vs_raw, "%.2f").c_str());
-  std::printf("  receiving capacity (inverse CPU per message: what the receiving side sustains "
-              "per core):\n");
+  std::printf(
+      "  receiving capacity (inverse CPU per message: what the receiving side sustains "
+      "per core):\n");
   const double ca = median(cmon_vs_raw);
   std::printf("    monitor-curve / raw-curve: %.2f  (rounds %s; target >= 0.70: %s)\n", ca,
               range(cmon_vs_raw, "%.2f").c_str(), ca >= 0.7 ? "PASS" : "FAIL");
@@ -1015,7 +1027,9 @@ StormRound storm_round(const Params& p, const CurveKeys& keys, bool monitor) {
     subscribed += done;
     r.client_cpu_s += cpu;
   }
-  if (subscribed < n) std::printf("  only %zu of %zu clients got their subscription\n", subscribed, n);
+  if (subscribed < n) {
+    std::printf("  only %zu of %zu clients got their subscription\n", subscribed, n);
+  }
   for (auto& t : to_child) t->write_line("exit");
   for (pid_t c : children) rmon::bench::wait_child(c);
   if (svc) svc->stop();
@@ -1040,8 +1054,8 @@ int storm_rounds(const Params& p) {
   std::printf(
       "handshake storm: %zu runners, each its own CURVE socket, in %zu client processes%s; %zu "
       "runner keys enrolled (one per %zu runners); the receiving process%s; listen backlog %d%s\n",
-      p.storm, procs, p.pin ? " on CPU 0" : "", nkeys, p.runners_per_key,
-      p.pin ? " on CPU 1" : "", p.listen_backlog > 0 ? p.listen_backlog : 100,
+      p.storm, procs, p.pin ? " on CPU 0" : "", nkeys, p.runners_per_key, p.pin ? " on CPU 1" : "",
+      p.listen_backlog > 0 ? p.listen_backlog : 100,
       p.listen_backlog > 0 ? " (--listen-backlog)" : " (libzmq's default)");
   std::vector<double> admit[2], known[2], cpu_per[2], rate[2];
   bool all_ok = true;
@@ -1136,8 +1150,7 @@ int main(int argc, char** argv) {
         "I/O threads of the monitor's context (0: as the service makes it, libzmq's one)");
   s.add("handshake-storm", p.storm, "Runners connecting at once to a CURVE monitor (e.g. 10000)");
   s.add("runners-per-key", p.runners_per_key, "--handshake-storm: runners sharing one key pair");
-  s.add("storm-per-process", p.storm_per_process,
-        "--handshake-storm: runners per client process");
+  s.add("storm-per-process", p.storm_per_process, "--handshake-storm: runners per client process");
   s.add("listen-backlog", p.listen_backlog,
         "ZMQ_BACKLOG of every socket bound here, the monitor's included (0: libzmq's 100)");
   if (auto code = s.parse(argc, argv)) return *code;
@@ -1150,8 +1163,7 @@ int main(int argc, char** argv) {
     if (p.io_threads == 0) {
       p.io_threads = p.pin ? 1 : static_cast<int>(std::max(1L, ::sysconf(_SC_NPROCESSORS_ONLN)));
     }
-    if (p.connections < 1 || p.io_threads < 1 || p.runners_per_key < 1 ||
-        p.storm_per_process < 1) {
+    if (p.connections < 1 || p.io_threads < 1 || p.runners_per_key < 1 || p.storm_per_process < 1) {
       std::fprintf(stderr, "--connections, --io-threads and the storm's sizes must be >= 1\n");
       return 2;
     }
