@@ -33,11 +33,9 @@
 // cores it is often the publisher) and as receiving capacity (the receiving
 // process's CPU per heartbeat, every thread, inverted). The publisher's and
 // the raw receivers' contexts have --io-threads I/O threads (by default one
-// when pinned, where each side has one core, else one per CPU); the monitor
-// makes its own context, with libzmq's default of one I/O thread and no
-// setting for more, so --monitor-io-threads N gives it N by interposing
-// zmq_ctx_new in this program (what such a setting would give; the service
-// code is unchanged). The publisher's sockets are XPUB: each sees its
+// when pinned, where each side has one core, else one per CPU); the
+// monitor's context has --monitor-io-threads (its --io-threads setting,
+// default 1). The publisher's sockets are XPUB: each sees its
 // subscriber's subscription arrive, so the round starts once every
 // connection has passed its handshake.
 //
@@ -52,15 +50,14 @@
 // socket monitor saw N handshakes succeed) and until every runner's first
 // heartbeat was received, refusals, the kernel's listen-queue drops, and the
 // receiving process's CPU time per handshake (the clients run in other
-// processes, so it is the server's alone). --listen-backlog sets ZMQ_BACKLOG
-// on every socket bound here, the monitor's included (interposing zmq_bind;
-// libzmq's default is 100 and the monitor sets none).
+// processes, so it is the server's alone). The monitor's heartbeat socket
+// has a listen backlog of kFleetListenBacklog (4096); --listen-backlog sets
+// the baseline's (default the same; libzmq's own default is 100).
 //
 //   ingest_bench --handshake-storm 10000 [--runners-per-key 100] [--listen-backlog 4096]
 
 #include <spdlog/spdlog.h>
 
-#include <dlfcn.h>
 #include <malloc.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -89,39 +86,6 @@
 #include "rmon/zmq_util.hpp"
 #include "service.hpp"
 
-// I/O threads of every ZeroMQ context this process creates while it is > 0
-// (libzmq's default, one, otherwise). The monitor constructs its context
-// itself (zmq::context_t, which calls zmq_ctx_new) and has no setting for
-// its I/O threads; --monitor-io-threads sets this around its construction.
-static std::atomic<int> g_ctx_io_threads{0};
-
-// Interposes libzmq's zmq_ctx_new for this program (the executable's
-// definition wins over the shared library's): the real one, then
-// ZMQ_IO_THREADS, which takes effect when the context starts (its first
-// socket).
-extern "C" void* zmq_ctx_new(void) {
-  using CtxNew = void* (*)();
-  static const auto real = reinterpret_cast<CtxNew>(::dlsym(RTLD_NEXT, "zmq_ctx_new"));
-  void* ctx = real();
-  const int io_threads = g_ctx_io_threads.load();
-  if (ctx != nullptr && io_threads > 0) zmq_ctx_set(ctx, ZMQ_IO_THREADS, io_threads);
-  return ctx;
-}
-
-// ZMQ_BACKLOG for every socket this process binds while it is > 0 (libzmq's
-// default, 100, otherwise; the kernel caps it at net.core.somaxconn). The
-// monitor binds its sockets itself and has no setting for it;
-// --listen-backlog sets it by interposing zmq_bind like zmq_ctx_new above.
-static std::atomic<int> g_listen_backlog{0};
-
-extern "C" int zmq_bind(void* socket, const char* endpoint) {
-  using Bind = int (*)(void*, const char*);
-  static const auto real = reinterpret_cast<Bind>(::dlsym(RTLD_NEXT, "zmq_bind"));
-  const int backlog = g_listen_backlog.load();
-  if (backlog > 0) zmq_setsockopt(socket, ZMQ_BACKLOG, &backlog, sizeof backlog);
-  return real(socket, endpoint);
-}
-
 using namespace std::chrono_literals;
 using SteadyClock = std::chrono::steady_clock;
 
@@ -147,7 +111,7 @@ struct Params {
   std::size_t storm = 0;  // runners connecting at once; 0: no storm
   std::size_t runners_per_key = 100;
   std::size_t storm_per_process = 2500;
-  int listen_backlog = 0;  // 0: libzmq's default (100)
+  int listen_backlog = rmon::kFleetListenBacklog;  // the baseline's, as the monitor's
 };
 
 // A fresh data folder for one round when `p.persist`, removed afterwards.
@@ -648,13 +612,12 @@ void await_ready(rmon::bench::Pipe& from_child) {
   }
 }
 
-// The monitor's own context takes --monitor-io-threads I/O threads.
+// The monitor's own context takes --monitor-io-threads I/O threads (its
+// --io-threads setting).
 std::unique_ptr<rmon::monitor::MonitorService> make_monitor(const Params& p,
-                                                            const rmon::monitor::MonitorConfig& c) {
-  g_ctx_io_threads = p.monitor_io_threads;
-  auto svc = std::make_unique<rmon::monitor::MonitorService>(c, rmon::SystemClock::instance());
-  g_ctx_io_threads = 0;
-  return svc;
+                                                            rmon::monitor::MonitorConfig c) {
+  if (p.monitor_io_threads > 0) c.io_threads = static_cast<uint32_t>(p.monitor_io_threads);
+  return std::make_unique<rmon::monitor::MonitorService>(c, rmon::SystemClock::instance());
 }
 
 struct ConnRound {
@@ -740,9 +703,8 @@ ConnRound conn_round(const Params& p, Kind kind, const CurveKeys& keys) {
     static bool told = false;
     if (!told) {  // now: each I/O thread names itself once it runs
       told = true;
-      std::printf(
-          "  the monitor's context: %d I/O threads%s\n", zmq_io_threads(),
-          p.monitor_io_threads > 0 ? " (--monitor-io-threads)" : " (as the service makes it)");
+      std::printf("  the monitor's context: %d I/O threads%s\n", zmq_io_threads(),
+                  p.monitor_io_threads > 0 ? " (--monitor-io-threads)" : " (its default)");
     }
     svc->stop();
   }
@@ -942,11 +904,10 @@ StormRound storm_round(const Params& p, const CurveKeys& keys, bool monitor) {
     svc->start();
     endpoint = svc->endpoints().heartbeat;
   } else {
-    g_ctx_io_threads = p.monitor_io_threads;  // as many as the monitor's
-    ctx = std::make_unique<zmq::context_t>();
-    g_ctx_io_threads = 0;
+    ctx = std::make_unique<zmq::context_t>(std::max(1, p.monitor_io_threads));  // as the monitor's
     rmon::SocketOptions o;
     o.recv_hwm = rmon::monitor::MonitorConfig{}.heartbeat_hwm;
+    o.backlog = p.listen_backlog;
     sub = rmon::make_socket(*ctx, zmq::socket_type::sub, o);
     sub->set(zmq::sockopt::subscribe, "hb/");
     make_raw_curve_server(*sub, keys.server_secret());
@@ -1053,10 +1014,10 @@ int storm_rounds(const Params& p) {
   const std::size_t procs = (p.storm + p.storm_per_process - 1) / p.storm_per_process;
   std::printf(
       "handshake storm: %zu runners, each its own CURVE socket, in %zu client processes%s; %zu "
-      "runner keys enrolled (one per %zu runners); the receiving process%s; listen backlog %d%s\n",
+      "runner keys enrolled (one per %zu runners); the receiving process%s; listen backlog: the "
+      "monitor's %d, the baseline's %d\n",
       p.storm, procs, p.pin ? " on CPU 0" : "", nkeys, p.runners_per_key, p.pin ? " on CPU 1" : "",
-      p.listen_backlog > 0 ? p.listen_backlog : 100,
-      p.listen_backlog > 0 ? " (--listen-backlog)" : " (libzmq's default)");
+      rmon::kFleetListenBacklog, p.listen_backlog);
   std::vector<double> admit[2], known[2], cpu_per[2], rate[2];
   bool all_ok = true;
   for (int i = 0; i < p.rounds; ++i) {
@@ -1147,14 +1108,13 @@ int main(int argc, char** argv) {
   s.add("io-threads", p.io_threads,
         "--curve: I/O threads of the publisher's and raw contexts (0: 1 pinned, else 1 per CPU)");
   s.add("monitor-io-threads", p.monitor_io_threads,
-        "I/O threads of the monitor's context (0: as the service makes it, libzmq's one)");
+        "The monitor's --io-threads (0: its default, 1)");
   s.add("handshake-storm", p.storm, "Runners connecting at once to a CURVE monitor (e.g. 10000)");
   s.add("runners-per-key", p.runners_per_key, "--handshake-storm: runners sharing one key pair");
   s.add("storm-per-process", p.storm_per_process, "--handshake-storm: runners per client process");
   s.add("listen-backlog", p.listen_backlog,
-        "ZMQ_BACKLOG of every socket bound here, the monitor's included (0: libzmq's 100)");
+        "--handshake-storm: the baseline's ZMQ_BACKLOG (the monitor's is 4096; libzmq's 100)");
   if (auto code = s.parse(argc, argv)) return *code;
-  g_listen_backlog = p.listen_backlog;
   if (p.storm > 0 || p.curve) {
     spdlog::set_level(spdlog::level::err);  // no per-round "no data folder" WARN
     if (p.pin && !rmon::bench::pin_to_cpu(1)) p.pin = false;

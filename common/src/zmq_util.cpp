@@ -16,6 +16,7 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const Sock
   s.set(zmq::sockopt::sndtimeo, opts.send_timeout_ms);
   s.set(zmq::sockopt::maxmsgsize, opts.max_msg_size);
   if (opts.immediate) s.set(zmq::sockopt::immediate, 1);
+  if (opts.backlog >= 0) s.set(zmq::sockopt::backlog, opts.backlog);
   return s;
 }
 

@@ -25,7 +25,16 @@ struct SocketOptions {
   // libzmq disconnects a peer that sends a larger frame; -1 is unlimited.
   int64_t max_msg_size = -1;
   bool immediate = false;  // ZMQ_IMMEDIATE: queue only to completed connections
+  int backlog = -1;        // ZMQ_BACKLOG of a bound socket; -1 keeps libzmq's (100)
 };
+
+// The listen backlog of the sockets a whole fleet connects to (heartbeats,
+// the APIs). With libzmq's 100, 10,000 runners connecting at once (a
+// restart) overflowed the accept queue and TCP retried the dropped ones
+// after 1, 3, 7, 15, 31 s: the last CURVE handshakes came after 11-35 s
+// instead of 8.5 s (bench/ingest_bench --handshake-storm). The kernel caps
+// it at net.core.somaxconn.
+inline constexpr int kFleetListenBacklog = 4096;
 
 zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const SocketOptions& opts);
 

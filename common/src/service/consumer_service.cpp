@@ -48,6 +48,7 @@ void ConsumerService::start() {
   // Frames past the domain's limit get bad_request (too_large); only far
   // larger ones make libzmq drop the sender's connection.
   api_opts.max_msg_size = static_cast<int64_t>(4 * domain_.max_request_frame());
+  api_opts.backlog = kFleetListenBacklog;
   api_ = make_socket(ctx_, zmq::socket_type::router, api_opts);
   if (security_) {
     security_->secure(api_, *security::Domain::parse(domain_.name()));

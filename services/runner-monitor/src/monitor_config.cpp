@@ -43,6 +43,9 @@ void MonitorConfig::register_settings(Settings& s) {
   s.add("metrics-address", metrics_address, "host:port for Prometheus /metrics; empty disables it");
   s.add("instance", instance, "Name of this monitor, the start of its event ids");
   s.add("shards", shards, "Number of table shards (a power of two)");
+  s.add("io-threads", io_threads,
+        "ZeroMQ I/O threads; with --security curve they decrypt, so on many cores more of them "
+        "spread the runners' connections");
   s.add("default-timeout-ms", default_timeout_ms, "Timeout of a runner that sends none");
   s.add("min-timeout-ms", min_timeout_ms, "Lower bound a runner's timeout_ms is clamped to");
   s.add("max-timeout-ms", max_timeout_ms, "Upper bound a runner's timeout_ms is clamped to");
@@ -85,6 +88,7 @@ std::vector<GroupEndpoint> MonitorConfig::group_endpoints() const {
 
 std::string MonitorConfig::validate() const {
   if (groups.empty()) return "at least one --group is needed";
+  if (io_threads < 1 || io_threads > 64) return "--io-threads must be within 1..64";
   std::set<std::string> names;
   for (const std::string& g : groups) {
     const auto eq = g.find('=');

@@ -48,6 +48,7 @@ struct MonitorConfig : StorageSettings {
   std::string instance = "rmon";                 // event ids: <instance>-<start time>-<random>-<n>
 
   uint32_t shards = 64;
+  uint32_t io_threads = 1;  // ZeroMQ I/O threads (CURVE's crypto runs on them)
   uint64_t default_timeout_ms = 60'000;
   uint64_t min_timeout_ms = 100;
   uint64_t max_timeout_ms = 86'400'000;

@@ -183,6 +183,7 @@ void MonitorService::start() {
   // Frames between 8 KiB and this are counted as too_large; libzmq drops the
   // connection of a peer sending more.
   sub_opts.max_msg_size = static_cast<int64_t>(protocol::kMaxFrame);
+  sub_opts.backlog = kFleetListenBacklog;
   sub_ = make_socket(ctx_, zmq::socket_type::sub, sub_opts);
   for (const std::string& prefix : config_.subscribe) sub_.set(zmq::sockopt::subscribe, prefix);
   secure(sub_, security::Domain::hb());

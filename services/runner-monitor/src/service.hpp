@@ -78,7 +78,7 @@ class MonitorService {
   // The context first, destroyed last; then the security that /metrics,
   // ingest and acks read: destroyed after them, and its ZAP handler before
   // the context. Each gate is used by one thread (ingest, acks, control).
-  zmq::context_t ctx_;
+  zmq::context_t ctx_{static_cast<int>(config_.io_threads)};
   std::unique_ptr<ServerSecurity> security_;  // null with --security off
   std::unique_ptr<MessageGate> hb_gate_, ack_gate_, control_gate_;
   std::unique_ptr<LifecycleLog> observer_;  // the table's lifecycle lines
