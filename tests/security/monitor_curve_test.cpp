@@ -80,9 +80,20 @@ struct Peer {
     socket.connect(endpoint);
   }
 
-  bool handshake(HandshakeKind kind) {
-    return security::testing::Client::first_event(*monitor, kind, std::chrono::seconds(5))
-        .has_value();
+  bool handshake(HandshakeKind kind, std::chrono::seconds wait = std::chrono::seconds(5)) {
+    return security::testing::Client::first_event(*monitor, kind, wait).has_value();
+  }
+  // Some failed handshake within 5 s, of any kind: what a NULL client sees
+  // of a CURVE server depends on which side reads the other's greeting first
+  // (a mechanism mismatch, or a peer that went away).
+  bool handshake_failed() {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    while (std::chrono::steady_clock::now() < deadline) {
+      for (const auto& e : monitor->poll(std::chrono::milliseconds(50))) {
+        if (e.kind != HandshakeKind::kSucceeded) return true;
+      }
+    }
+    return false;
   }
   // One control request and its reply; nullopt when none comes.
   std::optional<ControlReply> request(const ControlRequest& req) {
@@ -163,7 +174,7 @@ TEST_F(CurveMonitor, AnUnenrolledKeyAndANullClientGetNothingThrough) {
   publish(forged_pub, heartbeat("eu-forged", 1, 60'000));
 
   Peer null_pub(ctx_, zmq::socket_type::pub, ep().heartbeat, std::nullopt);
-  EXPECT_TRUE(null_pub.handshake(HandshakeKind::kProtocolFailed)) << "a NULL client got in";
+  EXPECT_TRUE(null_pub.handshake_failed()) << "a NULL client got in";
   publish(null_pub, heartbeat("eu-null", 1, 60'000));
 
   Peer stranger_control(ctx_, zmq::socket_type::dealer, ep().control, keys_.of(stranger), 300);
@@ -181,10 +192,12 @@ TEST_F(CurveMonitor, AnUnenrolledKeyAndANullClientGetNothingThrough) {
   EXPECT_GE(sec().zap().count("hb", ZapResult::kUnknownKey), 1u);
   EXPECT_GE(sec().zap().count("control", ZapResult::kUnknownKey), 1u);
   EXPECT_GE(sec().zap().count("hb", ZapResult::kAllowed), 1u);
-  // The server saw the failed handshakes too (rmon_handshake_failures_total):
-  // the NULL client's mechanism mismatch, the stranger's refused key.
+  // The server saw the refused handshakes too (rmon_handshake_failures_total):
+  // the stranger's key, refused by the ZAP handler on both sockets. (What the
+  // server sees of the NULL client depends on which side reads the other's
+  // greeting first: a mechanism mismatch, or a peer gone; not asserted.)
   EXPECT_TRUE(wait_until([&] {
-    return sec().handshake_failures("hb", HandshakeKind::kProtocolFailed) >= 1 &&
+    return sec().handshake_failures("hb", HandshakeKind::kAuthFailed) >= 1 &&
            sec().handshake_failures("control", HandshakeKind::kAuthFailed) >= 1;
   }));
   std::vector<prometheus::MetricFamily> families;
@@ -308,8 +321,9 @@ TEST_F(CurveMonitor, ARemovedKeyIsRefusedOnItsOpenConnectionAndGetsNoMoreEvents)
   EXPECT_FALSE(known("eu-2"));
 
   // The event socket dropped its connections: the revoked consumer is refused
-  // when it reconnects, the enrolled one gets the next event.
-  EXPECT_TRUE(revoked.handshake(HandshakeKind::kAuthFailed));
+  // when it reconnects, the enrolled one gets the next event. (The reconnect
+  // came 0.2 s after the rebind in most runs, once in 25 after 4.4 s.)
+  EXPECT_TRUE(revoked.handshake(HandshakeKind::kAuthFailed, std::chrono::seconds(20)));
   Peer kept_pull(ctx_, zmq::socket_type::pull, ep().groups[kTaskQueue], keys_.of(kept));
   ASSERT_TRUE(kept_pull.handshake(HandshakeKind::kSucceeded));
   Peer admin_pub = runner_pub(keys_.admin);
