@@ -7,12 +7,21 @@
 // answered an error, 2 usage, 3 no answer in time. The commands live in
 // tools/ctl/.
 
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
 #include <iostream>
 
 #include "ctl/ctl.hpp"
 
 int main(int argc, char** argv) {
   namespace ctl = rmon::ctl;
+  // The libraries' log lines (a refused key: "key not enrolled: ...") go to
+  // stderr, never into the tables or JSON on stdout. Set before any thread.
+  auto log = spdlog::stderr_logger_mt("rmon-ctl");
+  log->set_pattern("rmon-ctl: %l: %v");
+  log->set_level(spdlog::level::warn);
+  spdlog::set_default_logger(log);
   CLI::App app("One client for runner-monitor, task-queue and pool-manager", "rmon-ctl");
   ctl::Ctl c(std::cout, std::cerr);
   c.setup(app);

@@ -98,8 +98,10 @@ stack_stop() {
   local status=0 i
   for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do kill -TERM "${STACK_PIDS[$i]}" 2>/dev/null || true; done
   for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
-    if ! wait "${STACK_PIDS[$i]}"; then
-      echo "stack: ${STACK_NAMES[$i]} exited with status $? (see $STACK_RUN/${STACK_NAMES[$i]}.log)" >&2
+    local rc=0
+    wait "${STACK_PIDS[$i]}" || rc=$?
+    if [ "$rc" != 0 ]; then
+      echo "stack: ${STACK_NAMES[$i]} exited with status $rc (see $STACK_RUN/${STACK_NAMES[$i]}.log)" >&2
       status=1
     fi
   done

@@ -52,16 +52,19 @@ int run_service_main(int argc, char** argv, const char* name, const char* descri
       return 2;
     }
     const sigset_t signals = block_stop_signals();
-    Service service(config, SystemClock::instance());
-    service.start();
-    const int sig = wait_for_stop_signal(signals, [&service] {
-      if constexpr (requires { service.reload_keys(); }) {
-        service.reload_keys();
-      }
-    });
-    spdlog::info("{} stopping signal={}", name, sig);
-    service.stop();
-    const int status = service_exit_status();
+    int status = 0;
+    {
+      Service service(config, SystemClock::instance());
+      service.start();
+      const int sig = wait_for_stop_signal(signals, [&service] {
+        if constexpr (requires { service.reload_keys(); }) {
+          service.reload_keys();
+        }
+      });
+      spdlog::info("{} stopping signal={}", name, sig);
+      service.stop();
+      status = service_exit_status();
+    }  // destroyed before logging shuts down: threads it owns (the ZAP handler's) may log
     spdlog::info("{} exiting status={}", name, status);
     spdlog::shutdown();
     return status;
