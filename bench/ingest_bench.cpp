@@ -132,16 +132,24 @@ struct RoundDataDir {
   std::string path;
 };
 
-// The publisher process: pre-encodes every heartbeat, connects, sends probes
-// until the parent says go, then sends the whole batch as fast as it can.
-int publisher(rmon::bench::Pipe& to_child, const Params& p) {
-  if (p.pin) rmon::bench::pin_to_cpu(0);
+// A round's fleet and its heartbeats, encoded before the clock starts:
+// message i is runner i % runners' next one.
+rmon::tools::Fleet encode_round(const Params& p, std::vector<std::string>& payloads) {
   rmon::tools::FleetOptions fo;
   fo.runners = p.runners;
   fo.timeout_ms = 600'000;
   rmon::tools::Fleet fleet(fo);
-  std::vector<std::string> payloads(p.messages);
+  payloads.assign(p.messages, {});
   for (std::size_t i = 0; i < p.messages; ++i) fleet.next(i % p.runners, payloads[i]);
+  return fleet;
+}
+
+// The publisher process: pre-encodes every heartbeat, connects, sends probes
+// until the parent says go, then sends the whole batch as fast as it can.
+int publisher(rmon::bench::Pipe& to_child, const Params& p) {
+  if (p.pin) rmon::bench::pin_to_cpu(0);
+  std::vector<std::string> payloads;
+  rmon::tools::Fleet fleet = encode_round(p, payloads);
 
   const std::string endpoint = to_child.read_line();
   zmq::context_t ctx;
@@ -544,12 +552,8 @@ std::size_t await_subscriptions(std::vector<zmq::socket_t>& xpubs, std::chrono::
 int conn_publisher(rmon::bench::Pipe& to_child, rmon::bench::Pipe& from_child, const Params& p,
                    const std::optional<sec::ClientKeys>& keys) {
   if (p.pin) rmon::bench::pin_to_cpu(0);
-  rmon::tools::FleetOptions fo;
-  fo.runners = p.runners;
-  fo.timeout_ms = 600'000;
-  rmon::tools::Fleet fleet(fo);
-  std::vector<std::string> payloads(p.messages);
-  for (std::size_t i = 0; i < p.messages; ++i) fleet.next(i % p.runners, payloads[i]);
+  std::vector<std::string> payloads;
+  rmon::tools::Fleet fleet = encode_round(p, payloads);
   const auto k = static_cast<std::size_t>(p.connections);
 
   const std::string endpoint = to_child.read_line();
