@@ -45,13 +45,21 @@ ServerSecurity::ServerSecurity(zmq::context_t& ctx, const SecuritySettings& sett
       zap_(ctx, logged(keyring_)),
       watcher_(keyring_, [this](const security::ReloadResult& r, std::string_view cause) {
         security::log_reload(keyring_, r, cause);
-        if (r.removed > 0) revocations_.fetch_add(1, std::memory_order_acq_rel);
+        if (r.removed == 0) return;
+        revocations_.fetch_add(1, std::memory_order_acq_rel);
+        std::lock_guard lock(revocation_mu_);
+        if (revocation_listener_) revocation_listener_();
       }) {
   spdlog::info("security=curve public_key={} clients_dir={} keys={}", own_.public_key.z85(),
                settings.curve_clients_dir, keyring_.size());
 }
 
 ServerSecurity::~ServerSecurity() { unwatch(); }
+
+void ServerSecurity::on_revocation(std::function<void()> listener) {
+  std::lock_guard lock(revocation_mu_);
+  revocation_listener_ = std::move(listener);
+}
 
 void ServerSecurity::secure(zmq::socket_t& socket, const security::Domain& domain) {
   security::make_curve_server(socket, zap_, own_.secret_key, domain);

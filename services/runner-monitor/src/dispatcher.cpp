@@ -165,7 +165,12 @@ void Dispatcher::publish_gauges() {
 void Dispatcher::run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& stop,
                      Millis max_sleep,
                      const std::function<void(std::vector<zmq::socket_t>&)>& before_pass) {
-  zmq::pollitem_t item{nullptr, wake_.fd(), ZMQ_POLLIN, 0};
+  // The sleep also polls every PUSH socket (for input, which a PUSH socket
+  // never has): zmq_poll processes a socket's pending commands, and nothing
+  // else would while no event is sent. Without it, connections that an
+  // unbind closed (before_pass) stay open until the next send: their pipes'
+  // termination waits for this thread.
+  std::vector<zmq::pollitem_t> items;
   std::optional<MonoTime> planned;
   while (!stop.load(std::memory_order_relaxed)) {
     table_.plan_wake(std::nullopt);  // awake: nobody needs to signal
@@ -188,7 +193,10 @@ void Dispatcher::run(std::vector<zmq::socket_t>& push, const std::atomic<bool>& 
     // Round up: waking a little early would only spin.
     const auto wait_us = std::chrono::duration_cast<std::chrono::microseconds>(wake - now).count();
     const long timeout_ms = wait_us <= 0 ? 0 : (wait_us + 999) / 1000;
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(timeout_ms)) == 0) continue;
+    items.assign(1, zmq::pollitem_t{nullptr, wake_.fd(), ZMQ_POLLIN, 0});
+    for (auto& socket : push) items.push_back({socket.handle(), 0, ZMQ_POLLIN, 0});
+    zmq::poll(items.data(), items.size(), std::chrono::milliseconds(timeout_ms));
+    if ((items[0].revents & ZMQ_POLLIN) == 0) continue;
     planned.reset();  // woken early: not late
     wake_.drain();
   }

@@ -253,6 +253,7 @@ void MonitorService::start() {
     };
     dispatcher_->run(push_, stop_, max_sleep, recheck);
   }));
+  if (security_) security_->on_revocation([d = dispatcher_.get()] { d->wake(); });
   threads_.emplace_back(
       guarded("rmon-acks", [this] { ack_writer_->run(acks_, stop_, ack_gate_.get()); }));
   threads_.emplace_back(guarded("rmon-control", [this] {
@@ -286,6 +287,7 @@ void MonitorService::stop() {
   if (persister_) persister_->wake();
   for (auto& t : threads_) t.join();
   threads_.clear();
+  if (security_) security_->on_revocation({});  // the dispatcher may go now
   observer_->flush(true);
   outbox_->take_acks();  // what the ack thread committed after the dispatcher's last pass
   const uint64_t pending = outbox_->pending_total();

@@ -23,6 +23,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -75,6 +76,9 @@ class ServerSecurity {
   // at the handshake (the monitor's event PUSH sockets) drops its
   // connections when this grows, so that each peer's key is checked again.
   uint64_t revocations() const { return revocations_.load(std::memory_order_acquire); }
+  // Called (on the keyring's watch thread) after each reload that removed a
+  // key: a service wakes the thread that owns such sockets. Thread-safe.
+  void on_revocation(std::function<void()> listener);
 
   // A refusal by a MessageGate: counted and logged (rate limited).
   void record_denial(std::string_view endpoint, std::string_view op, security::DenyReason reason,
@@ -91,7 +95,9 @@ class ServerSecurity {
   security::Keyring keyring_;
   security::KeyPair own_;
   security::ZapHandler zap_;
-  std::atomic<uint64_t> revocations_{0};  // before watcher_, whose thread counts into it
+  std::atomic<uint64_t> revocations_{0};       // before watcher_, whose thread counts into it
+  std::mutex revocation_mu_;                   // likewise
+  std::function<void()> revocation_listener_;  // guarded by revocation_mu_
   security::KeyringWatcher watcher_;
   // The handshake watch: a thread of its own reads every monitor's events.
   struct Watched {
