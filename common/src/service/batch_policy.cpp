@@ -30,7 +30,8 @@ bool BatchPolicy::item(const char* what, Fn&& fn) {
 }
 
 void BatchPolicy::apply(Batch& b) {
-  notes_.clear();
+  b.notes.clear();
+  b.took_back.clear();
   ops_.assign(b.requests.size(), ServiceStats::kMaxOps);
   errors_.assign(b.requests.size(), {});
   for (ConsumedEvent& e : b.events) e.ack = false;
@@ -39,19 +40,19 @@ void BatchPolicy::apply(Batch& b) {
     answer_unavailable(b, "storage failure; retry later");
     return;
   }
-  std::vector<const protocol::TimeoutEvent*> took_back;
   bool committed = false;
   try {
     store::Transaction txn(domain_.db());
-    for (ConsumedEvent& e : b.events) {
+    for (std::size_t i = 0; i < b.events.size(); ++i) {
+      ConsumedEvent& e = b.events[i];
       bool took = false;
       e.ack = item("timeout event not applied (the monitor redelivers it)",
-                   [&] { took = domain_.apply_event(e.event, notes_); });
-      if (took) took_back.push_back(&e.event);
+                   [&] { took = domain_.apply_event(e.event, b.notes); });
+      if (took) b.took_back.push_back(i);
     }
     for (const Judged& j : b.verdicts) {
       if (!takes_back(j.verdict)) continue;
-      item("verdict not applied (retried next round)", [&] { domain_.apply_verdict(j, notes_); });
+      item("verdict not applied (retried next round)", [&] { domain_.apply_verdict(j, b.notes); });
     }
     const auto ops = domain_.ops();
     for (std::size_t i = 0; i < b.requests.size(); ++i) {
@@ -72,7 +73,7 @@ void BatchPolicy::apply(Batch& b) {
         // The scope check may read the store: inside the item, like handle().
         if (!item("request answered unavailable", [&] {
               reply = allowed(r, ops_[i], op, m.value())
-                          ? domain_.handle(ops_[i], m.value(), notes_)
+                          ? domain_.handle(ops_[i], m.value(), b.notes)
                           : error("forbidden", gate_->detail());
             })) {
           reply = error("unavailable", "storage failure; retry later");
@@ -96,7 +97,8 @@ void BatchPolicy::apply(Batch& b) {
     needs_reload_ = true;
   }
   if (!committed) {
-    notes_.clear();
+    b.notes.clear();
+    b.took_back.clear();
     answer_unavailable(b, "storage failure; retry later");
     reload();
     return;
@@ -105,15 +107,17 @@ void BatchPolicy::apply(Batch& b) {
   if (batch_size_)
     batch_size_->Observe(
         static_cast<double>(b.events.size() + b.verdicts.size() + b.requests.size()));
-  notes_.flush();
-  if (!took_back.empty()) {
-    const int64_t now = clock_.wall_ms();
-    for (const protocol::TimeoutEvent* ev : took_back) domain_.on_event_committed(*ev, now);
-  }
   for (std::size_t i = 0; i < b.requests.size(); ++i) {
     stats_.requests[ops_[i]][outcome_index(errors_[i])].fetch_add(1, std::memory_order_relaxed);
   }
   domain_.publish();
+}
+
+void BatchPolicy::release(Batch& b) {
+  b.notes.flush();
+  if (b.took_back.empty()) return;
+  const int64_t now = clock_.wall_ms();
+  for (std::size_t i : b.took_back) domain_.on_event_committed(b.events[i].event, now);
 }
 
 bool BatchPolicy::allowed(const Request& r, std::size_t op_index, std::string_view op,

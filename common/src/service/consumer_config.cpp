@@ -57,6 +57,9 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
   s.add("monitor-timeout-ms", monitor_timeout_ms,
         "A monitor query unanswered this long counts as unreachable");
   s.add("max-batch", max_batch, "Requests and events applied in one commit, at most");
+  s.add("max-in-flight", max_in_flight,
+        "With --sync full: batches committed and waiting for their fsync while the next are "
+        "applied, at most (0: each batch waits for its own)");
 }
 
 std::string ConsumerServiceConfig::validate() const {
@@ -77,6 +80,7 @@ std::string ConsumerServiceConfig::validate() const {
     return "--monitor-timeout-ms must be within 10..600000";
   }
   if (max_batch < 1 || max_batch > 100'000) return "--max-batch must be within 1..100000";
+  if (max_in_flight > 1'024) return "--max-in-flight must be within 0..1024";
   if (reconcile_interval_ms < 10 || reconcile_interval_ms > 86'400'000) {
     return "--reconcile-interval-ms must be within 10..86400000";
   }

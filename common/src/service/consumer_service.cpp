@@ -34,6 +34,9 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
   domain_.add_metrics(metrics_);
   metrics_.add_collector([s = security_.get()] { return security_metrics(s); });
   policy_ = std::make_unique<BatchPolicy>(domain_, stats_, clock_, batch_size_, api_gate_.get());
+  if (config_.sync_mode() == store::SyncMode::kFull) {
+    syncer_ = std::make_unique<store::WalSyncer>(domain_.db(), config_.log_sync_for_tests);
+  }
   domain_.publish();
 }
 
@@ -107,8 +110,6 @@ void ConsumerService::stop() {
 }
 
 void ConsumerService::run() {
-  Batch b;
-  BatchPolicy& policy = *policy_;
   const std::size_t max_batch = config_.max_batch;
   const Millis tick{config_.tick_interval_ms};
   MonoTime next_tick = clock_.now();
@@ -117,7 +118,7 @@ void ConsumerService::run() {
   while (!stop_.load(std::memory_order_relaxed)) {
     MonoTime now = clock_.now();
     if (now >= next_tick) {
-      policy.maintain();
+      policy_->maintain();
       next_tick = now + tick;
     }
     if (auto from = now >= reconcile_retry_at ? reconciler_->wants_page(now) : std::nullopt) {
@@ -134,14 +135,26 @@ void ConsumerService::run() {
     }
     const MonoTime wake =
         std::min({next_tick, now + Millis(100), std::max(now, reconciler_->next_due())});
+    // A full pipeline takes nothing new: it waits for the log's fsync.
+    const bool full = pipeline_full();
+    const short in = full ? 0 : ZMQ_POLLIN;
     items.clear();
-    items.push_back({api_.handle(), 0, ZMQ_POLLIN, 0});
-    items.push_back({events_->events_socket().handle(), 0, ZMQ_POLLIN, 0});
+    items.push_back({api_.handle(), 0, in, 0});
+    items.push_back({events_->events_socket().handle(), 0, in, 0});
     for (std::size_t i = 0; i < reconciler_->monitor_count(); ++i) {
-      items.push_back({reconciler_->socket(i).handle(), 0, ZMQ_POLLIN, 0});
+      items.push_back({reconciler_->socket(i).handle(), 0, in, 0});
     }
+    if (syncer_) items.push_back({nullptr, syncer_->fd(), ZMQ_POLLIN, 0});
     zmq::poll(items.data(), items.size(), Millis(std::max<int64_t>(0, ms_between(now, wake) + 1)));
+    if (syncer_) syncer_->drain();
+    release_durable();
+    if (pipeline_full()) continue;
 
+    Batch b;
+    if (!spare_.empty()) {
+      b = std::move(spare_.back());
+      spare_.pop_back();
+    }
     b.clear();
     events_->maintain();
     events_->receive(b.events, max_batch);
@@ -153,12 +166,58 @@ void ConsumerService::run() {
     stats_.lookups_unanswered.store(rc.lookups_unanswered, std::memory_order_relaxed);
     stats_.events_received.store(events_->received(), std::memory_order_relaxed);
     stats_.events_rejected.store(events_->rejected(), std::memory_order_relaxed);
-    if (b.empty()) continue;
-    policy.apply(b);
-    send_replies(api_, b.requests);
-    events_->send_acks(b.events);
-    stats_.acks_sent.store(events_->acks_sent(), std::memory_order_relaxed);
+    if (b.empty()) {
+      spare_.push_back(std::move(b));
+      continue;
+    }
+    commit(std::move(b));
   }
+  // Stopping: what was committed is answered once it is durable.
+  if (syncer_ && !in_flight_.empty()) syncer_->wait(in_flight_.back().ticket);
+  release_durable();
+}
+
+void ConsumerService::commit(Batch b) {
+  policy_->apply(b);
+  if (!syncer_) {  // --sync normal: durable (against a crash of the process) now
+    release(b);
+    spare_.push_back(std::move(b));
+    return;
+  }
+  b.ticket = syncer_->commit();
+  in_flight_.push_back(std::move(b));
+  in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
+  if (config_.max_in_flight == 0) syncer_->wait(in_flight_.back().ticket);  // not pipelined
+  release_durable();
+}
+
+bool ConsumerService::pipeline_full() const {
+  return syncer_ && config_.max_in_flight > 0 && in_flight_.size() >= config_.max_in_flight;
+}
+
+void ConsumerService::release_durable() {
+  if (!syncer_) return;
+  if (auto why = syncer_->failure()) {
+    // Nothing waiting here was answered: its requests are asked again, its
+    // events redelivered, once the service is back.
+    throw std::runtime_error("the log's fsync failed, stopping with " +
+                             std::to_string(in_flight_.size()) +
+                             " committed batches unanswered: " + *why);
+  }
+  const uint64_t durable = syncer_->durable();
+  while (!in_flight_.empty() && in_flight_.front().ticket <= durable) {
+    release(in_flight_.front());
+    spare_.push_back(std::move(in_flight_.front()));
+    in_flight_.pop_front();
+  }
+  in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
+}
+
+void ConsumerService::release(Batch& b) {
+  policy_->release(b);
+  send_replies(api_, b.requests);
+  events_->send_acks(b.events);
+  stats_.acks_sent.store(events_->acks_sent(), std::memory_order_relaxed);
 }
 
 }  // namespace rmon

@@ -55,6 +55,22 @@ void ConsumerService::add_metrics() {
     metrics::add(commits, val(s.commit_failures), {{"outcome", "rolled_back"}});
     out.push_back(std::move(commits));
 
+    if (syncer_) {
+      const store::WalSyncer::Stats& w = syncer_->stats();
+      auto syncs = metrics::family(p + "_log_syncs_total",
+                                   "fsyncs of the database log (--sync full; each covers every "
+                                   "commit before it)",
+                                   MetricType::Counter);
+      metrics::add(syncs, val(w.syncs));
+      out.push_back(std::move(syncs));
+      auto in_flight = metrics::family(
+          p + "_commits_in_flight",
+          "Batches committed whose fsync is pending (their replies and acks held back)",
+          MetricType::Gauge);
+      metrics::add(in_flight, val(in_flight_count_));
+      out.push_back(std::move(in_flight));
+    }
+
     auto storage = metrics::family(p + "_storage_errors_total",
                                    "Storage errors (items or batches rolled back, reloads)",
                                    MetricType::Counter);

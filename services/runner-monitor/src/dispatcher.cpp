@@ -1,8 +1,5 @@
 #include "dispatcher.hpp"
 
-#include <sys/eventfd.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <system_error>
@@ -11,23 +8,6 @@
 #include "rmon/zmq_util.hpp"
 
 namespace rmon::monitor {
-
-WakeSignal::WakeSignal() : fd_(::eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC)) {
-  if (fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
-}
-
-WakeSignal::~WakeSignal() { ::close(fd_); }
-
-void WakeSignal::signal() {
-  const uint64_t one = 1;
-  // EAGAIN only when the counter is saturated: a wake-up is pending anyway.
-  (void)!::write(fd_, &one, sizeof one);
-}
-
-void WakeSignal::drain() {
-  uint64_t count;
-  (void)!::read(fd_, &count, sizeof count);
-}
 
 void Dispatcher::tick(std::vector<zmq::socket_t>& push, std::optional<MonoTime> planned) {
   outbox_.take_acks();  // committed by the ack thread

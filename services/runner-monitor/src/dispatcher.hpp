@@ -38,24 +38,10 @@
 #include "outbox.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/logging.hpp"
+#include "rmon/wake_signal.hpp"
 #include "runner_table.hpp"
 
 namespace rmon::monitor {
-
-// An eventfd: any thread can signal it; the dispatcher polls it.
-class WakeSignal {
- public:
-  WakeSignal();
-  ~WakeSignal();
-  WakeSignal(const WakeSignal&) = delete;
-  WakeSignal& operator=(const WakeSignal&) = delete;
-  void signal();  // thread-safe, never blocks
-  void drain();   // clears pending signals
-  int fd() const { return fd_; }
-
- private:
-  int fd_;
-};
 
 // Longest the dispatcher sleeps with nothing due (wake-ups cost CPU).
 inline constexpr Millis kMaxDispatchSleep{1000};

@@ -5,7 +5,9 @@
 //     free for the requests of the same batch);
 //   - requests are parsed here (version, op), checked against the sender's
 //     role (--security curve) and handed to the domain by op;
-//   - replies, acks and the domain's log lines only after the commit;
+//   - replies, acks and the domain's log lines only once the commit is
+//     durable: apply() fills them in, release() (after the log's fsync, see
+//     store::WalSyncer) writes the log lines, the skeleton sends the rest;
 //   - a storage error in an item rolls that item back (a request answers
 //     `unavailable`, an event stays unacknowledged, a verdict is retried next
 //     round), the domain reloads its in-memory state inside the transaction,
@@ -33,11 +35,18 @@ struct Batch {
   std::vector<ConsumedEvent> events;
   std::vector<Judged> verdicts;
   std::vector<Request> requests;
+  // Filled by apply(), used by release():
+  Notes notes;                         // log lines of the committed batch
+  std::vector<std::size_t> took_back;  // events (indexes) that took something back
+  uint64_t ticket = 0;                 // its commit's (store::WalSyncer::commit())
   bool empty() const { return events.empty() && verdicts.empty() && requests.empty(); }
   void clear() {
     events.clear();
     verdicts.clear();
     requests.clear();
+    notes.clear();
+    took_back.clear();
+    ticket = 0;
   }
 };
 
@@ -51,6 +60,9 @@ class BatchPolicy {
 
   // Fills every request's reply and marks the events to acknowledge.
   void apply(Batch& b);
+  // Once the batch's commit is durable, before its replies and acks leave:
+  // its log lines, and the domain's on_event_committed().
+  void release(Batch& b);
   void maintain();
 
  private:

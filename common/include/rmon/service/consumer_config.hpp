@@ -13,6 +13,7 @@
 #include "rmon/config.hpp"
 #include "rmon/service/security_settings.hpp"
 #include "rmon/service/storage_config.hpp"
+#include "rmon/store/wal_syncer.hpp"
 
 namespace rmon {
 
@@ -32,8 +33,14 @@ struct ConsumerServiceConfig : StorageSettings {
   uint64_t end_settle_ms = 10'000;  // a runner ended this long ago without telling us: take back
   uint64_t monitor_timeout_ms = 2'000;  // a lookup unanswered this long: monitor unreachable
   uint64_t max_batch = 512;             // requests and events per commit
+  // --sync full: batches committed whose fsync is pending (their replies and
+  // acks held back) while the next ones are applied; 0: none (each batch
+  // waits for its own fsync, no pipelining).
+  uint64_t max_in_flight = 64;
   // Not a flag: how often maintenance (retention) runs; tests shorten it.
   uint64_t tick_interval_ms = 1'000;
+  // Not a flag: tests replace the log's fsync (--sync full) with a gate.
+  store::WalSyncer::SyncFn log_sync_for_tests;
 
   void register_settings(Settings& s);
   // After parsing: an API endpoint `s` did not set takes --security's default.

@@ -8,8 +8,11 @@
 //
 // The loop gathers whatever is ready (events, verdicts, requests; up to
 // max_batch) into one batch and applies it under the one batch policy
-// (batch_policy.hpp); replies and acks leave after it returns. Maintenance
-// runs every tick_interval.
+// (batch_policy.hpp). With --sync full the commits are pipelined: a
+// committed batch waits, in order, for the fsync of the log
+// (store::WalSyncer) while the loop applies the next ones (at most
+// max_in_flight); its replies and acks leave once it is durable. With
+// --sync normal they leave at once. Maintenance runs every tick_interval.
 //
 // start() and stop() from one thread; stats() and metrics are thread-safe.
 
@@ -17,6 +20,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -32,6 +36,7 @@
 #include "rmon/service/reconciler.hpp"
 #include "rmon/service/router.hpp"
 #include "rmon/service/server_security.hpp"
+#include "rmon/store/wal_syncer.hpp"
 
 namespace rmon {
 
@@ -67,6 +72,13 @@ class ConsumerService {
 
  private:
   void run();
+  // Applies `b` (taken from the spares) and hands it to the pipeline.
+  void commit(Batch b);
+  // Releases the batches whose commit is durable, in order: log lines,
+  // replies, acks. Throws std::runtime_error if the log's fsync failed.
+  void release_durable();
+  void release(Batch& b);
+  bool pipeline_full() const;
   void add_metrics();
   // With --security off --insecure-listen: the WARN for an API reachable from other hosts.
   void warn_exposed() const;
@@ -93,6 +105,13 @@ class ConsumerService {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::unique_ptr<BatchPolicy> policy_;
+  // --sync full: the log's fsync, off the loop thread (null with normal).
+  std::unique_ptr<store::WalSyncer> syncer_;
+  // The loop thread's: committed batches waiting for their fsync, oldest
+  // first, and cleared ones to reuse (their vectors keep their capacity).
+  std::deque<Batch> in_flight_;
+  std::vector<Batch> spare_;
+  std::atomic<uint64_t> in_flight_count_{0};  // for /metrics
   // Last: destroyed first, so no scrape outlives what it reads.
   MetricsEndpoint metrics_;
 };

@@ -137,8 +137,8 @@ class ServiceDomain {
   virtual void publish() = 0;
   // The service's own metric families, on the skeleton's endpoint.
   virtual void add_metrics(MetricsEndpoint& endpoint) = 0;
-  // After the commit, for each event that took something back (benchmarks'
-  // lateness); `now_wall_ms` is the commit's wall clock.
+  // Once the commit is durable, for each event that took something back
+  // (benchmarks' lateness); `now_wall_ms` is the wall clock then.
   virtual void on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_wall_ms) {
     (void)ev;
     (void)now_wall_ms;

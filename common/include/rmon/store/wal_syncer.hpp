@@ -1,0 +1,98 @@
+#pragma once
+// Pipelined group commit: makes a WAL database's commits durable from a
+// thread of its own, so that the writer applies and commits its next batch
+// while the last ones are being fsync'd.
+//
+// The writer's connection runs with synchronous=NORMAL (set here): a commit
+// writes its pages to the log, which a crash of the process no longer loses,
+// but does not wait for the disk. After each commit (or failed attempt) the
+// writer takes a ticket (commit()). This thread then fdatasyncs the log and
+// marks durable() every ticket taken before that fsync began, and signals
+// fd(). The log is one file written in order, so one fsync covers every
+// commit before it; SQLite itself syncs the log before a checkpoint copies
+// it, and the database after.
+//
+// The promise is synchronous=FULL's: what a ticket covers is on the disk
+// once durable() >= ticket. Whoever answers for a commit (a reply, an ack)
+// waits for that, in order.
+//
+// A failed fsync is not retried: the kernel may have dropped the pages, and
+// no later fsync would say so (PostgreSQL's "fsyncgate"). failure() then
+// says why, and the writer must stop (its process exits; what it had not
+// answered is asked again or redelivered).
+//
+// commit(), durable(), wait() and failure() from the writer's thread;
+// durable() and failure() from any.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include "rmon/store/sqlite.hpp"
+#include "rmon/wake_signal.hpp"
+
+namespace rmon::store {
+
+class WalSyncer {
+ public:
+  struct Stats {
+    std::atomic<uint64_t> syncs{0};     // fsyncs of the log
+    std::atomic<uint64_t> tickets{0};   // commits they covered
+    std::atomic<uint64_t> last_us{0};   // duration of the last fsync
+  };
+
+  // What makes the log durable: empty on success, else why. The default
+  // fdatasyncs the log file; tests put a gate or a failure in its place.
+  using SyncFn = std::function<std::string()>;
+
+  // Sets `writer` to synchronous=NORMAL and starts the thread. Throws
+  // SqliteError if the pragma fails.
+  explicit WalSyncer(Db& writer, SyncFn sync = {});
+  // Stops the thread; syncs nothing more (call wait(last ticket) first).
+  ~WalSyncer();
+  WalSyncer(const WalSyncer&) = delete;
+  WalSyncer& operator=(const WalSyncer&) = delete;
+
+  // After a commit: its ticket, durable once durable() reaches it.
+  uint64_t commit();
+  // Every ticket up to this one is on the disk.
+  uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
+  // Blocks until durable() >= ticket or the syncer failed.
+  void wait(uint64_t ticket);
+  // Why an fsync failed; nullopt while none did. Once set, durable() stops.
+  std::optional<std::string> failure() const;
+
+  // Readable when durable() advanced (or the syncer failed); drain() it.
+  int fd() const { return wake_.fd(); }
+  void drain() { wake_.drain(); }
+  const Stats& stats() const { return stats_; }
+
+ private:
+  void run();
+  // fdatasync of the log; reopens it (and syncs its folder) when SQLite made
+  // a new file. Empty on success, else why.
+  std::string sync_log();
+
+  const std::filesystem::path log_path_;
+  const SyncFn sync_;  // empty: sync_log()
+  int log_fd_ = -1;  // belongs to the thread
+  uint64_t log_ino_ = 0;
+  Stats stats_;
+  WakeSignal wake_;
+  std::atomic<uint64_t> durable_{0};
+  mutable std::mutex mu_;
+  std::condition_variable cv_;       // the thread waits for tickets
+  std::condition_variable done_cv_;  // wait() waits for durability
+  uint64_t requested_ = 0;           // guarded by mu_: tickets taken
+  bool stop_ = false;                // guarded by mu_
+  std::optional<std::string> failure_;  // guarded by mu_
+  std::thread thread_;
+};
+
+}  // namespace rmon::store
