@@ -47,8 +47,9 @@ const char* name(Svc s);
 struct StackOptions {
   // pool-manager's --pool.
   std::string pools = "fault=local-process:1000";
-  // Both consumers: `normal` survives kill -9 (SQLite WAL), not power loss.
-  std::string sync = "normal";
+  // Both consumers: `full`, their default (pipelined commits: kill -9 lands
+  // while batches wait for their fsync).
+  std::string sync = "full";
   uint64_t redelivery_interval_ms = 1000;
   // Far beyond a test's length: only timeout events take tasks and slots
   // back, so the counts a fault checks have one cause.

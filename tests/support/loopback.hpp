@@ -36,15 +36,16 @@ inline monitor::MonitorConfig loopback_monitor_config() {
 }
 
 // A consumer service (tq::TaskQueueConfig, pool::PoolConfig) with its API on
-// a wildcard port, its database in `data_dir` (sync normal: tests do not
-// need power-loss safety), reconciling every 100 ms. The monitor endpoints
+// a wildcard port, its database in `data_dir` (sync full, the default:
+// every test goes through the pipelined commit and its fsync thread),
+// reconciling every 100 ms. The monitor endpoints
 // are the caller's: connect_to_monitor(), or a fake monitor's.
 template <class Config>
 Config loopback_consumer_config(const std::string& data_dir) {
   static_assert(std::is_base_of_v<ConsumerServiceConfig, Config>);
   Config c;
   c.data_dir = data_dir;
-  c.sync = "normal";
+  c.sync = "full";
   c.api_endpoint = kLoopbackAnyPort;
   c.metrics_address = "";
   c.reconcile_interval_ms = 100;

@@ -207,7 +207,7 @@ TEST_F(CommitPipelineTest, AFailedFsyncAnswersNothingAndStopsTheProcess) {
         (void)wait_until([&] { return gate_.waiting() == 1; });
         gate_.open("fdatasync test.db-wal: Input/output error");
         if (reply(*a, 2000)) std::_Exit(3);  // answered: a lie
-        std::_Exit(4);                        // not stopped
+        std::_Exit(4);                       // not stopped
       },
       ::testing::KilledBySignal(SIGTERM), "");
 }

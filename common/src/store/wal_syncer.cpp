@@ -70,8 +70,8 @@ std::string WalSyncer::sync_log() {
     if (log_fd_ < 0) return errno_text("open", log_path_, errno);
     log_ino_ = static_cast<uint64_t>(st.st_ino);
     // A new file: its name must survive a power loss too.
-    const auto dir = log_path_.parent_path().empty() ? std::filesystem::path(".")
-                                                     : log_path_.parent_path();
+    const auto dir =
+        log_path_.parent_path().empty() ? std::filesystem::path(".") : log_path_.parent_path();
     const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (dir_fd < 0) return errno_text("open", dir, errno);
     const int rc = ::fsync(dir_fd);

@@ -42,9 +42,9 @@ namespace rmon::store {
 class WalSyncer {
  public:
   struct Stats {
-    std::atomic<uint64_t> syncs{0};     // fsyncs of the log
-    std::atomic<uint64_t> tickets{0};   // commits they covered
-    std::atomic<uint64_t> last_us{0};   // duration of the last fsync
+    std::atomic<uint64_t> syncs{0};    // fsyncs of the log
+    std::atomic<uint64_t> tickets{0};  // commits they covered
+    std::atomic<uint64_t> last_us{0};  // duration of the last fsync
   };
 
   // What makes the log durable: empty on success, else why. The default
@@ -81,16 +81,16 @@ class WalSyncer {
 
   const std::filesystem::path log_path_;
   const SyncFn sync_;  // empty: sync_log()
-  int log_fd_ = -1;  // belongs to the thread
+  int log_fd_ = -1;    // belongs to the thread
   uint64_t log_ino_ = 0;
   Stats stats_;
   WakeSignal wake_;
   std::atomic<uint64_t> durable_{0};
   mutable std::mutex mu_;
-  std::condition_variable cv_;       // the thread waits for tickets
-  std::condition_variable done_cv_;  // wait() waits for durability
-  uint64_t requested_ = 0;           // guarded by mu_: tickets taken
-  bool stop_ = false;                // guarded by mu_
+  std::condition_variable cv_;          // the thread waits for tickets
+  std::condition_variable done_cv_;     // wait() waits for durability
+  uint64_t requested_ = 0;              // guarded by mu_: tickets taken
+  bool stop_ = false;                   // guarded by mu_
   std::optional<std::string> failure_;  // guarded by mu_
   std::thread thread_;
 };
