@@ -11,6 +11,8 @@
 #include <gtest/gtest.h>
 
 #include <condition_variable>
+#include <csignal>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <thread>
@@ -29,15 +31,17 @@ using protocol::MapBuilder;
 using protocol::MapReader;
 using rmon::testing::wait_until;
 
-// Stands in for the log's fsync: blocks while closed, then succeeds (or
-// fails with `failure`). Outlives the service that calls it.
+// Stands in for the log's fsync: blocks while closed (step() lets one
+// through), then succeeds (or fails with `failure`). Outlives the service
+// that calls it.
 class SyncGate {
  public:
   store::WalSyncer::SyncFn fn() {
     return [this] {
       std::unique_lock lock(mu_);
       ++waiting_;
-      cv_.wait(lock, [&] { return open_; });
+      cv_.wait(lock, [&] { return open_ || permits_ > 0; });
+      if (!open_) --permits_;
       --waiting_;
       ++syncs_;
       return failure_;
@@ -46,6 +50,17 @@ class SyncGate {
   void close() {
     std::lock_guard lock(mu_);
     open_ = false;
+  }
+  void step() {
+    {
+      std::lock_guard lock(mu_);
+      ++permits_;
+    }
+    cv_.notify_all();
+  }
+  int syncs() {
+    std::lock_guard lock(mu_);
+    return syncs_;
   }
   void open(std::string failure = {}) {
     {
@@ -64,6 +79,7 @@ class SyncGate {
   std::mutex mu_;
   std::condition_variable cv_;
   bool open_ = true;
+  int permits_ = 0;
   int waiting_ = 0;
   int syncs_ = 0;
   std::string failure_;
@@ -110,11 +126,36 @@ class CommitPipelineTest : public ::testing::Test {
   static void send(rmon::testing::ApiClient& c, const std::string& frame) {
     ASSERT_TRUE(send_frames(c.socket(), {frame}, zmq::send_flags::none));
   }
+  bool in_flight_gauge(int n) const {
+    return tq_->render_metrics().find("tq_commits_in_flight " + std::to_string(n) + "\n") !=
+           std::string::npos;
+  }
   static std::string task_id(const std::string& reply) {
     auto m = MapReader::parse(reply);
     std::string id;
     if (m) (void)m->str("task_id", id);
     return id;
+  }
+
+  // In a death test's child: SIGTERM (how a service thread stops its
+  // process) blocked in every thread, so that the child can look for a reply
+  // after it. Exits 0 when stopped and unanswered, 3 when answered, 4 when
+  // not stopped.
+  [[noreturn]] void fail_an_fsync_and_look_for_a_reply() {
+    sigset_t term;
+    sigemptyset(&term);
+    sigaddset(&term, SIGTERM);
+    pthread_sigmask(SIG_BLOCK, &term, nullptr);
+    start(config());
+    auto a = client();
+    gate_.close();
+    send(*a, submit_request());
+    (void)wait_until([&] { return gate_.waiting() == 1; });
+    gate_.open("fdatasync test.db-wal: Input/output error");
+    const timespec five{5, 0};
+    if (sigtimedwait(&term, nullptr, &five) != SIGTERM) std::_Exit(4);
+    if (reply(*a, 500)) std::_Exit(3);
+    std::_Exit(0);
   }
 
   SyncGate gate_;  // outlives the service
@@ -130,13 +171,12 @@ TEST_F(CommitPipelineTest, AReplyWaitsForTheFsyncOfItsCommit) {
   send(*a, submit_request());
   ASSERT_TRUE(wait_until([&] { return commits() == 1 && gate_.waiting() == 1; }));
   EXPECT_FALSE(reply(*a, 300)) << "answered before its commit was on the disk";
-  EXPECT_NE(tq_->render_metrics().find("tq_commits_in_flight 1"), std::string::npos)
-      << tq_->render_metrics();
+  EXPECT_TRUE(wait_until([&] { return in_flight_gauge(1); })) << tq_->render_metrics();
   gate_.open();
   auto r = reply(*a, 5000);
   ASSERT_TRUE(r);
   EXPECT_FALSE(task_id(*r).empty()) << protocol::to_json(*r);
-  EXPECT_NE(tq_->render_metrics().find("tq_commits_in_flight 0"), std::string::npos);
+  EXPECT_TRUE(wait_until([&] { return in_flight_gauge(0); })) << tq_->render_metrics();
 }
 
 TEST_F(CommitPipelineTest, TheNextBatchIsCommittedWhileTheLastWaitsForItsFsync) {
@@ -150,11 +190,13 @@ TEST_F(CommitPipelineTest, TheNextBatchIsCommittedWhileTheLastWaitsForItsFsync) 
   // b's batch is applied and committed while a's fsync is still pending.
   ASSERT_TRUE(wait_until([&] { return commits() == 2; }));
   EXPECT_FALSE(reply(*b, 300)) << "b answered before a's fsync (and its own)";
-  gate_.open();
-  auto ra = reply(*a, 5000);
-  auto rb = reply(*b, 5000);
-  ASSERT_TRUE(ra && rb);
-  EXPECT_LT(task_id(*ra), task_id(*rb)) << "a's task was created first";
+  // The fsync that was running covers a's commit, not b's (it began before).
+  gate_.step();
+  EXPECT_TRUE(reply(*a, 5000));
+  ASSERT_TRUE(wait_until([&] { return gate_.syncs() == 1 && gate_.waiting() == 1; }));
+  EXPECT_FALSE(reply(*b, 300)) << "b answered by an fsync that began before its commit";
+  gate_.step();
+  EXPECT_TRUE(reply(*b, 5000));
 }
 
 TEST_F(CommitPipelineTest, WithMaxInFlightZeroEachBatchWaitsForItsOwnFsync) {
@@ -198,18 +240,29 @@ TEST_F(CommitPipelineTest, StoppingAnswersWhatWasCommittedOnceItIsDurable) {
 
 TEST_F(CommitPipelineTest, AFailedFsyncAnswersNothingAndStopsTheProcess) {
   GTEST_FLAG_SET(death_test_style, "threadsafe");
-  EXPECT_EXIT(
-      {
-        start(config());
-        auto a = client();
-        gate_.close();
-        send(*a, submit_request());
-        (void)wait_until([&] { return gate_.waiting() == 1; });
-        gate_.open("fdatasync test.db-wal: Input/output error");
-        if (reply(*a, 2000)) std::_Exit(3);  // answered: a lie
-        std::_Exit(4);                       // not stopped
-      },
-      ::testing::KilledBySignal(SIGTERM), "");
+  EXPECT_EXIT(fail_an_fsync_and_look_for_a_reply(), ::testing::ExitedWithCode(0), "");
+}
+
+// The real fsync: the log SQLite names, synced; a log that went away is a
+// failure, not a success.
+TEST(WalSyncer, SyncsTheRealLogAndFailsWhenItIsGone) {
+  rmon::testing::TempDir dir;
+  store::Db db(dir.path() / "w.db", store::SyncMode::kFull);
+  db.exec("CREATE TABLE t(x)");
+  store::WalSyncer syncer(db);
+  db.exec("INSERT INTO t VALUES(1)");
+  const uint64_t t1 = syncer.commit();
+  syncer.wait(t1);
+  EXPECT_GE(syncer.durable(), t1);
+  EXPECT_FALSE(syncer.failure());
+  EXPECT_GE(syncer.stats().syncs.load(), 1u);
+  std::filesystem::remove(dir.path() / "w.db-wal");
+  db.exec("INSERT INTO t VALUES(2)");
+  const uint64_t t2 = syncer.commit();
+  syncer.wait(t2);
+  EXPECT_LT(syncer.durable(), t2);
+  ASSERT_TRUE(syncer.failure());
+  EXPECT_NE(syncer.failure()->find("w.db-wal"), std::string::npos) << *syncer.failure();
 }
 
 }  // namespace

@@ -105,6 +105,8 @@ void ConsumerService::stop() {
   if (security_) security_->unwatch();  // before the API socket it watches closes
   reconciler_.reset();
   events_.reset();
+  // The last replies (released at the loop's end) get a second to leave.
+  api_.set(zmq::sockopt::linger, 1000);
   api_.close();
   spdlog::info("{} stopped {}", domain_.name(), domain_.describe());
 }
@@ -167,7 +169,7 @@ void ConsumerService::run() {
     stats_.events_received.store(events_->received(), std::memory_order_relaxed);
     stats_.events_rejected.store(events_->rejected(), std::memory_order_relaxed);
     if (b.empty()) {
-      spare_.push_back(std::move(b));
+      recycle(std::move(b));
       continue;
     }
     commit(std::move(b));
@@ -181,10 +183,11 @@ void ConsumerService::commit(Batch b) {
   policy_->apply(b);
   if (!syncer_) {  // --sync normal: durable (against a crash of the process) now
     release(b);
-    spare_.push_back(std::move(b));
+    recycle(std::move(b));
     return;
   }
   b.ticket = syncer_->commit();
+  in_flight_bytes_ += batch_bytes(b);
   in_flight_.push_back(std::move(b));
   in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
   if (config_.max_in_flight == 0) syncer_->wait(in_flight_.back().ticket);  // not pipelined
@@ -192,7 +195,20 @@ void ConsumerService::commit(Batch b) {
 }
 
 bool ConsumerService::pipeline_full() const {
-  return syncer_ && config_.max_in_flight > 0 && in_flight_.size() >= config_.max_in_flight;
+  return syncer_ && config_.max_in_flight > 0 &&
+         (in_flight_.size() >= config_.max_in_flight || in_flight_bytes_ >= kMaxInFlightBytes);
+}
+
+std::size_t ConsumerService::batch_bytes(const Batch& b) {
+  std::size_t n = 0;
+  for (const Request& r : b.requests) n += r.body.size() + r.reply.size();
+  return n;
+}
+
+void ConsumerService::recycle(Batch&& b) {
+  // Cleared at once (replies may be large); a few kept for their capacity.
+  b.clear();
+  if (spare_.size() < kSpareBatches) spare_.push_back(std::move(b));
 }
 
 void ConsumerService::release_durable() {
@@ -207,7 +223,8 @@ void ConsumerService::release_durable() {
   const uint64_t durable = syncer_->durable();
   while (!in_flight_.empty() && in_flight_.front().ticket <= durable) {
     release(in_flight_.front());
-    spare_.push_back(std::move(in_flight_.front()));
+    in_flight_bytes_ -= batch_bytes(in_flight_.front());
+    recycle(std::move(in_flight_.front()));
     in_flight_.pop_front();
   }
   in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);

@@ -2,12 +2,14 @@
 
 #include <fcntl.h>
 #include <pthread.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <stdexcept>
 #include <utility>
 
 namespace rmon::store {
@@ -21,8 +23,15 @@ std::string errno_text(const char* what, const std::filesystem::path& path, int 
 }  // namespace
 
 WalSyncer::WalSyncer(Db& writer, SyncFn sync)
-    : log_path_(writer.path().string() + "-wal"), sync_(std::move(sync)) {
+    : log_path_(sqlite3_filename_wal(sqlite3_db_filename(writer.raw(), "main"))),
+      sync_(std::move(sync)) {
+  writer.exec("PRAGMA synchronous=FULL; PRAGMA wal_checkpoint(TRUNCATE)");
   writer.exec("PRAGMA synchronous=NORMAL");
+  if (!sync_) {
+    if (std::string error = open_log(); !error.empty()) {
+      throw std::runtime_error("cannot sync the database log: " + error);
+    }
+  }
   thread_ = std::thread([this] { run(); });
 }
 
@@ -32,6 +41,7 @@ WalSyncer::~WalSyncer() {
     stop_ = true;
   }
   cv_.notify_all();
+  done_cv_.notify_all();
   thread_.join();
   if (log_fd_ >= 0) ::close(log_fd_);
 }
@@ -56,28 +66,37 @@ std::optional<std::string> WalSyncer::failure() const {
   return failure_;
 }
 
-std::string WalSyncer::sync_log() {
+std::string WalSyncer::open_log() {
+  const int fd = ::open(log_path_.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno_text("open", log_path_, errno);
   struct stat st {};
-  if (::stat(log_path_.c_str(), &st) != 0) {
-    // No log: SQLite removes it only after copying all of it into the
-    // database and syncing that (at close), or there never was one.
-    if (errno == ENOENT) return {};
-    return errno_text("stat", log_path_, errno);
-  }
-  if (log_fd_ < 0 || static_cast<uint64_t>(st.st_ino) != log_ino_) {
-    if (log_fd_ >= 0) ::close(log_fd_);
-    log_fd_ = ::open(log_path_.c_str(), O_RDONLY | O_CLOEXEC);
-    if (log_fd_ < 0) return errno_text("open", log_path_, errno);
-    log_ino_ = static_cast<uint64_t>(st.st_ino);
-    // A new file: its name must survive a power loss too.
-    const auto dir =
-        log_path_.parent_path().empty() ? std::filesystem::path(".") : log_path_.parent_path();
-    const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (dir_fd < 0) return errno_text("open", dir, errno);
-    const int rc = ::fsync(dir_fd);
+  if (::fstat(fd, &st) != 0) {
     const int err = errno;
-    ::close(dir_fd);
-    if (rc != 0) return errno_text("fsync", dir, err);
+    ::close(fd);
+    return errno_text("fstat", log_path_, err);
+  }
+  if (log_fd_ >= 0) ::close(log_fd_);
+  log_fd_ = fd;
+  log_ino_ = static_cast<uint64_t>(st.st_ino);
+  // A new file: its name must survive a power loss too.
+  const auto dir =
+      log_path_.parent_path().empty() ? std::filesystem::path(".") : log_path_.parent_path();
+  const int dir_fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dir_fd < 0) return errno_text("open", dir, errno);
+  const int rc = ::fsync(dir_fd);
+  const int err = errno;
+  ::close(dir_fd);
+  if (rc != 0) return errno_text("fsync", dir, err);
+  return {};
+}
+
+std::string WalSyncer::sync_log() {
+  // SQLite keeps its log file while the database is open (it truncates it
+  // in place); a new file (another inode) is opened and synced as well.
+  struct stat st {};
+  if (::stat(log_path_.c_str(), &st) != 0) return errno_text("stat", log_path_, errno);
+  if (log_fd_ < 0 || static_cast<uint64_t>(st.st_ino) != log_ino_) {
+    if (std::string error = open_log(); !error.empty()) return error;
   }
   if (::fdatasync(log_fd_) != 0) return errno_text("fdatasync", log_path_, errno);
   return {};

@@ -79,6 +79,8 @@ class ConsumerService {
   void release_durable();
   void release(Batch& b);
   bool pipeline_full() const;
+  static std::size_t batch_bytes(const Batch& b);  // requests and replies
+  void recycle(Batch&& b);
   void add_metrics();
   // With --security off --insecure-listen: the WARN for an API reachable from other hosts.
   void warn_exposed() const;
@@ -109,7 +111,12 @@ class ConsumerService {
   std::unique_ptr<store::WalSyncer> syncer_;
   // The loop thread's: committed batches waiting for their fsync, oldest
   // first, and cleared ones to reuse (their vectors keep their capacity).
+  // Bounded by max_in_flight batches and kMaxInFlightBytes of requests and
+  // replies (a full pipeline reads nothing new until an fsync completes).
+  static constexpr std::size_t kMaxInFlightBytes = 64u << 20;
+  static constexpr std::size_t kSpareBatches = 4;
   std::deque<Batch> in_flight_;
+  std::size_t in_flight_bytes_ = 0;
   std::vector<Batch> spare_;
   std::atomic<uint64_t> in_flight_count_{0};  // for /metrics
   // Last: destroyed first, so no scrape outlives what it reads.

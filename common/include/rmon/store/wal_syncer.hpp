@@ -51,10 +51,15 @@ class WalSyncer {
   // fdatasyncs the log file; tests put a gate or a failure in its place.
   using SyncFn = std::function<std::string()>;
 
-  // Sets `writer` to synchronous=NORMAL and starts the thread. Throws
-  // SqliteError if the pragma fails.
+  // First copies the whole log into the database and syncs both
+  // (wal_checkpoint(TRUNCATE) under synchronous=FULL): commits of an earlier
+  // run whose fsync failed may still be readable from the page cache, and
+  // must not be served as durable. Then sets `writer` to synchronous=NORMAL,
+  // opens its log (the name SQLite uses, symlinks resolved) and starts the
+  // thread. Throws SqliteError or std::runtime_error (a start-up error).
   explicit WalSyncer(Db& writer, SyncFn sync = {});
-  // Stops the thread; syncs nothing more (call wait(last ticket) first).
+  // Stops the thread (a wait() returns); syncs nothing more: call
+  // wait(last ticket) first.
   ~WalSyncer();
   WalSyncer(const WalSyncer&) = delete;
   WalSyncer& operator=(const WalSyncer&) = delete;
@@ -76,8 +81,9 @@ class WalSyncer {
  private:
   void run();
   // fdatasync of the log; reopens it (and syncs its folder) when SQLite made
-  // a new file. Empty on success, else why.
+  // a new file. Empty on success, else why (a missing log is a failure).
   std::string sync_log();
+  std::string open_log();
 
   const std::filesystem::path log_path_;
   const SyncFn sync_;  // empty: sync_log()
