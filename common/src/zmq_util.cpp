@@ -3,6 +3,7 @@
 #include <cerrno>
 #include <chrono>
 #include <iterator>
+#include <stdexcept>
 #include <thread>
 
 namespace rmon {
@@ -21,7 +22,12 @@ zmq::socket_t make_socket(zmq::context_t& ctx, zmq::socket_type type, const Sock
 }
 
 std::string bind_endpoint(zmq::socket_t& socket, const std::string& endpoint) {
-  socket.bind(endpoint);
+  try {
+    socket.bind(endpoint);
+  } catch (const zmq::error_t& e) {
+    // A start-up error users read: name the endpoint (libzmq does not).
+    throw std::runtime_error("cannot bind " + endpoint + ": " + e.what());
+  }
   return socket.get(zmq::sockopt::last_endpoint);
 }
 
@@ -51,7 +57,11 @@ bool is_connect_endpoint(std::string_view endpoint) {
 std::string attach(zmq::socket_t& socket, const std::string& endpoint) {
   if (is_connect_endpoint(endpoint)) {
     const std::string target = endpoint.substr(kConnect.size());
-    socket.connect(target);
+    try {
+      socket.connect(target);
+    } catch (const zmq::error_t& e) {
+      throw std::runtime_error("cannot connect to " + target + ": " + e.what());
+    }
     return target;
   }
   return bind_endpoint(socket, endpoint);

@@ -30,7 +30,12 @@ TEST(MonitorServiceConfig, BadSettingsFailAtStartup) {
   EXPECT_THROW(MonitorService(c, SystemClock::instance()), std::invalid_argument);
   c.security.insecure_listen = true;
   MonitorService s(c, SystemClock::instance());
-  EXPECT_THROW(s.start(), zmq::error_t);
+  try {
+    s.start();
+    ADD_FAILURE() << "started on a bogus endpoint";
+  } catch (const std::runtime_error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot bind bogus://x"), std::string::npos) << e.what();
+  }
 }
 
 TEST_F(MonitorServiceTest, ARestartKeepsTheRunnersAndResendsPendingEventsWithTheirIds) {

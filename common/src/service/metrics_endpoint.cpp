@@ -3,6 +3,7 @@
 #include <prometheus/text_serializer.h>
 
 #include <mutex>
+#include <stdexcept>
 
 #include "rmon/log_sink.hpp"
 
@@ -48,7 +49,13 @@ MetricsEndpoint::~MetricsEndpoint() = default;
 void MetricsEndpoint::add_collector(CollectFn fn) { collector_->add(std::move(fn)); }
 
 int MetricsEndpoint::serve(const std::string& bind) {
-  exposer_ = std::make_unique<prometheus::Exposer>(bind);
+  try {
+    exposer_ = std::make_unique<prometheus::Exposer>(bind);
+  } catch (const std::exception& e) {
+    // CivetWeb's own message names neither the address nor the setting.
+    throw std::runtime_error("cannot serve /metrics on " + bind +
+                             " (--metrics-address; empty disables it): " + e.what());
+  }
   exposer_->RegisterCollectable(registry_);
   exposer_->RegisterCollectable(collector_);
   auto ports = exposer_->GetListeningPorts();
