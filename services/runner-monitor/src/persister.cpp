@@ -1,13 +1,12 @@
 #include "persister.hpp"
 
-#include <absl/container/flat_hash_set.h>
-
 #include <spdlog/spdlog.h>
 
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace rmon::monitor {
@@ -16,6 +15,19 @@ using protocol::RunnerState;
 
 namespace {
 constexpr int kSaveNice = 10;  // a tenth of a nice-0 thread's CPU share, under contention
+
+// The ids in `blob` (each ending at `ends[i]`), sorted, each once.
+std::vector<std::string_view> sorted_ids(const std::string& blob,
+                                         const std::vector<uint32_t>& ends) {
+  std::vector<std::string_view> ids;
+  ids.reserve(ends.size());
+  for (std::size_t i = 0, begin = 0; i < ends.size(); begin = ends[i++]) {
+    ids.push_back(std::string_view(blob).substr(begin, ends[i] - begin));
+  }
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  return ids;
+}
 }  // namespace
 
 Persister::Persister(std::unique_ptr<TableStore> store, Millis interval, std::size_t max_dirty)
@@ -63,20 +75,26 @@ std::size_t Persister::save_now() {
     dirty_ends_.reserve(ends.capacity());
   }
   if (!rewrite && ends.empty()) return 0;
-  absl::flat_hash_set<std::string_view> ids;
-  ids.reserve(ends.size());
-  for (std::size_t i = 0, begin = 0; i < ends.size(); begin = ends[i++]) {
-    ids.insert(std::string_view(blob).substr(begin, ends[i] - begin));
-  }
   const auto t0 = std::chrono::steady_clock::now();
+  // Written in key order: the table's B-tree then takes the rows page by
+  // page, where ids in hash order would touch a random page each (at 1M
+  // runners that was 5x slower; the page cache is a few MB).
+  std::string all_blob;
+  std::vector<uint32_t> all_ends;
+  if (rewrite) table_->append_ids(all_blob, all_ends);
+  const std::vector<std::string_view> ids =
+      rewrite ? sorted_ids(all_blob, all_ends) : sorted_ids(blob, ends);
   std::size_t rows = 0;
   try {
     if (rewrite) {
       store_->rewrite([&](const std::function<void(const SavedRunner&)>& put) {
-        table_->for_each_saved([&](const SavedRunner& r) {
-          put(r);
-          ++rows;
-        });
+        for (std::string_view id : ids) {
+          // One that left since its id was read is not written.
+          if (auto r = table_->save(id)) {
+            put(*r);
+            ++rows;
+          }
+        }
       });
       stats_.rewrites.fetch_add(1, std::memory_order_relaxed);
     } else {

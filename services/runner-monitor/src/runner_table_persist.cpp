@@ -50,6 +50,18 @@ void RunnerTable::for_each_saved(const std::function<void(const SavedRunner&)>& 
   }
 }
 
+void RunnerTable::append_ids(std::string& blob, std::vector<uint32_t>& ends) const {
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
+    Shard& s = shards_[i];
+    MutexLock lock(s.mu);
+    ends.reserve(ends.size() + s.runners.size());
+    for (const Runner* r : s.runners) {
+      blob.append(r->id());
+      ends.push_back(static_cast<uint32_t>(blob.size()));
+    }
+  }
+}
+
 bool RunnerTable::restore(const SavedRunner& saved, MonoTime now, int64_t wall_ms) {
   const HashedId key(saved.info.runner_id);
   if (key.id.empty() || saved.info.task_id.empty()) return false;
