@@ -89,10 +89,10 @@ Timed baseline(const std::filesystem::path& path, std::size_t n) {
       "INTEGER, timeout_ms INTEGER NOT NULL, last_heartbeat_ms INTEGER NOT NULL, added_at_ms "
       "INTEGER NOT NULL, container_id TEXT, job_name TEXT, progress BLOB, fences TEXT NOT NULL) "
       "WITHOUT ROWID");
-  store::Stmt ins =
-      db.prepare("INSERT INTO runners VALUES(?, ?, 1, 'running', 1, 1, 0, 'pool-1', "
-                 "'local-process', 12345, 10000, 60000, 1700000000000, 1700000000000, NULL, NULL, "
-                 "NULL, '')");
+  store::Stmt ins = db.prepare(
+      "INSERT INTO runners VALUES(?, ?, 1, 'running', 1, 1, 0, 'pool-1', "
+      "'local-process', 12345, 10000, 60000, 1700000000000, 1700000000000, NULL, NULL, "
+      "NULL, '')");
   const std::string task = tools::uuid_like(uint64_t{1} << 63);
   return timed([&] {
     store::Transaction txn(db);
@@ -129,9 +129,9 @@ int main(int argc, char** argv) {
   Timed storm, incremental, bare;
   {
     auto persister = std::make_unique<Persister>(
-        std::make_unique<TableStore>(store::open_service_db(
-            store::service_db_path(base, "runner-monitor-table"), store::SyncMode::kNormal,
-            "persist_bench", kTableSchemaVersion)),
+        std::make_unique<TableStore>(
+            store::open_service_db(store::service_db_path(base, "runner-monitor-table"),
+                                   store::SyncMode::kNormal, "persist_bench", kTableSchemaVersion)),
         Millis(1000), kMaxDirtyRunners);
     MonitorConfig cfg;
     RunnerTable table(cfg.table_options("bench"), persister.get());
@@ -155,9 +155,9 @@ int main(int argc, char** argv) {
   print("incremental: runners changed since the last save", incremental);
   print("baseline: bare SQLite, same rows in key order, fresh table", bare);
   const double scaled = storm.cpu_s * 1e6 / static_cast<double>(std::max<std::size_t>(runners, 1));
-  std::printf("  rewrite at 1,000,000 runners: %.1f s of CPU (target <= 5 s): %s; %.1fx the baseline\n",
-              scaled, scaled <= 5.0 ? "met" : "FAIL",
-              storm.cpu_s / std::max(1e-9, bare.cpu_s));
+  std::printf(
+      "  rewrite at 1,000,000 runners: %.1f s of CPU (target <= 5 s): %s; %.1fx the baseline\n",
+      scaled, scaled <= 5.0 ? "met" : "FAIL", storm.cpu_s / std::max(1e-9, bare.cpu_s));
   std::filesystem::remove_all(base);
   return 0;
 }

@@ -11,6 +11,8 @@
 //
 //   task_queue_bench [--clients 16] [--seconds 5] [--sync full|normal] [--dir PATH]
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <CLI/CLI.hpp>
 
 #include <atomic>
@@ -50,6 +52,10 @@ std::string request(const std::string& op, const MapBuilder& fields) {
   return m.finish();
 }
 
+// --slow-disk-us: each fsync of the log (the real one) takes that much
+// longer, as on a network block device; 0 is this disk as it is.
+int g_slow_disk_us = 0;
+
 Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_batch,
         uint64_t max_in_flight, int clients, int seconds) {
   std::filesystem::remove_all(dir);
@@ -64,6 +70,16 @@ Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_
   c.monitor_endpoint = "ipc://" + (dir.parent_path() / "no-monitor-control").string();
   c.metrics_address = "";
   c.first_heartbeat_grace_ms = 86'400'000;
+  if (g_slow_disk_us > 0) {
+    const std::string log = (dir / "task-queue.db-wal").string();
+    c.log_sync_for_tests = [log]() -> std::string {
+      const int fd = ::open(log.c_str(), O_RDONLY | O_CLOEXEC);
+      if (fd < 0 || ::fdatasync(fd) != 0) return "cannot sync " + log;
+      ::close(fd);
+      std::this_thread::sleep_for(std::chrono::microseconds(g_slow_disk_us));
+      return {};
+    };
+  }
   rmon::tq::TaskQueueService svc(c, rmon::SystemClock::instance());
   svc.start();
   const std::string endpoint = svc.endpoints().api;
@@ -119,9 +135,15 @@ int main(int argc, char** argv) {
   CLI::App app("task-queue throughput: group commit against one transaction per operation");
   int clients = 16, seconds = 5;
   std::string sync = "full", dir = "bench-data";
+  uint64_t max_in_flight = rmon::ConsumerServiceConfig{}.max_in_flight;
   app.add_option("--clients", clients)->capture_default_str();
   app.add_option("--seconds", seconds)->capture_default_str();
   app.add_option("--sync", sync)->capture_default_str();
+  app.add_option("--slow-disk-us", g_slow_disk_us,
+                 "Added to every fsync of the log (a slower disk); with --max-batch 1 too")
+      ->capture_default_str();
+  app.add_option("--max-in-flight", max_in_flight, "The pipelined row's --max-in-flight")
+      ->capture_default_str();
   app.add_option("--dir", dir, "Scratch folder on the disk to measure")->capture_default_str();
   app.set_version_flag("--version", std::string("task_queue_bench ") + RMON_VERSION);
   CLI11_PARSE(app, argc, argv);
@@ -139,7 +161,7 @@ int main(int argc, char** argv) {
   std::printf(
       "  group commit, not pipelined:             %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
       grouped.lifecycles_per_s, grouped.ops_per_s, static_cast<unsigned long>(grouped.commits));
-  const Run ours = run(base / "pipelined", sync, 512, 64, clients, seconds);
+  const Run ours = run(base / "pipelined", sync, 512, max_in_flight, clients, seconds);
   std::printf(
       "  ours, group commit pipelined (default):  %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
       ours.lifecycles_per_s, ours.ops_per_s, static_cast<unsigned long>(ours.commits));
