@@ -158,6 +158,14 @@ class CommitPipelineTest : public ::testing::Test {
     std::_Exit(0);
   }
 
+  // Closes the gate and sends a submit from `c`: returns once it is
+  // committed and its fsync waits at the gate.
+  void submit_held(rmon::testing::ApiClient& c) {
+    gate_.close();
+    send(c, submit_request());
+    ASSERT_TRUE(wait_until([&] { return commits() == 1 && gate_.waiting() == 1; }));
+  }
+
   SyncGate gate_;  // outlives the service
   rmon::testing::TempDir dir_;
   zmq::context_t ctx_;
@@ -167,9 +175,7 @@ class CommitPipelineTest : public ::testing::Test {
 TEST_F(CommitPipelineTest, AReplyWaitsForTheFsyncOfItsCommit) {
   start(config());
   auto a = client();
-  gate_.close();
-  send(*a, submit_request());
-  ASSERT_TRUE(wait_until([&] { return commits() == 1 && gate_.waiting() == 1; }));
+  submit_held(*a);
   EXPECT_FALSE(reply(*a, 300)) << "answered before its commit was on the disk";
   EXPECT_TRUE(wait_until([&] { return in_flight_gauge(1); })) << tq_->render_metrics();
   gate_.open();
@@ -183,9 +189,7 @@ TEST_F(CommitPipelineTest, TheNextBatchIsCommittedWhileTheLastWaitsForItsFsync) 
   start(config());
   auto a = client();
   auto b = client();
-  gate_.close();
-  send(*a, submit_request());
-  ASSERT_TRUE(wait_until([&] { return commits() == 1 && gate_.waiting() == 1; }));
+  submit_held(*a);
   send(*b, submit_request());
   // b's batch is applied and committed while a's fsync is still pending.
   ASSERT_TRUE(wait_until([&] { return commits() == 2; }));
@@ -205,9 +209,7 @@ TEST_F(CommitPipelineTest, WithMaxInFlightZeroEachBatchWaitsForItsOwnFsync) {
   start(c);
   auto a = client();
   auto b = client();
-  gate_.close();
-  send(*a, submit_request());
-  ASSERT_TRUE(wait_until([&] { return commits() == 1 && gate_.waiting() == 1; }));
+  submit_held(*a);
   send(*b, submit_request());
   EXPECT_FALSE(reply(*b, 300));
   EXPECT_EQ(commits(), 1u) << "the loop went on while a batch waited for its fsync";
@@ -220,9 +222,7 @@ TEST_F(CommitPipelineTest, WithMaxInFlightZeroEachBatchWaitsForItsOwnFsync) {
 TEST_F(CommitPipelineTest, StoppingAnswersWhatWasCommittedOnceItIsDurable) {
   start(config());
   auto a = client();
-  gate_.close();
-  send(*a, submit_request());
-  ASSERT_TRUE(wait_until([&] { return commits() == 1 && gate_.waiting() == 1; }));
+  submit_held(*a);
   std::thread stopper([&] { tq_.reset(); });
   EXPECT_FALSE(reply(*a, 300));
   gate_.open();
