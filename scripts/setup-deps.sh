@@ -17,7 +17,7 @@ PACKAGES=(
   libxxhash-dev
   clang clang-format libclang-rt-14-dev
   curl
-  prometheus python3-zmq python3-msgpack docker-compose
+  prometheus python3-zmq python3-msgpack python3-yaml docker-compose
 )
 
 missing=()

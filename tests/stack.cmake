@@ -1,11 +1,13 @@
-# Real formats checked with real tools: every service's /metrics with
-# promtool, and the compose file with docker-compose (Debian packages
-# prometheus and docker-compose; scripts/setup-deps.sh installs both).
+# Real formats checked with real tools: every service's /metrics, the alert
+# rules (and their unit tests) and the Prometheus config with promtool, the
+# Grafana dashboard's queries against real scrapes, and the compose file with
+# docker-compose (Debian packages prometheus, python3-yaml and docker-compose;
+# scripts/setup-deps.sh installs them).
 find_program(PROMTOOL promtool)
 if(PROMTOOL)
-  add_test(NAME metrics_promtool
-           COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-metrics.sh ${CMAKE_BINARY_DIR})
-  set_tests_properties(metrics_promtool PROPERTIES TIMEOUT 120)
+  add_test(NAME observability_promtool
+           COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-observability.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(observability_promtool PROPERTIES TIMEOUT 120)
 else()
   message(WARNING "promtool not found: /metrics is not checked (apt-get install prometheus)")
 endif()

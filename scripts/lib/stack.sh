@@ -1,5 +1,5 @@
 # Sourced by the scripts that run the stack as local processes (run-stack.sh,
-# e2e.sh, check-metrics.sh): endpoints, start, readiness, clean stop.
+# e2e.sh, check-observability.sh): endpoints, start, readiness, clean stop.
 #
 #   stack_endpoints default|ipc DIR   the contract's default ports on loopback, or ipc://
 #                                      sockets in DIR (tests: no fixed ports)

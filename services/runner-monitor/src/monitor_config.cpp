@@ -64,7 +64,8 @@ void MonitorConfig::register_settings(Settings& s) {
   s.add("outbox-window", outbox_window,
         "Pending events per consumer group held in memory; the rest wait on disk");
   s.add("backlog-alert", backlog_alert,
-        "Unacknowledged events of one group that log an ERROR and raise rmon_backlog_alert");
+        "Unacknowledged events of one group that log an ERROR, count in rmon_backlog_alerts_total "
+        "and fire the RmonOutboxBacklog alert (exported as rmon_events_backlog_alert_threshold)");
   s.add("storm-share", storm_share,
         "Storm brake: hold timeouts while more than this share of live runners is suspect");
   s.add("storm-min-runners", storm_min_runners,

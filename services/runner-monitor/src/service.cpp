@@ -96,6 +96,16 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
   if (const auto* ck = outbox_->store().checkpointer()) storage.outbox_checkpoints = &ck->stats();
   metrics_ = std::make_unique<Metrics>(*table_, *stats_, storage);
   metrics_->add_collector([s = security_.get()] { return security_metrics(s); });
+  // The threshold itself, so an alert rule compares rmon_events_pending with it
+  // (deploy/prometheus/alerts.yml) instead of repeating the setting.
+  metrics_->add_collector([threshold = static_cast<double>(config_.backlog_alert)] {
+    auto f = metrics::family("rmon_events_backlog_alert_threshold",
+                             "Unacknowledged events of one group that raise the backlog alert "
+                             "(--backlog-alert)",
+                             prometheus::MetricType::Gauge);
+    metrics::add(f, threshold);
+    return std::vector<prometheus::MetricFamily>{std::move(f)};
+  });
   ingest_ = std::make_unique<IngestLoop>(*table_, *stats_, clock_, hb_gate_.get());
   dispatcher_ = std::make_unique<Dispatcher>(*table_, *outbox_, *stats_, metrics_.get(), clock_,
                                              config_.dispatch_options());

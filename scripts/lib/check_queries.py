@@ -1,0 +1,135 @@
+#!/usr/bin/python3
+"""Checks the observability kit against what the services really export.
+
+    check_queries.py SCRAPE.prom... -- deploy/prometheus/alerts.yml deploy/grafana/dashboards/rmon.json
+
+SCRAPE.prom are /metrics texts scraped from running services. For every query
+of the alert rules and of the dashboard's panels:
+  - every metric it names (rmon_*, tq_*, pm_*) is a sample name a service
+    exported (histograms: NAME_bucket, NAME_sum, NAME_count);
+  - every label it matches on exists on that metric, and an equality match on
+    a label with a fixed set of values (state, reason, op, ...) names a value
+    the service exported;
+  - it names at least one metric (a misspelled prefix cannot pass unnoticed);
+  - the dashboard's queries parse as PromQL: `promtool check rules` on a
+    temporary file that records each one (Grafana's $__ variables replaced).
+Also: every alert has a unit test that expects it to fire
+(deploy/prometheus/alerts_test.yml). Exit status 1 with each problem named.
+"""
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+
+import yaml  # Debian: python3-yaml
+
+OURS = re.compile(r"\b((?:rmon|tq|pm)_[a-zA-Z0-9_]+)\b(\s*\{[^}]*\})?")
+MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+# Series Prometheus itself writes for each target.
+PROMETHEUS_OWN = re.compile(r"\bup\s*\{")
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s")
+# Labels every scraped series gets, and labels whose values are configured
+# (group and pool names), not enumerated by the code.
+TARGET_LABELS = {"job", "instance"}
+CONFIGURED = {"group", "pool", "le"}
+
+
+def scraped(paths):
+    labels = {}  # metric -> {label: set(values)}
+    for path in paths:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                m = SAMPLE.match(line)
+                if not m:
+                    continue
+                entry = labels.setdefault(m.group(1), {})
+                for name, _, value in MATCHER.findall(m.group(2) or ""):
+                    entry.setdefault(name, set()).add(value)
+    return labels
+
+
+def check_query(where, expr, metrics, problems):
+    found = OURS.findall(expr)
+    if not found and not PROMETHEUS_OWN.search(expr):
+        problems.append(f"{where}: names none of the services' metrics: {expr}")
+    for name, selector in found:
+        if name not in metrics:
+            problems.append(f"{where}: {name} is not exported by any service")
+            continue
+        for label, op, value in MATCHER.findall(selector or ""):
+            if label in TARGET_LABELS:
+                continue
+            known = metrics[name].get(label)
+            if known is None:
+                problems.append(f"{where}: {name} has no label {label}")
+            elif op == "=" and label not in CONFIGURED and value not in known:
+                problems.append(f"{where}: {name}{{{label}=\"{value}\"}} is never exported "
+                                f"(values: {', '.join(sorted(known))})")
+
+
+def promql_problems(exprs):
+    """The PromQL parse errors of `exprs`, by promtool."""
+    grafana_vars = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
+    rules = []
+    for i, e in enumerate(exprs):
+        for var, value in grafana_vars.items():
+            e = e.replace(var, value)
+        rules.append({"record": f"rmon:dashboard_query_{i}", "expr": e})
+    with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
+        yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
+        f.flush()
+        run = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True)
+    if run.returncode == 0:
+        return []
+    return [f"dashboard queries do not parse: {run.stdout.strip()} {run.stderr.strip()}"]
+
+
+def main(argv):
+    if "--" not in argv:
+        sys.exit(__doc__)
+    cut = argv.index("--")
+    metrics = scraped(argv[:cut])
+    rules_path, dashboard_path = argv[cut + 1:cut + 3]
+    problems = []
+    queries = 0
+
+    with open(rules_path, encoding="utf-8") as f:
+        rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
+    for r in rules:
+        check_query(f"alert {r['alert']}", r["expr"], metrics, problems)
+        queries += 1
+
+    tests_path = os.path.join(os.path.dirname(rules_path), "alerts_test.yml")
+    with open(tests_path, encoding="utf-8") as f:
+        tests = yaml.safe_load(f)["tests"]
+    fired = {c["alertname"] for t in tests for c in t.get("alert_rule_test", []) if c.get("exp_alerts")}
+    silent = {c["alertname"] for t in tests for c in t.get("alert_rule_test", []) if not c.get("exp_alerts")}
+    for r in rules:
+        if r["alert"] not in fired:
+            problems.append(f"alert {r['alert']}: no test in {tests_path} expects it to fire")
+        if r["alert"] not in silent:
+            problems.append(f"alert {r['alert']}: no test in {tests_path} expects it silent")
+
+    with open(dashboard_path, encoding="utf-8") as f:
+        dashboard = json.load(f)
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            check_query(f"panel '{panel['title']}' {target['refId']}", target["expr"], metrics, problems)
+            queries += 1
+
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    problems += promql_problems(exprs)
+
+    for p in problems:
+        print(f"check-queries: {p}", file=sys.stderr)
+    if problems:
+        return 1
+    print(f"check-queries: {len(rules)} alerts and {queries - len(rules)} dashboard queries name only "
+          f"exported metrics, labels and values; every alert is tested firing and silent")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
