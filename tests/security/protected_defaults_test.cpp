@@ -107,6 +107,33 @@ TEST(ProtectedDefaults, ABindReachableFromOtherHostsNeedsInsecureListen) {
       "");
 }
 
+// /metrics is plain HTTP whatever the mode: it listens on loopback by
+// default, and with security off a wider address needs --insecure-listen like
+// any other bind (with curve it is the operator's deliberate choice: compose
+// publishes it on the host's loopback).
+TEST(ProtectedDefaults, MetricsListenOnLoopbackAndAWiderAddressNeedsInsecureListen) {
+  EXPECT_EQ(parsed<MonitorConfig>({}).metrics_address, "127.0.0.1:9464");
+  EXPECT_EQ(parsed<MonitorConfig>(kCurve).metrics_address, "127.0.0.1:9464");
+  EXPECT_EQ(parsed<tq::TaskQueueConfig>({}).metrics_address, "127.0.0.1:9465");
+  EXPECT_EQ(parsed<pool::PoolConfig>(kCurve).metrics_address, "127.0.0.1:9466");
+  for (const char* wide : {"0.0.0.0:9464", ":9464", "9464", "10.1.2.3:9464", "[::]:9464"}) {
+    const std::string err = parsed<MonitorConfig>({"--metrics-address", wide}).validate();
+    EXPECT_NE(err.find(std::string("--metrics-address ") + wide), std::string::npos) << err;
+    EXPECT_NE(err.find("--insecure-listen"), std::string::npos) << err;
+    EXPECT_EQ(parsed<MonitorConfig>({"--metrics-address", wide, "--insecure-listen"}).validate(),
+              "");
+  }
+  for (const char* local : {"127.0.0.1:0", "localhost:9464", "[::1]:9464", ""}) {
+    EXPECT_EQ(parsed<MonitorConfig>({"--metrics-address", local}).validate(), "") << local;
+  }
+  const std::string tq =
+      parsed<tq::TaskQueueConfig>({"--metrics-address", "0.0.0.0:9465"}).validate();
+  EXPECT_NE(tq.find("--metrics-address 0.0.0.0:9465"), std::string::npos) << tq;
+  auto curve = kCurve;
+  curve.insert(curve.end(), {"--metrics-address", "0.0.0.0:9464"});
+  EXPECT_EQ(parsed<MonitorConfig>(curve).validate(), "");
+}
+
 TEST(ProtectedDefaults, SecuritySettingsThemselvesAreChecked) {
   EXPECT_NE(parsed<MonitorConfig>({"--security", "on"}).validate().find("off or curve"),
             std::string::npos);

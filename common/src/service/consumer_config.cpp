@@ -31,7 +31,9 @@ void ConsumerServiceConfig::resolve_defaults(const Settings& s) {
 }
 
 std::vector<ServiceEndpoint> ConsumerServiceConfig::service_endpoints() const {
-  return {{"api-endpoint", api_endpoint, ""}};
+  std::vector<ServiceEndpoint> out{{"api-endpoint", api_endpoint, ""}};
+  if (!metrics_address.empty()) out.push_back({"metrics-address", metrics_address, "", true});
+  return out;
 }
 
 void ConsumerServiceConfig::register_settings(Settings& s) {
@@ -47,7 +49,7 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
         "--security curve: this service's own key to the monitor (a consumer of its group)");
   s.add("monitor-public-key-file", monitor_public_key_file,
         "--security curve: the monitor's public key (its NAME.key)");
-  s.add("metrics-address", metrics_address, "Prometheus /metrics address; empty disables it");
+  s.add("metrics-address", metrics_address, kMetricsAddressHelp);
   s.add("first-heartbeat-grace-ms", first_heartbeat_grace_ms,
         "A lease/slot is reconciled once this old; a monitor up for less cannot call it gone");
   s.add("reconcile-interval-ms", reconcile_interval_ms,

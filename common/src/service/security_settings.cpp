@@ -37,6 +37,7 @@ bool is_loopback_host(std::string_view host) {
 }
 
 bool binds_beyond_host(const ServiceEndpoint& e) {
+  if (e.http) return !is_loopback_host(tcp_host(std::string(kTcp) + e.endpoint));
   return !is_connect_endpoint(e.endpoint) && !is_local_endpoint(e.endpoint);
 }
 
@@ -46,6 +47,8 @@ std::string default_bind(SecurityMode mode, uint16_t port) {
   return std::string(kTcp) + (mode == SecurityMode::kCurve ? "*" : "127.0.0.1") + ":" +
          std::to_string(port);
 }
+
+std::string default_metrics_address(uint16_t port) { return "127.0.0.1:" + std::to_string(port); }
 
 std::string ServiceEndpoint::describe() const {
   return "--" + setting + " " + (name.empty() ? std::string() : name + "=") + endpoint;
@@ -83,7 +86,7 @@ std::string SecuritySettings::validate(const std::vector<ServiceEndpoint>& endpo
       return "--security curve needs --curve-secret-file and --curve-clients-dir";
     }
     for (const ServiceEndpoint& e : endpoints) {
-      if (is_connect_endpoint(e.endpoint)) {
+      if (!e.http && is_connect_endpoint(e.endpoint)) {
         return e.describe() +
                ": with --security curve every endpoint must bind (a connecting socket is not a "
                "CURVE client yet)";
@@ -93,12 +96,16 @@ std::string SecuritySettings::validate(const std::vector<ServiceEndpoint>& endpo
   }
   if (insecure_listen) return {};
   for (const ServiceEndpoint& e : endpoints) {
-    if (binds_beyond_host(e)) {
+    if (!binds_beyond_host(e)) continue;
+    if (e.http) {
       return e.describe() +
              " is reachable from other hosts and --security is off: bind a loopback address "
-             "(tcp://127.0.0.1:<port>), use --security curve, or accept the risk with "
-             "--insecure-listen";
+             "(127.0.0.1:<port>) or accept the risk with --insecure-listen";
     }
+    return e.describe() +
+           " is reachable from other hosts and --security is off: bind a loopback address "
+           "(tcp://127.0.0.1:<port>), use --security curve, or accept the risk with "
+           "--insecure-listen";
   }
   return {};
 }
@@ -111,7 +118,7 @@ void SecuritySettings::warn_exposed(const std::vector<ServiceEndpoint>& endpoint
     spdlog::warn(
         "INSECURE: {} is reachable from other hosts without authentication "
         "(--security off --insecure-listen): anyone who can reach it can {}",
-        e.describe(), exposure);
+        e.describe(), e.http ? std::string_view("read the service's metrics") : exposure);
   }
 }
 

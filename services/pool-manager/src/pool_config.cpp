@@ -5,7 +5,7 @@ namespace rmon::pool {
 PoolConfig::PoolConfig() {
   set_api_port(5561);
   events_endpoint = "tcp://127.0.0.1:5557";
-  metrics_address = "0.0.0.0:9466";
+  metrics_address = default_metrics_address(9466);
 }
 
 void PoolConfig::register_settings(Settings& s) {

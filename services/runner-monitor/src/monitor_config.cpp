@@ -24,6 +24,7 @@ std::vector<ServiceEndpoint> MonitorConfig::service_endpoints() const {
   for (const GroupEndpoint& g : group_endpoints()) out.push_back({"group", g.endpoint, g.name});
   out.push_back({"ack-endpoint", ack_endpoint, ""});
   out.push_back({"control-endpoint", control_endpoint, ""});
+  if (!metrics_address.empty()) out.push_back({"metrics-address", metrics_address, "", true});
   return out;
 }
 
@@ -40,7 +41,7 @@ void MonitorConfig::register_settings(Settings& s) {
       ->delimiter(',');
   s.add("ack-endpoint", ack_endpoint, "PULL socket for acknowledgements");
   s.add("control-endpoint", control_endpoint, "ROUTER socket for control and queries");
-  s.add("metrics-address", metrics_address, "host:port for Prometheus /metrics; empty disables it");
+  s.add("metrics-address", metrics_address, kMetricsAddressHelp);
   s.add("instance", instance, "Name of this monitor, the start of its event ids");
   s.add("shards", shards, "Number of table shards (a power of two)");
   s.add("io-threads", io_threads,

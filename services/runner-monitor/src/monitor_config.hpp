@@ -44,8 +44,8 @@ struct MonitorConfig : StorageSettings {
   std::vector<std::string> drop_groups;
   std::string ack_endpoint = default_bind(SecurityMode::kOff, kAckPort);
   std::string control_endpoint = default_bind(SecurityMode::kOff, kControlPort);
-  std::string metrics_address = "0.0.0.0:9464";  // empty disables /metrics
-  std::string instance = "rmon";                 // event ids: <instance>-<start time>-<random>-<n>
+  std::string metrics_address = default_metrics_address(9464);  // empty disables /metrics
+  std::string instance = "rmon";  // event ids: <instance>-<start time>-<random>-<n>
 
   uint32_t shards = 64;
   uint32_t io_threads = 1;  // ZeroMQ I/O threads (CURVE's crypto runs on them)

@@ -5,7 +5,7 @@ namespace rmon::tq {
 TaskQueueConfig::TaskQueueConfig() {
   set_api_port(5560);
   events_endpoint = "tcp://127.0.0.1:5556";
-  metrics_address = "0.0.0.0:9465";
+  metrics_address = default_metrics_address(9465);
 }
 
 void TaskQueueConfig::register_settings(Settings& s) {

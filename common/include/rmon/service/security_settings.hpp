@@ -28,6 +28,14 @@ enum class SecurityMode : uint8_t { kOff, kCurve };
 // "tcp://127.0.0.1:<port>" with security off, "tcp://*:<port>" with curve.
 std::string default_bind(SecurityMode mode, uint16_t port);
 
+// "127.0.0.1:<port>": where /metrics listens by default, with either mode
+// (it is plain HTTP and unauthenticated; publish it deliberately).
+std::string default_metrics_address(uint16_t port);
+// The --metrics-address setting's help, the same for every service.
+inline constexpr const char* kMetricsAddressHelp =
+    "host:port for Prometheus /metrics (plain HTTP, unauthenticated; loopback by default, and "
+    "with --security off a wider address needs --insecure-listen); empty disables it";
+
 // Whether binding `endpoint` keeps it on this host: tcp on a loopback address
 // (127.0.0.0/8, [::1], localhost, the `lo` interface), ipc:// or inproc://.
 // Anything else (tcp://*, an interface, another address, other transports)
@@ -41,6 +49,10 @@ struct ServiceEndpoint {
   std::string setting;
   std::string endpoint;
   std::string name;  // a named entry of a list setting (a group), else empty
+  // A plain-HTTP listener ("host:port": /metrics), not a ZeroMQ endpoint: it
+  // is never CURVE, so the loopback rule of --security off applies to it
+  // whatever the mode's other defaults.
+  bool http = false;
 
   // "--heartbeat-endpoint tcp://*:5555", "--group task-queue=tcp://*:5556".
   std::string describe() const;
