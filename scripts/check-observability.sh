@@ -8,7 +8,10 @@
 #      checked with `promtool check metrics`;
 #   3. every query of the alert rules and of the Grafana dashboard
 #      (deploy/grafana/dashboards/rmon.json) names only metrics, labels and
-#      label values those scrapes hold (scripts/lib/check_queries.py).
+#      label values those scrapes hold (scripts/lib/check_queries.py);
+#   4. Debian's Prometheus started on the stack with those rules: every target
+#      up, every rule loaded and evaluated without error, every dashboard
+#      query answered without error.
 #   scripts/check-observability.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,6 +39,10 @@ for svc in runner-monitor task-queue pool-manager; do
     echo "check-observability: $svc /metrics FAILED"; status=1
   fi
 done
+# A free loopback port for Prometheus (it cannot report one it chose itself).
+prom=127.0.0.1:$("$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+stack_prometheus "$prom" 1s
+stack_prometheus_ready "$prom"
 "$python" scripts/lib/check_queries.py "$tmp"/*.prom -- deploy/prometheus/alerts.yml \
-  deploy/grafana/dashboards/rmon.json || status=1
+  deploy/grafana/dashboards/rmon.json --live "http://$prom" || status=1
 exit $status

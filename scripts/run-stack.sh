@@ -11,17 +11,22 @@
 # It prints a status line per second, and at the end a summary whose last
 # line is one JSON object. Ctrl-C ends it early (the summary still prints).
 #
+# Prometheus (Debian's, installed by setup-deps) scrapes the three services on
+# 127.0.0.1:9490 with the alert rules of deploy/prometheus (its /alerts page
+# shows them); --no-prometheus leaves it out. (9490, not Prometheus' usual
+# 9090, which Debian's own prometheus service takes where systemd runs.)
+#
 # With --secure every socket is CURVE (--security curve): a stack's keys are
 # written into the run folder (keys/, by rmon-keygen init), the runners use a
 # runner key for ids starting with "sim-", and rmon-ctl needs the flags printed.
 #
 #   scripts/run-stack.sh [--duration SECONDS] [--tasks N] [--runners N]
 #                        [--crash-fraction F] [--zombie-fraction F] [--no-sim]
-#                        [--secure]
+#                        [--secure] [--no-prometheus]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=0 tasks=500 runners=50 crash=0.2 zombie=0.3 sim=1 secure=0
+duration=0 tasks=500 runners=50 crash=0.2 zombie=0.3 sim=1 secure=0 prometheus=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -31,7 +36,8 @@ while [ $# -gt 0 ]; do
     --zombie-fraction) zombie=$2; shift 2 ;;
     --no-sim) sim=0; shift ;;
     --secure) secure=1; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    --no-prometheus) prometheus=0; shift ;;
+    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
     *) echo "run-stack: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -57,6 +63,12 @@ trap 'echo; echo "interrupted: ending the run"' INT
 stack_start "$bin" "$run" \
   --pool local=local-process:24 --pool docker=docker:24 --pool kubernetes=kubernetes:24
 stack_wait_ready
+if [ $prometheus = 1 ]; then
+  stack_prometheus 127.0.0.1:9490
+  if stack_prometheus_ready 127.0.0.1:9490; then
+    echo "Prometheus: http://127.0.0.1:9490 (alerts: http://127.0.0.1:9490/alerts), rules of deploy/prometheus/alerts.yml"
+  fi
+fi
 
 if [ $sim = 0 ]; then
   cat <<MSG

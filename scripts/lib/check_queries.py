@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Checks the observability kit against what the services really export.
 
-    check_queries.py SCRAPE.prom... -- deploy/prometheus/alerts.yml deploy/grafana/dashboards/rmon.json
+    check_queries.py SCRAPE.prom... -- ALERTS.yml DASHBOARD.json [--live http://HOST:PORT]
 
 SCRAPE.prom are /metrics texts scraped from running services. For every query
 of the alert rules and of the dashboard's panels:
@@ -13,6 +13,9 @@ of the alert rules and of the dashboard's panels:
   - it names at least one metric (a misspelled prefix cannot pass unnoticed);
   - the dashboard's queries parse as PromQL: `promtool check rules` on a
     temporary file that records each one (Grafana's $__ variables replaced).
+With --live, a real Prometheus scraping the services (scripts/lib/stack.sh
+stack_prometheus) loaded every rule and evaluates each without error, and
+runs every dashboard query without error.
 Also: every alert has a unit test that expects it to fire
 (deploy/prometheus/alerts_test.yml). Exit status 1 with each problem named.
 """
@@ -22,6 +25,10 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
 
 import yaml  # Debian: python3-yaml
 
@@ -86,12 +93,49 @@ def promql_problems(exprs):
     return [f"dashboard queries do not parse: {run.stdout.strip()} {run.stderr.strip()}"]
 
 
+def api(base, path, **params):
+    url = f"{base}/api/v1/{path}"
+    if params:
+        url += "?" + urllib.parse.urlencode(params)
+    try:
+        with urllib.request.urlopen(url, timeout=10) as r:
+            return json.load(r)
+    except urllib.error.HTTPError as e:  # a refused query: its error is in the body
+        return json.load(e)
+
+
+def live_problems(base, rules, exprs):
+    """What a real Prometheus says of the rules and the dashboard's queries."""
+    problems = []
+    # Until every rule has been evaluated at least once (a few seconds).
+    deadline = time.monotonic() + 30
+    while True:
+        loaded = [r for g in api(base, "rules")["data"]["groups"] for r in g["rules"]]
+        evaluated = [r for r in loaded if not r.get("lastEvaluation", "").startswith("0001")]
+        if len(evaluated) == len(rules) or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    names = {r["name"] for r in loaded}
+    for r in rules:
+        if r["alert"] not in names:
+            problems.append(f"live: Prometheus did not load alert {r['alert']}")
+    for r in loaded:
+        if r.get("health") != "ok":
+            problems.append(f"live: alert {r['name']} is {r.get('health')}: {r.get('lastError')}")
+    for e in exprs:
+        reply = api(base, "query", query=e)
+        if reply.get("status") != "success":
+            problems.append(f"live: query failed ({reply.get('error')}): {e}")
+    return problems
+
+
 def main(argv):
     if "--" not in argv:
         sys.exit(__doc__)
     cut = argv.index("--")
     metrics = scraped(argv[:cut])
     rules_path, dashboard_path = argv[cut + 1:cut + 3]
+    live = argv[cut + 4] if argv[cut + 3:cut + 4] == ["--live"] else None
     problems = []
     queries = 0
 
@@ -121,13 +165,16 @@ def main(argv):
 
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     problems += promql_problems(exprs)
+    if live:
+        problems += live_problems(live, rules, exprs)
 
     for p in problems:
         print(f"check-queries: {p}", file=sys.stderr)
     if problems:
         return 1
     print(f"check-queries: {len(rules)} alerts and {queries - len(rules)} dashboard queries name only "
-          f"exported metrics, labels and values; every alert is tested firing and silent")
+          f"exported metrics, labels and values and parse; every alert is tested firing and silent"
+          + (f"; Prometheus at {live} loaded and evaluated every rule and ran every query" if live else ""))
     return 0
 
 

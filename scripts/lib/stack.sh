@@ -12,6 +12,10 @@
 #                                      folder BIN, data and logs in RUN
 #   stack_wait_ready                  until each service has logged its start
 #   stack_stop                        SIGTERM to each, wait, report exit codes
+#   stack_prometheus ADDR [INTERVAL]  Debian's Prometheus on ADDR scraping the three
+#                                      services every INTERVAL (2s) with the alert rules
+#                                      of deploy/prometheus, data in RUN/prometheus (1 day)
+#   stack_prometheus_ready ADDR       until it has the rules and every target is up
 
 stack_endpoints() {
   if [ "$1" = ipc ]; then
@@ -106,6 +110,39 @@ stack_stop() {
     fi
   done
   return $status
+}
+
+# Debian's Prometheus (package prometheus) for the stack as processes: the
+# job names and rules of deploy/prometheus, the targets the ports the services
+# logged. Stopped with the rest by stack_stop.
+stack_prometheus() {
+  local addr=$1 interval=${2:-2s} rules
+  rules="$(pwd)/deploy/prometheus/alerts.yml"
+  {
+    echo "global: {scrape_interval: $interval, evaluation_interval: $interval}"
+    echo "rule_files: ['$rules']"
+    echo "scrape_configs:"
+    local svc
+    for svc in runner-monitor task-queue pool-manager; do
+      echo "  - {job_name: $svc, static_configs: [{targets: ['127.0.0.1:$(stack_metrics_port $svc)']}]}"
+    done
+  } >"$STACK_RUN/prometheus.yml"
+  _stack_spawn prometheus prometheus --config.file="$STACK_RUN/prometheus.yml" \
+    --storage.tsdb.path="$STACK_RUN/prometheus" --storage.tsdb.retention.time=1d \
+    --web.listen-address="$addr"
+}
+
+stack_prometheus_ready() {
+  local addr=$1
+  for _ in $(seq 1 300); do
+    if curl -sf "http://$addr/api/v1/targets" 2>/dev/null |
+      /usr/bin/python3 -c 'import json,sys; t=json.load(sys.stdin)["data"]["activeTargets"]; sys.exit(not (len(t) == 3 and all(x["health"] == "up" for x in t)))' 2>/dev/null; then
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "stack: Prometheus on $addr has not scraped every service up; see $STACK_RUN/prometheus.log" >&2
+  return 1
 }
 
 # The port a service bound for /metrics, from its start line.
