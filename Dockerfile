@@ -22,5 +22,8 @@ RUN apt-get update \
 # CurveZMQ keys into /keys as rmon, and the services (rmon too) read them.
 COPY --from=build /opt/rmon/bin/ /usr/local/bin/
 USER rmon
+# /metrics (9464-9466) listens on the container's loopback unless
+# RMON_METRICS_ADDRESS says otherwise (docker-compose.yml sets 0.0.0.0:<port>
+# with curve; with security off that also needs RMON_INSECURE_LISTEN=true).
 EXPOSE 5555 5556 5557 5558 5559 5560 5561 9464 9465 9466
 CMD ["runner-monitor"]

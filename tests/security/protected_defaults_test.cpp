@@ -116,14 +116,20 @@ TEST(ProtectedDefaults, MetricsListenOnLoopbackAndAWiderAddressNeedsInsecureList
   EXPECT_EQ(parsed<MonitorConfig>(kCurve).metrics_address, "127.0.0.1:9464");
   EXPECT_EQ(parsed<tq::TaskQueueConfig>({}).metrics_address, "127.0.0.1:9465");
   EXPECT_EQ(parsed<pool::PoolConfig>(kCurve).metrics_address, "127.0.0.1:9466");
-  for (const char* wide : {"0.0.0.0:9464", ":9464", "9464", "10.1.2.3:9464", "[::]:9464"}) {
+  // CivetWeb reads a comma as another listener, a bare or '+' port as every
+  // address, 's'/'r' as TLS or a redirect; it has no IPv6 here. Only exactly
+  // "127.x.y.z:port" or "localhost:port" stays on this host.
+  for (const char* wide :
+       {"0.0.0.0:9464", ":9464", "9464", "+9464", "10.1.2.3:9464", "[::]:9464", "[::1]:9464",
+        "127.0.0.1:9464,9465", "127.0.0.1:9464,+9465", "127.0.0.1:9464, 9465", "127.0.0.1:9464s",
+        "127.0.0.1:9464r", "lo:9464", "127.0.0.1:"}) {
     const std::string err = parsed<MonitorConfig>({"--metrics-address", wide}).validate();
     EXPECT_NE(err.find(std::string("--metrics-address ") + wide), std::string::npos) << err;
     EXPECT_NE(err.find("--insecure-listen"), std::string::npos) << err;
     EXPECT_EQ(parsed<MonitorConfig>({"--metrics-address", wide, "--insecure-listen"}).validate(),
               "");
   }
-  for (const char* local : {"127.0.0.1:0", "localhost:9464", "[::1]:9464", ""}) {
+  for (const char* local : {"127.0.0.1:0", "localhost:9464", "127.0.0.2:9464", ""}) {
     EXPECT_EQ(parsed<MonitorConfig>({"--metrics-address", local}).validate(), "") << local;
   }
   const std::string tq =

@@ -36,8 +36,26 @@ bool is_loopback_host(std::string_view host) {
   return false;
 }
 
+// An HTTP listener (CivetWeb's listening_ports) stays on this host only as
+// exactly "host:port": an IPv4 127/8 address or localhost, and digits. Any
+// other form is taken as reaching beyond: CivetWeb reads a comma as a second
+// listener ("127.0.0.1:1,2" also listens on 0.0.0.0:2), a bare or '+' port as
+// every address, an 's'/'r' suffix as TLS or a redirect, and it has no IPv6.
+bool is_local_http_address(std::string_view address) {
+  const auto colon = address.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 == address.size()) return false;
+  for (const char c : address.substr(colon + 1)) {
+    if (c < '0' || c > '9') return false;
+  }
+  const std::string_view host = address.substr(0, colon);
+  if (host == "localhost") return true;
+  const std::string h(host);
+  in_addr v4{};
+  return inet_pton(AF_INET, h.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
 bool binds_beyond_host(const ServiceEndpoint& e) {
-  if (e.http) return !is_loopback_host(tcp_host(std::string(kTcp) + e.endpoint));
+  if (e.http) return !is_local_http_address(e.endpoint);
   return !is_connect_endpoint(e.endpoint) && !is_local_endpoint(e.endpoint);
 }
 
