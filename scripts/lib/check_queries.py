@@ -33,14 +33,20 @@ import urllib.request
 import yaml  # Debian: python3-yaml
 
 OURS = re.compile(r"\b((?:rmon|tq|pm)_[a-zA-Z0-9_]+)\b(\s*\{[^}]*\})?")
-MATCHER = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*"([^"]*)"')
+MATCHER = re.compile(r"""([a-zA-Z_][a-zA-Z0-9_]*)\s*(=~|!~|!=|=)\s*(?:"([^"]*)"|'([^']*)')""")
+# by (...), without (...), on (...), ignoring (...), group_left (...), group_right (...)
+GROUPING = re.compile(r"\b(?:by|without|on|ignoring|group_left|group_right)\s*\(([^)]*)\)")
+# A regex matcher's value that is only alternatives of plain values: each is checked.
+PLAIN_ALTERNATIVES = re.compile(r"^[A-Za-z0-9_.:-]+(\|[A-Za-z0-9_.:-]+)*$")
 # Series Prometheus itself writes for each target.
 PROMETHEUS_OWN = re.compile(r"\bup\s*\{")
+PROMETHEUS_OWN_SELECTOR = re.compile(r"\bup\s*(\{[^}]*\})")
 SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s")
 # Labels every scraped series gets, and labels whose values are configured
 # (group and pool names), not enumerated by the code.
 TARGET_LABELS = {"job", "instance"}
 CONFIGURED = {"group", "pool", "le"}
+JOBS = set()  # the scrape jobs of deploy/prometheus/prometheus.yml
 
 
 def scraped(paths):
@@ -52,37 +58,59 @@ def scraped(paths):
                 if not m:
                     continue
                 entry = labels.setdefault(m.group(1), {})
-                for name, _, value in MATCHER.findall(m.group(2) or ""):
-                    entry.setdefault(name, set()).add(value)
+                for name, _, dq, sq in MATCHER.findall(m.group(2) or ""):
+                    entry.setdefault(name, set()).add(dq or sq)
     return labels
 
 
 def check_query(where, expr, metrics, problems):
     found = OURS.findall(expr)
+    for selector in PROMETHEUS_OWN_SELECTOR.findall(expr):
+        for label, op, dq, sq in MATCHER.findall(selector):
+            value = dq or sq
+            values = value.split("|") if op in ("=~", "!~") and PLAIN_ALTERNATIVES.match(value) else [value]
+            for v in values if label == "job" else []:
+                if v not in JOBS:
+                    problems.append(f"{where}: job \"{v}\" is not a scrape job of prometheus.yml")
     if not found and not PROMETHEUS_OWN.search(expr):
         problems.append(f"{where}: names none of the services' metrics: {expr}")
+    labels_seen = set(TARGET_LABELS)
     for name, selector in found:
         if name not in metrics:
             problems.append(f"{where}: {name} is not exported by any service")
             continue
-        for label, op, value in MATCHER.findall(selector or ""):
+        labels_seen |= set(metrics[name])
+        for label, op, dq, sq in MATCHER.findall(selector or ""):
+            value = dq or sq
+            values = value.split("|") if op in ("=~", "!~") and PLAIN_ALTERNATIVES.match(value) else \
+                [value] if op in ("=", "!=") else []
+            if label == "job":
+                for v in values:
+                    if v not in JOBS:
+                        problems.append(f"{where}: job \"{v}\" is not a scrape job of prometheus.yml")
+                continue
             if label in TARGET_LABELS:
                 continue
             known = metrics[name].get(label)
             if known is None:
                 problems.append(f"{where}: {name} has no label {label}")
-            elif op == "=" and label not in CONFIGURED and value not in known:
-                problems.append(f"{where}: {name}{{{label}=\"{value}\"}} is never exported "
-                                f"(values: {', '.join(sorted(known))})")
+                continue
+            for v in values:
+                if v not in known and (label not in CONFIGURED or label == "le"):
+                    problems.append(f"{where}: {name}{{{label}=\"{v}\"}} is never exported "
+                                    f"(values: {', '.join(sorted(known))})")
+    for grouping in GROUPING.findall(expr):
+        for label in filter(None, (x.strip() for x in grouping.split(","))):
+            if label not in labels_seen:
+                problems.append(f"{where}: groups or matches on label {label}, which none of its "
+                                f"metrics has")
 
 
 def promql_problems(exprs):
     """The PromQL parse errors of `exprs`, by promtool."""
-    grafana_vars = {"$__rate_interval": "1m", "$__interval": "1m", "$__range": "1h"}
     rules = []
     for i, e in enumerate(exprs):
-        for var, value in grafana_vars.items():
-            e = e.replace(var, value)
+        e = re.sub(r"\$__\w+", "1m", e)  # Grafana's interval variables
         rules.append({"record": f"rmon:dashboard_query_{i}", "expr": e})
     with tempfile.NamedTemporaryFile("w", suffix=".yml") as f:
         yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}, f)
@@ -139,6 +167,8 @@ def main(argv):
     problems = []
     queries = 0
 
+    with open(os.path.join(os.path.dirname(rules_path), "prometheus.yml"), encoding="utf-8") as f:
+        JOBS.update(job["job_name"] for job in yaml.safe_load(f)["scrape_configs"])
     with open(rules_path, encoding="utf-8") as f:
         rules = [r for g in yaml.safe_load(f)["groups"] for r in g["rules"]]
     for r in rules:
@@ -158,12 +188,15 @@ def main(argv):
 
     with open(dashboard_path, encoding="utf-8") as f:
         dashboard = json.load(f)
-    for panel in dashboard["panels"]:
+    panels = []
+    for panel in dashboard["panels"]:  # a collapsed row holds its panels
+        panels += [panel] + panel.get("panels", [])
+    for panel in panels:
         for target in panel.get("targets", []):
             check_query(f"panel '{panel['title']}' {target['refId']}", target["expr"], metrics, problems)
             queries += 1
 
-    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    exprs = [t["expr"] for p in panels for t in p.get("targets", [])]
     problems += promql_problems(exprs)
     if live:
         problems += live_problems(live, rules, exprs)
