@@ -3,7 +3,7 @@
 FROM debian:12 AS build
 WORKDIR /src
 COPY scripts/setup-deps.sh scripts/setup-deps.sh
-RUN bash scripts/setup-deps.sh
+RUN bash scripts/setup-deps.sh --build-only
 COPY . .
 RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMON_BUILD_TESTS=OFF \
       -DRMON_BUILD_BENCH=OFF \
@@ -13,7 +13,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMON_BUILD_TESTS=OF
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libspdlog1.10 libfmt9 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libabsl20220623 libsqlite3-0 libxxhash0 \
+      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libabsl20220623 libsqlite3-0 libxxhash0 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home rmon \
  && mkdir /data /keys && chown rmon /data /keys && chmod 0700 /keys
@@ -25,5 +25,5 @@ USER rmon
 # /metrics (9464-9466) listens on the container's loopback unless
 # RMON_METRICS_ADDRESS says otherwise (docker-compose.yml sets 0.0.0.0:<port>
 # with curve; with security off that also needs RMON_INSECURE_LISTEN=true).
-EXPOSE 5555 5556 5557 5558 5559 5560 5561 9464 9465 9466
+EXPOSE 5555 5556 5557 5558 5559 5560 5561 9464 9465 9466 8080
 CMD ["runner-monitor"]

@@ -11,6 +11,9 @@
 # It prints a status line per second, and at the end a summary whose last
 # line is one JSON object. Ctrl-C ends it early (the summary still prints).
 #
+# rmon-console, the web console, listens on http://127.0.0.1:8080/ (printed at
+# the start; with --secure it uses the admin key).
+#
 # Prometheus (Debian's, installed by setup-deps) scrapes the three services on
 # 127.0.0.1:9490 with the alert rules of deploy/prometheus (its /alerts page
 # shows them); --no-prometheus leaves it out. (9490, not Prometheus' usual
@@ -37,7 +40,7 @@ while [ $# -gt 0 ]; do
     --no-sim) sim=0; shift ;;
     --secure) secure=1; shift ;;
     --no-prometheus) prometheus=0; shift ;;
-    -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
     *) echo "run-stack: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -45,7 +48,7 @@ done
 bash scripts/setup-deps.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build -j"$(nproc 2>/dev/null || echo 2)" \
-  --target runner-monitor task-queue pool-manager runner-sim rmon-ctl rmon-keygen
+  --target runner-monitor task-queue pool-manager runner-sim rmon-ctl rmon-keygen rmon-console
 bin=build
 
 run=${RMON_RUN_DIR:-.run/$(date +%Y%m%d-%H%M%S)}
@@ -63,6 +66,8 @@ trap 'echo; echo "interrupted: ending the run"' INT
 stack_start "$bin" "$run" \
   --pool local=local-process:24 --pool docker=docker:24 --pool kubernetes=kubernetes:24
 stack_wait_ready
+stack_console "$bin" 127.0.0.1:8080
+echo "console: $(stack_console_url)"
 if [ $prometheus = 1 ]; then
   stack_prometheus 127.0.0.1:9490
   if stack_prometheus_ready 127.0.0.1:9490; then

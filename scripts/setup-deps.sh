@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every build, test and run dependency from Debian 12 packages.
 # Idempotent; needs root (or sudo). Skips apt entirely when all are present.
+#   scripts/setup-deps.sh [--build-only]   (--build-only: not the browser for tests)
 set -euo pipefail
 
 PACKAGES=(
@@ -17,11 +18,25 @@ PACKAGES=(
   libxxhash-dev
   clang clang-format libclang-rt-14-dev
   curl
+  libcivetweb-dev
   prometheus python3-zmq python3-msgpack python3-yaml docker-compose
+  chromium
 )
+if [ "${1:-}" = --build-only ]; then
+  # What building needs, not testing: the Dockerfile's build stage.
+  PACKAGES=("${PACKAGES[@]/chromium/}")
+else
+  # Node.js and npm for the console's browser tests (Playwright, from the npm
+  # registry): Debian's nodejs and npm, unless a node and an npm are already
+  # on the machine (a NodeSource nodejs carries its own npm, which Debian's
+  # npm package would conflict with).
+  command -v node >/dev/null || PACKAGES+=(nodejs)
+  command -v npm >/dev/null || PACKAGES+=(npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do
+  [ -n "$p" ] || continue
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 

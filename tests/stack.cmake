@@ -30,3 +30,22 @@ set_tests_properties(e2e_stack PROPERTIES TIMEOUT 180)
 add_test(NAME e2e_stack_secure
          COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/e2e.sh --secure ${CMAKE_BINARY_DIR} 300 40)
 set_tests_properties(e2e_stack_secure PROPERTIES TIMEOUT 180)
+
+# rmon-console in a real browser: Playwright (npm, tests/console) driving
+# Debian's chromium against the stack with a workload, then with --security
+# curve (scripts/console-test.sh; screenshots in the build folder's
+# console-screenshots/). Not in the sanitizer builds: its bounds are time
+# (2 s to show a crash, 3 s to paint), and the console's C++ is covered there
+# by console_test.
+find_program(CHROMIUM chromium)
+find_program(NPM npm)
+if(RMON_SANITIZE OR RMON_TSAN)
+  # console_browser runs in the default build only.
+elseif(CHROMIUM AND NPM)
+  add_test(NAME console_browser
+           COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/console-test.sh ${CMAKE_BINARY_DIR})
+  set_tests_properties(console_browser PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
+else()
+  message(WARNING "chromium or npm not found: the console's browser tests do not run "
+                  "(scripts/setup-deps.sh installs them)")
+endif()

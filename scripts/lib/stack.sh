@@ -16,6 +16,8 @@
 #                                      services every INTERVAL (2s) with the alert rules
 #                                      of deploy/prometheus, data in RUN/prometheus (1 day)
 #   stack_prometheus_ready ADDR       until it has the rules and every target is up
+#   stack_console BIN ADDR [FLAGS]    rmon-console on ADDR (with the admin key under
+#                                      --security curve); stack_console_url after it started
 
 stack_endpoints() {
   if [ "$1" = ipc ]; then
@@ -143,6 +145,27 @@ stack_prometheus_ready() {
   done
   echo "stack: Prometheus on $addr has not scraped every service up; see $STACK_RUN/prometheus.log" >&2
   return 1
+}
+
+# The web console, a client of the three services (admin key with curve: its
+# actions are cancel, retry and releasing the brake).
+stack_console() {
+  local bin=$1 addr=$2
+  shift 2
+  local sec=("$@")
+  [ ${#SEC_CTL[@]} -gt 0 ] && sec+=("${SEC_CTL[@]}")
+  _stack_spawn rmon-console "$bin/services/console/rmon-console" --listen "$addr" \
+    --monitor-endpoint "$(stack_client "$CONTROL")" --task-queue-endpoint "$(stack_client "$TQ_API")" \
+    --pool-manager-endpoint "$(stack_client "$PM_API")" "${sec[@]}"
+  for _ in $(seq 1 200); do
+    grep -q "rmon-console started" "$STACK_RUN/rmon-console.log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "stack: rmon-console did not start; see $STACK_RUN/rmon-console.log" >&2
+  return 1
+}
+stack_console_url() {
+  echo "http://127.0.0.1:$(grep -o 'port=[0-9]*' "$STACK_RUN/rmon-console.log" | head -1 | cut -d= -f2)/"
 }
 
 # The port a service bound for /metrics, from its start line.

@@ -1,0 +1,55 @@
+#pragma once
+// A small HTTP server on CivetWeb (Debian's libcivetweb, the library
+// prometheus-cpp already serves /metrics with): a fixed pool of worker
+// threads calls one handler per request. Query parameters are decoded;
+// request bodies are not read (the console's actions take their arguments in
+// the query). Thread-safe: the handler is called from several threads.
+
+#include <functional>
+#include <map>
+#include <string>
+
+struct mg_context;
+struct mg_connection;
+
+namespace rmon::console {
+
+struct HttpRequest {
+  std::string method;  // "GET", "POST", ...
+  std::string path;    // "/api/tasks"
+  std::map<std::string, std::string> query;
+  std::string host;             // the Host header
+  bool console_header = false;  // X-Rmon-Console present (the page's own requests)
+
+  // The query parameter, or "" when absent.
+  std::string param(const std::string& name) const;
+};
+
+struct HttpResponse {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::string body;
+};
+
+class HttpServer {
+ public:
+  using Handler = std::function<HttpResponse(const HttpRequest&)>;
+
+  explicit HttpServer(Handler handler);
+  ~HttpServer();
+  HttpServer(const HttpServer&) = delete;
+  HttpServer& operator=(const HttpServer&) = delete;
+
+  // Listens on "host:port" (port 0: any free one); returns the port. Throws
+  // std::runtime_error naming the address when it cannot.
+  int start(const std::string& listen, int threads = 4);
+  void stop();
+
+ private:
+  static int on_request(::mg_connection* conn, void* self);
+
+  Handler handler_;
+  ::mg_context* ctx_ = nullptr;
+};
+
+}  // namespace rmon::console
