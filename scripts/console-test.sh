@@ -26,7 +26,7 @@ run_once() {  # secure(0|1)
     stack_start "$build" "$tmp" --pool local=local-process:8 --pool docker=docker:8 \
       --pool console-test=local-process:2
     stack_wait_ready
-    stack_console "$build" 127.0.0.1:0 --history-interval-ms 1000
+    stack_console "$build" 127.0.0.1:0 --history-interval-ms 500
     # A workload that keeps going through the tests: 20 runners, a fifth of
     # them crash once.
     "$build/tools/runner-sim" --heartbeat-endpoint "$(stack_client "$HB")" \
@@ -35,14 +35,23 @@ run_once() {  # secure(0|1)
       --pool local:local-process,docker:docker --duration-s 600 --log-level warn "${SEC_SIM[@]}" \
       >"$tmp/runner-sim.log" 2>&1 &
     SIM=$!
+    local ctl=("$build/tools/rmon-ctl" --monitor "$(stack_client "$CONTROL")"
+               --task-queue "$(stack_client "$TQ_API")" --pool-manager "$(stack_client "$PM_API")"
+               "${SEC_CTL[@]}")
     local fleet=""
     if [ "$secure" = 0 ]; then
       fleet=100000
       /usr/bin/python3 tests/console/fleet.py "$(stack_client "$HB")" $fleet fleet-
+      # Until the monitor holds them all (ingest has drained), so the tests'
+      # time bounds do not measure the fleet's arrival.
+      local held=0
+      for _ in $(seq 1 600); do
+        held=$("${ctl[@]}" --json runners stats | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["runners"])')
+        [ "$held" -ge $fleet ] && break
+        sleep 0.1
+      done
+      [ "$held" -ge $fleet ] || { echo "console-test: the monitor holds $held of $fleet runners" >&2; exit 1; }
     fi
-    local ctl=("$build/tools/rmon-ctl" --monitor "$(stack_client "$CONTROL")"
-               --task-queue "$(stack_client "$TQ_API")" --pool-manager "$(stack_client "$PM_API")"
-               "${SEC_CTL[@]}")
     CTL_JSON=$(/usr/bin/python3 -c 'import json,sys; print(json.dumps(sys.argv[1:]))' "${ctl[@]}")
     echo "console-test: $(stack_console_url) (security $([ "$secure" = 1 ] && echo curve || echo off))"
     cd tests/console

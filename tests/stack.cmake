@@ -44,7 +44,7 @@ if(RMON_SANITIZE OR RMON_TSAN)
 elseif(CHROMIUM AND NPM)
   add_test(NAME console_browser
            COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/console-test.sh ${CMAKE_BINARY_DIR})
-  set_tests_properties(console_browser PROPERTIES TIMEOUT 300 RUN_SERIAL TRUE)
+  set_tests_properties(console_browser PROPERTIES TIMEOUT 600 RUN_SERIAL TRUE)
 else()
   message(WARNING "chromium or npm not found: the console's browser tests do not run "
                   "(scripts/setup-deps.sh installs them)")

@@ -19,4 +19,4 @@ string(APPEND body "}  // namespace\n\nconst std::vector<WebAsset>& web_assets()
 string(APPEND body "  static const std::vector<WebAsset> assets{\n${table}  };\n  return assets;\n}\n\n")
 string(APPEND body "}  // namespace rmon::console\n")
 file(WRITE ${OUT}.tmp "${body}")
-file(COPY_FILE ${OUT}.tmp ${OUT} ONLY_IF_DIFFERENT)
+configure_file(${OUT}.tmp ${OUT} COPYONLY)  # rewritten only when it changed

@@ -4,11 +4,13 @@
 #include <gtest/gtest.h>
 #include <msgpack.hpp>
 
+#include <limits>
 #include <map>
 #include <string>
 #include <vector>
 
 #include "codec_test_support.hpp"
+#include "rmon/protocol/msgmap.hpp"
 
 namespace rmon::protocol::codec_testing {
 namespace {
@@ -208,3 +210,17 @@ TEST(Progress, ValidateAcceptsOneValueAndRejectsGarbage) {
 
 }  // namespace
 }  // namespace rmon::protocol::codec_testing
+
+// JSON has no NaN or infinity: a payload or progress holding one (MessagePack
+// carries them) is written as null, so a page's JSON.parse never fails on it.
+TEST(ToJson, NonFiniteFloatsAreNull) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_array(4);
+  pk.pack_double(std::numeric_limits<double>::quiet_NaN());
+  pk.pack_double(std::numeric_limits<double>::infinity());
+  pk.pack_double(-std::numeric_limits<double>::infinity());
+  pk.pack_double(1.5);
+  EXPECT_EQ(rmon::protocol::to_json(std::string_view(buf.data(), buf.size())),
+            "[null,null,null,1.5]");
+}

@@ -31,23 +31,28 @@ async function cardValue(page, id) {
 test("the overview's counts match rmon-ctl --json within one refresh @secure", async ({ page }) => {
   await page.goto("/");
   await expect(page.locator('[data-testid="tasks-completed"] .value')).toHaveText(/^\d+$/);
-  // Counters only grow: what the page shows must lie between what rmon-ctl
-  // read one refresh (1 s) before and what it reads just after.
+  // Counters only grow: the page catches up with what rmon-ctl read within
+  // a refresh or two, and never shows more than rmon-ctl reads after it.
+  const shownNow = async () => ({
+    timeouts: await cardValue(page, "timeouts"),
+    completed: await cardValue(page, "tasks-completed"),
+    reassigned: await cardValue(page, "tasks-reassigned"),
+  });
   for (let round = 0; round < 3; round++) {
     const before = { m: ctl("runners", "stats"), t: ctl("tasks", "stats") };
-    await page.waitForTimeout(1200);
-    const shown = {
-      timeouts: await cardValue(page, "timeouts"),
-      completed: await cardValue(page, "tasks-completed"),
-      reassigned: await cardValue(page, "tasks-reassigned"),
-    };
+    const t0 = Date.now();
+    await expect.poll(async () => {
+      const s = await shownNow();
+      return s.timeouts >= before.m.timeouts && s.completed >= before.t.completed &&
+        s.reassigned >= before.t.reassigned;
+    }, { timeout: 2000, intervals: [100] }).toBe(true);  // a refresh, and its reply
+    const caughtUp = Date.now() - t0;
+    const shown = await shownNow();
     const after = { m: ctl("runners", "stats"), t: ctl("tasks", "stats") };
-    expect(shown.timeouts).toBeGreaterThanOrEqual(before.m.timeouts);
     expect(shown.timeouts).toBeLessThanOrEqual(after.m.timeouts);
-    expect(shown.completed).toBeGreaterThanOrEqual(before.t.completed);
     expect(shown.completed).toBeLessThanOrEqual(after.t.completed);
-    expect(shown.reassigned).toBeGreaterThanOrEqual(before.t.reassigned);
     expect(shown.reassigned).toBeLessThanOrEqual(after.t.reassigned);
+    console.log(`overview caught up with rmon-ctl in ${caughtUp} ms`);
   }
   // Gauges: equal to rmon-ctl's at some moment within a couple of refreshes.
   await expect.poll(async () => {
@@ -57,7 +62,7 @@ test("the overview's counts match rmon-ctl --json within one refresh @secure", a
     return JSON.stringify(shown) === JSON.stringify([m.failed, t.dead, t.cancelled]);
   }, { timeout: 5000, intervals: [300] }).toBe(true);
   await expect(page.locator('[data-testid="brake"] .value')).toHaveText("off");
-  await expect(page.locator('[data-testid^="pool-"]').first()).toBeVisible();
+  await expect(page.locator('[data-testid="pool-bars"] .pool-row').first()).toBeVisible();
   await expect(page.locator("main")).not.toContainText(/\b(false|null|undefined|NaN)\b/);
   await expect(page.locator("#freshness")).toContainText("updated");
   await shot(page, "overview");
@@ -67,25 +72,21 @@ test("a crashed runner turns failed and the timeouts chart rises within 2 s", as
   test.skip(SECURE, "the crash runner publishes without keys");
   const id = "crash-" + Date.now();
   await page.goto("/#/runners?q=" + id);
-  const before = ctl("runners", "stats").timeouts;
   const lastBeat = Number(python("crash_runner.py", process.env.HB_ENDPOINT, id));
   const deadline = lastBeat + 300;  // its timeout
   const row = page.locator('[data-testid="runners-table"] tbody tr', { hasText: id });
-  await expect(row.locator(".state")).toHaveText("failed", { timeout: deadline + 2000 - Date.now() });
+  await expect(row.locator(".state")).toHaveText("failed", { timeout: Math.max(1, deadline + 2000 - Date.now()) });
   const shownAfter = Date.now() - deadline;
   console.log(`crashed runner shown failed ${shownAfter} ms after its deadline`);
   expect(shownAfter).toBeLessThanOrEqual(2000);
   await page.goto("/");
-  // The chart's timeouts line has a point above zero once the sample after
-  // the crash is in (samples every second in this test).
-  await expect.poll(async () => {
-    const legend = await page.locator('[data-testid="chart-legend"]').textContent();
-    return ctl("runners", "stats").timeouts > before && /timeouts: (?!–)/.test(legend) &&
-      await page.locator('path[data-series="timeouts"]').count() === 1;
-  }, { timeout: 2500, intervals: [200] }).toBe(true);
-  const ys = (await page.locator('path[data-series="timeouts"]').getAttribute("d"))
-    .split(/[ML]/).filter(Boolean).map(p => Number(p.trim().split(" ")[1]));
-  expect(Math.min(...ys)).toBeLessThan(200);  // 200 is the chart's zero line
+  // The chart's timeouts line has a point above zero sampled after the
+  // crash's deadline (samples every 0.5 s in this test), within 2 s of it.
+  const line = page.locator('path[data-series="timeouts"]');
+  await expect.poll(async () => Number(await line.getAttribute("data-last-rise") || 0),
+    { timeout: Math.max(1, deadline + 2000 - Date.now()), intervals: [100] }).toBeGreaterThan(deadline);
+  console.log(`timeouts chart rose ${Date.now() - deadline} ms after the deadline`);
+  await expect(page.locator('[data-testid="chart-legend"]')).toContainText(/timeouts: [1-9][0-9.]*\/min/);
   await shot(page, "overview-after-crash");
 });
 
@@ -103,9 +104,12 @@ test("cancel changes the task in the task-queue @secure", async ({ page }) => {
   // A refused confirmation changes nothing.
   const other = ctl("tasks", "submit", "--payload-json", "{}", "--pool", "console-test").task_id;
   await page.goto("/#/task/" + encodeURIComponent(other));
+  const posts = [];
+  page.on("request", r => { if (r.method() === "POST") posts.push(r.url()); });
   page.once("dialog", d => d.dismiss());
   await page.getByTestId("cancel").click();
-  await page.waitForTimeout(300);
+  await page.getByTestId("cancel").focus();  // the page still answers after the dialog
+  expect(posts).toEqual([]);
   expect(ctl("tasks", "get", other).task.state).toBe("queued");
 });
 
@@ -128,6 +132,10 @@ test("retry submits a dead task's work again", async ({ page }) => {
   expect(t.payload).toEqual({ job: "console-retry", n: 1 });
   expect(t.pool).toBe("console-test");
   expect(ctl("tasks", "get", dead).task.state).toBe("dead");
+  // Retried again (another operator, a second click): the same new task.
+  const again = await page.evaluate(async id => (await fetch("/api/task/retry?id=" + id,
+    { method: "POST", headers: { "X-Rmon-Console": "1" } })).json(), dead);
+  expect(again).toMatchObject({ ok: true, task_id: fresh, created: false });
   // A task that is not dead is refused in plain words.
   const res = await page.evaluate(async id => (await fetch("/api/task/retry?id=" + id,
     { method: "POST", headers: { "X-Rmon-Console": "1" } })).json(), fresh);

@@ -6,6 +6,7 @@
 
 #include <string>
 
+#include "../support/http_get.hpp"
 #include "console_config.hpp"
 #include "console_service.hpp"
 #include "rmon/clock.hpp"
@@ -72,8 +73,13 @@ TEST_F(ConsoleServiceTest, ServesItsPagesFromTheBinary) {
   EXPECT_NE(page.body.find("<script src=\"/app.js\""), std::string::npos);
   EXPECT_EQ(service_->handle(get("/app.js")).content_type, "text/javascript; charset=utf-8");
   EXPECT_EQ(service_->handle(get("/style.css")).status, 200);
-  EXPECT_EQ(service_->handle(get("/../etc/passwd")).status, 404);
   EXPECT_GT(service_->port(), 0);
+  // Over HTTP: the page, and a path that climbs out is no file of ours.
+  EXPECT_NE(rmon::testing::http_get(service_->port(), "/").find("rmon console"), std::string::npos);
+  const std::string climb = rmon::testing::http_exchange(
+      service_->port(), "GET /../../etc/passwd HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  EXPECT_EQ(climb.find("root:"), std::string::npos) << climb;
+  EXPECT_NE(climb.substr(9, 3), "200") << climb;
 }
 
 TEST_F(ConsoleServiceTest, RefusesAForeignHostAndActionsWithoutItsHeader) {
@@ -82,10 +88,18 @@ TEST_F(ConsoleServiceTest, RefusesAForeignHostAndActionsWithoutItsHeader) {
   const HttpResponse r = service_->handle(rebound);
   EXPECT_EQ(r.status, 421);
   EXPECT_NE(r.body.find("loopback"), std::string::npos);
-  for (const char* host : {"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "127.0.0.1"}) {
+  for (const char* host : {"localhost:8080", "127.0.0.1:8080", "[::1]:8080", "127.0.0.1",
+                           "127.1.2.3:80", "localhost"}) {
     HttpRequest ok = get("/");
     ok.host = host;
     EXPECT_EQ(service_->handle(ok).status, 200) << host;
+  }
+  // Names an attacker can point at 127.0.0.1 (DNS rebinding), and odd ports.
+  for (const char* host : {"127.0.0.1.evil.com:80", "127.evil.com", "localhost.evil.com:8080",
+                           "127.0.0.1:80x", "127.0.0.1:", "[::1]x:80", "", "evil.com"}) {
+    HttpRequest bad = get("/");
+    bad.host = host;
+    EXPECT_EQ(service_->handle(bad).status, 421) << host;
   }
   HttpRequest cancel = get("/api/task/cancel", {{"id", "t-1"}});
   cancel.method = "POST";  // a form on another site cannot add the header
@@ -95,7 +109,47 @@ TEST_F(ConsoleServiceTest, RefusesAForeignHostAndActionsWithoutItsHeader) {
   HttpRequest no_id = get("/api/task/retry");
   no_id.method = "POST";
   no_id.console_header = true;
-  EXPECT_EQ(service_->handle(no_id).status, 400);
+  EXPECT_EQ(service_->handle(no_id).status, 400);  // past the checks, refused for its id
+  // The header is not enough from another origin.
+  HttpRequest foreign = no_id;
+  foreign.origin = "http://evil.example";
+  EXPECT_EQ(service_->handle(foreign).status, 403);
+  HttpRequest fetched = no_id;
+  fetched.sec_fetch_site = "cross-site";
+  EXPECT_EQ(service_->handle(fetched).status, 403);
+  HttpRequest same = no_id;
+  same.origin = "http://127.0.0.1:8080";
+  same.sec_fetch_site = "same-origin";
+  EXPECT_EQ(service_->handle(same).status, 400);
+}
+
+// Over HTTP: CivetWeb answers no CORS preflight for us (its default would
+// allow any site, method and header); the console refuses it.
+TEST_F(ConsoleServiceTest, ACrossSitePreflightIsRefused) {
+  const std::string reply = rmon::testing::http_exchange(
+      service_->port(),
+      "OPTIONS /api/task/cancel?id=t-1 HTTP/1.0\r\nHost: 127.0.0.1:8080\r\n"
+      "Origin: http://evil.example\r\nAccess-Control-Request-Method: POST\r\n"
+      "Access-Control-Request-Headers: x-rmon-console\r\n\r\n");
+  ASSERT_FALSE(reply.empty());
+  EXPECT_EQ(reply.substr(9, 3), "405") << reply;
+  EXPECT_EQ(reply.find("Access-Control-Allow"), std::string::npos) << reply;
+  const std::string post = rmon::testing::http_exchange(
+      service_->port(),
+      "POST /api/brake/release HTTP/1.0\r\nHost: 127.0.0.1:8080\r\nOrigin: http://evil.example\r\n"
+      "X-Rmon-Console: 1\r\nContent-Length: 0\r\n\r\n");
+  EXPECT_EQ(post.substr(9, 3), "403") << post;
+}
+
+TEST(ConsoleHosts, AnAllowedHostIsAcceptedWhateverTheListenAddress) {
+  ConsoleConfig c = quiet_config(::testing::TempDir());
+  c.allowed_hosts = {"console.example.org"};
+  ConsoleService service(c, SystemClock::instance());
+  HttpRequest r = get("/");
+  r.host = "console.example.org:8080";
+  EXPECT_EQ(service.handle(r).status, 200);
+  r.host = "other.example.org:8080";
+  EXPECT_EQ(service.handle(r).status, 421);
 }
 
 TEST_F(ConsoleServiceTest, BadFiltersAreRefusedInPlainWords) {

@@ -13,7 +13,9 @@
 
 namespace rmon::testing {
 
-inline std::string http_get(int port, const std::string& path) {
+// Sends `request` as it is to 127.0.0.1:port and returns the whole reply
+// (status line, headers, body), "" when the connection failed.
+inline std::string http_exchange(int port, const std::string& request) {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) return {};
   timeval tv{3, 0};
@@ -25,7 +27,7 @@ inline std::string http_get(int port, const std::string& path) {
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
   std::string out;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0) {
-    const std::string req = "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n";
+    const std::string& req = request;
     if (::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size())) {
       char buf[65536];
       ssize_t n = 0;
@@ -33,6 +35,12 @@ inline std::string http_get(int port, const std::string& path) {
     }
   }
   ::close(fd);
+  return out;
+}
+
+inline std::string http_get(int port, const std::string& path) {
+  const std::string out =
+      http_exchange(port, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
   const auto body = out.find("\r\n\r\n");
   if (out.compare(0, 12, "HTTP/1.1 200") != 0 && out.compare(0, 12, "HTTP/1.0 200") != 0) return {};
   return body == std::string::npos ? std::string() : out.substr(body + 4);

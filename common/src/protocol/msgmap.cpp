@@ -1,5 +1,7 @@
 #include "rmon/protocol/msgmap.hpp"
 
+#include <cmath>
+
 #include <cstdio>
 
 #include "wire.hpp"
@@ -294,6 +296,10 @@ void json_value(std::string& out, const object& o) {
       break;
     case msgpack::type::FLOAT32:
     case msgpack::type::FLOAT64: {
+      if (!std::isfinite(o.via.f64)) {  // JSON has no NaN or infinity
+        out += "null";
+        break;
+      }
       char buf[32];
       std::snprintf(buf, sizeof buf, "%.17g", o.via.f64);
       out += buf;

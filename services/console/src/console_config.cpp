@@ -10,6 +10,10 @@ void ConsoleConfig::register_settings(Settings& s) {
   s.add_flag("insecure-listen", insecure_listen,
              "Allow a --listen address reachable from other hosts (anyone reaching it can do "
              "what the console's key may)");
+  s.add("allowed-host", allowed_hosts,
+        "A host name requests may be addressed to besides loopback ones (repeat or comma "
+        "separate; e.g. the name of a proxy in front)")
+      ->delimiter(',');
   s.add("monitor-endpoint", monitor_endpoint, "The runner-monitor's control socket");
   s.add("task-queue-endpoint", task_queue_endpoint, "The task-queue's API socket");
   s.add("pool-manager-endpoint", pool_manager_endpoint, "The pool-manager's API socket");

@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "rmon/config.hpp"
 #include "rmon/security/client.hpp"
@@ -15,6 +16,10 @@ struct ConsoleConfig {
   // by default; anything wider needs --insecure-listen, in both modes.
   std::string listen = "127.0.0.1:8080";
   bool insecure_listen = false;
+  // Host names (without the port) a request may be addressed to, besides
+  // the loopback ones (localhost, 127.x.y.z, [::1]): anything else is refused
+  // (DNS rebinding), whatever --listen is.
+  std::vector<std::string> allowed_hosts;
   std::string monitor_endpoint = "tcp://127.0.0.1:5559";
   std::string task_queue_endpoint = "tcp://127.0.0.1:5560";
   std::string pool_manager_endpoint = "tcp://127.0.0.1:5561";

@@ -2,7 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
+#include <arpa/inet.h>
+
 #include <charconv>
+#include <cstdio>
 
 #include "rmon/protocol/msgmap.hpp"
 #include "web_assets.hpp"
@@ -62,12 +65,48 @@ int64_t counter(const runner::Outcome<std::string>& reply, std::string_view key)
   return static_cast<int64_t>(v);
 }
 
-bool loopback_host_name(std::string_view host) {
-  // "127.0.0.1:8080", "localhost:8080", "[::1]:8080", without a port too.
-  if (host.starts_with("[::1]")) return true;
-  const std::string_view name = host.substr(0, host.rfind(':'));
-  return name == "localhost" || name.starts_with("127.") || host == "localhost" ||
-         host.starts_with("127.");
+// The Host header's name: "[::1]:8080" -> "[::1]", "a.b:80" -> "a.b"; empty
+// when its port is not all digits.
+std::string_view host_name(std::string_view host) {
+  std::string_view name = host;
+  std::string_view port;
+  if (host.starts_with('[')) {
+    const auto close = host.find(']');
+    if (close == std::string_view::npos) return {};
+    name = host.substr(0, close + 1);
+    port = host.substr(close + 1);
+  } else if (const auto colon = host.rfind(':'); colon != std::string_view::npos) {
+    name = host.substr(0, colon);
+    port = host.substr(colon);
+  }
+  if (!port.empty()) {
+    if (port.size() < 2 || port[0] != ':') return {};
+    for (const char c : port.substr(1)) {
+      if (c < '0' || c > '9') return {};
+    }
+  }
+  return name;
+}
+
+// localhost, [::1] or a dotted IPv4 address in 127/8 (not "127.evil.com").
+bool loopback_name(std::string_view name) {
+  if (name == "localhost" || name == "[::1]") return true;
+  const std::string n(name);
+  in_addr v4{};
+  return inet_pton(AF_INET, n.c_str(), &v4) == 1 && (ntohl(v4.s_addr) >> 24) == 127;
+}
+
+// A stable idempotency key for "submit the work of dead task T again": a
+// second retry of T (another operator, a repeated click) gets the same new
+// task. Within the contract's 128 bytes: a long id is cut and hashed (FNV-1a).
+std::string retry_key(const std::string& task_id) {
+  constexpr std::string_view kPrefix = "console-retry:";
+  if (kPrefix.size() + task_id.size() <= 128) return std::string(kPrefix) + task_id;
+  uint64_t h = 14695981039346656037ULL;
+  for (const unsigned char c : task_id) h = (h ^ c) * 1099511628211ULL;
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return std::string(kPrefix) + task_id.substr(0, 96) + "#" + hex;
 }
 
 }  // namespace
@@ -75,7 +114,6 @@ bool loopback_host_name(std::string_view host) {
 ConsoleService::ConsoleService(ConsoleConfig config, const Clock& clock)
     : config_(std::move(config)), clock_(clock) {
   if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
-  loopback_only_ = !config_.insecure_listen;
 }
 
 ConsoleService::~ConsoleService() { stop(); }
@@ -103,14 +141,35 @@ void ConsoleService::stop() {
 }
 
 bool ConsoleService::host_allowed(const std::string& host) const {
-  return !loopback_only_ || loopback_host_name(host);
+  const std::string_view name = host_name(host);
+  if (name.empty()) return false;
+  if (loopback_name(name)) return true;
+  for (const std::string& allowed : config_.allowed_hosts) {
+    if (name == allowed) return true;
+  }
+  return false;
+}
+
+// An action from another site: its Origin names another host, or the
+// browser says the request is not same-origin. (Without either header it is
+// not a browser's cross-site request; the X-Rmon-Console header is needed
+// as well.)
+bool ConsoleService::cross_site(const HttpRequest& req) const {
+  if (!req.sec_fetch_site.empty() && req.sec_fetch_site != "same-origin" &&
+      req.sec_fetch_site != "none") {
+    return true;
+  }
+  if (req.origin.empty()) return false;
+  return req.origin != "http://" + req.host;
 }
 
 HttpResponse ConsoleService::handle(const HttpRequest& req) {
   if (!host_allowed(req.host)) {
     return refuse(
         421, "bad_host",
-        "this console answers only requests addressed to a loopback name (Host: " + req.host + ")");
+        "this console answers only requests addressed to a loopback name or an --allowed-host "
+        "(Host: " +
+            req.host + ")");
   }
   if (req.path.starts_with("/api/")) return api(req);
   if (req.method != "GET" && req.method != "HEAD") {
@@ -127,9 +186,10 @@ HttpResponse ConsoleService::handle(const HttpRequest& req) {
 HttpResponse ConsoleService::api(const HttpRequest& req) {
   const std::string& p = req.path;
   if (req.method == "POST") {
-    if (!req.console_header) {
+    if (!req.console_header || cross_site(req)) {
       return refuse(403, "forbidden",
-                    "actions need the X-Rmon-Console header (sent by the console's page)");
+                    "actions come only from the console's own page (its X-Rmon-Console "
+                    "header, same origin)");
     }
     const std::string id = req.param("id");
     if (p == "/api/brake/release") {
@@ -233,19 +293,22 @@ HttpResponse ConsoleService::retry(const std::string& task_id) {
   f.raw("payload", *payload)
       .opt_str("pool", pool)
       .opt_i64("priority", priority)
-      .opt_u64("max_attempts", max_attempts);
+      .opt_u64("max_attempts", max_attempts)
+      .str("idempotency_key", retry_key(task_id));
   auto sub = gateway_->call_raw(Service::kTaskQueue, "submit", f);
   if (!sub) return json(Gateway::failure(Service::kTaskQueue, sub.error()));
   auto m = protocol::MapReader::parse(sub.value(), protocol::kMaxReplyFrame);
   std::string new_id;
-  if (!m || !m.value().str("task_id", new_id)) {
+  bool created = true;
+  if (!m || !m.value().str("task_id", new_id) || !m.value().boolean("created", created)) {
     return refuse(502, "bad_reply", "the task-queue's answer to the new submit was unreadable");
   }
-  spdlog::info("console: dead task {} submitted again as {}", task_id, new_id);
+  if (created) spdlog::info("console: dead task {} submitted again as {}", task_id, new_id);
   return json(200, protocol::to_json(protocol::MapBuilder()
                                          .boolean("ok", true)
                                          .str("task_id", new_id)
                                          .str("retry_of", task_id)
+                                         .boolean("created", created)
                                          .finish()));
 }
 

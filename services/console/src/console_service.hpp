@@ -10,12 +10,15 @@
 //   GET  /api/pools                       every pool's slots and holders
 //   POST /api/task/cancel?id=             cancel a queued or leased task
 //   POST /api/task/retry?id=              submit a dead task again (same payload, pool,
-//                                         priority, attempts): answers the new task's id
+//                                         priority, attempts), once: a second retry of it
+//                                         answers the same new task (created: false)
 //   POST /api/brake/release               release the monitor's storm brake
 //
 // A POST needs the X-Rmon-Console header, which the page sends and a form on
-// another site cannot (cross-site request forgery); with a loopback --listen
-// a request whose Host is not a loopback name is refused (DNS rebinding).
+// another site cannot, and must not come from another origin (Origin,
+// Sec-Fetch-Site); CORS is off, so a preflight is refused (cross-site request
+// forgery). A request whose Host is not a loopback name or an --allowed-host
+// is refused, whatever --listen is (DNS rebinding).
 
 #include <memory>
 #include <string>
@@ -48,10 +51,10 @@ class ConsoleService {
   HttpResponse retry(const std::string& task_id);
   Sample sample();
   bool host_allowed(const std::string& host) const;
+  bool cross_site(const HttpRequest& req) const;
 
   const ConsoleConfig config_;
   const Clock& clock_;
-  bool loopback_only_ = true;
   std::unique_ptr<Gateway> gateway_;
   std::unique_ptr<History> history_;
   std::unique_ptr<HttpServer> http_;

@@ -66,7 +66,7 @@ int http_status(const runner::ApiError& e) {
   if (e.code == "not_found") return 404;
   if (e.code == "conflict" || e.code == "stale_attempt") return 409;
   if (e.code == "bad_request" || e.code == "unknown_op") return 400;
-  if (e.code == "forbidden" || e.code == "not_enrolled") return 403;
+  if (e.code == "forbidden") return 403;
   if (e.code == "unavailable") return 503;
   return 502;
 }

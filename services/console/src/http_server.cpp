@@ -52,9 +52,24 @@ HttpServer::~HttpServer() { stop(); }
 
 int HttpServer::start(const std::string& listen, int threads) {
   const std::string nthreads = std::to_string(threads);
-  const char* options[] = {
-      "listening_ports", listen.c_str(),      "num_threads", nthreads.c_str(), "request_timeout_ms",
-      "10000",           "enable_keep_alive", "yes",         nullptr};
+  // No CORS: CivetWeb would answer every preflight itself with "*" (any
+  // site, any method, any header); empty, the preflight reaches the handler,
+  // which refuses it.
+  const char* options[] = {"listening_ports",
+                           listen.c_str(),
+                           "num_threads",
+                           nthreads.c_str(),
+                           "request_timeout_ms",
+                           "10000",
+                           "enable_keep_alive",
+                           "yes",
+                           "access_control_allow_origin",
+                           "",
+                           "access_control_allow_methods",
+                           "",
+                           "access_control_allow_headers",
+                           "",
+                           nullptr};
   mg_callbacks callbacks{};
   ctx_ = mg_start(&callbacks, this, options);
   if (ctx_ == nullptr) {
@@ -80,6 +95,8 @@ int HttpServer::on_request(mg_connection* conn, void* self) {
   req.query = parse_query(info->query_string);
   if (const char* h = mg_get_header(conn, "Host")) req.host = h;
   req.console_header = mg_get_header(conn, "X-Rmon-Console") != nullptr;
+  if (const char* h = mg_get_header(conn, "Origin")) req.origin = h;
+  if (const char* h = mg_get_header(conn, "Sec-Fetch-Site")) req.sec_fetch_site = h;
   HttpResponse res;
   try {
     res = static_cast<HttpServer*>(self)->handler_(req);
@@ -97,7 +114,10 @@ int HttpServer::on_request(mg_connection* conn, void* self) {
   mg_response_header_add(conn, "X-Content-Type-Options", "nosniff", -1);
   mg_response_header_add(conn, "X-Frame-Options", "DENY", -1);
   mg_response_header_add(conn, "Content-Security-Policy",
-                         "default-src 'self'; style-src 'self'; img-src 'self' data:", -1);
+                         "default-src 'self'; style-src 'self'; img-src 'self' data:; "
+                         "frame-ancestors 'none'; base-uri 'none'; form-action 'none'; "
+                         "object-src 'none'",
+                         -1);
   mg_response_header_send(conn);
   if (std::strcmp(req.method.c_str(), "HEAD") != 0) {
     mg_write(conn, res.body.data(), res.body.size());

@@ -19,6 +19,8 @@ struct HttpRequest {
   std::string path;    // "/api/tasks"
   std::map<std::string, std::string> query;
   std::string host;             // the Host header
+  std::string origin;           // the Origin header, "" when absent
+  std::string sec_fetch_site;   // Sec-Fetch-Site ("same-origin", "cross-site", ...), "" when absent
   bool console_header = false;  // X-Rmon-Console present (the page's own requests)
 
   // The query parameter, or "" when absent.

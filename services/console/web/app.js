@@ -72,29 +72,34 @@ function route() {
   const hash = location.hash.replace(/^#\/?/, "") || "overview";
   const [path, qs] = hash.split("?");
   const parts = path.split("/");
-  return {page: parts[0], id: parts.slice(1).join("/") ? decodeURIComponent(parts.slice(1).join("/")) : "",
-          params: new URLSearchParams(qs || "")};
+  let id = parts.slice(1).join("/");
+  try { id = decodeURIComponent(id); } catch (e) { /* a malformed escape: shown as typed */ }
+  return {page: parts[0], id, params: new URLSearchParams(qs || "")};
 }
 function go(page, params) {
   const qs = params ? new URLSearchParams(Object.entries(params).filter(([, v]) => v)).toString() : "";
   location.hash = "#/" + page + (qs ? "?" + qs : "");
 }
 
-let current = null;   // {render, timer}
+let mounted = 0;  // which view is on the page; an older one's polling stops
 let lastOk = 0;
 
+// Polls the view: the next refresh is scheduled only once this one is done,
+// so a slow service never piles requests up and replies never arrive out of
+// order.
 function mount(view) {
-  if (current && current.timer) clearInterval(current.timer);
-  const main = document.getElementById("main");
-  main.replaceChildren(...view.frame);
-  current = view;
+  const me = ++mounted;
+  document.getElementById("main").replaceChildren(...view.frame);
   const tick = async () => {
+    if (me !== mounted) return;
+    const started = Date.now();
     const ok = await view.refresh();
+    if (me !== mounted) return;
     if (ok) lastOk = Date.now();
     freshness();
+    setTimeout(tick, Math.max(0, POLL_MS - (Date.now() - started)));
   };
   tick();
-  view.timer = setInterval(tick, POLL_MS);
 }
 
 let carried = null;  // a notice that survives the next page change (retry's new task)
@@ -209,17 +214,26 @@ function drawChart(history) {
              h("svg:text", {x: L, y: H - 4, "font-size": 11, fill: "#5a5a5a"}, ago(span) + " ago"),
              h("svg:text", {x: W - 30, y: H - 4, "font-size": 11, fill: "#5a5a5a"}, "now"));
   SERIES.forEach((ser, j) => {
-    let d = "", pen = false;
+    let d = "", pen = false, rise = 0;
     for (const [t, v] of lines[j]) {
       if (v === null) { pen = false; continue; }
       d += (pen ? "L" : "M") + x(t).toFixed(1) + " " + y(v).toFixed(1) + " ";
       pen = true;
+      if (v > 0) rise = t;
     }
+    // data-last-rise: the time of its latest point above zero (tests read it).
     if (d) svg.append(h("svg:path", {d, fill: "none", stroke: ser.color, "stroke-width": 2.5,
-                                     "stroke-dasharray": ser.dash || null, "data-series": ser.name}));
+                                     "stroke-dasharray": ser.dash || null, "data-series": ser.name,
+                                     "data-last-rise": rise}));
   });
-  const latest = SERIES.map((ser, j) => {
-    const v = lines[j].length ? lines[j][lines[j].length - 1][1] : null;
+  // The legend: each rate over the last minute (or what has been sampled).
+  const last = s[s.length - 1];
+  let then = s.length ? s[0] : null;
+  for (const sample of s) if (last && last[0] - sample[0] >= 60000) then = sample;
+  const latest = SERIES.map(ser => {
+    const dt = last && then ? (last[0] - then[0]) / 60000 : 0;
+    const ok = dt > 0 && then[ser.key] >= 0 && last[ser.key] >= then[ser.key];
+    const v = ok ? (last[ser.key] - then[ser.key]) / dt : null;
     const span = h("span", {class: ser.cls || ""}, ser.name + ": " + (v === null ? "–" : v.toFixed(1)) + "/min");
     span.style.setProperty("--c", ser.color);
     return span;
@@ -370,7 +384,9 @@ function task(r) {
     const res = await api("/api/task/" + what + "?id=" + encodeURIComponent(r.id), "POST");
     if (!res.ok) { notice("Not done: " + res.message, false); return; }
     if (what === "retry") {
-      carried = {text: "Dead task " + r.id + " submitted again as " + res.task_id + ".", ok: true};
+      carried = {text: res.created ? "Dead task " + r.id + " submitted again as " + res.task_id + "."
+                                   : "Dead task " + r.id + " was already submitted again as " + res.task_id + ".",
+                 ok: true};
       location.hash = "#/task/" + encodeURIComponent(res.task_id);
     } else notice("Task " + r.id + " is " + res.state + " now.", true);
   };
