@@ -23,10 +23,14 @@ stack_start "$build" "$tmp" --pool local=local-process:20 --pool docker=docker:2
   --pool kubernetes=kubernetes:20
 stack_wait_ready
 
+# Runners announce 3 s timeouts (heartbeats every 200 ms): "every crash
+# detected once" must not depend on a sanitizer-slowed runner-sim keeping a
+# 1 s timeout while other tests load both cores (a TSan CI run saw 8 live
+# runners convicted so).
 "$build/tools/runner-sim" --heartbeat-endpoint "$(stack_client "$HB")" \
   --monitor-endpoint "$CONTROL" --task-queue-endpoint "$TQ_API" \
   --pool-manager-endpoint "$PM_API" --submit "$tasks" --runners "$runners" \
-  --crash-fraction 0.2 --zombie-fraction 0.5 --summary-file "$tmp/summary.json" \
+  --crash-fraction 0.2 --zombie-fraction 0.5 --timeout-ms 3000 --summary-file "$tmp/summary.json" \
   --no-status --log-level warn "${SEC_SIM[@]}"
 if [ $secure = 1 ]; then
   # rmon-ctl as each kind of key, against the real executables.
