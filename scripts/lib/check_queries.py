@@ -45,7 +45,7 @@ SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s")
 # Labels every scraped series gets, and labels whose values are configured
 # (group and pool names), not enumerated by the code.
 TARGET_LABELS = {"job", "instance"}
-CONFIGURED = {"group", "pool", "le"}
+CONFIGURED = {"group", "pool"}
 JOBS = set()  # the scrape jobs of deploy/prometheus/prometheus.yml
 
 
@@ -96,7 +96,7 @@ def check_query(where, expr, metrics, problems):
                 problems.append(f"{where}: {name} has no label {label}")
                 continue
             for v in values:
-                if v not in known and (label not in CONFIGURED or label == "le"):
+                if v not in known and label not in CONFIGURED:
                     problems.append(f"{where}: {name}{{{label}=\"{v}\"}} is never exported "
                                     f"(values: {', '.join(sorted(known))})")
     for grouping in GROUPING.findall(expr):
