@@ -154,9 +154,9 @@ int main(int argc, char** argv) {
   tc.data_dir = data.string();
   tc.sync = p.sync;
   tc.api_endpoint = "tcp://127.0.0.1:*";
-  tc.events_endpoint = monitor.endpoints().groups[0];
-  tc.ack_endpoint = monitor.endpoints().ack;
-  tc.monitor_endpoint = monitor.endpoints().control;
+  tc.events_endpoints = {monitor.endpoints().groups[0]};
+  tc.ack_endpoints = {monitor.endpoints().ack};
+  tc.monitor_endpoints = {monitor.endpoints().control};
   tc.metrics_address = "";
   tc.first_heartbeat_grace_ms = 86'400'000;  // heartbeats are measured here, not the grace
   std::mutex mu;
@@ -172,9 +172,9 @@ int main(int argc, char** argv) {
   pc.data_dir = data.string();
   pc.sync = p.sync;
   pc.api_endpoint = "tcp://127.0.0.1:*";
-  pc.events_endpoint = monitor.endpoints().groups[1];
-  pc.ack_endpoint = monitor.endpoints().ack;
-  pc.monitor_endpoint = monitor.endpoints().control;
+  pc.events_endpoints = {monitor.endpoints().groups[1]};
+  pc.ack_endpoints = {monitor.endpoints().ack};
+  pc.monitor_endpoints = {monitor.endpoints().control};
   pc.metrics_address = "";
   pc.first_heartbeat_grace_ms = 86'400'000;
   pc.pools = {"bench=local-process:" + std::to_string(p.runners)};

@@ -65,9 +65,9 @@ Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_
   c.max_batch = max_batch;
   c.max_in_flight = max_in_flight;
   c.api_endpoint = "tcp://127.0.0.1:*";
-  c.events_endpoint = "ipc://" + (dir.parent_path() / "no-monitor-events").string();
-  c.ack_endpoint = "ipc://" + (dir.parent_path() / "no-monitor-acks").string();
-  c.monitor_endpoint = "ipc://" + (dir.parent_path() / "no-monitor-control").string();
+  c.events_endpoints = {"ipc://" + (dir.parent_path() / "no-monitor-events").string()};
+  c.ack_endpoints = {"ipc://" + (dir.parent_path() / "no-monitor-acks").string()};
+  c.monitor_endpoints = {"ipc://" + (dir.parent_path() / "no-monitor-control").string()};
   c.metrics_address = "";
   c.first_heartbeat_grace_ms = 86'400'000;
   if (g_slow_disk_us > 0) {

@@ -128,7 +128,9 @@ int main(int argc, char** argv) {
       "Each setting may also come from RMON_SIM_<FLAG> (e.g. RMON_SIM_POOL); the services' "
       "RMON_<FLAG> variables are not read (the monitor's RMON_HEARTBEAT_ENDPOINT is a bind "
       "address, the pool-manager's RMON_POOL another format).");
-  s.add("heartbeat-endpoint", o.heartbeat_endpoint, "Monitor heartbeat socket (PUB connects)");
+  s.add("heartbeat-endpoint", o.heartbeat_endpoints,
+        "Each monitor's heartbeat socket (a PUB connects to each), comma separated")
+      ->delimiter(',');
   s.add("monitor-endpoint", o.monitor_endpoint, "Monitor control socket");
   s.add("task-queue-endpoint", o.task_queue_endpoint, "task-queue API");
   s.add("pool-manager-endpoint", o.pool_manager_endpoint, "pool-manager API");

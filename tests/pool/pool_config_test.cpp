@@ -54,7 +54,7 @@ TEST(PoolConfig, DefaultsAreThreePoolsOfEightAndThePortsOfTheProtocol) {
                                    {"docker", protocol::PoolType::kDocker, 8},
                                    {"kubernetes", protocol::PoolType::kKubernetes, 8}}));
   EXPECT_EQ(c.api_endpoint, "tcp://127.0.0.1:5561");
-  EXPECT_EQ(c.events_endpoint, "tcp://127.0.0.1:5557");
+  EXPECT_EQ(c.events_endpoints.at(0), "tcp://127.0.0.1:5557");
   EXPECT_EQ(c.metrics_address, "127.0.0.1:9466");
   EXPECT_EQ(c.first_heartbeat_grace_ms, 30'000u);
 }

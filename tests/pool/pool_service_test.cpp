@@ -50,9 +50,9 @@ class PoolServiceTest : public ::testing::Test {
 
   PoolConfig config() const {
     auto c = rmon::testing::loopback_consumer_config<PoolConfig>(dir.str());
-    c.events_endpoint = events_ep;
-    c.ack_endpoint = acks_ep;
-    c.monitor_endpoint = monitor_ep;
+    c.events_endpoints = {events_ep};
+    c.ack_endpoints = {acks_ep};
+    c.monitor_endpoints = {monitor_ep};
     c.pools = {"local=local-process:4", "docker=docker:2"};
     c.first_heartbeat_grace_ms = 600'000;
     c.monitor_timeout_ms = 300;

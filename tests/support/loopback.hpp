@@ -56,9 +56,9 @@ Config loopback_consumer_config(const std::string& data_dir) {
 // the ack PULL and the control socket.
 inline void connect_to_monitor(ConsumerServiceConfig& c, const monitor::BoundEndpoints& monitor,
                                std::size_t group) {
-  c.events_endpoint = monitor.groups.at(group);
-  c.ack_endpoint = monitor.ack;
-  c.monitor_endpoint = monitor.control;
+  c.events_endpoints = {monitor.groups.at(group)};
+  c.ack_endpoints = {monitor.ack};
+  c.monitor_endpoints = {monitor.control};
 }
 
 }  // namespace rmon::testing

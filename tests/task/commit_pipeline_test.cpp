@@ -101,9 +101,9 @@ class CommitPipelineTest : public ::testing::Test {
     auto c = rmon::testing::loopback_consumer_config<TaskQueueConfig>(dir_.str());
     c.sync = "full";
     // No monitor: its endpoints lead nowhere (connects only retry).
-    c.events_endpoint = "ipc://" + dir_.str() + "/no-events";
-    c.ack_endpoint = "ipc://" + dir_.str() + "/no-acks";
-    c.monitor_endpoint = "ipc://" + dir_.str() + "/no-monitor";
+    c.events_endpoints = {"ipc://" + dir_.str() + "/no-events"};
+    c.ack_endpoints = {"ipc://" + dir_.str() + "/no-acks"};
+    c.monitor_endpoints = {"ipc://" + dir_.str() + "/no-monitor"};
     c.first_heartbeat_grace_ms = 86'400'000;
     c.log_sync_for_tests = gate_.fn();
     return c;

@@ -199,5 +199,62 @@ TEST_F(TaskApiTest, ABatchAppliesRequestsAndEventsInOneCommitAndAcksAfterIt) {
   EXPECT_EQ(service_.requests[static_cast<int>(ApiOp::kGet)][0].load(), 1u);
 }
 
+TEST_F(TaskApiTest, AnotherMonitorsCopyOfALossChangesNothingAndIsCountedAsDuplicate) {
+  const std::string id = submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
+  Task t = lease("r-1");
+  // The pair's two events for the same lost attempt, in one batch: the first
+  // applies, the second is acknowledged (to its own monitor) and counted.
+  Batch b;
+  b.events.resize(2);
+  b.events[0].event = event("mon-a-1", t);
+  b.events[1].event = event("mon-b-1", t);
+  b.events[1].monitor = 1;
+  policy_->apply(b);
+  EXPECT_TRUE(b.events[0].ack);
+  EXPECT_TRUE(b.events[1].ack);
+  EXPECT_EQ(b.events[1].monitor, 1u);
+  EXPECT_EQ(api_->stats().reassigned.load(), 1u);
+  EXPECT_EQ(service_.events_duplicate.load(), 1u);
+  // A later batch: the second monitor redelivers its copy.
+  Batch again;
+  again.events.resize(1);
+  again.events[0].event = event("mon-b-1", t);
+  policy_->apply(again);
+  EXPECT_TRUE(again.events[0].ack);
+  EXPECT_EQ(service_.events_duplicate.load(), 2u);
+  // An event that changes nothing for another reason (a runner that never
+  // held this task) is not a duplicate.
+  Batch other;
+  other.events.resize(1);
+  other.events[0].event = event("mon-a-2", t);
+  other.events[0].event.runner.runner_id = "r-never";
+  policy_->apply(other);
+  EXPECT_TRUE(other.events[0].ack);
+  EXPECT_EQ(service_.events_duplicate.load(), 2u);
+  EXPECT_EQ(api_->stats().reassigned.load(), 1u);
+  EXPECT_EQ(state_of(id), TaskState::kQueued);
+}
+
+TEST(RecentLosses, RemembersTheLatestKeysUpToItsCapacity) {
+  RecentLosses recent(2);
+  protocol::RunnerInfo a, b, c;
+  a.runner_id = "r-a";
+  a.task_id = "t-1";
+  b = a;
+  b.attempt = 2;  // the same task's next attempt is another loss
+  c.runner_id = "r-c";
+  c.task_id = "t-1";
+  recent.add(a);
+  recent.add(a);  // once
+  EXPECT_EQ(recent.size(), 1u);
+  EXPECT_FALSE(recent.contains(b));
+  recent.add(b);
+  recent.add(c);  // the oldest, a, goes
+  EXPECT_EQ(recent.size(), 2u);
+  EXPECT_FALSE(recent.contains(a));
+  EXPECT_TRUE(recent.contains(b));
+  EXPECT_TRUE(recent.contains(c));
+}
+
 }  // namespace
 }  // namespace rmon::tq

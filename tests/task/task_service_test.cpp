@@ -168,7 +168,7 @@ TEST_F(TaskServiceTest, UnreachableMonitorRequeuesNothing) {
   TaskQueueConfig c = config();
   c.first_heartbeat_grace_ms = 200;
   c.monitor_timeout_ms = 100;
-  c.monitor_endpoint = "ipc://" + dir_.str() + "/nobody";
+  c.monitor_endpoints = {"ipc://" + dir_.str() + "/nobody"};
   start(c);
   const std::string id = submit();
   std::string leased;
@@ -185,7 +185,7 @@ TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
   auto fake_monitor = make_socket(ctx_, zmq::socket_type::push, o);
   const std::string events_ep = bind_endpoint(fake_monitor, rmon::testing::kLoopbackAnyPort);
   TaskQueueConfig c = config();
-  c.events_endpoint = events_ep;
+  c.events_endpoints = {events_ep};
   start(c);
   const std::string id = submit();
   std::string leased;

@@ -29,7 +29,8 @@ struct SimKeys {
 };
 
 struct SimOptions {
-  std::string heartbeat_endpoint = "tcp://127.0.0.1:5555";
+  // Every monitor the runners publish to (a pair: both).
+  std::vector<std::string> heartbeat_endpoints = {"tcp://127.0.0.1:5555"};
   std::string monitor_endpoint = "tcp://127.0.0.1:5559";
   std::string task_queue_endpoint = "tcp://127.0.0.1:5560";
   std::string pool_manager_endpoint = "tcp://127.0.0.1:5561";

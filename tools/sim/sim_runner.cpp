@@ -78,7 +78,7 @@ void run_runner(const SimOptions& o, std::size_t index, bool crashes, bool zombi
     const TaskInfo task = *leased.value();
     ++stats.leases;
     HeartbeatOptions ho;
-    ho.endpoint = o.heartbeat_endpoint;
+    ho.endpoints = o.heartbeat_endpoints;
     ho.runner.runner_id = runner_id;
     ho.runner.task_id = task.task_id;
     ho.runner.attempt = task.attempt;

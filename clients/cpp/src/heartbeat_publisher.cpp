@@ -1,6 +1,7 @@
 #include "rmon/runner/heartbeat_publisher.hpp"
 
 #include <exception>
+#include <memory>
 #include <random>
 #include <stdexcept>
 
@@ -23,6 +24,12 @@ HeartbeatPublisher::HeartbeatPublisher(zmq::context_t& ctx, HeartbeatOptions opt
   check_id(opts_.runner.runner_id, "runner_id");
   check_id(opts_.runner.task_id, "task_id");
   check_id(opts_.runner.pool, "pool");
+  if (opts_.endpoints.empty() || opts_.endpoints.size() > kMaxMonitorEndpoints) {
+    throw std::invalid_argument("endpoints must list 1 to 16 monitors");
+  }
+  for (const std::string& e : opts_.endpoints) {
+    if (e.empty()) throw std::invalid_argument("an endpoint must not be empty");
+  }
   if (opts_.interval_ms == 0) throw std::invalid_argument("interval_ms must be positive");
   if (!(opts_.jitter >= 0 && opts_.jitter < 1)) throw std::invalid_argument("jitter is in [0, 1)");
   progress_ = opts_.runner.progress;
@@ -66,7 +73,11 @@ void HeartbeatPublisher::abandon() {
 void HeartbeatPublisher::run() {
   SocketOptions o;
   o.send_hwm = 100;
-  security::ClientSocket pub(ctx_, zmq::socket_type::pub, o, opts_.endpoint, opts_.curve);
+  std::vector<std::unique_ptr<security::ClientSocket>> pubs;
+  for (const std::string& endpoint : opts_.endpoints) {
+    pubs.push_back(std::make_unique<security::ClientSocket>(ctx_, zmq::socket_type::pub, o,
+                                                            endpoint, opts_.curve));
+  }
   protocol::Heartbeat hb;
   hb.runner = opts_.runner;
   hb.timeout_ms = opts_.timeout_ms;
@@ -81,8 +92,10 @@ void HeartbeatPublisher::run() {
     ++hb.seq;
     hb.sent_at_ms = SystemClock::instance().wall_ms();
     protocol::encode_heartbeat(hb, payload);
-    (void)pub.maintain();  // a refused key: logged, and retried with backoff
-    (void)send_frames(pub.socket(), {topic, payload});
+    for (auto& pub : pubs) {
+      (void)pub->maintain();  // a refused key: logged, and retried with backoff
+      (void)send_frames(pub->socket(), {topic, payload});
+    }
   };
   std::unique_lock lock(mu_);
   for (;;) {

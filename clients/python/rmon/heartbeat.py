@@ -7,13 +7,42 @@ import random
 import threading
 import time
 from types import TracebackType
-from typing import Any, Dict, List, Optional, Type
+from typing import Any, Dict, Iterable, List, Optional, Sequence, Type, Union
 
 import zmq
 
 from . import _codec
 from ._client_socket import ClientSocket
 from .security import MONITOR_SERVICE, CurveKeys
+
+#: Monitors one publisher may send to, at most.
+MAX_MONITORS = 16
+
+
+def _endpoint_list(endpoint: Union[None, str, Sequence[str]], default: str) -> List[str]:
+    """One endpoint or a list of them (1 to MAX_MONITORS, each a non-empty str)."""
+    if endpoint is None:
+        return [default]
+    if isinstance(endpoint, str):
+        return [endpoint or default]
+    try:
+        out = list(endpoint)
+    except TypeError:
+        raise ValueError(f"endpoint must be a str or a list of str, not {type(endpoint).__name__}")
+    if not 1 <= len(out) <= MAX_MONITORS:
+        raise ValueError(f"endpoint must list 1 to {MAX_MONITORS} monitors, got {len(out)}")
+    for e in out:
+        if not isinstance(e, str) or not e:
+            raise ValueError(f"each endpoint must be a non-empty str, got {e!r}")
+    if len(set(out)) != len(out):
+        raise ValueError("each monitor is listed once")
+    return out
+
+
+def _earliest(delays: Iterable[Optional[float]]) -> Optional[float]:
+    """The smallest of the delays that are not None (None when all are)."""
+    present = [d for d in delays if d is not None]
+    return min(present) if present else None
 
 log = logging.getLogger("rmon")
 
@@ -70,7 +99,7 @@ class HeartbeatPublisher:
 
     def __init__(
         self,
-        endpoint: Optional[str],
+        endpoint: Union[None, str, Sequence[str]],
         runner_id: str,
         task_id: str,
         pool: str,
@@ -92,7 +121,10 @@ class HeartbeatPublisher:
     ) -> None:
         """
         Args:
-            endpoint: the monitor's heartbeat endpoint (default ``tcp://127.0.0.1:5555``).
+            endpoint: the monitor's heartbeat endpoint (default ``tcp://127.0.0.1:5555``),
+                or a list of them (1 to 16) to publish to several monitors (an
+                availability pair): one PUB socket connected to each, every
+                message sent on all.
             runner_id, task_id, pool: identifiers, 1 to 128 bytes of UTF-8.
             pool_type: ``local-process``, ``docker`` or ``kubernetes``.
             attempt: the task's attempt number (from the lease), at least 1.
@@ -114,7 +146,8 @@ class HeartbeatPublisher:
             ValueError: an argument breaks the contract (empty or too long id,
                 unknown pool_type, attempt 0, progress too large, ...).
         """
-        self.endpoint = endpoint or self.DEFAULT_ENDPOINT
+        self.endpoints = _endpoint_list(endpoint, self.DEFAULT_ENDPOINT)
+        self.endpoint = self.endpoints[0]
         self.runner_id = _codec.check_id(runner_id, "runner_id")
         self.task_id = _codec.check_id(task_id, "task_id")
         self.pool = _codec.check_id(pool, "pool")
@@ -154,7 +187,9 @@ class HeartbeatPublisher:
         ctx = context if context is not None else zmq.Context.instance()
         # Linger: let queued messages (the terminal repeats above all) leave
         # after close(), but never hold the context's termination for long.
-        self._socket = ClientSocket(ctx, zmq.PUB, self.endpoint, curve, linger_ms=1000)
+        self._sockets = [
+            ClientSocket(ctx, zmq.PUB, e, curve, linger_ms=1000) for e in self.endpoints
+        ]
 
     # -- properties ----------------------------------------------------------
     @property
@@ -176,10 +211,10 @@ class HeartbeatPublisher:
 
     @property
     def refused(self) -> bool:
-        """True when the monitor refused this runner's CURVE key at the last
+        """True when a monitor refused this runner's CURVE key at the last
         handshake seen (checked at each beat), until one succeeds."""
         with self._lock:
-            return self._socket.refused
+            return any(s.refused for s in self._sockets)
 
     @property
     def running(self) -> bool:
@@ -239,7 +274,8 @@ class HeartbeatPublisher:
             if self._closed:
                 return
             self._closed = True
-            self._socket.close()  # with the 1 s linger
+            for sock in self._sockets:
+                sock.close()  # with the 1 s linger
 
     def __enter__(self) -> "HeartbeatPublisher":
         if self._thread is None:
@@ -317,11 +353,16 @@ class HeartbeatPublisher:
     def _send_locked(self, frames: List[bytes]) -> None:
         # Reads the handshake events; replaces a refused socket once its
         # backoff has passed (what was queued on it is lost anyway).
-        self._socket.maintain()
-        try:
-            self._socket.socket.send_multipart(frames, flags=zmq.NOBLOCK)
-        except zmq.Again:
-            log.warning("heartbeat dropped (send queue full) runner_id=%s", self.runner_id)
+        for sock in self._sockets:
+            sock.maintain()
+            try:
+                sock.socket.send_multipart(frames, flags=zmq.NOBLOCK)
+            except zmq.Again:
+                log.warning(
+                    "heartbeat dropped (send queue full) runner_id=%s endpoint=%s",
+                    self.runner_id,
+                    sock.endpoint,
+                )
 
     def next_delay(self) -> float:
         """Seconds until the next heartbeat: ``interval_ms × (1 ± jitter)`` / 1000."""
@@ -339,8 +380,9 @@ class HeartbeatPublisher:
                         self._send_locked(self._next_frames_locked("running"))
                         next_beat = time.monotonic() + self.next_delay()
                     else:  # woken early to replace a refused socket
-                        self._socket.maintain()
-                    retry = self._socket.retry_in()
+                        for sock in self._sockets:
+                            sock.maintain()
+                    retry = _earliest(sock.retry_in() for sock in self._sockets)
                 except Exception:  # keep beating; a dead thread would look like a crash
                     log.exception("heartbeat send failed runner_id=%s", self.runner_id)
                     next_beat = time.monotonic() + self.next_delay()

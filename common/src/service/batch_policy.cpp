@@ -8,6 +8,27 @@ using protocol::MapReader;
 using protocol::Reason;
 using protocol::Status;
 
+std::string RecentLosses::key(const protocol::RunnerInfo& r) {
+  std::string k;
+  k.reserve(r.runner_id.size() + r.task_id.size() + 24);
+  k.append(r.runner_id).push_back('\0');
+  k.append(r.task_id).push_back('\0');
+  k.append(std::to_string(r.attempt));
+  return k;
+}
+
+void RecentLosses::add(const protocol::RunnerInfo& r) {
+  std::string k = key(r);
+  if (!keys_.insert(k).second) return;
+  order_.push_back(std::move(k));
+  if (order_.size() > capacity_) {
+    keys_.erase(order_.front());
+    order_.pop_front();
+  }
+}
+
+bool RecentLosses::contains(const protocol::RunnerInfo& r) const { return keys_.count(key(r)) > 0; }
+
 BatchPolicy::BatchPolicy(ServiceDomain& domain, ServiceStats& stats, const Clock& clock,
                          prometheus::Histogram* batch_size, MessageGate* gate)
     : domain_(domain), stats_(stats), clock_(clock), batch_size_(batch_size), gate_(gate) {}
@@ -104,6 +125,7 @@ void BatchPolicy::apply(Batch& b) {
     return;
   }
   stats_.commits.fetch_add(1, std::memory_order_relaxed);
+  count_duplicates(b);
   if (batch_size_)
     batch_size_->Observe(
         static_cast<double>(b.events.size() + b.verdicts.size() + b.requests.size()));
@@ -175,6 +197,19 @@ void BatchPolicy::count_verdicts(const std::vector<Judged>& verdicts) {
         "{} reconciliation undecided: a monitor did not answer, nothing taken back for these "
         "count={} suppressed={}",
         domain_.name(), undecided, suppressed);
+  }
+}
+
+void BatchPolicy::count_duplicates(const Batch& b) {
+  std::size_t next_took = 0;  // b.took_back is in event order
+  for (std::size_t i = 0; i < b.events.size(); ++i) {
+    const protocol::RunnerInfo& r = b.events[i].event.runner;
+    if (next_took < b.took_back.size() && b.took_back[next_took] == i) {
+      ++next_took;
+      recent_losses_.add(r);
+    } else if (b.events[i].ack && recent_losses_.contains(r)) {
+      stats_.events_duplicate.fetch_add(1, std::memory_order_relaxed);
+    }
   }
 }
 

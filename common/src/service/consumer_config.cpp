@@ -40,15 +40,22 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
   security.register_settings(s);
   register_storage_settings(s);
   s.add("api-endpoint", api_endpoint, "ROUTER socket for the API (binds; 'connect:' to connect)");
-  s.add("events-endpoint", events_endpoint,
-        "The monitor's timeout events for this group (PULL, connects)");
-  s.add("ack-endpoint", ack_endpoint, "The monitor's acknowledgement socket (PUSH, connects)");
-  s.add("monitor-endpoint", monitor_endpoint,
-        "The monitor's control socket, for reconciliation lookups");
+  // Several monitors (a pair, or partitions): comma-separated lists, the
+  // i-th entry of each for the i-th monitor.
+  s.add("events-endpoint", events_endpoints,
+        "Each monitor's timeout events for this group (PULL, connects); comma separated, one "
+        "per monitor")
+      ->delimiter(',');
+  s.add("ack-endpoint", ack_endpoints,
+        "Each monitor's acknowledgement socket (PUSH, connects), in the same order")
+      ->delimiter(',');
+  s.add("monitor-endpoint", monitor_endpoints,
+        "Each monitor's control socket, for reconciliation lookups, in the same order")
+      ->delimiter(',');
   s.add("monitor-curve-secret-file", monitor_curve_secret_file,
-        "--security curve: this service's own key to the monitor (a consumer of its group)");
+        "--security curve: this service's own key to the monitors (a consumer of its group)");
   s.add("monitor-public-key-file", monitor_public_key_file,
-        "--security curve: the monitor's public key (its NAME.key)");
+        "--security curve: the monitors' public key (runner-monitor.key)");
   s.add("metrics-address", metrics_address, kMetricsAddressHelp);
   s.add("first-heartbeat-grace-ms", first_heartbeat_grace_ms,
         "A lease/slot is reconciled once this old; a monitor up for less cannot call it gone");
@@ -66,9 +73,30 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
 
 std::string ConsumerServiceConfig::validate() const {
   if (std::string err = validate_storage(); !err.empty()) return err;
-  if (api_endpoint.empty() || events_endpoint.empty() || ack_endpoint.empty() ||
-      monitor_endpoint.empty()) {
-    return "endpoints must not be empty";
+  if (api_endpoint.empty()) return "--api-endpoint must not be empty";
+  if (monitor_endpoints.empty() || monitor_endpoints.size() > kMaxMonitors) {
+    return "--monitor-endpoint must list 1 to " + std::to_string(kMaxMonitors) + " monitors";
+  }
+  if (events_endpoints.size() != monitor_endpoints.size() ||
+      ack_endpoints.size() != monitor_endpoints.size()) {
+    return "--events-endpoint, --ack-endpoint and --monitor-endpoint must list the same "
+           "monitors (" +
+           std::to_string(events_endpoints.size()) + ", " + std::to_string(ack_endpoints.size()) +
+           " and " + std::to_string(monitor_endpoints.size()) + " endpoints given)";
+  }
+  for (const auto* list : {&events_endpoints, &ack_endpoints, &monitor_endpoints}) {
+    for (const std::string& e : *list) {
+      if (e.empty()) return "monitor endpoints must not be empty";
+    }
+  }
+  for (std::size_t i = 0; i < monitor_endpoints.size(); ++i) {
+    for (std::size_t j = 0; j < i; ++j) {
+      if (events_endpoints[i] == events_endpoints[j] ||
+          monitor_endpoints[i] == monitor_endpoints[j]) {
+        return "monitor " + std::to_string(i + 1) + " repeats monitor " + std::to_string(j + 1) +
+               "'s endpoints: each monitor is listed once";
+      }
+    }
   }
   if (std::string err = security.validate(service_endpoints()); !err.empty()) return err;
   if (security.curve() && (monitor_curve_secret_file.empty() || monitor_public_key_file.empty())) {

@@ -1,5 +1,7 @@
 #include "rmon/service/consumer_service.hpp"
 
+#include <spdlog/fmt/ranges.h>
+
 #include <pthread.h>
 
 #include <algorithm>
@@ -58,25 +60,29 @@ void ConsumerService::start() {
   }
   endpoints_.api = attach(api_, config_.api_endpoint);
   warn_exposed();
+  std::vector<MonitorLink> links;
+  for (std::size_t i = 0; i < config_.monitor_count(); ++i) {
+    links.push_back({config_.events_endpoints[i], config_.ack_endpoints[i]});
+  }
   events_ =
-      std::make_unique<EventConsumer>(ctx_, std::string(domain_.name()), config_.events_endpoint,
-                                      config_.ack_endpoint, monitor_keys_);
+      std::make_unique<EventConsumer>(ctx_, std::string(domain_.name()), links, monitor_keys_);
   ReconcileOptions ro;
   ro.interval = Millis(config_.reconcile_interval_ms);
   ro.end_settle = Millis(config_.end_settle_ms);
   ro.monitor_timeout = Millis(config_.monitor_timeout_ms);
   ro.min_monitor_uptime = Millis(config_.first_heartbeat_grace_ms);
-  reconciler_ = std::make_unique<Reconciler>(
-      ctx_, std::vector<std::string>{config_.monitor_endpoint}, ro, monitor_keys_);
+  reconciler_ = std::make_unique<Reconciler>(ctx_, config_.monitor_endpoints, ro, monitor_keys_);
 
   // Logged before the loop thread owns the domain.
   spdlog::info(
-      "{} started api={} events={} acks={} monitor={} metrics_port={} data_dir={} sync={} "
-      "first_heartbeat_grace_ms={} reconcile_interval_ms={} end_settle_ms={} security={} {}",
-      domain_.name(), endpoints_.api, config_.events_endpoint, config_.ack_endpoint,
-      config_.monitor_endpoint, endpoints_.metrics_port, config_.data_dir, config_.sync,
-      config_.first_heartbeat_grace_ms, config_.reconcile_interval_ms, config_.end_settle_ms,
-      config_.security.security, domain_.describe());
+      "{} started api={} monitors={} events={} acks={} control={} metrics_port={} data_dir={} "
+      "sync={} first_heartbeat_grace_ms={} reconcile_interval_ms={} end_settle_ms={} security={} "
+      "{}",
+      domain_.name(), endpoints_.api, config_.monitor_count(),
+      fmt::join(config_.events_endpoints, ","), fmt::join(config_.ack_endpoints, ","),
+      fmt::join(config_.monitor_endpoints, ","), endpoints_.metrics_port, config_.data_dir,
+      config_.sync, config_.first_heartbeat_grace_ms, config_.reconcile_interval_ms,
+      config_.end_settle_ms, config_.security.security, domain_.describe());
   stop_ = false;
   thread_ = std::thread([this] {
     const std::string name = std::string(domain_.metric_prefix()) + "-loop";
@@ -142,7 +148,9 @@ void ConsumerService::run() {
     const short in = full ? 0 : ZMQ_POLLIN;
     items.clear();
     items.push_back({api_.handle(), 0, in, 0});
-    items.push_back({events_->events_socket().handle(), 0, in, 0});
+    for (std::size_t i = 0; i < events_->monitor_count(); ++i) {
+      items.push_back({events_->events_socket(i).handle(), 0, in, 0});
+    }
     for (std::size_t i = 0; i < reconciler_->monitor_count(); ++i) {
       items.push_back({reconciler_->socket(i).handle(), 0, in, 0});
     }

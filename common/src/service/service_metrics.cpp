@@ -44,6 +44,13 @@ void ConsumerService::add_metrics() {
     metrics::add(ev, val(s.events_rejected), {{"result", "rejected"}});
     out.push_back(std::move(ev));
 
+    auto dup = metrics::family(p + "_events_duplicate_total",
+                               "Timeout events that changed nothing because another monitor's "
+                               "copy (or a redelivery) had already taken the attempt back",
+                               MetricType::Counter);
+    metrics::add(dup, val(s.events_duplicate));
+    out.push_back(std::move(dup));
+
     auto acks = metrics::family(p + "_acks_sent_total", "Acknowledgements sent to the monitor",
                                 MetricType::Counter);
     metrics::add(acks, val(s.acks_sent));

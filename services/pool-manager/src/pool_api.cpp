@@ -237,7 +237,8 @@ Reply PoolApi::stats() {
   b.u64("pools", store_.pools().size())
       .u64("in_use", store_.holdings_total())
       .u64("rejected_requests", service_.rejected_requests())
-      .u64("undecided", service_.undecided());
+      .u64("undecided", service_.undecided())
+      .u64("events_duplicate", service_.events_duplicate.load(std::memory_order_relaxed));
   return ok(b);
 }
 

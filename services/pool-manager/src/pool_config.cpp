@@ -4,7 +4,7 @@ namespace rmon::pool {
 
 PoolConfig::PoolConfig() {
   set_api_port(5561);
-  events_endpoint = "tcp://127.0.0.1:5557";
+  events_endpoints = {"tcp://127.0.0.1:5557"};
   metrics_address = default_metrics_address(9466);
 }
 

@@ -1,10 +1,26 @@
 #include "monitor_config.hpp"
 
+#include <unistd.h>
+
+#include <cctype>
+#include <climits>
 #include <cstdio>
 #include <random>
 #include <set>
 
 namespace rmon::monitor {
+
+std::string MonitorConfig::default_instance() {
+  char host[HOST_NAME_MAX + 1] = {};
+  std::string out;
+  if (gethostname(host, sizeof host - 1) == 0) {
+    for (const char* c = host; *c != '\0' && out.size() < 32; ++c) {
+      const unsigned char u = static_cast<unsigned char>(*c);
+      if (std::isalnum(u) || u == '.' || u == '_' || u == '-') out.push_back(static_cast<char>(u));
+    }
+  }
+  return out.empty() ? "rmon" : out;
+}
 
 std::vector<std::string> MonitorConfig::default_groups(SecurityMode mode) {
   return {"task-queue=" + default_bind(mode, kTaskQueueGroupPort),

@@ -32,6 +32,9 @@ struct MonitorConfig : StorageSettings {
   // --security off and every address with curve (resolve_defaults()).
   static constexpr uint16_t kHeartbeatPort = 5555, kTaskQueueGroupPort = 5556,
                             kPoolManagerGroupPort = 5557, kAckPort = 5558, kControlPort = 5559;
+  // The host name, cut to the characters an id may use and to 32 bytes;
+  // "rmon" when it has none.
+  static std::string default_instance();
   static std::vector<std::string> default_groups(SecurityMode mode);
 
   SecuritySettings security;
@@ -45,7 +48,10 @@ struct MonitorConfig : StorageSettings {
   std::string ack_endpoint = default_bind(SecurityMode::kOff, kAckPort);
   std::string control_endpoint = default_bind(SecurityMode::kOff, kControlPort);
   std::string metrics_address = default_metrics_address(9464);  // empty disables /metrics
-  std::string instance = "rmon";  // event ids: <instance>-<start time>-<random>-<n>
+  // Event ids: <instance>-<start time>-<random>-<n>. The host's name by
+  // default (default_instance()), so the monitors of a pair on two hosts
+  // tell apart in their ids and logs.
+  std::string instance = default_instance();
 
   uint32_t shards = 64;
   uint32_t io_threads = 1;  // ZeroMQ I/O threads (CURVE's crypto runs on them)

@@ -221,16 +221,18 @@ Reply TaskApi::handle(std::size_t op_index, const MapReader& m, Notes& notes) {
     case ApiOp::kStats: {
       const auto& c = store_.counts();
       const Counters& n = store_.counters();
-      return rmon::ok(ok().u64("queued", c[0])
-                          .u64("leased", c[1])
-                          .u64("completed", c[2])
-                          .u64("dead", c[3])
-                          .u64("cancelled", c[4])
-                          .u64("reassigned", n.reassigned)
-                          .u64("reconciled", n.reconciled)
-                          .u64("undecided", service_.undecided())
-                          .u64("events_applied", n.events_applied)
-                          .u64("events_ignored", n.events_ignored));
+      return rmon::ok(
+          ok().u64("queued", c[0])
+              .u64("leased", c[1])
+              .u64("completed", c[2])
+              .u64("dead", c[3])
+              .u64("cancelled", c[4])
+              .u64("reassigned", n.reassigned)
+              .u64("reconciled", n.reconciled)
+              .u64("undecided", service_.undecided())
+              .u64("events_applied", n.events_applied)
+              .u64("events_ignored", n.events_ignored)
+              .u64("events_duplicate", service_.events_duplicate.load(std::memory_order_relaxed)));
     }
     case ApiOp::kPing:
       return rmon::ok(ok().u64("version", protocol::kVersion));

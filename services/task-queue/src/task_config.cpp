@@ -4,7 +4,7 @@ namespace rmon::tq {
 
 TaskQueueConfig::TaskQueueConfig() {
   set_api_port(5560);
-  events_endpoint = "tcp://127.0.0.1:5556";
+  events_endpoints = {"tcp://127.0.0.1:5556"};
   metrics_address = default_metrics_address(9465);
 }
 

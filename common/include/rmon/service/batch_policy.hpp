@@ -20,6 +20,10 @@
 
 #include <prometheus/histogram.h>
 
+#include <cstddef>
+#include <deque>
+#include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "rmon/clock.hpp"
@@ -50,6 +54,24 @@ struct Batch {
   }
 };
 
+// The lost attempts (runner, task, attempt) that timeout events took back
+// lately, so that another monitor's copy of the same loss, or a redelivery,
+// is counted as a duplicate. Bounded: the oldest key goes first.
+class RecentLosses {
+ public:
+  explicit RecentLosses(std::size_t capacity = kDefaultCapacity) : capacity_(capacity) {}
+  static constexpr std::size_t kDefaultCapacity = 65'536;
+  void add(const protocol::RunnerInfo& r);
+  bool contains(const protocol::RunnerInfo& r) const;
+  std::size_t size() const { return order_.size(); }
+
+ private:
+  static std::string key(const protocol::RunnerInfo& r);
+  std::size_t capacity_;
+  std::unordered_set<std::string> keys_;
+  std::deque<std::string> order_;
+};
+
 class BatchPolicy {
  public:
   // `batch_size` may be null (no histogram). With a `gate` (--security
@@ -74,6 +96,8 @@ class BatchPolicy {
   void answer_unavailable(Batch& b, std::string_view detail);
   bool reload();
   void count_verdicts(const std::vector<Judged>& verdicts);
+  // After the commit: events that changed nothing for a loss taken back.
+  void count_duplicates(const Batch& b);
   void storage_error(const char* what, const std::exception& e);
 
   ServiceDomain& domain_;
@@ -85,6 +109,7 @@ class BatchPolicy {
   bool needs_reload_ = false;
   std::vector<std::size_t> ops_;          // per request: op index (kMaxOps: none)
   std::vector<std::string_view> errors_;  // per request: its reply's error code
+  RecentLosses recent_losses_;
   LogRateLimiter warn_limit_{5, std::chrono::seconds(10)};
 };
 

@@ -17,14 +17,22 @@
 
 namespace rmon {
 
+// Monitors one consumer service may list, at most.
+inline constexpr std::size_t kMaxMonitors = 16;
+
 struct ConsumerServiceConfig : StorageSettings {
   SecuritySettings security;
-  std::string api_endpoint;                           // ROUTER, bind ("connect:..." connects)
-  std::string events_endpoint;                        // monitor's PUSH for this group; connected
-  std::string ack_endpoint = "tcp://127.0.0.1:5558";  // monitor's PULL; connected
-  std::string monitor_endpoint = "tcp://127.0.0.1:5559";  // monitor's control; connected
-  // --security curve: this service's own key as a client of the monitor
-  // (role consumer of its group) and the monitor's public key.
+  std::string api_endpoint;  // ROUTER, bind ("connect:..." connects)
+  // The monitors this service listens to (a pair, partitions, or one), the
+  // i-th entry of each list for the i-th monitor; all connected. Each
+  // monitor's events come in on its own PULL and are acknowledged on its own
+  // ack PUSH; reconciliation asks every control socket.
+  std::vector<std::string> events_endpoints;                              // its PUSH for this group
+  std::vector<std::string> ack_endpoints = {"tcp://127.0.0.1:5558"};      // its ack PULL
+  std::vector<std::string> monitor_endpoints = {"tcp://127.0.0.1:5559"};  // its control
+  // --security curve: this service's own key as a client of the monitors
+  // (role consumer of its group) and the monitors' public key (the monitors
+  // of one deployment share the runner-monitor key pair).
   std::string monitor_curve_secret_file;
   std::string monitor_public_key_file;
   std::string metrics_address;  // empty disables /metrics
@@ -46,6 +54,7 @@ struct ConsumerServiceConfig : StorageSettings {
   // After parsing: an API endpoint `s` did not set takes --security's default.
   void resolve_defaults(const Settings& s);
   std::string validate() const;  // empty when consistent
+  std::size_t monitor_count() const { return monitor_endpoints.size(); }
   // The endpoints this service binds or connects through attach(): the API.
   std::vector<ServiceEndpoint> service_endpoints() const;
 

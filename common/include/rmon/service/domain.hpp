@@ -85,6 +85,9 @@ struct ServiceStats {
   static constexpr std::size_t kMaxOps = 15;  // the last row is for unknown ops
   std::array<std::array<std::atomic<uint64_t>, kOutcomes.size()>, kMaxOps + 1> requests{};
   std::atomic<uint64_t> events_received{0}, events_rejected{0}, acks_sent{0};
+  // Events that changed nothing because an earlier event (another monitor's
+  // copy, or a redelivery) had already taken the same lost attempt back.
+  std::atomic<uint64_t> events_duplicate{0};
   std::atomic<uint64_t> commits{0}, commit_failures{0}, storage_errors{0};
   std::array<std::atomic<uint64_t>, kVerdictCount> verdicts{};
   std::atomic<uint64_t> reconcile_rounds{0}, lookups{0}, lookups_unanswered{0};

@@ -13,11 +13,13 @@
 #include <zmq.hpp>
 
 #include <condition_variable>
+#include <cstddef>
 #include <cstdint>
 #include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "rmon/protocol/messages.hpp"
 #include "rmon/security/client.hpp"
@@ -25,9 +27,12 @@
 namespace rmon::runner {
 
 inline constexpr char kDefaultHeartbeatEndpoint[] = "tcp://127.0.0.1:5555";
+inline constexpr std::size_t kMaxMonitorEndpoints = 16;
 
 struct HeartbeatOptions {
-  std::string endpoint = kDefaultHeartbeatEndpoint;
+  // Every monitor to publish to (a pair, or the one of its partition): one
+  // PUB socket connected to each, each heartbeat sent on all.
+  std::vector<std::string> endpoints = {kDefaultHeartbeatEndpoint};
   protocol::RunnerInfo runner;  // runner_id, task_id, attempt, pool, pool_type, pid, ...
   uint64_t interval_ms = 1000;
   std::optional<uint64_t> timeout_ms;  // the monitor's default when unset
@@ -42,8 +47,8 @@ struct HeartbeatOptions {
 
 class HeartbeatPublisher {
  public:
-  // Validates the runner (ids 1..128 bytes; throws std::invalid_argument),
-  // connects and starts beating at once.
+  // Validates the runner (ids 1..128 bytes) and the endpoints (1 to 16;
+  // throws std::invalid_argument), connects and starts beating at once.
   HeartbeatPublisher(zmq::context_t& ctx, HeartbeatOptions opts);
   ~HeartbeatPublisher();
   HeartbeatPublisher(const HeartbeatPublisher&) = delete;
