@@ -187,6 +187,38 @@ class TerminalTest(unittest.TestCase):
         states = [decode(f)[1]["state"] for f in ctx.sockets[0].sent]
         self.assertEqual(states, ["failed", "failed"])
 
+    def test_several_monitors_get_every_message(self):
+        ctx = FakeContext()
+        hb = publisher(
+            ctx,
+            endpoint=["tcp://monitor-a:5555", "tcp://monitor-b:5555"],
+            interval_ms=60000,
+            terminal_repeats=2,
+            terminal_gap_ms=0,
+        )
+        self.assertEqual(hb.endpoints, ["tcp://monitor-a:5555", "tcp://monitor-b:5555"])
+        self.assertEqual(hb.endpoint, "tcp://monitor-a:5555")
+        self.assertEqual(len(ctx.sockets), 2)
+        self.assertEqual(ctx.sockets[0].connected, ["tcp://monitor-a:5555"])
+        self.assertEqual(ctx.sockets[1].connected, ["tcp://monitor-b:5555"])
+        hb.start()
+        ctx.sockets[1].wait_for(1)
+        self.assertTrue(hb.complete())
+        hb.close()
+        self.assertEqual(ctx.sockets[0].sent, ctx.sockets[1].sent)
+        states = [decode(f)[1]["state"] for f in ctx.sockets[0].sent]
+        self.assertEqual(states, ["running", "completed", "completed"])
+        self.assertTrue(all(s.closed for s in ctx.sockets))
+
+    def test_endpoint_lists_are_checked(self):
+        for bad in ([], [""], ["tcp://a:1", "tcp://a:1"], ["tcp://a:1"] * 17, [5555], 5555):
+            with self.subTest(endpoint=bad), self.assertRaises(ValueError):
+                publisher(FakeContext(), endpoint=bad)
+        self.assertEqual(publisher(FakeContext(), endpoint=None).endpoints, ["tcp://127.0.0.1:5555"])
+        self.assertEqual(
+            publisher(FakeContext(), endpoint=("tcp://a:1",)).endpoints, ["tcp://a:1"]
+        )
+
     def test_close_sends_no_terminal(self):
         ctx = FakeContext()
         hb = publisher(ctx, interval_ms=60000)
