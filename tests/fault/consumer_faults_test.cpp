@@ -121,8 +121,8 @@ class ConsumerFaults : public ::testing::Test {
     cut.prefix = "cut-";
     cut.timeout_ms = 1500;
     cut.interval_ms = 250;
-    live_ = std::make_unique<FleetPublisher>(stack_->ctx(), stack_->heartbeat_endpoint(), live);
-    cut_ = std::make_unique<FleetPublisher>(stack_->ctx(), stack_->heartbeat_endpoint(), cut);
+    live_ = std::make_unique<FleetPublisher>(stack_->ctx(), stack_->heartbeat_endpoints(), live);
+    cut_ = std::make_unique<FleetPublisher>(stack_->ctx(), stack_->heartbeat_endpoints(), cut);
 
     // Every runner leases a task of the pool and takes a slot for it.
     std::vector<std::string> submits;
@@ -343,6 +343,106 @@ TEST_F(ConsumerFaults, KillNineOfEachConsumerDuringATimeoutBurstAppliesEveryEffe
           {"at_attempt_plus_one", next_attempt},
           {"extra_tasks", read_lease(replies.back()).task_id.empty() ? 0u : 1u}});
   for (Svc s : kServices) EXPECT_TRUE(stack_->ping(s)) << name(s);
+}
+
+// A monitor pair (contract amendment "Several monitors"): every runner
+// publishes to both monitors, both consumers listen to both. While both are
+// up, each death arrives twice and is applied once (the second copy counted
+// as a duplicate); after kill -9 of one monitor the other alone convicts
+// every runner that dies, missing none and inventing none; when the killed
+// monitor comes back from its data folder it convicts again the runners that
+// died while it was down, and the consumers absorb each as a duplicate.
+class MonitorPairFaults : public ConsumerFaults {
+ protected:
+  void adjust(StackOptions& o) override { o.monitor_pair = true; }
+  // Cuts runners [first, last) of the cut fleet, spread over half a second.
+  void cut(std::size_t first, std::size_t last) {
+    std::vector<std::size_t> which;
+    for (std::size_t i = first; i < last; ++i) {
+      which.push_back(i);
+      dead_.insert(cut_->runner_id(i));
+    }
+    cut_->cut(which, 500ms);
+  }
+};
+
+TEST_F(MonitorPairFaults, Kill9OfOneMonitorMissesNoTimeoutAndEachIsAppliedOnce) {
+  auto mon_b = client(*stack_, Svc::kMonitorB);
+  ASSERT_TRUE(wait_until([&] { return stats(*mon_b)["running"] == n_; }, 60s))
+      << "the second monitor did not see every runner: " << stats(*mon_b)["running"];
+  std::map<std::string, uint64_t> a, b, t, p;
+  auto settled = [&](uint64_t applied, uint64_t duplicates, bool a_up) {
+    return wait_until(
+        [&] {
+          if (a_up) a = stats(*mon_);
+          b = stats(*mon_b);
+          t = stats(*tq_);
+          p = stats(*pm_);
+          return (!a_up || a["events_pending"] == 0) && b["events_pending"] == 0 &&
+                 t["reassigned"] >= applied && p["released_by_timeout"] >= applied &&
+                 t["events_duplicate"] >= duplicates && p["events_duplicate"] >= duplicates;
+        },
+        60s);
+  };
+
+  // Both monitors up: every death arrives twice, is applied once.
+  cut(0, batch_);
+  ASSERT_TRUE(settled(batch_, batch_, true))
+      << "reassigned " << t["reassigned"] << " released " << p["released_by_timeout"]
+      << " duplicates " << t["events_duplicate"] << "/" << p["events_duplicate"] << " of " << batch_
+      << "; pending " << a["events_pending"] << "/" << b["events_pending"];
+  EXPECT_EQ(a["timeouts"], batch_);
+  EXPECT_EQ(b["timeouts"], batch_);
+  EXPECT_EQ(t["events_duplicate"], batch_);
+  EXPECT_EQ(p["events_duplicate"], batch_);
+  const Checked both = check();
+
+  // kill -9 of the first monitor; more runners die: the second alone
+  // convicts each of them.
+  ASSERT_NO_FATAL_FAILURE(stack_->kill9(Svc::kMonitor));
+  cut(batch_, 2 * batch_);
+  const uint64_t dead = dead_.size();
+  ASSERT_TRUE(settled(dead, batch_, false))
+      << "reassigned " << t["reassigned"] << " released " << p["released_by_timeout"] << " of "
+      << dead << "; pending " << b["events_pending"];
+  EXPECT_EQ(t["events_duplicate"], batch_) << "one monitor left: one event per death";
+  std::swap(mon_, mon_b);  // check() reads the monitor that stayed up
+  const Checked alone = check();
+  std::swap(mon_, mon_b);
+
+  // The first monitor comes back from its data folder: after its restart
+  // grace it convicts the runners that died while it was down; the
+  // consumers take each as a duplicate and change nothing.
+  ASSERT_NO_FATAL_FAILURE(stack_->start(Svc::kMonitor));
+  mon_ = client(*stack_, Svc::kMonitor);
+  ASSERT_TRUE(settled(dead, dead, true))
+      << "duplicates " << t["events_duplicate"] << "/" << p["events_duplicate"] << " of " << dead
+      << "; pending " << a["events_pending"] << "/" << b["events_pending"];
+  // Its counter starts again at its restart: exactly those that died while
+  // it was down, none of the live ones.
+  EXPECT_EQ(a["timeouts"], batch_);
+  EXPECT_EQ(a["running"] + a["suspect"], n_ - dead);
+  EXPECT_EQ(t["events_duplicate"], dead);
+  EXPECT_EQ(p["events_duplicate"], dead);
+  std::swap(mon_, mon_b);  // check() reads the monitor that saw every death
+  const Checked back = check();
+  std::swap(mon_, mon_b);
+  report("monitor pair: kill -9 of one monitor",
+         {{"runners", n_},
+          {"died_with_both_up", batch_},
+          {"died_with_one_down", batch_},
+          {"cut_spread_ms", 500}},
+         {{"tq_reassigned", t["reassigned"]},
+          {"pm_released_by_timeout", p["released_by_timeout"]},
+          {"tq_events_duplicate", t["events_duplicate"]},
+          {"pm_events_duplicate", p["events_duplicate"]},
+          {"monitor_a_timeouts_after_restart", a["timeouts"]},
+          {"monitor_b_timeouts", b["timeouts"]},
+          {"requeued_once_both_up", both.requeued},
+          {"requeued_once_one_down", alone.requeued},
+          {"requeued_once_after_restart", back.requeued},
+          {"live_tasks_untouched", back.live_tasks},
+          {"live_slots_untouched", back.live_slots}});
 }
 
 // Reconciliation under the whole fleet: every lease and slot is looked up

@@ -78,7 +78,12 @@ void FleetPublisher::run() {
   o.send_hwm = 200'000;  // a whole pass fits: PUB drops what exceeds it
   o.send_timeout_ms = 1000;
   zmq::socket_t pub = make_socket(ctx_, zmq::socket_type::pub, o);
-  pub.connect(endpoint_);
+  // Several monitors (a pair): one PUB connected to each sends to all.
+  for (std::size_t from = 0; from <= endpoint_.size();) {
+    const std::size_t comma = std::min(endpoint_.find(',', from), endpoint_.size());
+    pub.connect(endpoint_.substr(from, comma - from));
+    from = comma + 1;
+  }
   // Pacing: a pass is spread over the interval in steps of about 5 ms.
   const std::size_t steps = std::max<std::size_t>(1, static_cast<std::size_t>(interval_ / 5ms));
   const std::size_t chunk = std::max<std::size_t>(1, (size_ + steps - 1) / steps);

@@ -40,6 +40,8 @@ const char* name(Svc s) {
       return "task-queue";
     case Svc::kPoolManager:
       return "pool-manager";
+    case Svc::kMonitorB:
+      return "runner-monitor-b";
   }
   return "?";
 }
@@ -49,6 +51,7 @@ namespace {
 const char* binary(Svc s) {
   switch (s) {
     case Svc::kMonitor:
+    case Svc::kMonitorB:
       return RMON_MONITOR_BIN;
     case Svc::kTaskQueue:
       return RMON_TASK_QUEUE_BIN;
@@ -95,6 +98,8 @@ std::string FaultStack::api(Svc s) const {
       return ep("task-queue");
     case Svc::kPoolManager:
       return ep("pool-manager");
+    case Svc::kMonitorB:
+      return ep("control-b");
   }
   return {};
 }
@@ -108,23 +113,32 @@ std::string FaultStack::log_tail(Svc s, std::size_t bytes) const {
 
 std::vector<std::string> FaultStack::args(Svc s) const {
   std::vector<std::string> a;
-  if (s == Svc::kMonitor) {
+  if (s == Svc::kMonitor || s == Svc::kMonitorB) {
+    const bool b = s == Svc::kMonitorB;
     a = {"--heartbeat-endpoint",
-         heartbeat_endpoint(),
+         monitor_ep(s, "hb"),
          "--group",
-         "task-queue=" + group_endpoint(Svc::kTaskQueue) +
-             ",pool-manager=" + group_endpoint(Svc::kPoolManager),
+         "task-queue=" + monitor_ep(s, "tq-events") + ",pool-manager=" + monitor_ep(s, "pm-events"),
          "--ack-endpoint",
-         ack_endpoint(),
+         monitor_ep(s, "acks"),
          "--control-endpoint",
-         api(Svc::kMonitor),
+         api(s),
          "--metrics-address",
          "127.0.0.1:0",
          "--redelivery-interval-ms",
          std::to_string(opts_.redelivery_interval_ms),
          "--data-dir",
-         data_dir()};
+         b ? data_dir() + "-b" : data_dir(),
+         "--instance",
+         b ? "fault-b" : "fault-a"};
   } else {
+    std::string events = consumer_events_endpoint(s), acks = ack_endpoint(),
+                control = api(Svc::kMonitor);
+    if (opts_.monitor_pair) {
+      events += "," + monitor_ep(Svc::kMonitorB, s == Svc::kTaskQueue ? "tq-events" : "pm-events");
+      acks += "," + monitor_ep(Svc::kMonitorB, "acks");
+      control += "," + api(Svc::kMonitorB);
+    }
     a = {"--data-dir",
          data_dir(),
          "--sync",
@@ -132,11 +146,11 @@ std::vector<std::string> FaultStack::args(Svc s) const {
          "--api-endpoint",
          api(s),
          "--events-endpoint",
-         consumer_events_endpoint(s),
+         events,
          "--ack-endpoint",
-         ack_endpoint(),
+         acks,
          "--monitor-endpoint",
-         api(Svc::kMonitor),
+         control,
          "--metrics-address",
          "127.0.0.1:0",
          "--first-heartbeat-grace-ms",
@@ -156,12 +170,14 @@ std::vector<std::string> FaultStack::args(Svc s) const {
 void FaultStack::start_all() {
   std::filesystem::create_directories(data_dir());
   for (Svc s : kServices) start(s);
+  if (opts_.monitor_pair) start(Svc::kMonitorB);
 }
 
 void FaultStack::start(Svc s) {
   const int i = static_cast<int>(s);
   ASSERT_FALSE(running(s)) << name(s) << " is already running";
   std::filesystem::create_directories(data_dir());
+  std::filesystem::create_directories(data_dir() + "-b");
   children_[i] = std::make_unique<ChildProcess>(binary(s), args(s), log_path(s));
   ++starts_[i];
   ports_[i] = 0;

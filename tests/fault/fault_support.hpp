@@ -40,8 +40,10 @@ using Ms = std::chrono::milliseconds;
 // RMON_FAULT_RUNNERS, or `fallback` when unset or not a positive number.
 std::size_t scale_runners(std::size_t fallback = 1000);
 
-enum class Svc { kMonitor = 0, kTaskQueue = 1, kPoolManager = 2 };
+// kMonitorB: the second monitor of a pair (StackOptions::monitor_pair).
+enum class Svc { kMonitor = 0, kTaskQueue = 1, kPoolManager = 2, kMonitorB = 3 };
 inline constexpr std::array<Svc, 3> kServices = {Svc::kMonitor, Svc::kTaskQueue, Svc::kPoolManager};
+inline constexpr std::size_t kSvcSlots = 4;
 const char* name(Svc s);
 
 struct StackOptions {
@@ -57,8 +59,12 @@ struct StackOptions {
   // The consumers connect to ipc://<dir>/tq-relay and pm-relay instead of the
   // monitor's group endpoints; the test runs an EventRelay between them.
   bool relay_events = false;
+  // A second monitor (Svc::kMonitorB) fed the same heartbeats, with its own
+  // endpoints (named "...-b") and data folder (<dir>/data-b); both consumers
+  // list both monitors. heartbeat_endpoints() names both.
+  bool monitor_pair = false;
   // Extra flags for one service (indexed by Svc).
-  std::array<std::vector<std::string>, 3> extra_args;
+  std::array<std::vector<std::string>, kSvcSlots> extra_args;
 };
 
 // The stack as processes. Endpoints are ipc:// sockets in a fresh temp
@@ -94,6 +100,11 @@ class FaultStack {
   // The API (or control) endpoint of a service.
   std::string api(Svc s) const;
   std::string heartbeat_endpoint() const { return ep("hb"); }
+  // Every monitor's heartbeat endpoint, comma separated (FleetPublisher
+  // connects to each).
+  std::string heartbeat_endpoints() const {
+    return opts_.monitor_pair ? ep("hb") + "," + ep("hb-b") : ep("hb");
+  }
   std::string ack_endpoint() const { return ep("acks"); }
   // The monitor's PUSH endpoint for a consumer's group, and what the
   // consumer connects to (the relay's when relay_events).
@@ -117,9 +128,14 @@ class FaultStack {
   StackOptions opts_;
   testing::TempDir dir_;
   zmq::context_t ctx_;
-  std::array<std::unique_ptr<testing::ChildProcess>, 3> children_;
-  std::array<int, 3> starts_{};
-  std::array<int, 3> ports_{};  // of the current instance; 0 until read
+  // The endpoint `base` of monitor `s` (kMonitorB's end in "-b").
+  std::string monitor_ep(Svc s, const std::string& base) const {
+    return ep(s == Svc::kMonitorB ? base + "-b" : base);
+  }
+
+  std::array<std::unique_ptr<testing::ChildProcess>, kSvcSlots> children_;
+  std::array<int, kSvcSlots> starts_{};
+  std::array<int, kSvcSlots> ports_{};  // of the current instance; 0 until read
 };
 
 // A request client with a receive timeout (DEALER). call() returns the
@@ -150,6 +166,7 @@ double metric(const std::string& text, const std::string& name, const std::strin
 // spread evenly over the interval. Thread-safe.
 class FleetPublisher {
  public:
+  // `endpoint`: one, or several comma separated (a monitor pair).
   FleetPublisher(zmq::context_t& ctx, std::string endpoint, tools::FleetOptions opts);
   ~FleetPublisher();
   FleetPublisher(const FleetPublisher&) = delete;
