@@ -89,4 +89,14 @@ bool send_frames(zmq::socket_t& socket, const std::vector<std::string_view>& fra
   return true;
 }
 
+std::string endpoint_problem(const std::string& endpoint) {
+  if (endpoint.empty()) return "an endpoint must not be empty";
+  const bool spaced = endpoint.find_first_of(" \t\r\n") != std::string::npos;
+  const auto scheme = endpoint.find("://");
+  if (spaced || scheme == std::string::npos || scheme == 0 || scheme + 3 == endpoint.size()) {
+    return "'" + endpoint + "' is not an endpoint (transport://address, no spaces)";
+  }
+  return {};
+}
+
 }  // namespace rmon

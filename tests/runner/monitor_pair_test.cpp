@@ -37,6 +37,9 @@ class SeveralMonitors : public ::testing::Test {
       monitor::MonitorConfig c = testing::loopback_monitor_config();
       c.subscribe = subscribe[i];
       c.instance = i == 0 ? "mon-a" : "mon-b";
+      // No redelivery within a test: a redelivered event is a duplicate
+      // too, and exact counts here mean one copy per monitor.
+      c.redelivery_interval_ms = 600'000;
       monitors[i] = std::make_unique<monitor::MonitorService>(c, SystemClock::instance());
       monitors[i]->start();
     }
@@ -223,6 +226,16 @@ TEST(SeveralMonitorsConfig, ListsAreCheckedTogether) {
   EXPECT_EQ(c.validate(), "");
   c.monitor_endpoints = {"tcp://a:5559", "tcp://a:5559"};
   EXPECT_NE(c.validate().find("monitor 2 repeats monitor 1"), std::string::npos) << c.validate();
+  c.monitor_endpoints = {"tcp://a:5559", "tcp://b:5559"};
+  c.ack_endpoints = {"tcp://a:5558", "tcp://a:5558"};  // b's acks would reach a
+  EXPECT_NE(c.validate().find("monitor 2 repeats monitor 1"), std::string::npos) << c.validate();
+  c.ack_endpoints = {"tcp://a:5558", " tcp://b:5558"};  // written "a, b"
+  EXPECT_NE(c.validate().find("' tcp://b:5558' is not an endpoint"), std::string::npos)
+      << c.validate();
+  c.ack_endpoints = {"tcp://a:5558", "b:5558"};
+  EXPECT_NE(c.validate().find("is not an endpoint"), std::string::npos) << c.validate();
+  c.ack_endpoints = {"tcp://a:5558", "tcp://b:5558"};
+  EXPECT_EQ(c.validate(), "");
   c.events_endpoints.assign(kMaxMonitors + 1, "tcp://x:1");
   c.ack_endpoints = c.events_endpoints;
   c.monitor_endpoints = c.events_endpoints;
@@ -253,6 +266,8 @@ TEST(SeveralMonitorsConfig, APublisherTakesOneToSixteenMonitors) {
   o.endpoints.assign(kMaxMonitorEndpoints + 1, "tcp://127.0.0.1:1");
   EXPECT_THROW(HeartbeatPublisher(ctx, o), std::invalid_argument);
   o.endpoints = {"tcp://127.0.0.1:1", ""};
+  EXPECT_THROW(HeartbeatPublisher(ctx, o), std::invalid_argument);
+  o.endpoints = {"tcp://127.0.0.1:1", " tcp://127.0.0.1:2"};  // a list written "a, b"
   EXPECT_THROW(HeartbeatPublisher(ctx, o), std::invalid_argument);
 }
 

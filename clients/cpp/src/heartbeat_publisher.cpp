@@ -5,6 +5,8 @@
 #include <random>
 #include <stdexcept>
 
+#include <spdlog/spdlog.h>
+
 #include "rmon/clock.hpp"
 #include "rmon/protocol/codec.hpp"
 #include "rmon/zmq_util.hpp"
@@ -28,7 +30,7 @@ HeartbeatPublisher::HeartbeatPublisher(zmq::context_t& ctx, HeartbeatOptions opt
     throw std::invalid_argument("endpoints must list 1 to 16 monitors");
   }
   for (const std::string& e : opts_.endpoints) {
-    if (e.empty()) throw std::invalid_argument("an endpoint must not be empty");
+    if (std::string why = endpoint_problem(e); !why.empty()) throw std::invalid_argument(why);
   }
   if (opts_.interval_ms == 0) throw std::invalid_argument("interval_ms must be positive");
   if (!(opts_.jitter >= 0 && opts_.jitter < 1)) throw std::invalid_argument("jitter is in [0, 1)");
@@ -92,9 +94,15 @@ void HeartbeatPublisher::run() {
     ++hb.seq;
     hb.sent_at_ms = SystemClock::instance().wall_ms();
     protocol::encode_heartbeat(hb, payload);
+    // Each monitor on its own: one that fails does not silence the others.
     for (auto& pub : pubs) {
-      (void)pub->maintain();  // a refused key: logged, and retried with backoff
-      (void)send_frames(pub->socket(), {topic, payload});
+      try {
+        (void)pub->maintain();  // a refused key: logged, and retried with backoff
+        (void)send_frames(pub->socket(), {topic, payload});
+      } catch (const std::exception& e) {
+        spdlog::warn("heartbeat not sent runner_id={} endpoint={} error=\"{}\"",
+                     hb.runner.runner_id, pub->endpoint(), e.what());
+      }
     }
   };
   std::unique_lock lock(mu_);

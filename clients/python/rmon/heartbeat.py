@@ -187,9 +187,14 @@ class HeartbeatPublisher:
         ctx = context if context is not None else zmq.Context.instance()
         # Linger: let queued messages (the terminal repeats above all) leave
         # after close(), but never hold the context's termination for long.
-        self._sockets = [
-            ClientSocket(ctx, zmq.PUB, e, curve, linger_ms=1000) for e in self.endpoints
-        ]
+        self._sockets: List[ClientSocket] = []
+        try:
+            for e in self.endpoints:
+                self._sockets.append(ClientSocket(ctx, zmq.PUB, e, curve, linger_ms=1000))
+        except Exception:
+            for sock in self._sockets:
+                sock.close()
+            raise
 
     # -- properties ----------------------------------------------------------
     @property
@@ -353,15 +358,21 @@ class HeartbeatPublisher:
     def _send_locked(self, frames: List[bytes]) -> None:
         # Reads the handshake events; replaces a refused socket once its
         # backoff has passed (what was queued on it is lost anyway).
+        # Each monitor on its own: one whose socket fails does not silence
+        # the others.
         for sock in self._sockets:
-            sock.maintain()
             try:
+                sock.maintain()
                 sock.socket.send_multipart(frames, flags=zmq.NOBLOCK)
             except zmq.Again:
                 log.warning(
                     "heartbeat dropped (send queue full) runner_id=%s endpoint=%s",
                     self.runner_id,
                     sock.endpoint,
+                )
+            except Exception:
+                log.exception(
+                    "heartbeat not sent runner_id=%s endpoint=%s", self.runner_id, sock.endpoint
                 )
 
     def next_delay(self) -> float:

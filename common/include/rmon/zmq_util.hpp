@@ -66,4 +66,9 @@ bool recv_frames(zmq::socket_t& socket, std::vector<zmq::message_t>& frames,
 bool send_frames(zmq::socket_t& socket, const std::vector<std::string_view>& frames,
                  zmq::send_flags flags = zmq::send_flags::dontwait);
 
+// Why `endpoint` cannot be a ZeroMQ endpoint (empty, no "transport://"
+// prefix, a space from a list written "a, b"), naming it; empty when it looks
+// like one.
+std::string endpoint_problem(const std::string& endpoint);
+
 }  // namespace rmon

@@ -9,20 +9,21 @@ using protocol::Reason;
 using protocol::Status;
 
 std::string RecentLosses::key(const protocol::RunnerInfo& r) {
+  // Each id length-prefixed: no two (runner, task, attempt) share a key.
   std::string k;
-  k.reserve(r.runner_id.size() + r.task_id.size() + 24);
-  k.append(r.runner_id).push_back('\0');
-  k.append(r.task_id).push_back('\0');
+  k.reserve(r.runner_id.size() + r.task_id.size() + 32);
+  k.append(std::to_string(r.runner_id.size())).append(":").append(r.runner_id);
+  k.append(std::to_string(r.task_id.size())).append(":").append(r.task_id);
   k.append(std::to_string(r.attempt));
   return k;
 }
 
 void RecentLosses::add(const protocol::RunnerInfo& r) {
-  std::string k = key(r);
-  if (!keys_.insert(k).second) return;
-  order_.push_back(std::move(k));
+  auto [it, added] = keys_.insert(key(r));
+  if (!added) return;
+  order_.push_back(&*it);
   if (order_.size() > capacity_) {
-    keys_.erase(order_.front());
+    keys_.erase(keys_.find(*order_.front()));
     order_.pop_front();
   }
 }

@@ -1,5 +1,7 @@
 #include "rmon/service/consumer_config.hpp"
 
+#include "rmon/zmq_util.hpp"
+
 namespace rmon {
 
 void StorageSettings::register_storage_settings(Settings& s) {
@@ -86,12 +88,14 @@ std::string ConsumerServiceConfig::validate() const {
   }
   for (const auto* list : {&events_endpoints, &ack_endpoints, &monitor_endpoints}) {
     for (const std::string& e : *list) {
-      if (e.empty()) return "monitor endpoints must not be empty";
+      if (std::string why = endpoint_problem(e); !why.empty()) return why;
     }
   }
   for (std::size_t i = 0; i < monitor_endpoints.size(); ++i) {
     for (std::size_t j = 0; j < i; ++j) {
-      if (events_endpoints[i] == events_endpoints[j] ||
+      // A shared ack endpoint would send one monitor's acks to the other:
+      // the first would redeliver for ever.
+      if (events_endpoints[i] == events_endpoints[j] || ack_endpoints[i] == ack_endpoints[j] ||
           monitor_endpoints[i] == monitor_endpoints[j]) {
         return "monitor " + std::to_string(i + 1) + " repeats monitor " + std::to_string(j + 1) +
                "'s endpoints: each monitor is listed once";

@@ -69,7 +69,7 @@ class RecentLosses {
   static std::string key(const protocol::RunnerInfo& r);
   std::size_t capacity_;
   std::unordered_set<std::string> keys_;
-  std::deque<std::string> order_;
+  std::deque<const std::string*> order_;  // into keys_ (its nodes never move), oldest first
 };
 
 class BatchPolicy {
