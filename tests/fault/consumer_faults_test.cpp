@@ -370,6 +370,36 @@ class MonitorPairFaults : public ConsumerFaults {
     }
     cut_->cut(which, 500ms);
   }
+  // The task-queue's reassignment lateness histogram (deadline to requeue
+  // committed): cumulative counts at each bound, then the total.
+  struct Lateness {
+    std::vector<double> at;  // per kBounds
+    double count = 0;
+  };
+  static constexpr std::array<const char*, 12> kBounds = {
+      "0.001", "0.002", "0.005", "0.01", "0.02", "0.05", "0.1", "0.25", "0.5", "1", "2.5", "10"};
+  Lateness lateness() {
+    const std::string text = stack_->metrics(Svc::kTaskQueue);
+    Lateness l;
+    for (const char* b : kBounds) {
+      l.at.push_back(
+          metric(text, "tq_reassign_lateness_seconds_bucket", std::string("le=\"") + b + "\""));
+    }
+    l.count = metric(text, "tq_reassign_lateness_seconds_count");
+    return l;
+  }
+  // The bound (ms) under which 99% of the reassignments between `from` and
+  // `to` fell; 0 when there were none, 99999 when past the last bound.
+  static uint64_t p99_ms(const Lateness& from, const Lateness& to) {
+    const double n = to.count - from.count;
+    if (n <= 0) return 0;
+    for (std::size_t i = 0; i < kBounds.size(); ++i) {
+      if (to.at[i] - from.at[i] >= 0.99 * n) {
+        return static_cast<uint64_t>(std::strtod(kBounds[i], nullptr) * 1000 + 0.5);
+      }
+    }
+    return 99'999;
+  }
 };
 
 TEST_F(MonitorPairFaults, Kill9OfOneMonitorMissesNoTimeoutAndEachIsAppliedOnce) {
@@ -392,6 +422,7 @@ TEST_F(MonitorPairFaults, Kill9OfOneMonitorMissesNoTimeoutAndEachIsAppliedOnce) 
   };
 
   // Both monitors up: every death arrives twice, is applied once.
+  const Lateness l0 = lateness();
   cut(0, batch_);
   ASSERT_TRUE(settled(batch_, batch_, true))
       << "reassigned " << t["reassigned"] << " released " << p["released_by_timeout"]
@@ -402,6 +433,7 @@ TEST_F(MonitorPairFaults, Kill9OfOneMonitorMissesNoTimeoutAndEachIsAppliedOnce) 
   EXPECT_EQ(t["events_duplicate"], batch_);
   EXPECT_EQ(p["events_duplicate"], batch_);
   const Checked both = check();
+  const Lateness l1 = lateness();
 
   // kill -9 of the first monitor; more runners die: the second alone
   // convicts each of them.
@@ -412,6 +444,7 @@ TEST_F(MonitorPairFaults, Kill9OfOneMonitorMissesNoTimeoutAndEachIsAppliedOnce) 
       << "reassigned " << t["reassigned"] << " released " << p["released_by_timeout"] << " of "
       << dead << "; pending " << b["events_pending"];
   EXPECT_EQ(t["events_duplicate"], batch_) << "one monitor left: one event per death";
+  const Lateness l2 = lateness();
   std::swap(mon_, mon_b);  // check() reads the monitor that stayed up
   const Checked alone = check();
   std::swap(mon_, mon_b);
@@ -444,6 +477,8 @@ TEST_F(MonitorPairFaults, Kill9OfOneMonitorMissesNoTimeoutAndEachIsAppliedOnce) 
           {"pm_events_duplicate", p["events_duplicate"]},
           {"monitor_a_timeouts_after_restart", a["timeouts"]},
           {"monitor_b_timeouts", b["timeouts"]},
+          {"reassign_p99_bound_ms_both_up", p99_ms(l0, l1)},
+          {"reassign_p99_bound_ms_one_down", p99_ms(l1, l2)},
           {"requeued_once_both_up", both.requeued},
           {"requeued_once_one_down", alone.requeued},
           {"requeued_once_after_restart", back.requeued},
