@@ -262,6 +262,7 @@ TEST(SeveralMonitorsConfig, APublisherTakesOneToSixteenMonitors) {
   o.runner.task_id = "t";
   o.runner.pool = "p";
   o.endpoints.clear();
+  o.endpoint.clear();  // no list, and no single endpoint either
   EXPECT_THROW(HeartbeatPublisher(ctx, o), std::invalid_argument);
   o.endpoints.assign(kMaxMonitorEndpoints + 1, "tcp://127.0.0.1:1");
   EXPECT_THROW(HeartbeatPublisher(ctx, o), std::invalid_argument);

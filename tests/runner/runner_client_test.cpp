@@ -32,7 +32,7 @@ class RunnerClientTest : public ::testing::Test {
   }
   HeartbeatOptions beat(const TaskInfo& t, const std::string& runner, uint64_t timeout_ms) {
     HeartbeatOptions o;
-    o.endpoints = {stack.heartbeat_endpoint()};
+    o.endpoint = stack.heartbeat_endpoint();  // one monitor: the single field
     o.runner.runner_id = runner;
     o.runner.task_id = t.task_id;
     o.runner.attempt = t.attempt;

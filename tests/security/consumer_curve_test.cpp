@@ -207,7 +207,7 @@ TEST_F(CurveConsumers, ASilentRunnersTaskAndSlotComeBackThroughCurveEvents) {
   ASSERT_TRUE(leased.ok() && leased.value());
   ASSERT_TRUE(pools("runner").acquire("local", "eu-7", id, 1).ok());
   HeartbeatOptions ho;
-  ho.endpoints = {monitor_->endpoints().heartbeat};
+  ho.endpoint = monitor_->endpoints().heartbeat;
   ho.runner.runner_id = "eu-7";
   ho.runner.task_id = id;
   ho.runner.attempt = 1;

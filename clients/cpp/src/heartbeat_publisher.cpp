@@ -22,14 +22,18 @@ void check_id(const std::string& v, const char* what) {
 }  // namespace
 
 HeartbeatPublisher::HeartbeatPublisher(zmq::context_t& ctx, HeartbeatOptions opts)
-    : ctx_(ctx), opts_(std::move(opts)), uncaught_at_start_(std::uncaught_exceptions()) {
+    : ctx_(ctx),
+      opts_(std::move(opts)),
+      endpoints_(opts_.endpoints.empty() ? std::vector<std::string>{opts_.endpoint}
+                                         : opts_.endpoints),
+      uncaught_at_start_(std::uncaught_exceptions()) {
   check_id(opts_.runner.runner_id, "runner_id");
   check_id(opts_.runner.task_id, "task_id");
   check_id(opts_.runner.pool, "pool");
-  if (opts_.endpoints.empty() || opts_.endpoints.size() > kMaxMonitorEndpoints) {
+  if (endpoints_.size() > kMaxMonitorEndpoints) {
     throw std::invalid_argument("endpoints must list 1 to 16 monitors");
   }
-  for (const std::string& e : opts_.endpoints) {
+  for (const std::string& e : endpoints_) {
     if (std::string why = endpoint_problem(e); !why.empty()) throw std::invalid_argument(why);
   }
   if (opts_.interval_ms == 0) throw std::invalid_argument("interval_ms must be positive");
@@ -76,7 +80,7 @@ void HeartbeatPublisher::run() {
   SocketOptions o;
   o.send_hwm = 100;
   std::vector<std::unique_ptr<security::ClientSocket>> pubs;
-  for (const std::string& endpoint : opts_.endpoints) {
+  for (const std::string& endpoint : endpoints_) {
     pubs.push_back(std::make_unique<security::ClientSocket>(ctx_, zmq::socket_type::pub, o,
                                                             endpoint, opts_.curve));
   }

@@ -30,9 +30,11 @@ inline constexpr char kDefaultHeartbeatEndpoint[] = "tcp://127.0.0.1:5555";
 inline constexpr std::size_t kMaxMonitorEndpoints = 16;
 
 struct HeartbeatOptions {
-  // Every monitor to publish to (a pair, or the one of its partition): one
-  // PUB socket connected to each, each heartbeat sent on all.
-  std::vector<std::string> endpoints = {kDefaultHeartbeatEndpoint};
+  // Every monitor to publish to (a pair, or every partition): one PUB socket
+  // connected to each, each heartbeat sent on all. When empty, `endpoint`
+  // alone (one monitor, as before several were possible).
+  std::vector<std::string> endpoints;
+  std::string endpoint = kDefaultHeartbeatEndpoint;
   protocol::RunnerInfo runner;  // runner_id, task_id, attempt, pool, pool_type, pid, ...
   uint64_t interval_ms = 1000;
   std::optional<uint64_t> timeout_ms;  // the monitor's default when unset
@@ -67,6 +69,7 @@ class HeartbeatPublisher {
 
   zmq::context_t& ctx_;
   const HeartbeatOptions opts_;
+  const std::vector<std::string> endpoints_;  // `endpoints`, or `endpoint` alone
   const int uncaught_at_start_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
