@@ -17,7 +17,7 @@ class TaskApiTest : public TaskStoreTest {
  protected:
   void SetUp() override {
     TaskStoreTest::SetUp();
-    api_ = std::make_unique<TaskApi>(*store_, *db_, service_, clock_);
+    api_ = std::make_unique<TaskApi>(*store_, service_, clock_);
     policy_ = std::make_unique<BatchPolicy>(*api_, service_, clock_);
   }
   // One request frame, applied as a batch of its own.
@@ -59,7 +59,7 @@ class TaskApiTest : public TaskStoreTest {
   std::unique_ptr<BatchPolicy> policy_;
 };
 
-TEST_F(TaskApiTest, SubmitLeaseCompleteRoundTrip) {
+TEST_P(TaskApiTest, SubmitLeaseCompleteRoundTrip) {
   const std::string payload = MapBuilder().str("cmd", "echo").finish();
   const std::string id = submit_id(MapBuilder().raw("payload", payload).i64("priority", 3));
   ASSERT_FALSE(id.empty());
@@ -90,7 +90,7 @@ TEST_F(TaskApiTest, SubmitLeaseCompleteRoundTrip) {
   EXPECT_EQ(error_of(call("get", MapBuilder().str("task_id", "t-x-1"))), "not_found");
 }
 
-TEST_F(TaskApiTest, LeaseWithNothingAvailableAnswersNilTask) {
+TEST_P(TaskApiTest, LeaseWithNothingAvailableAnswersNilTask) {
   const std::string reply = call("lease", MapBuilder().str("runner_id", "r-1"));
   EXPECT_EQ(error_of(reply), "");
   auto m = MapReader::parse(reply);
@@ -99,7 +99,7 @@ TEST_F(TaskApiTest, LeaseWithNothingAvailableAnswersNilTask) {
   EXPECT_FALSE(task.has_value());
 }
 
-TEST_F(TaskApiTest, FailAndCancelAnswerTheStateAfter) {
+TEST_P(TaskApiTest, FailAndCancelAnswerTheStateAfter) {
   const std::string id = submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
   (void)call("lease", MapBuilder().str("runner_id", "r-1"));
   const std::string fail_reply =
@@ -111,7 +111,7 @@ TEST_F(TaskApiTest, FailAndCancelAnswerTheStateAfter) {
   EXPECT_EQ(error_of(call("cancel", MapBuilder().str("task_id", id))), "conflict");
 }
 
-TEST_F(TaskApiTest, EveryBadRequestIsRejectedWithADetailAndChangesNothing) {
+TEST_P(TaskApiTest, EveryBadRequestIsRejectedWithADetailAndChangesNothing) {
   const std::string big(kMaxPayloadBytes + 1, 'x');
   const std::string payload = MapBuilder().finish();
   struct Case {
@@ -164,7 +164,7 @@ TEST_F(TaskApiTest, EveryBadRequestIsRejectedWithADetailAndChangesNothing) {
   EXPECT_EQ(store_->get(id)->attempt, 0u);
 }
 
-TEST_F(TaskApiTest, StatsCountTasksByStateAndEvents) {
+TEST_P(TaskApiTest, StatsCountTasksByStateAndEvents) {
   for (int i = 0; i < 3; ++i) (void)submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
   (void)call("lease", MapBuilder().str("runner_id", "r-1"));
   const std::string reply = call("stats");
@@ -178,7 +178,7 @@ TEST_F(TaskApiTest, StatsCountTasksByStateAndEvents) {
   EXPECT_EQ(reassigned, 0u);
 }
 
-TEST_F(TaskApiTest, ABatchAppliesRequestsAndEventsInOneCommitAndAcksAfterIt) {
+TEST_P(TaskApiTest, ABatchAppliesRequestsAndEventsInOneCommitAndAcksAfterIt) {
   const std::string id = submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
   Task t = lease("r-1");
   const uint64_t commits = service_.commits.load();
@@ -199,7 +199,7 @@ TEST_F(TaskApiTest, ABatchAppliesRequestsAndEventsInOneCommitAndAcksAfterIt) {
   EXPECT_EQ(service_.requests[static_cast<int>(ApiOp::kGet)][0].load(), 1u);
 }
 
-TEST_F(TaskApiTest, AnotherMonitorsCopyOfALossChangesNothingAndIsCountedAsDuplicate) {
+TEST_P(TaskApiTest, AnotherMonitorsCopyOfALossChangesNothingAndIsCountedAsDuplicate) {
   const std::string id = submit_id(MapBuilder().raw("payload", MapBuilder().finish()));
   Task t = lease("r-1");
   // The pair's two events for the same lost attempt, in one batch: the first
@@ -255,6 +255,8 @@ TEST(RecentLosses, RemembersTheLatestKeysUpToItsCapacity) {
   EXPECT_TRUE(recent.contains(b));
   EXPECT_TRUE(recent.contains(c));
 }
+
+RMON_BOTH_ENGINES(TaskApiTest);
 
 }  // namespace
 }  // namespace rmon::tq

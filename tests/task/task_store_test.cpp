@@ -7,7 +7,7 @@
 namespace rmon::tq {
 namespace {
 
-TEST_F(TaskStoreTest, SubmitQueuesATaskThatLeasesAsAttemptOne) {
+TEST_P(TaskStoreTest, SubmitQueuesATaskThatLeasesAsAttemptOne) {
   const std::string id = submit("a");
   EXPECT_EQ(state_of(id), TaskState::kQueued);
   EXPECT_EQ(store_->get(id)->attempt, 0u);
@@ -20,7 +20,7 @@ TEST_F(TaskStoreTest, SubmitQueuesATaskThatLeasesAsAttemptOne) {
   EXPECT_FALSE(store_->lease("r-2", std::nullopt).has_value());
 }
 
-TEST_F(TaskStoreTest, LeaseTakesHighestPriorityThenSubmissionOrder) {
+TEST_P(TaskStoreTest, LeaseTakesHighestPriorityThenSubmissionOrder) {
   const std::string low = submit("low", 0);
   const std::string high1 = submit("high1", 5);
   const std::string high2 = submit("high2", 5);
@@ -29,7 +29,7 @@ TEST_F(TaskStoreTest, LeaseTakesHighestPriorityThenSubmissionOrder) {
   EXPECT_EQ(lease().task_id, low);
 }
 
-TEST_F(TaskStoreTest, DelayedTaskIsLeasableOnlyFromItsTime) {
+TEST_P(TaskStoreTest, DelayedTaskIsLeasableOnlyFromItsTime) {
   const std::string id = submit("later", 0, std::nullopt, 5, 1000);
   EXPECT_FALSE(store_->lease("r", std::nullopt));
   clock_.advance_ms(999);
@@ -38,7 +38,7 @@ TEST_F(TaskStoreTest, DelayedTaskIsLeasableOnlyFromItsTime) {
   EXPECT_EQ(lease().task_id, id);
 }
 
-TEST_F(TaskStoreTest, LeaseWithAPoolTakesThatPoolOrNoneWithoutOnlyNone) {
+TEST_P(TaskStoreTest, LeaseWithAPoolTakesThatPoolOrNoneWithoutOnlyNone) {
   const std::string gpu = submit("gpu", 0, "gpu");
   const std::string any = submit("any", 0);
   const std::string cpu = submit("cpu", 9, "cpu");
@@ -49,7 +49,7 @@ TEST_F(TaskStoreTest, LeaseWithAPoolTakesThatPoolOrNoneWithoutOnlyNone) {
   EXPECT_EQ(lease("r", "cpu").task_id, cpu);
 }
 
-TEST_F(TaskStoreTest, IdempotencyKeyReturnsTheExistingTask) {
+TEST_P(TaskStoreTest, IdempotencyKeyReturnsTheExistingTask) {
   SubmitRequest r;
   r.payload = payload("a");
   r.idempotency_key = "k-1";
@@ -63,7 +63,7 @@ TEST_F(TaskStoreTest, IdempotencyKeyReturnsTheExistingTask) {
   EXPECT_EQ(store_->counts()[0], 1u);
 }
 
-TEST_F(TaskStoreTest, CompleteTheCurrentAttemptEndsTheTask) {
+TEST_P(TaskStoreTest, CompleteTheCurrentAttemptEndsTheTask) {
   const std::string id = submit();
   Task t = lease();
   EXPECT_EQ(store_->complete(id, t.attempt, payload("done")), TaskError::kNone);
@@ -73,7 +73,7 @@ TEST_F(TaskStoreTest, CompleteTheCurrentAttemptEndsTheTask) {
   EXPECT_FALSE(done->runner_id.has_value());
 }
 
-TEST_F(TaskStoreTest, CompleteAnOldAttemptIsStale) {
+TEST_P(TaskStoreTest, CompleteAnOldAttemptIsStale) {
   const std::string id = submit();
   Task t1 = lease();
   TaskState st{};
@@ -85,7 +85,7 @@ TEST_F(TaskStoreTest, CompleteAnOldAttemptIsStale) {
   EXPECT_EQ(state_of(id), TaskState::kLeased);
 }
 
-TEST_F(TaskStoreTest, CompleteOrFailAQueuedTaskIsStale) {
+TEST_P(TaskStoreTest, CompleteOrFailAQueuedTaskIsStale) {
   const std::string id = submit();
   TaskState st{};
   EXPECT_EQ(store_->complete(id, 0, std::nullopt), TaskError::kStaleAttempt);
@@ -93,7 +93,7 @@ TEST_F(TaskStoreTest, CompleteOrFailAQueuedTaskIsStale) {
   EXPECT_EQ(state_of(id), TaskState::kQueued);
 }
 
-TEST_F(TaskStoreTest, CompleteOrFailAnEndedTaskIsAConflict) {
+TEST_P(TaskStoreTest, CompleteOrFailAnEndedTaskIsAConflict) {
   const std::string id = submit();
   Task t = lease();
   ASSERT_EQ(store_->complete(id, t.attempt, std::nullopt), TaskError::kNone);
@@ -105,7 +105,7 @@ TEST_F(TaskStoreTest, CompleteOrFailAnEndedTaskIsAConflict) {
   EXPECT_EQ(store_->complete(other, 0, std::nullopt), TaskError::kConflict);
 }
 
-TEST_F(TaskStoreTest, UnknownTaskIsNotFound) {
+TEST_P(TaskStoreTest, UnknownTaskIsNotFound) {
   TaskState st{};
   EXPECT_EQ(store_->complete("t-none-1", 1, std::nullopt), TaskError::kNotFound);
   EXPECT_EQ(store_->fail("t-none-1", 1, std::nullopt, true, st), TaskError::kNotFound);
@@ -113,7 +113,7 @@ TEST_F(TaskStoreTest, UnknownTaskIsNotFound) {
   EXPECT_FALSE(store_->get("t-none-1"));
 }
 
-TEST_F(TaskStoreTest, FailWithRetryRequeuesAfterABackoffWithinItsBounds) {
+TEST_P(TaskStoreTest, FailWithRetryRequeuesAfterABackoffWithinItsBounds) {
   const std::string id = submit();
   Task t = lease();
   TaskState st{};
@@ -129,7 +129,7 @@ TEST_F(TaskStoreTest, FailWithRetryRequeuesAfterABackoffWithinItsBounds) {
   EXPECT_EQ(lease().attempt, 2u);
 }
 
-TEST_F(TaskStoreTest, FailWithoutRetryIsDead) {
+TEST_P(TaskStoreTest, FailWithoutRetryIsDead) {
   const std::string id = submit();
   Task t = lease();
   TaskState st{};
@@ -138,7 +138,7 @@ TEST_F(TaskStoreTest, FailWithoutRetryIsDead) {
   EXPECT_EQ(state_of(id), TaskState::kDead);
 }
 
-TEST_F(TaskStoreTest, FailOfTheLastAttemptIsDead) {
+TEST_P(TaskStoreTest, FailOfTheLastAttemptIsDead) {
   const std::string id = submit("x", 0, std::nullopt, 1);
   Task t = lease();
   TaskState st{};
@@ -146,7 +146,7 @@ TEST_F(TaskStoreTest, FailOfTheLastAttemptIsDead) {
   EXPECT_EQ(st, TaskState::kDead);
 }
 
-TEST_F(TaskStoreTest, CancelQueuedOrLeasedThenAgainIsOk) {
+TEST_P(TaskStoreTest, CancelQueuedOrLeasedThenAgainIsOk) {
   const std::string queued = submit();
   const std::string leased = submit();
   TaskState st{};
@@ -160,7 +160,7 @@ TEST_F(TaskStoreTest, CancelQueuedOrLeasedThenAgainIsOk) {
   EXPECT_EQ(store_->counts()[1], 0u);
 }
 
-TEST_F(TaskStoreTest, CancelCompletedOrDeadIsAConflict) {
+TEST_P(TaskStoreTest, CancelCompletedOrDeadIsAConflict) {
   const std::string id = submit();
   Task t = lease();
   ASSERT_EQ(store_->complete(id, t.attempt, std::nullopt), TaskError::kNone);
@@ -169,7 +169,7 @@ TEST_F(TaskStoreTest, CancelCompletedOrDeadIsAConflict) {
   EXPECT_EQ(st, TaskState::kCompleted);
 }
 
-TEST_F(TaskStoreTest, TimeoutEventRequeuesTheCurrentAttemptOnce) {
+TEST_P(TaskStoreTest, TimeoutEventRequeuesTheCurrentAttemptOnce) {
   const std::string id = submit();
   Task t = lease();
   EXPECT_EQ(store_->apply_timeout(event("e-1", t)), EventOutcome::kRequeued);
@@ -183,7 +183,7 @@ TEST_F(TaskStoreTest, TimeoutEventRequeuesTheCurrentAttemptOnce) {
   EXPECT_EQ(store_->counters().events_ignored, 2u);
 }
 
-TEST_F(TaskStoreTest, TimeoutEventForAnOldAttemptChangesNothing) {
+TEST_P(TaskStoreTest, TimeoutEventForAnOldAttemptChangesNothing) {
   const std::string id = submit();
   Task t1 = lease();
   ASSERT_EQ(store_->apply_timeout(event("e-1", t1)), EventOutcome::kRequeued);
@@ -194,7 +194,7 @@ TEST_F(TaskStoreTest, TimeoutEventForAnOldAttemptChangesNothing) {
   EXPECT_EQ(store_->get(id)->attempt, t2.attempt);
 }
 
-TEST_F(TaskStoreTest, TimeoutEventForAnUnknownTaskChangesNothing) {
+TEST_P(TaskStoreTest, TimeoutEventForAnUnknownTaskChangesNothing) {
   Task ghost;
   ghost.task_id = "t-elsewhere-7";
   ghost.attempt = 1;
@@ -202,7 +202,7 @@ TEST_F(TaskStoreTest, TimeoutEventForAnUnknownTaskChangesNothing) {
   EXPECT_EQ(store_->counters().events_ignored, 1u);
 }
 
-TEST_F(TaskStoreTest, TimeoutOfTheLastAttemptMakesTheTaskDead) {
+TEST_P(TaskStoreTest, TimeoutOfTheLastAttemptMakesTheTaskDead) {
   const std::string id = submit("x", 0, std::nullopt, 2);
   Task t1 = lease();
   ASSERT_EQ(store_->apply_timeout(event("e-1", t1)), EventOutcome::kRequeued);
@@ -213,7 +213,7 @@ TEST_F(TaskStoreTest, TimeoutOfTheLastAttemptMakesTheTaskDead) {
   EXPECT_EQ(store_->counters().reassigned, 2u);
 }
 
-TEST_F(TaskStoreTest, BackoffCeilingGrowsByTheFactorUpToTheCap) {
+TEST_P(TaskStoreTest, BackoffCeilingGrowsByTheFactorUpToTheCap) {
   BackoffPolicy p{500, 2.0, 60'000};
   EXPECT_EQ(p.ceiling_ms(1), 500u);
   EXPECT_EQ(p.ceiling_ms(2), 1000u);
@@ -230,7 +230,7 @@ TEST_F(TaskStoreTest, BackoffCeilingGrowsByTheFactorUpToTheCap) {
   }
 }
 
-TEST_F(TaskStoreTest, LeaseIsAReconcileCandidateOnlyAfterTheGrace) {
+TEST_P(TaskStoreTest, LeaseIsAReconcileCandidateOnlyAfterTheGrace) {
   submit();
   Task t = lease("r-9");
   clock_.advance_ms(29'999);
@@ -244,7 +244,7 @@ TEST_F(TaskStoreTest, LeaseIsAReconcileCandidateOnlyAfterTheGrace) {
   EXPECT_EQ(page.keys[0].attempt, 1u);
 }
 
-TEST_F(TaskStoreTest, ReconcileCandidatesPageThroughEveryLeaseAndStayCandidates) {
+TEST_P(TaskStoreTest, ReconcileCandidatesPageThroughEveryLeaseAndStayCandidates) {
   for (int i = 0; i < 5; ++i) submit();
   for (int i = 0; i < 5; ++i) lease("r-" + std::to_string(i));
   clock_.advance_ms(30'000);
@@ -262,7 +262,7 @@ TEST_F(TaskStoreTest, ReconcileCandidatesPageThroughEveryLeaseAndStayCandidates)
   EXPECT_EQ(store_->reconcile_candidates({}, 100).keys.size(), 5u);
 }
 
-TEST_F(TaskStoreTest, EachTakingBackVerdictRequeuesWithItsReasonAsLastError) {
+TEST_P(TaskStoreTest, EachTakingBackVerdictRequeuesWithItsReasonAsLastError) {
   for (Verdict v : {Verdict::kEnded, Verdict::kTimedOut, Verdict::kGone}) {
     const std::string id = submit();
     Task t = lease("r-9");
@@ -278,7 +278,7 @@ TEST_F(TaskStoreTest, EachTakingBackVerdictRequeuesWithItsReasonAsLastError) {
   EXPECT_EQ(store_->counters().reconciled, 3u);
 }
 
-TEST_F(TaskStoreTest, KeepingVerdictsChangeNothing) {
+TEST_P(TaskStoreTest, KeepingVerdictsChangeNothing) {
   const std::string id = submit();
   Task t = lease("r-9");
   for (Verdict v : {Verdict::kAlive, Verdict::kSettling, Verdict::kUndecided}) {
@@ -288,7 +288,7 @@ TEST_F(TaskStoreTest, KeepingVerdictsChangeNothing) {
   EXPECT_EQ(store_->counters().reconciled, 0u);
 }
 
-TEST_F(TaskStoreTest, VerdictForALeaseThatMovedOnChangesNothing) {
+TEST_P(TaskStoreTest, VerdictForALeaseThatMovedOnChangesNothing) {
   const std::string id = submit();
   Task t = lease("r-9");
   // Another runner's key, another attempt, and a lease that has ended.
@@ -300,7 +300,7 @@ TEST_F(TaskStoreTest, VerdictForALeaseThatMovedOnChangesNothing) {
   EXPECT_EQ(store_->counters().reassigned, 0u);
 }
 
-TEST_F(TaskStoreTest, TimeoutEventOfAnotherRunnerOnTheSameAttemptChangesNothing) {
+TEST_P(TaskStoreTest, TimeoutEventOfAnotherRunnerOnTheSameAttemptChangesNothing) {
   const std::string id = submit();
   Task t = lease("r-9");
   protocol::TimeoutEvent ev = event("e-1", t);
@@ -309,7 +309,7 @@ TEST_F(TaskStoreTest, TimeoutEventOfAnotherRunnerOnTheSameAttemptChangesNothing)
   EXPECT_EQ(state_of(id), TaskState::kLeased);
 }
 
-TEST_F(TaskStoreTest, StateAndCountersSurviveReopening) {
+TEST_P(TaskStoreTest, StateAndCountersSurviveReopening) {
   const std::string a = submit();
   const std::string b = submit();
   Task t = lease();
@@ -325,7 +325,7 @@ TEST_F(TaskStoreTest, StateAndCountersSurviveReopening) {
   EXPECT_EQ(state_of(b), TaskState::kQueued);
 }
 
-TEST_F(TaskStoreTest, SubmitBeyondTheLiveTaskBoundIsUnavailable) {
+TEST_P(TaskStoreTest, SubmitBeyondTheLiveTaskBoundIsUnavailable) {
   StoreOptions o = test_options();
   o.max_live_tasks = 2;
   open(o);
@@ -339,7 +339,7 @@ TEST_F(TaskStoreTest, SubmitBeyondTheLiveTaskBoundIsUnavailable) {
   EXPECT_EQ(store_->submit(r).error, TaskError::kNone);
 }
 
-TEST_F(TaskStoreTest, RetentionDeletesEndedTasksAndIdsAreNeverReused) {
+TEST_P(TaskStoreTest, RetentionDeletesEndedTasksAndIdsAreNeverReused) {
   StoreOptions o = test_options();
   o.retention_ms = 10'000;
   open(o);
@@ -358,7 +358,7 @@ TEST_F(TaskStoreTest, RetentionDeletesEndedTasksAndIdsAreNeverReused) {
   EXPECT_NE(next, keep);
 }
 
-TEST_F(TaskStoreTest, ListPagesInSubmissionOrderWithFilters) {
+TEST_P(TaskStoreTest, ListPagesInSubmissionOrderWithFilters) {
   std::vector<std::string> ids;
   for (int i = 0; i < 5; ++i) ids.push_back(submit(std::to_string(i), 0, i % 2 ? "odd" : "even"));
   auto p1 = store_->list(std::nullopt, std::nullopt, 2, std::nullopt, 1 << 20);
@@ -380,6 +380,8 @@ TEST_F(TaskStoreTest, ListPagesInSubmissionOrderWithFilters) {
   EXPECT_EQ(tiny.tasks.size(), 1u);
   EXPECT_TRUE(tiny.more);
 }
+
+RMON_BOTH_ENGINES(TaskStoreTest);
 
 }  // namespace
 }  // namespace rmon::tq

@@ -1,16 +1,30 @@
 #pragma once
-// A task store on a fresh database in a temp folder, with a fake clock.
+// A task store on a fresh database, with a fake clock: SQLite in a temp
+// folder, or a fresh database on the test binary's throwaway PostgreSQL
+// (the suites are parameterized by engine and run on both).
 
 #include <gtest/gtest.h>
 
 #include <memory>
 
+#include "../support/postgres.hpp"
 #include "../support/temp_dir.hpp"
 #include "rmon/fake_clock.hpp"
 #include "rmon/protocol/msgmap.hpp"
+#include "rmon/store/postgres.hpp"
 #include "task_store.hpp"
 
 namespace rmon::tq {
+
+enum class Engine { kSqlite, kPostgres };
+inline std::string engine_name(const ::testing::TestParamInfo<Engine>& p) {
+  return p.param == Engine::kSqlite ? "Sqlite" : "Postgres";
+}
+#define RMON_BOTH_ENGINES(Suite)                                                     \
+  INSTANTIATE_TEST_SUITE_P(                                                          \
+      Engines, Suite,                                                                \
+      ::testing::Values(::rmon::tq::Engine::kSqlite, ::rmon::tq::Engine::kPostgres), \
+      ::rmon::tq::engine_name)
 
 inline StoreOptions test_options() {
   StoreOptions o;
@@ -20,14 +34,22 @@ inline StoreOptions test_options() {
   return o;
 }
 
-class TaskStoreTest : public ::testing::Test {
+class TaskStoreTest : public ::testing::TestWithParam<Engine> {
  protected:
   void SetUp() override { open(test_options()); }
+  // (Re)opens the same database: a restart.
   void open(StoreOptions o) {
     store_.reset();
     db_.reset();
-    db_ = std::make_unique<store::Db>(dir_.path() / "task-queue.db", store::SyncMode::kNormal);
-    store_ = std::make_unique<TaskStore>(*db_, clock_, o);
+    pg_.reset();
+    if (GetParam() == Engine::kPostgres) {
+      if (url_.empty()) url_ = testing::Postgres::shared().fresh_database();
+      pg_ = std::make_unique<store::PgDb>(url_);
+      store_ = std::make_unique<TaskStore>(make_postgres_rows(*pg_), clock_, o);
+    } else {
+      db_ = std::make_unique<store::Db>(dir_.path() / "task-queue.db", store::SyncMode::kNormal);
+      store_ = std::make_unique<TaskStore>(*db_, clock_, o);
+    }
   }
   static std::string payload(const std::string& s) {
     return protocol::MapBuilder().str("job", s).finish();
@@ -64,6 +86,8 @@ class TaskStoreTest : public ::testing::Test {
   testing::TempDir dir_;
   FakeClock clock_;
   std::unique_ptr<store::Db> db_;
+  std::string url_;  // PostgreSQL: this test's database
+  std::unique_ptr<store::PgDb> pg_;
   std::unique_ptr<TaskStore> store_;
 };
 

@@ -1,5 +1,6 @@
 #include "rmon/service/consumer_config.hpp"
 
+#include "rmon/store/postgres.hpp"
 #include "rmon/zmq_util.hpp"
 
 namespace rmon {
@@ -41,6 +42,9 @@ std::vector<ServiceEndpoint> ConsumerServiceConfig::service_endpoints() const {
 void ConsumerServiceConfig::register_settings(Settings& s) {
   security.register_settings(s);
   register_storage_settings(s);
+  s.add("store", store,
+        "Where the state lives: empty for SQLite in --data-dir (one process per folder), or a "
+        "postgresql://user:password@host:port/db URL that any number of replicas share");
   s.add("api-endpoint", api_endpoint, "ROUTER socket for the API (binds; 'connect:' to connect)");
   // Several monitors (a pair, or partitions): comma-separated lists, the
   // i-th entry of each for the i-th monitor.
@@ -75,6 +79,10 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
 
 std::string ConsumerServiceConfig::validate() const {
   if (std::string err = validate_storage(); !err.empty()) return err;
+  if (!store.empty() && !store::is_postgres_url(store)) {
+    return "--store must be empty (SQLite in --data-dir) or a postgresql:// URL, not '" +
+           store::redact_url(store) + "'";
+  }
   if (api_endpoint.empty()) return "--api-endpoint must not be empty";
   if (monitor_endpoints.empty() || monitor_endpoints.size() > kMaxMonitors) {
     return "--monitor-endpoint must list 1 to " + std::to_string(kMaxMonitors) + " monitors";

@@ -36,8 +36,11 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
   domain_.add_metrics(metrics_);
   metrics_.add_collector([s = security_.get()] { return security_metrics(s); });
   policy_ = std::make_unique<BatchPolicy>(domain_, stats_, clock_, batch_size_, api_gate_.get());
-  if (config_.sync_mode() == store::SyncMode::kFull) {
-    syncer_ = std::make_unique<store::WalSyncer>(domain_.db(), config_.log_sync_for_tests);
+  // PostgreSQL's commit returns once durable (synchronous_commit): only
+  // SQLite's log has an fsync of its own to pipeline.
+  if (store::Db* sqlite = domain_.db().sqlite();
+      sqlite && config_.sync_mode() == store::SyncMode::kFull) {
+    syncer_ = std::make_unique<store::WalSyncer>(*sqlite, config_.log_sync_for_tests);
   }
   domain_.publish();
 }

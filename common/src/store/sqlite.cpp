@@ -322,31 +322,38 @@ std::optional<int64_t> Stmt::opt_int64(int col) const {
   return int64(col);
 }
 
-Transaction::Transaction(Db& db) : db_(db) { db_.exec("BEGIN IMMEDIATE"); }
-Transaction::~Transaction() {
-  if (open_) {
-    try {
-      db_.exec("ROLLBACK");
-    } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more to undo
-    }
+void Db::begin() { exec("BEGIN IMMEDIATE"); }
+void Db::commit() { exec("COMMIT"); }
+void Db::rollback() noexcept {
+  try {
+    exec("ROLLBACK");
+  } catch (...) {  // NOLINT(bugprone-empty-catch): nothing more to undo
   }
 }
+void Db::savepoint() { exec("SAVEPOINT req"); }
+void Db::release_savepoint() { exec("RELEASE req"); }
+void Db::rollback_to_savepoint() noexcept {
+  try {
+    exec("ROLLBACK TO req; RELEASE req");
+  } catch (...) {  // NOLINT(bugprone-empty-catch): the transaction rolls back then
+  }
+}
+
+Transaction::Transaction(Backend& db) : db_(db) { db_.begin(); }
+Transaction::~Transaction() {
+  if (open_) db_.rollback();
+}
 void Transaction::commit() {
-  db_.exec("COMMIT");
+  db_.commit();
   open_ = false;
 }
 
-Savepoint::Savepoint(Db& db) : db_(db) { db_.exec("SAVEPOINT req"); }
+Savepoint::Savepoint(Backend& db) : db_(db) { db_.savepoint(); }
 Savepoint::~Savepoint() {
-  if (open_) {
-    try {
-      db_.exec("ROLLBACK TO req; RELEASE req");
-    } catch (...) {  // NOLINT(bugprone-empty-catch): the transaction rolls back then
-    }
-  }
+  if (open_) db_.rollback_to_savepoint();
 }
 void Savepoint::release() {
-  db_.exec("RELEASE req");
+  db_.release_savepoint();
   open_ = false;
 }
 

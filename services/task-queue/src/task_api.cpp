@@ -20,6 +20,8 @@ constexpr std::string_view kOpNames[] = {"submit", "lease", "complete", "fail", 
                                          "get",    "list",  "stats",    "ping"};
 constexpr uint64_t kMaxDelayMs = 30ull * 86'400'000;
 constexpr auto kPruneEvery = std::chrono::seconds(60);
+// With replicas: how often counts and counters are re-read from the store.
+constexpr auto kRefreshEvery = std::chrono::seconds(5);
 
 std::string encode_task(const Task& t) {
   MapBuilder b;
@@ -55,8 +57,8 @@ struct Keys {
 
 std::span<const std::string_view> TaskApi::ops() const { return kOpNames; }
 
-TaskApi::TaskApi(TaskStore& store, store::Db& db, const ServiceStats& service, const Clock& clock)
-    : store_(store), db_(db), service_(service), clock_(clock) {
+TaskApi::TaskApi(TaskStore& store, const ServiceStats& service, const Clock& clock)
+    : store_(store), service_(service), clock_(clock) {
   publish();
 }
 
@@ -293,6 +295,11 @@ void TaskApi::on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_w
 
 void TaskApi::maintain(Notes& notes) {
   const MonoTime now = clock_.now();
+  if (now - last_refresh_ >= kRefreshEvery) {
+    last_refresh_ = now;
+    // Replicas: the other replicas' changes reach this one's counts.
+    store_.refresh();
+  }
   if (now - last_prune_ < kPruneEvery) return;
   last_prune_ = now;
   // Chunked: each chunk is its own transaction (TaskStore::prune).
@@ -316,7 +323,7 @@ void TaskApi::publish() {
 
 std::string TaskApi::describe() const {
   const auto& c = store_.counts();
-  return fmt::format("queued={} leased={}", c[0], c[1]);
+  return fmt::format("store=\"{}\" queued={} leased={}", store_.rows().describe(), c[0], c[1]);
 }
 
 }  // namespace rmon::tq

@@ -57,13 +57,13 @@ class TaskApi final : public ServiceDomain {
  public:
   // `service` is the skeleton's counters (for `stats`); all references
   // outlive this object.
-  TaskApi(TaskStore& store, store::Db& db, const ServiceStats& service, const Clock& clock);
+  TaskApi(TaskStore& store, const ServiceStats& service, const Clock& clock);
 
   std::string_view name() const override { return "task-queue"; }
   std::string_view metric_prefix() const override { return "tq"; }
   std::span<const std::string_view> ops() const override;
   std::size_t max_request_frame() const override { return kMaxRequestFrame; }
-  store::Db& db() override { return db_; }
+  store::Backend& db() override { return store_.backend(); }
 
   RequestScope request_scope(std::size_t op, const protocol::MapReader& m) override;
   Reply handle(std::size_t op, const protocol::MapReader& m, Notes& notes) override;
@@ -86,12 +86,12 @@ class TaskApi final : public ServiceDomain {
 
  private:
   TaskStore& store_;
-  store::Db& db_;
   const ServiceStats& service_;
   const Clock& clock_;
   TaskQueueStats stats_;
   prometheus::Histogram* lateness_ = nullptr;
   MonoTime last_prune_{};
+  MonoTime last_refresh_{};
 };
 
 }  // namespace rmon::tq

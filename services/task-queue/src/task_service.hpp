@@ -1,5 +1,6 @@
 #pragma once
-// task-queue as a whole: its database in the data folder, its store and
+// task-queue as a whole: its database (SQLite in the data folder, or the
+// PostgreSQL of --store, shared with other replicas), its store and
 // domain (TaskApi), on the consumer-service skeleton (sockets, monitor
 // client, loop thread, batch policy, /metrics). Construction opens the
 // database (a corrupt or unwritable data folder fails there); start() binds
@@ -11,6 +12,7 @@
 
 #include "rmon/clock.hpp"
 #include "rmon/service/consumer_service.hpp"
+#include "rmon/store/postgres.hpp"
 #include "rmon/store/sqlite.hpp"
 #include "task_api.hpp"
 #include "task_config.hpp"
@@ -41,7 +43,8 @@ class TaskQueueService {
 
  private:
   const TaskQueueConfig config_;
-  store::Db db_;
+  std::unique_ptr<store::Db> sqlite_;  // one of these two
+  std::unique_ptr<store::PgDb> pg_;
   ServiceStats service_stats_;
   std::unique_ptr<TaskStore> store_;
   std::unique_ptr<TaskApi> domain_;

@@ -1,9 +1,10 @@
 #pragma once
-// The task-queue's state machine over its SQLite database: submit, lease,
-// complete, fail, cancel, queries, timeout events and reconciliation
-// verdicts. Every mutation writes through to the database inside the caller's
-// transaction (the service wraps each batch in one; see TaskApi); the store
-// never commits by itself, except in prune().
+// The task-queue's state machine over its rows (task_rows.hpp: SQLite in the
+// data folder, or PostgreSQL shared by replicas): submit, lease, complete,
+// fail, cancel, queries, timeout events and reconciliation verdicts. Every
+// mutation writes through to the database inside the caller's transaction
+// (the service wraps each batch in one; see TaskApi); the store never
+// commits by itself, except in prune().
 //
 // Transitions (one test each in tests/task/task_store_test.cpp):
 // clang-format off
@@ -35,6 +36,7 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <random>
 #include <string>
@@ -46,6 +48,7 @@
 #include "rmon/service/reconciler.hpp"
 #include "rmon/store/sqlite.hpp"
 #include "task.hpp"
+#include "task_rows.hpp"
 
 namespace rmon::tq {
 
@@ -84,13 +87,6 @@ struct ListPage {
   bool more = false;
 };
 
-struct Counters {
-  uint64_t reassigned = 0;  // by a timeout event or a reconciliation verdict
-  uint64_t reconciled = 0;  // of those, by a verdict
-  uint64_t events_applied = 0;
-  uint64_t events_ignored = 0;
-};
-
 enum class EventOutcome : uint8_t {
   kRequeued,
   kDead,
@@ -101,8 +97,14 @@ enum class EventOutcome : uint8_t {
 
 class TaskStore {
  public:
-  // Creates or upgrades the schema. Throws store::SqliteError.
+  // Over the data folder's SQLite database: creates or upgrades the schema.
+  // Throws store::SqliteError.
   TaskStore(store::Db& db, const Clock& clock, StoreOptions opts);
+  // Over any rows (PostgreSQL: make_postgres_rows).
+  TaskStore(std::unique_ptr<TaskRows> rows, const Clock& clock, StoreOptions opts);
+
+  store::Backend& backend() { return rows_->backend(); }
+  const TaskRows& rows() const { return *rows_; }
 
   SubmitResult submit(const SubmitRequest& r);
   // The next available task for `pool` (tasks of that pool or of none;
@@ -136,34 +138,31 @@ class TaskStore {
   uint64_t prune();
 
   // Tasks per state (kept in memory, rebuilt by reload()), and counters.
-  const std::array<uint64_t, kTaskStateCount>& counts() const { return counts_; }
+  // With replicas (a shared store) they are this replica's view: its own
+  // changes at once, the others' at each refresh().
+  const StateCounts& counts() const { return counts_; }
   const Counters& counters() const { return counters_; }
   // Re-reads counts and counters from the database: after a rolled-back
   // batch, the in-memory ones may include effects that were not committed.
   void reload();
+  // With a shared store, re-reads counts and counters (the service does it
+  // at its maintenance tick); nothing otherwise.
+  void refresh();
 
  private:
-  void create_schema();
-  void prepare();
   void set_state_count(TaskState from, TaskState to);
   void bump(const char* counter, uint64_t& field);
   // A lost or failed attempt: queued after backoff, or dead past max_attempts.
   TaskState requeue(const Task& t, const std::string& error);
-  std::optional<Task> read_task(store::Stmt& s);
-  std::string make_task_id(int64_t seq) const;
-  static std::optional<int64_t> seq_of(const std::string& task_id);
+  // An update that found its row changed: the row lock makes it impossible.
+  static void fenced(bool applied, const Task& t);
 
-  store::Db& db_;
+  std::unique_ptr<TaskRows> rows_;
   const Clock& clock_;
   const StoreOptions opts_;
   std::mt19937_64 rng_;
-  std::string tag_;  // per-database part of task ids
-  int64_t next_seq_ = 1;
-  std::array<uint64_t, kTaskStateCount> counts_{};
+  StateCounts counts_{};
   Counters counters_;
-
-  store::Stmt insert_, by_key_, by_id_, lease_pool_, lease_none_, set_leased_, set_ended_,
-      set_queued_, set_cancelled_, seen_event_, insert_event_, bump_counter_, candidates_;
 };
 
 }  // namespace rmon::tq

@@ -22,6 +22,9 @@ inline constexpr std::size_t kMaxMonitors = 16;
 
 struct ConsumerServiceConfig : StorageSettings {
   SecuritySettings security;
+  // Where the state lives: empty for SQLite in the data folder (one process
+  // per folder), or a postgresql:// URL shared by any number of replicas.
+  std::string store;
   std::string api_endpoint;  // ROUTER, bind ("connect:..." connects)
   // The monitors this service listens to (a pair, partitions, or one), the
   // i-th entry of each list for the i-th monitor; all connected. Each
@@ -55,6 +58,7 @@ struct ConsumerServiceConfig : StorageSettings {
   void resolve_defaults(const Settings& s);
   std::string validate() const;  // empty when consistent
   std::size_t monitor_count() const { return monitor_endpoints.size(); }
+  bool postgres() const { return !store.empty(); }
   // The endpoints this service binds or connects through attach(): the API.
   std::vector<ServiceEndpoint> service_endpoints() const;
 

@@ -109,7 +109,8 @@ class ServiceDomain {
   virtual std::span<const std::string_view> ops() const = 0;
   // A request frame, at most (bigger ones get bad_request).
   virtual std::size_t max_request_frame() const { return protocol::kMaxFrame; }
-  virtual store::Db& db() = 0;
+  // The database the skeleton wraps each batch in a transaction of.
+  virtual store::Backend& db() = 0;
 
   // With --security curve, before handle(): the runner a request acts for
   // (lease, acquire, release: its runner_id; complete, fail: the runner the

@@ -19,6 +19,8 @@
 #include <string_view>
 #include <thread>
 
+#include "rmon/store/backend.hpp"
+
 struct sqlite3;
 struct sqlite3_stmt;
 
@@ -41,7 +43,7 @@ std::optional<SyncMode> parse_sync_mode(std::string_view s);
 
 class Stmt;
 
-class Db {
+class Db : public Backend {
  public:
   // Opens (creating) `path` in WAL mode with `sync`. Throws SqliteError with
   // the path and SQLite's message when it cannot be opened, read or written
@@ -59,7 +61,7 @@ class Db {
   // e.g. a Checkpointer, which copies the log into the database on a thread
   // of its own so that the writer never waits for an fsync.
   static Db open_owned(const std::filesystem::path& path, SyncMode sync, const std::string& owner);
-  ~Db();
+  ~Db() override;
   Db(Db&&) noexcept;
   Db& operator=(Db&&) noexcept;
   Db(const Db&) = delete;
@@ -72,6 +74,15 @@ class Db {
   int changes() const;  // rows changed by the last statement
   const std::filesystem::path& path() const { return path_; }
   sqlite3* raw() { return db_; }
+
+  // Backend: BEGIN IMMEDIATE ... COMMIT, savepoint "req".
+  void begin() override;
+  void commit() override;
+  void rollback() noexcept override;
+  void savepoint() override;
+  void release_savepoint() override;
+  void rollback_to_savepoint() noexcept override;
+  Db* sqlite() override { return this; }
 
  private:
   sqlite3* db_ = nullptr;
@@ -130,18 +141,18 @@ class Stmt {
   sqlite3_stmt* s_ = nullptr;
 };
 
-// BEGIN IMMEDIATE on construction; commit() commits; the destructor rolls
-// back what was not committed.
+// Backend::begin() on construction (BEGIN IMMEDIATE with SQLite); commit()
+// commits; the destructor rolls back what was not committed.
 class Transaction {
  public:
-  explicit Transaction(Db& db);
+  explicit Transaction(Backend& db);
   ~Transaction();
   Transaction(const Transaction&) = delete;
   Transaction& operator=(const Transaction&) = delete;
   void commit();
 
  private:
-  Db& db_;
+  Backend& db_;
   bool open_ = true;
 };
 
@@ -150,14 +161,14 @@ class Transaction {
 // its handler threw, without losing the rest of the batch).
 class Savepoint {
  public:
-  explicit Savepoint(Db& db);
+  explicit Savepoint(Backend& db);
   ~Savepoint();
   Savepoint(const Savepoint&) = delete;
   Savepoint& operator=(const Savepoint&) = delete;
   void release();
 
  private:
-  Db& db_;
+  Backend& db_;
   bool open_ = true;
 };
 

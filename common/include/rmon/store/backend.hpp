@@ -1,0 +1,26 @@
+#pragma once
+// What the consumer-service skeleton needs of a database, whichever engine
+// holds it (SQLite in the data folder, or PostgreSQL shared by replicas):
+// one transaction per batch and a savepoint per item inside it. A storage
+// failure is an exception; the caller rolls back.
+
+namespace rmon::store {
+
+class Db;
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+  virtual void begin() = 0;
+  virtual void commit() = 0;
+  virtual void rollback() noexcept = 0;  // of what begin() opened; never throws
+  // One savepoint at a time (the skeleton does not nest them).
+  virtual void savepoint() = 0;
+  virtual void release_savepoint() = 0;
+  virtual void rollback_to_savepoint() noexcept = 0;  // and releases it
+  // The SQLite database when that is the engine (its log's fsync is
+  // pipelined by a WalSyncer); nullptr otherwise.
+  virtual Db* sqlite() { return nullptr; }
+};
+
+}  // namespace rmon::store
