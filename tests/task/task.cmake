@@ -4,6 +4,7 @@ rmon_add_test(task_unit_test task/task_store_test.cpp task/task_api_test.cpp)
 target_link_libraries(task_unit_test PRIVATE rmon::task)
 
 rmon_add_test(task_service_test task/task_service_test.cpp task/reconcile_test.cpp
+              task/task_replicas_test.cpp
               task/commit_pipeline_test.cpp)
 target_link_libraries(task_service_test PRIVATE rmon::task rmon::pool rmon::monitor)
 

@@ -2,7 +2,9 @@
 // in-process: a dead runner's task is requeued and its event acknowledged, a
 // runner that never heartbeats loses its lease after the grace, one that
 // heartbeats keeps it, and bad frames on every socket change nothing.
-// Every receive has a timeout; waits poll observable state.
+// Every receive has a timeout; waits poll observable state. Each test runs
+// with the state in SQLite and in PostgreSQL (--store); replicas and
+// PostgreSQL outages are in task_replicas_test.cpp.
 
 #include <gtest/gtest.h>
 
@@ -19,6 +21,7 @@
 #include "rmon/protocol/codec.hpp"
 #include "service.hpp"
 #include "task_service.hpp"
+#include "task_test_support.hpp"
 
 namespace rmon::tq {
 namespace {
@@ -31,7 +34,7 @@ using rmon::testing::heartbeat_until_known;
 using rmon::testing::local_heartbeat;
 using rmon::testing::wait_until;
 
-class TaskServiceTest : public ::testing::Test {
+class TaskServiceTest : public ::testing::TestWithParam<Engine> {
  protected:
   void SetUp() override {
     monitor_ = std::make_unique<monitor::MonitorService>(rmon::testing::loopback_monitor_config(),
@@ -46,6 +49,10 @@ class TaskServiceTest : public ::testing::Test {
     c.first_heartbeat_grace_ms = 60'000;
     c.end_settle_ms = 200;
     c.monitor_timeout_ms = 1000;
+    if (GetParam() == Engine::kPostgres) {
+      if (url_.empty()) url_ = rmon::testing::Postgres::shared().fresh_database();
+      c.store = url_;
+    }
     return c;
   }
   void start(TaskQueueConfig c) {
@@ -100,13 +107,14 @@ class TaskServiceTest : public ::testing::Test {
   }
 
   rmon::testing::TempDir dir_;
+  std::string url_;  // PostgreSQL: this test's database
   zmq::context_t ctx_;
   std::unique_ptr<monitor::MonitorService> monitor_;
   std::unique_ptr<TaskQueueService> tq_;
   std::unique_ptr<ApiClient> client_;
 };
 
-TEST_F(TaskServiceTest, DeadRunnersTaskIsRequeuedOnceAndTheEventAcknowledged) {
+TEST_P(TaskServiceTest, DeadRunnersTaskIsRequeuedOnceAndTheEventAcknowledged) {
   start(config());
   const std::string id = submit();
   std::string leased;
@@ -137,7 +145,7 @@ TEST_F(TaskServiceTest, DeadRunnersTaskIsRequeuedOnceAndTheEventAcknowledged) {
   EXPECT_EQ(tq_->stats().events_applied.load(), 1u);
 }
 
-TEST_F(TaskServiceTest, LeaseWhoseRunnerNeverHeartbeatsIsRequeuedAfterTheGrace) {
+TEST_P(TaskServiceTest, LeaseWhoseRunnerNeverHeartbeatsIsRequeuedAfterTheGrace) {
   TaskQueueConfig c = config();
   c.first_heartbeat_grace_ms = 300;
   start(c);
@@ -150,7 +158,7 @@ TEST_F(TaskServiceTest, LeaseWhoseRunnerNeverHeartbeatsIsRequeuedAfterTheGrace) 
   EXPECT_GE(verdicts(Verdict::kGone), 1u);
 }
 
-TEST_F(TaskServiceTest, LeaseWhoseRunnerHeartbeatsSurvivesTheGrace) {
+TEST_P(TaskServiceTest, LeaseWhoseRunnerHeartbeatsSurvivesTheGrace) {
   TaskQueueConfig c = config();
   c.first_heartbeat_grace_ms = 300;
   start(c);
@@ -164,7 +172,7 @@ TEST_F(TaskServiceTest, LeaseWhoseRunnerHeartbeatsSurvivesTheGrace) {
   EXPECT_EQ(tq_->stats().reassigned.load(), 0u);
 }
 
-TEST_F(TaskServiceTest, UnreachableMonitorRequeuesNothing) {
+TEST_P(TaskServiceTest, UnreachableMonitorRequeuesNothing) {
   TaskQueueConfig c = config();
   c.first_heartbeat_grace_ms = 200;
   c.monitor_timeout_ms = 100;
@@ -178,7 +186,7 @@ TEST_F(TaskServiceTest, UnreachableMonitorRequeuesNothing) {
   EXPECT_EQ(tq_->stats().reassigned.load(), 0u);
 }
 
-TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
+TEST_P(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
   // The events socket is fed by this test instead of the monitor.
   SocketOptions o;
   o.send_timeout_ms = 3000;
@@ -214,7 +222,7 @@ TEST_F(TaskServiceTest, BadFramesOnEverySocketChangeNothing) {
   EXPECT_EQ(queued_n, 0u);
 }
 
-TEST_F(TaskServiceTest, MetricsNameEveryFamily) {
+TEST_P(TaskServiceTest, MetricsNameEveryFamily) {
   const int port = start_with_metrics_and_one_task();
   ASSERT_GT(port, 0);
   // The render the exposer serves; promtool checks the served text in CI.
@@ -231,7 +239,7 @@ TEST_F(TaskServiceTest, MetricsNameEveryFamily) {
 // /metrics keeps being scraped while the service stops and goes away: a
 // scrape may read only what outlives the loop (under ASan, a use after free
 // here was the task-queue's /metrics holding the event consumer).
-TEST_F(TaskServiceTest, ScrapesDuringStopReadNothingThatIsGone) {
+TEST_P(TaskServiceTest, ScrapesDuringStopReadNothingThatIsGone) {
   const int port = start_with_metrics_and_one_task();
   ASSERT_GT(port, 0);
   std::atomic<bool> done{false};
@@ -249,6 +257,8 @@ TEST_F(TaskServiceTest, ScrapesDuringStopReadNothingThatIsGone) {
   done = true;
   scraper.join();
 }
+
+RMON_BOTH_ENGINES(TaskServiceTest);
 
 }  // namespace
 }  // namespace rmon::tq
