@@ -9,7 +9,13 @@
 // fsync'd (pipelined, the default); the middle row is group commit without
 // the pipeline (--max-in-flight 0), to show what each part brings.
 //
+// --postgres adds, in the same run, the task-queue on a throwaway PostgreSQL
+// (initdb + pg_ctl in a temp folder, fsync on, synchronous_commit on: each
+// commit durable before its replies): one replica taking all clients, then
+// two replicas on the same database taking half each.
+//
 //   task_queue_bench [--clients 16] [--seconds 5] [--sync full|normal] [--dir PATH]
+//                    [--postgres]
 
 #include <fcntl.h>
 #include <unistd.h>
@@ -22,6 +28,7 @@
 #include <thread>
 #include <vector>
 
+#include "../tests/support/postgres.hpp"
 #include "rmon/protocol/msgmap.hpp"
 #include "rmon/version.hpp"
 #include "rmon/zmq_util.hpp"
@@ -56,8 +63,8 @@ std::string request(const std::string& op, const MapBuilder& fields) {
 // longer, as on a network block device; 0 is this disk as it is.
 int g_slow_disk_us = 0;
 
-Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_batch,
-        uint64_t max_in_flight, int clients, int seconds) {
+rmon::tq::TaskQueueConfig config(const std::filesystem::path& dir, const std::string& sync,
+                                 uint64_t max_batch, uint64_t max_in_flight) {
   std::filesystem::remove_all(dir);
   rmon::tq::TaskQueueConfig c;
   c.data_dir = dir.string();
@@ -80,9 +87,24 @@ Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_
       return {};
     };
   }
-  rmon::tq::TaskQueueService svc(c, rmon::SystemClock::instance());
-  svc.start();
-  const std::string endpoint = svc.endpoints().api;
+  return c;
+}
+
+// `clients` clients spread over the replicas (one service each).
+Run run(const std::vector<rmon::tq::TaskQueueConfig>& replicas, int clients, int seconds) {
+  std::vector<std::unique_ptr<rmon::tq::TaskQueueService>> services;
+  std::vector<std::string> endpoints;
+  for (const auto& c : replicas) {
+    services.push_back(
+        std::make_unique<rmon::tq::TaskQueueService>(c, rmon::SystemClock::instance()));
+    services.back()->start();
+    endpoints.push_back(services.back()->endpoints().api);
+  }
+  auto commits_now = [&] {
+    uint64_t n = 0;
+    for (const auto& svc : services) n += svc->service_stats().commits.load();
+    return n;
+  };
 
   zmq::context_t ctx;
   std::atomic<bool> go{false}, stop{false};
@@ -93,7 +115,7 @@ Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_
       rmon::SocketOptions o;
       o.recv_timeout_ms = 30'000;
       auto s = rmon::make_socket(ctx, zmq::socket_type::dealer, o);
-      s.connect(endpoint);
+      s.connect(endpoints[static_cast<std::size_t>(i) % endpoints.size()]);
       const std::string runner = "bench-runner-" + std::to_string(i);
       const std::string payload = MapBuilder().str("cmd", "work").u64("n", i).finish();
       while (!go.load()) std::this_thread::yield();
@@ -117,15 +139,15 @@ Run run(const std::filesystem::path& dir, const std::string& sync, uint64_t max_
     });
   }
   const auto t0 = steady_clock::now();
-  const uint64_t commits0 = svc.service_stats().commits.load();
+  const uint64_t commits0 = commits_now();
   go = true;
   std::this_thread::sleep_for(seconds * 1s);
   const uint64_t n = lifecycles.load(), o = ops.load();
   const double secs = duration<double>(steady_clock::now() - t0).count();
-  const uint64_t commits = svc.service_stats().commits.load() - commits0;
+  const uint64_t commits = commits_now() - commits0;
   stop = true;
   for (auto& t : threads) t.join();
-  svc.stop();
+  for (auto& svc : services) svc->stop();
   return {n / secs, o / secs, commits};
 }
 
@@ -145,6 +167,14 @@ int main(int argc, char** argv) {
   app.add_option("--max-in-flight", max_in_flight, "The pipelined row's --max-in-flight")
       ->capture_default_str();
   app.add_option("--dir", dir, "Scratch folder on the disk to measure")->capture_default_str();
+  bool postgres = false;
+  std::string pg_params;
+  app.add_option("--pg-params", pg_params,
+                 "Appended to the PostgreSQL URL, e.g. "
+                 "'&options=-csynchronous_commit%3Doff' (to see what commits cost)");
+  app.add_flag("--postgres", postgres,
+               "Also one and two replicas on a throwaway PostgreSQL (fsync and "
+               "synchronous_commit on)");
   app.set_version_flag("--version", std::string("task_queue_bench ") + RMON_VERSION);
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
@@ -153,21 +183,46 @@ int main(int argc, char** argv) {
   std::filesystem::create_directories(base);
   std::printf("task-queue lifecycles (submit, lease, complete), %d clients, %d s, --sync %s\n",
               clients, seconds, sync.c_str());
-  const Run single = run(base / "per-op", sync, 1, 0, clients, seconds);
+  const Run single = run({config(base / "per-op", sync, 1, 0)}, clients, seconds);
   std::printf(
       "  baseline, one transaction per operation: %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
       single.lifecycles_per_s, single.ops_per_s, static_cast<unsigned long>(single.commits));
-  const Run grouped = run(base / "group", sync, 512, 0, clients, seconds);
+  const Run grouped = run({config(base / "group", sync, 512, 0)}, clients, seconds);
   std::printf(
       "  group commit, not pipelined:             %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
       grouped.lifecycles_per_s, grouped.ops_per_s, static_cast<unsigned long>(grouped.commits));
-  const Run ours = run(base / "pipelined", sync, 512, max_in_flight, clients, seconds);
+  const Run ours = run({config(base / "pipelined", sync, 512, max_in_flight)}, clients, seconds);
   std::printf(
       "  ours, group commit pipelined (default):  %9.0f lifecycles/s  %9.0f ops/s  %8lu commits\n",
       ours.lifecycles_per_s, ours.ops_per_s, static_cast<unsigned long>(ours.commits));
   const double base_rate = std::max(1.0, single.lifecycles_per_s);
   std::printf("  ratio: %.2fx the baseline (not pipelined: %.2fx; target >= 10x)\n",
               ours.lifecycles_per_s / base_rate, grouped.lifecycles_per_s / base_rate);
+  if (postgres) {
+    rmon::testing::Postgres pg(/*durable=*/true);
+    auto on_pg = [&](const std::string& name, const std::string& url) {
+      auto c = config(base / name, sync, 512, max_in_flight);
+      c.store = url + pg_params;
+      return c;
+    };
+    const std::string one_url = pg.fresh_database();
+    const Run one = run({on_pg("pg-one", one_url)}, clients, seconds);
+    std::printf(
+        "  PostgreSQL, one replica:                 %9.0f lifecycles/s  %9.0f ops/s  %8lu "
+        "commits\n",
+        one.lifecycles_per_s, one.ops_per_s, static_cast<unsigned long>(one.commits));
+    const std::string two_url = pg.fresh_database();
+    const Run two = run({on_pg("pg-a", two_url), on_pg("pg-b", two_url)}, clients, seconds);
+    std::printf(
+        "  PostgreSQL, two replicas:                %9.0f lifecycles/s  %9.0f ops/s  %8lu "
+        "commits\n",
+        two.lifecycles_per_s, two.ops_per_s, static_cast<unsigned long>(two.commits));
+    std::printf(
+        "  PostgreSQL one replica: %.2fx SQLite (target >= 5,000/s); two replicas: %.2fx one "
+        "(target >= 0.8x)\n",
+        one.lifecycles_per_s / std::max(1.0, ours.lifecycles_per_s),
+        two.lifecycles_per_s / std::max(1.0, one.lifecycles_per_s));
+  }
   std::filesystem::remove_all(base);
   return 0;
 }

@@ -15,6 +15,7 @@ PACKAGES=(
   prometheus-cpp-dev
   libabsl-dev
   libsqlite3-dev sqlite3
+  libpqxx-dev postgresql
   libxxhash-dev
   clang clang-format libclang-rt-14-dev
   curl
@@ -25,6 +26,7 @@ PACKAGES=(
 if [ "${1:-}" = --build-only ]; then
   # What building needs, not testing: the Dockerfile's build stage.
   PACKAGES=("${PACKAGES[@]/chromium/}")
+  PACKAGES=("${PACKAGES[@]/postgresql/}")  # the tests' throwaway server
 else
   # Node.js and npm for the console's browser tests (Playwright, from the npm
   # registry): Debian's nodejs and npm, unless a node and an npm are already

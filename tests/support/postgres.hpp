@@ -23,7 +23,9 @@ namespace rmon::testing {
 
 class Postgres {
  public:
-  Postgres() : bin_(find_bin()) {
+  // `durable`: fsync on, as a production server (benchmarks); tests run
+  // with fsync off.
+  explicit Postgres(bool durable = false) : bin_(find_bin()), durable_(durable) {
     const std::string dir = dir_.str();
     as_owner_ = ::geteuid() == 0;
     if (as_owner_) run("chown postgres " + dir);
@@ -73,7 +75,7 @@ class Postgres {
   void start() {
     run(user() + bin_ + "/pg_ctl -D " + dir_.str() + "/data -w -l " + dir_.str() +
         "/server.log -o \"-c listen_addresses='' -k " + dir_.str() + " -p " +
-        std::to_string(kPort) + " -c fsync=off\" start >/dev/null");
+        std::to_string(kPort) + (durable_ ? "" : " -c fsync=off") + "\" start >/dev/null");
     running_ = true;
   }
   bool running() const { return running_; }
@@ -100,6 +102,7 @@ class Postgres {
 
   TempDir dir_;
   std::string bin_;
+  bool durable_ = false;
   bool as_owner_ = false;
   bool running_ = false;
   int databases_ = 0;

@@ -36,6 +36,17 @@ BatchPolicy::BatchPolicy(ServiceDomain& domain, ServiceStats& stats, const Clock
 
 template <class Fn>
 bool BatchPolicy::item(const char* what, Fn&& fn) {
+  if (optimistic_) {
+    // No savepoint: a failure aborts the whole attempt, which apply() then
+    // makes again with one savepoint per item.
+    try {
+      fn();
+      return true;
+    } catch (...) {
+      item_failed_ = true;
+      throw;
+    }
+  }
   try {
     store::Savepoint sp(domain_.db());
     fn();
@@ -52,16 +63,50 @@ bool BatchPolicy::item(const char* what, Fn&& fn) {
 }
 
 void BatchPolicy::apply(Batch& b) {
+  count_verdicts(b.verdicts);
+  if (needs_reload_ && !reload()) {
+    reset(b);
+    answer_unavailable(b, "storage failure; retry later");
+    return;
+  }
+  // Where a savepoint costs a round trip to a server (PostgreSQL), the batch
+  // is first tried without them; only if an item fails is it rolled back
+  // and applied again with one savepoint per item.
+  optimistic_ = !domain_.db().cheap_savepoints();
+  item_failed_ = false;
+  bool committed = attempt(b);
+  if (!committed && optimistic_ && item_failed_) {
+    optimistic_ = false;
+    committed = reload() && attempt(b);
+  }
+  optimistic_ = false;
+  if (!committed) {
+    reset(b);
+    answer_unavailable(b, "storage failure; retry later");
+    reload();
+    return;
+  }
+  stats_.commits.fetch_add(1, std::memory_order_relaxed);
+  count_duplicates(b);
+  if (batch_size_)
+    batch_size_->Observe(
+        static_cast<double>(b.events.size() + b.verdicts.size() + b.requests.size()));
+  for (std::size_t i = 0; i < b.requests.size(); ++i) {
+    stats_.requests[ops_[i]][outcome_index(errors_[i])].fetch_add(1, std::memory_order_relaxed);
+  }
+  domain_.publish();
+}
+
+void BatchPolicy::reset(Batch& b) {
   b.notes.clear();
   b.took_back.clear();
   ops_.assign(b.requests.size(), ServiceStats::kMaxOps);
   errors_.assign(b.requests.size(), {});
   for (ConsumedEvent& e : b.events) e.ack = false;
-  count_verdicts(b.verdicts);
-  if (needs_reload_ && !reload()) {
-    answer_unavailable(b, "storage failure; retry later");
-    return;
-  }
+}
+
+bool BatchPolicy::attempt(Batch& b) {
+  reset(b);
   bool committed = false;
   try {
     store::Transaction txn(domain_.db());
@@ -114,26 +159,15 @@ void BatchPolicy::apply(Batch& b) {
     txn.commit();
     committed = true;
   } catch (const std::exception& e) {
-    storage_error("batch rolled back", e);
-    stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
-    needs_reload_ = true;
+    storage_error(optimistic_ && item_failed_ ? "batch rolled back, applied again item by item"
+                                              : "batch rolled back",
+                  e);
+    if (!(optimistic_ && item_failed_)) {
+      stats_.commit_failures.fetch_add(1, std::memory_order_relaxed);
+      needs_reload_ = true;
+    }
   }
-  if (!committed) {
-    b.notes.clear();
-    b.took_back.clear();
-    answer_unavailable(b, "storage failure; retry later");
-    reload();
-    return;
-  }
-  stats_.commits.fetch_add(1, std::memory_order_relaxed);
-  count_duplicates(b);
-  if (batch_size_)
-    batch_size_->Observe(
-        static_cast<double>(b.events.size() + b.verdicts.size() + b.requests.size()));
-  for (std::size_t i = 0; i < b.requests.size(); ++i) {
-    stats_.requests[ops_[i]][outcome_index(errors_[i])].fetch_add(1, std::memory_order_relaxed);
-  }
-  domain_.publish();
+  return committed;
 }
 
 void BatchPolicy::release(Batch& b) {

@@ -119,22 +119,12 @@ class PgTaskRows final : public TaskRows {
 
   std::optional<Task> lease(const std::string& runner_id, const std::optional<std::string>& pool,
                             int64_t now) override {
-    // Two walks of tasks_ready (this pool, then none), each taking its best
-    // row FOR UPDATE SKIP LOCKED; the better one is leased. The other stays
-    // queued and locked until this batch commits: other replicas skip it.
-    std::optional<std::pair<int64_t, int64_t>> best;  // (priority, seq)
-    auto consider = [&](const pqxx::result& r) {
-      if (r.empty()) return;
-      const std::pair<int64_t, int64_t> cand{r[0][1].as<int64_t>(), r[0][0].as<int64_t>()};
-      if (!best || cand.first > best->first ||
-          (cand.first == best->first && cand.second < best->second)) {
-        best = cand;
-      }
-    };
-    if (pool) consider(db_.run("tq_lease_pool", *pool, now));
-    consider(db_.run("tq_lease_none", now));
-    if (!best) return std::nullopt;
-    const pqxx::result r = db_.run("tq_set_leased", best->second, runner_id, now);
+    // One statement: the best row of each walk of tasks_ready (this pool,
+    // and none), each taken FOR UPDATE SKIP LOCKED, and the better one
+    // leased. With a pool, the other stays queued and locked until this
+    // batch commits: other replicas skip it meanwhile.
+    const pqxx::result r = pool ? db_.run("tq_lease_pool", runner_id, now, *pool)
+                                : db_.run("tq_lease_none", runner_id, now);
     if (r.empty()) return std::nullopt;
     return read_task(r[0]);
   }
@@ -287,16 +277,30 @@ class PgTaskRows final : public TaskRows {
     db_.prepare("tq_by_key", "SELECT task_id FROM tasks WHERE idempotency_key = $1");
     db_.prepare("tq_by_id", "SELECT " + cols + " FROM tasks WHERE task_id = $1");
     db_.prepare("tq_by_id_locked", "SELECT " + cols + " FROM tasks WHERE task_id = $1 FOR UPDATE");
+    const std::string none_walk =
+        "SELECT seq, priority FROM tasks WHERE state = 0 AND pool IS NULL AND "
+        "available_at_ms <= $2 ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED";
+    const std::string set_leased =
+        "UPDATE tasks SET state = 1, attempt = attempt + 1, runner_id = $1, leased_at_ms = $2, "
+        "updated_at_ms = $2 FROM best WHERE tasks.seq = best.seq AND tasks.state = 0 RETURNING ";
+    std::string tcols;  // kTaskCols, each column qualified by the table
+    for (std::string_view rest = kTaskCols; !rest.empty();) {
+      const auto comma = rest.find(", ");
+      tcols += "tasks.";
+      tcols += rest.substr(0, comma);
+      if (comma == std::string_view::npos) break;
+      tcols += ", ";
+      rest.remove_prefix(comma + 2);
+    }
+    db_.prepare("tq_lease_none", "WITH best AS (" + none_walk + ") " + set_leased + tcols);
     db_.prepare("tq_lease_pool",
-                "SELECT seq, priority FROM tasks WHERE state = 0 AND pool = $1 AND "
-                "available_at_ms <= $2 ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED");
-    db_.prepare("tq_lease_none",
-                "SELECT seq, priority FROM tasks WHERE state = 0 AND pool IS NULL AND "
-                "available_at_ms <= $1 ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP LOCKED");
-    db_.prepare("tq_set_leased",
-                "UPDATE tasks SET state = 1, attempt = attempt + 1, runner_id = $2, "
-                "leased_at_ms = $3, updated_at_ms = $3 WHERE seq = $1 AND state = 0 RETURNING " +
-                    cols);
+                "WITH mine AS (SELECT seq, priority FROM tasks WHERE state = 0 AND pool = $3 AND "
+                "available_at_ms <= $2 ORDER BY priority DESC, seq LIMIT 1 FOR UPDATE SKIP "
+                "LOCKED), none AS (" +
+                    none_walk +
+                    "), best AS (SELECT seq FROM (SELECT * FROM mine UNION ALL SELECT * FROM "
+                    "none) c ORDER BY priority DESC, seq LIMIT 1) " +
+                    set_leased + tcols);
     db_.prepare("tq_set_ended",
                 "UPDATE tasks SET state = $2, updated_at_ms = $3, "
                 "result = CASE WHEN $4 THEN $5 ELSE result END, "

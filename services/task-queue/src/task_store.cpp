@@ -127,15 +127,17 @@ std::optional<Task> TaskStore::lease(const std::string& runner_id,
 
 TaskError TaskStore::complete(const std::string& task_id, uint64_t attempt,
                               const std::optional<std::string>& result) {
-  auto t = rows_->get(task_id, true);
+  // The fence is the update's own condition (one statement when it holds);
+  // only a refused completion reads the task, to say why.
+  if (rows_->set_ended(task_id, {TaskState::kLeased, attempt}, TaskState::kCompleted,
+                       clock_.wall_ms(), result, std::nullopt)) {
+    set_state_count(TaskState::kLeased, TaskState::kCompleted);
+    return TaskError::kNone;
+  }
+  auto t = rows_->get(task_id, false);
   if (!t) return TaskError::kNotFound;
   if (is_ended(t->state)) return TaskError::kConflict;
-  if (t->state != TaskState::kLeased || t->attempt != attempt) return TaskError::kStaleAttempt;
-  fenced(rows_->set_ended(task_id, {t->state, t->attempt}, TaskState::kCompleted, clock_.wall_ms(),
-                          result, std::nullopt),
-         *t);
-  set_state_count(TaskState::kLeased, TaskState::kCompleted);
-  return TaskError::kNone;
+  return TaskError::kStaleAttempt;
 }
 
 TaskState TaskStore::requeue(const Task& t, const std::string& error) {

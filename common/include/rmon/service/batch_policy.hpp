@@ -8,6 +8,9 @@
 //   - replies, acks and the domain's log lines only once the commit is
 //     durable: apply() fills them in, release() (after the log's fsync, see
 //     store::WalSyncer) writes the log lines, the skeleton sends the rest;
+//   - where savepoints are not cheap (PostgreSQL: a round trip each), a
+//     batch is first applied without them; if an item fails, the batch is
+//     rolled back and applied again with them, item by item;
 //   - a storage error in an item rolls that item back (a request answers
 //     `unavailable`, an event stays unacknowledged, a verdict is retried next
 //     round), the domain reloads its in-memory state inside the transaction,
@@ -90,6 +93,10 @@ class BatchPolicy {
  private:
   template <class Fn>
   bool item(const char* what, Fn&& fn);
+  // One try at applying and committing the batch; false when it rolled back.
+  bool attempt(Batch& b);
+  // Clears what an attempt fills in.
+  void reset(Batch& b);
   // Whether the gate (if any) lets the sender of `r` do `op`.
   bool allowed(const Request& r, std::size_t op_index, std::string_view op,
                const protocol::MapReader& m);
@@ -107,6 +114,8 @@ class BatchPolicy {
   MessageGate* const gate_;
   Notes notes_;
   bool needs_reload_ = false;
+  bool optimistic_ = false;               // this attempt takes no savepoints
+  bool item_failed_ = false;              // an item of the optimistic attempt threw
   std::vector<std::size_t> ops_;          // per request: op index (kMaxOps: none)
   std::vector<std::string_view> errors_;  // per request: its reply's error code
   RecentLosses recent_losses_;

@@ -18,6 +18,9 @@ class Backend {
   virtual void savepoint() = 0;
   virtual void release_savepoint() = 0;
   virtual void rollback_to_savepoint() noexcept = 0;  // and releases it
+  // Whether a savepoint costs next to nothing (SQLite, in-process) rather
+  // than a round trip to a server (PostgreSQL).
+  virtual bool cheap_savepoints() const { return true; }
   // The SQLite database when that is the engine (its log's fsync is
   // pipelined by a WalSyncer); nullptr otherwise.
   virtual Db* sqlite() { return nullptr; }

@@ -91,6 +91,7 @@ class PgDb final : public Backend {
   void savepoint() override;
   void release_savepoint() override;
   void rollback_to_savepoint() noexcept override;
+  bool cheap_savepoints() const override { return false; }
 
   bool in_transaction() const { return in_txn_; }
   // Connections made so far (1 after a start; each reconnect adds one).
