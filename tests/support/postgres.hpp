@@ -10,13 +10,13 @@
 
 #include <unistd.h>
 
-#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <mutex>
 #include <stdexcept>
 #include <string>
 
+#include "child_process.hpp"
 #include "temp_dir.hpp"
 
 namespace rmon::testing {
@@ -35,9 +35,10 @@ class Postgres {
   }
   ~Postgres() {
     if (running_) {
-      (void)std::system((user() + bin_ + "/pg_ctl -D " + dir_.str() +
-                         "/data -m immediate -w stop >/dev/null 2>&1")
-                            .c_str());
+      try {
+        run(user() + bin_ + "/pg_ctl -D " + dir_.str() + "/data -m immediate -w stop");
+      } catch (...) {  // NOLINT(bugprone-empty-catch): the folder goes anyway
+      }
     }
   }
   Postgres(const Postgres&) = delete;
@@ -59,23 +60,23 @@ class Postgres {
   // A new empty database; its URL.
   std::string fresh_database() {
     const std::string name = "t" + std::to_string(++databases_);
-    run(psql() + " -c 'CREATE DATABASE " + name + "' >/dev/null");
+    run(psql() + " -c 'CREATE DATABASE " + name + "' ");
     return url(name);
   }
   // Runs SQL on `db` through psql; throws when it fails.
   void sql(const std::string& db, const std::string& statement) const {
-    run(psql(db) + " -v ON_ERROR_STOP=1 -c \"" + statement + "\" >/dev/null");
+    run(psql(db) + " -v ON_ERROR_STOP=1 -c \"" + statement + "\" ");
   }
 
   // pg_ctl stop (fast: connections are cut) and start again.
   void stop() {
-    run(user() + bin_ + "/pg_ctl -D " + dir_.str() + "/data -m fast -w stop >/dev/null");
+    run(user() + bin_ + "/pg_ctl -D " + dir_.str() + "/data -m fast -w stop ");
     running_ = false;
   }
   void start() {
     run(user() + bin_ + "/pg_ctl -D " + dir_.str() + "/data -w -l " + dir_.str() +
         "/server.log -o \"-c listen_addresses='' -k " + dir_.str() + " -p " +
-        std::to_string(kPort) + (durable_ ? "" : " -c fsync=off") + "\" start >/dev/null");
+        std::to_string(kPort) + (durable_ ? "" : " -c fsync=off") + "\" start ");
     running_ = true;
   }
   bool running() const { return running_; }
@@ -96,8 +97,12 @@ class Postgres {
   std::string psql(const std::string& db = "postgres") const {
     return "psql -X -q -h " + dir_.str() + " -p " + std::to_string(kPort) + " -U postgres -d " + db;
   }
+  // Through ChildProcess (posix_spawn: nothing runs between fork and exec
+  // in this multithreaded process).
   static void run(const std::string& cmd) {
-    if (std::system(cmd.c_str()) != 0) throw std::runtime_error("failed: " + cmd);
+    ChildProcess sh("/bin/sh", {"-c", cmd}, kCapture);
+    const auto status = sh.wait(std::chrono::seconds(120));
+    if (status != 0) throw std::runtime_error("failed: " + cmd + "\n" + sh.err());
   }
 
   TempDir dir_;
