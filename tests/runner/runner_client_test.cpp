@@ -5,6 +5,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include "../support/stack.hpp"
 #include "../support/wait.hpp"
 #include "rmon/runner/heartbeat_publisher.hpp"
@@ -83,6 +85,41 @@ TEST_F(RunnerClientTest, ARunnersWholeLifecycleThroughTheClients) {
   ASSERT_TRUE(st);
   ASSERT_EQ(st->size(), 1u);
   EXPECT_EQ(st.value()[0].in_use, 0u);
+}
+
+TEST_F(RunnerClientTest, WithSeveralEndpointsAnUnansweredRequestGoesToTheNextAndStaysThere) {
+  // A replica that accepts connections and never answers (hung), then the
+  // real task-queue: the contract's client retry on the next endpoint.
+  zmq::socket_t hung(ctx, zmq::socket_type::router);
+  hung.set(zmq::sockopt::linger, 0);
+  hung.bind("tcp://127.0.0.1:*");
+  const std::string hung_endpoint = hung.get(zmq::sockopt::last_endpoint);
+  constexpr int kTimeoutMs = 300;
+  TaskQueueClient replicas(ctx, std::vector<std::string>{hung_endpoint, stack.task_endpoint()},
+                           kTimeoutMs);
+  const auto t0 = std::chrono::steady_clock::now();
+  auto sub = replicas.submit(MapBuilder().str("cmd", "x").finish());
+  ASSERT_TRUE(sub) << sub.error().to_string();
+  EXPECT_GE(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(kTimeoutMs));
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::milliseconds(2 * kTimeoutMs));
+  // It stays with the replica that answered: the next request does not wait.
+  const auto t1 = std::chrono::steady_clock::now();
+  auto got = replicas.get(sub->task_id);
+  ASSERT_TRUE(got) << got.error().to_string();
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::milliseconds(kTimeoutMs));
+
+  // Nobody answers: a timeout naming every endpoint tried, once each.
+  zmq::socket_t hung2(ctx, zmq::socket_type::router);
+  hung2.set(zmq::sockopt::linger, 0);
+  hung2.bind("tcp://127.0.0.1:*");
+  const std::string hung2_endpoint = hung2.get(zmq::sockopt::last_endpoint);
+  TaskQueueClient none(ctx, std::vector<std::string>{hung_endpoint, hung2_endpoint}, kTimeoutMs);
+  auto lost = none.ping();
+  ASSERT_FALSE(lost);
+  EXPECT_EQ(lost.error().code, "timeout");
+  EXPECT_NE(lost.error().detail.find(hung_endpoint), std::string::npos) << lost.error().detail;
+  EXPECT_NE(lost.error().detail.find(hung2_endpoint), std::string::npos) << lost.error().detail;
+  EXPECT_THROW(TaskQueueClient(ctx, std::vector<std::string>{}), std::invalid_argument);
 }
 
 TEST_F(RunnerClientTest, ErrorsComeBackAsCodes) {

@@ -1,16 +1,37 @@
 #include "rmon/runner/api_client.hpp"
 
 #include <chrono>
+#include <stdexcept>
 
 #include "rmon/zmq_util.hpp"
 
 namespace rmon::runner {
 
+namespace {
+std::vector<std::string> checked(std::vector<std::string> endpoints) {
+  if (endpoints.empty()) throw std::invalid_argument("ApiClient needs at least one endpoint");
+  return endpoints;
+}
+}  // namespace
+
 ApiClient::ApiClient(zmq::context_t& ctx, std::string endpoint, int timeout_ms,
                      std::optional<security::ClientKeys> keys)
-    : endpoint_(std::move(endpoint)),
+    : ApiClient(ctx, std::vector<std::string>{std::move(endpoint)}, timeout_ms, std::move(keys)) {}
+
+ApiClient::ApiClient(zmq::context_t& ctx, std::vector<std::string> endpoints, int timeout_ms,
+                     std::optional<security::ClientKeys> keys)
+    : ctx_(ctx),
+      endpoints_(checked(std::move(endpoints))),
       timeout_ms_(timeout_ms),
-      socket_(ctx, zmq::socket_type::dealer, options(timeout_ms), endpoint_, std::move(keys)) {}
+      keys_(std::move(keys)),
+      socket_(std::make_unique<security::ClientSocket>(
+          ctx_, zmq::socket_type::dealer, options(timeout_ms), endpoints_[0], keys_)) {}
+
+void ApiClient::next_endpoint() {
+  current_ = (current_ + 1) % endpoints_.size();
+  socket_ = std::make_unique<security::ClientSocket>(ctx_, zmq::socket_type::dealer,
+                                                     options(timeout_ms_), endpoint(), keys_);
+}
 
 SocketOptions ApiClient::options(int timeout_ms) {
   SocketOptions o;
@@ -23,38 +44,49 @@ SocketOptions ApiClient::options(int timeout_ms) {
 }
 
 ApiError ApiClient::not_enrolled() const {
-  return ApiError{"not_enrolled", endpoint_ + " refused this client's key at the handshake (" +
-                                      security::not_enrolled_message(socket_.public_key()) + ")"};
+  return ApiError{"not_enrolled", endpoint() + " refused this client's key at the handshake (" +
+                                      security::not_enrolled_message(socket_->public_key()) + ")"};
 }
 
 Outcome<std::string> ApiClient::exchange(const std::string& frame) {
-  (void)socket_.maintain();
-  if (socket_.backing_off()) return not_enrolled();
+  std::string tried;
+  for (std::size_t i = 0; i < endpoints_.size(); ++i) {
+    if (i > 0) next_endpoint();  // no answer from the last one: the next replica
+    if (auto outcome = try_exchange(frame)) return std::move(*outcome);
+    tried += (tried.empty() ? "" : ", ") + endpoint();
+  }
+  return ApiError{"timeout", "no reply from " + tried + " within " + std::to_string(timeout_ms_) +
+                                 " ms" + (endpoints_.size() > 1 ? " each" : "")};
+}
+
+std::optional<Outcome<std::string>> ApiClient::try_exchange(const std::string& frame) {
+  security::ClientSocket& socket = *socket_;
+  (void)socket.maintain();
+  if (socket.backing_off()) return Outcome<std::string>(not_enrolled());
   const auto timeout = std::chrono::milliseconds(timeout_ms_);
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   zmq::message_t reply;
-  bool sent = send_frames(socket_.socket(), {frame}, zmq::send_flags::none);
+  bool sent = send_frames(socket.socket(), {frame}, zmq::send_flags::none);
   bool got = false;
   while (sent && !got) {
     const auto now = std::chrono::steady_clock::now();
     if (now >= deadline) break;
-    zmq::pollitem_t items[] = {{socket_.socket().handle(), 0, ZMQ_POLLIN, 0},
-                               {socket_.events_handle(), 0, ZMQ_POLLIN, 0}};
-    const int n = socket_.curve() ? 2 : 1;
+    zmq::pollitem_t items[] = {{socket.socket().handle(), 0, ZMQ_POLLIN, 0},
+                               {socket.events_handle(), 0, ZMQ_POLLIN, 0}};
+    const int n = socket.curve() ? 2 : 1;
     zmq::poll(items, n, std::chrono::ceil<std::chrono::milliseconds>(deadline - now));
     if (items[0].revents & ZMQ_POLLIN) {
-      got = socket_.socket().recv(reply, zmq::recv_flags::dontwait).has_value();
+      got = socket.socket().recv(reply, zmq::recv_flags::dontwait).has_value();
     } else if (n == 2 && (items[1].revents & ZMQ_POLLIN)) {
-      (void)socket_.maintain();
-      if (socket_.backing_off()) return not_enrolled();
+      (void)socket.maintain();
+      if (socket.backing_off()) return Outcome<std::string>(not_enrolled());
     }
   }
   if (!got) {
-    socket_.reconnect();  // drop whatever answer may still come
-    return ApiError{
-        "timeout", "no reply from " + endpoint_ + " within " + std::to_string(timeout_ms_) + " ms"};
+    socket.reconnect();  // drop whatever answer may still come
+    return std::nullopt;
   }
-  return reply.to_string();
+  return Outcome<std::string>(reply.to_string());
 }
 
 Outcome<std::string> ApiClient::call(std::string_view op, const protocol::MapBuilder& fields) {

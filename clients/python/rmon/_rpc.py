@@ -6,7 +6,7 @@ import logging
 import math
 import threading
 import time
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Union
 
 import zmq
 
@@ -35,6 +35,13 @@ class RpcClient:
     is connected once a backoff has passed (100 ms doubling to 5 s); until
     then requests raise ``NotEnrolled`` at once, sending nothing.
 
+    Several endpoints (replicas of a service on a shared store): requests go
+    to one of them; a request that gets no reply within ``timeout_ms`` is
+    sent again to the next endpoint, once around the list, and the client
+    stays with the endpoint that answered (a ``submit`` with an
+    ``idempotency_key`` is safe to send twice; a ``lease`` whose answer was
+    lost is taken back by reconciliation).
+
     Thread safety: an internal lock serialises requests, so one client may be
     shared by threads (they take turns); for parallel requests give each
     thread its own client. Not fork-safe: create clients after forking.
@@ -51,7 +58,7 @@ class RpcClient:
 
     def __init__(
         self,
-        endpoint: Optional[str] = None,
+        endpoint: Union[None, str, Sequence[str]] = None,
         timeout_ms: int = 5000,
         *,
         context: Optional[zmq.Context] = None,
@@ -60,16 +67,26 @@ class RpcClient:
         """
         Args:
             endpoint: ZeroMQ endpoint of the service's API (``tcp://host:port``
-                or ``ipc://path``); the service's default when None.
+                or ``ipc://path``), or a list of them (replicas); the
+                service's default when None.
             timeout_ms: how long a request waits for its reply.
             context: the ZeroMQ context; ``zmq.Context.instance()`` when None.
             curve: this client's CURVE keys with the server's public key
                 (e.g. ``CurveKeys.for_service(secret_file, servers_dir,
                 cls.SERVICE)``); None for a plain connection (``--security off``).
         """
-        self.endpoint = endpoint or self.DEFAULT_ENDPOINT
-        if not isinstance(self.endpoint, str) or not self.endpoint:
-            raise ValueError("endpoint must be a non-empty str")
+        given = endpoint if endpoint is not None else self.DEFAULT_ENDPOINT
+        endpoints = [given] if isinstance(given, str) else given
+        if (
+            isinstance(given, (bytes, bytearray))
+            or not isinstance(endpoints, (list, tuple))
+            or not endpoints
+            or not all(isinstance(e, str) and e for e in endpoints)
+        ):
+            raise ValueError("endpoint must be a non-empty str or a non-empty list of them")
+        #: Every endpoint, in the order they are tried.
+        self.endpoints: List[str] = list(endpoints)
+        self._current = 0
         if curve is not None and not isinstance(curve, CurveKeys):
             raise ValueError(f"curve must be a rmon.CurveKeys or None, not {type(curve).__name__}")
         self.timeout_ms = _codec.check_uint(timeout_ms, "timeout_ms", minimum=1)
@@ -92,9 +109,15 @@ class RpcClient:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
+    @property
+    def endpoint(self) -> str:
+        """The endpoint requests go to now."""
+        return self.endpoints[self._current]
+
     def __repr__(self) -> str:
         curve = f", curve={self.curve.public_key_text!r}" if self.curve is not None else ""
-        return f"{type(self).__name__}({self.endpoint!r}, timeout_ms={self.timeout_ms}{curve})"
+        where = self.endpoint if len(self.endpoints) == 1 else self.endpoints
+        return f"{type(self).__name__}({where!r}, timeout_ms={self.timeout_ms}{curve})"
 
     def _drop_socket(self) -> None:
         # Only after a timeout or an error, or at close: the refusal backoff
@@ -153,19 +176,38 @@ class RpcClient:
         with self._lock:
             if self._closed:
                 raise RuntimeError(f"{type(self).__name__} is closed")
-            cs = self._connect()
-            cs.maintain()  # a refused socket is replaced here once its backoff has passed
-            if cs.waiting():
-                raise self._not_enrolled(cs)
-            try:
-                cs.socket.send_multipart([b"", frame])
-                frames = self._await_reply(cs, what)
-            except zmq.ZMQError:
-                self._drop_socket()
-                raise
+            tried: List[str] = []
+            while True:
+                try:
+                    frames = self._exchange(frame, what)
+                    break
+                except TimeoutError:
+                    tried.append(self.endpoint)
+                    if len(tried) == len(self.endpoints):
+                        if len(tried) == 1:
+                            raise
+                        raise TimeoutError(
+                            f"no reply to '{what}' from {', '.join(tried)} within "
+                            f"{self.timeout_ms} ms each"
+                        ) from None
+                    # No answer from this one: the next replica.
+                    self._current = (self._current + 1) % len(self.endpoints)
         if not frames:
             raise ProtocolError("empty reply")
         return parse_reply(frames[-1], self.MAX_REPLY_BYTES)
+
+    def _exchange(self, frame: bytes, what: str) -> List[bytes]:
+        """One try on the current endpoint (under the lock)."""
+        cs = self._connect()
+        cs.maintain()  # a refused socket is replaced here once its backoff has passed
+        if cs.waiting():
+            raise self._not_enrolled(cs)
+        try:
+            cs.socket.send_multipart([b"", frame])
+            return self._await_reply(cs, what)
+        except zmq.ZMQError:
+            self._drop_socket()
+            raise
 
     def _await_reply(self, cs: ClientSocket, what: str) -> List[bytes]:
         """The reply's frames; raises NotEnrolled on a refusal, TimeoutError at the deadline."""

@@ -15,8 +15,9 @@ _ids = itertools.count()
 class FakeService:
     """A ROUTER on inproc answering with ``answer(request) -> reply map | None`` (None: no reply)."""
 
-    def __init__(self, answer):
-        self.ctx = zmq.Context()
+    def __init__(self, answer, ctx=None):
+        self.own_ctx = ctx is None
+        self.ctx = ctx if ctx is not None else zmq.Context()
         self.endpoint = f"inproc://fake-{next(_ids)}"
         self.router = self.ctx.socket(zmq.ROUTER)
         self.router.bind(self.endpoint)
@@ -53,7 +54,8 @@ class FakeService:
         self.stop.set()
         self.thread.join()
         self.router.close(0)
-        self.ctx.term()
+        if self.own_ctx:
+            self.ctx.term()
 
 
 def ok(**kw):
@@ -259,6 +261,33 @@ class RpcTest(unittest.TestCase):
         for _ in range(3):
             self.assertEqual(c.ping(), 1)
         self.assertEqual(len(svc.requests), 4)
+
+    def test_several_endpoints_an_unanswered_request_goes_to_the_next_and_stays(self):
+        hung = self.service(lambda r, s: None)  # a replica that never answers
+        live = FakeService(lambda r, s: ok(version=1), ctx=hung.ctx)
+        self.addCleanup(live.close)
+        c = rmon.TaskQueueClient([hung.endpoint, live.endpoint], timeout_ms=100, context=hung.ctx)
+        self.addCleanup(c.close)
+        self.assertEqual(c.endpoints, [hung.endpoint, live.endpoint])
+        self.assertEqual(c.ping(), 1)
+        self.assertEqual(c.endpoint, live.endpoint)
+        self.assertEqual(c.ping(), 1)
+        self.assertEqual(len(hung.requests), 1, "the hung replica got the first try only")
+        self.assertEqual(len(live.requests), 2)
+
+    def test_several_endpoints_none_answering_times_out_naming_each(self):
+        a = self.service(lambda r, s: None)
+        b = FakeService(lambda r, s: None, ctx=a.ctx)
+        self.addCleanup(b.close)
+        c = rmon.TaskQueueClient([a.endpoint, b.endpoint], timeout_ms=50, context=a.ctx)
+        self.addCleanup(c.close)
+        with self.assertRaises(rmon.TimeoutError) as e:
+            c.ping()
+        self.assertIn(a.endpoint, str(e.exception))
+        self.assertIn(b.endpoint, str(e.exception))
+        for bad in ([], [""], [b"tcp://x:1"], b"tcp://x:1", 5):
+            with self.assertRaises(ValueError):
+                rmon.TaskQueueClient(bad)
 
     def test_timeout_with_nobody_there(self):
         c = rmon.TaskQueueClient("ipc:///nonexistent/rmon-test", timeout_ms=50)

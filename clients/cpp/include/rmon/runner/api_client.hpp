@@ -5,15 +5,24 @@
 // reply can never be taken for the next request's. Expected failures
 // (timeouts, error replies) are values: Outcome<T>.
 //
+// Several endpoints (replicas of a service on a shared store, contract
+// "Replicas"): requests go to one of them; a request that gets no answer in
+// time is sent again to the next, and so on once around the list, and the
+// client stays with the endpoint that answered. A `submit` with an
+// idempotency_key is safe to send twice; a `lease` whose answer was lost is
+// taken back by reconciliation.
+//
 // Not thread-safe: one client per thread.
 
 #include <zmq.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 #include <variant>
+#include <vector>
 
 #include "rmon/expected.hpp"
 #include "rmon/protocol/msgmap.hpp"
@@ -47,6 +56,10 @@ class ApiClient {
   // tries again: a key enrolled meanwhile is let in.
   ApiClient(zmq::context_t& ctx, std::string endpoint, int timeout_ms = 5000,
             std::optional<security::ClientKeys> keys = std::nullopt);
+  // Replicas: one to `endpoints.size()` tries per request (throws
+  // std::invalid_argument when the list is empty).
+  ApiClient(zmq::context_t& ctx, std::vector<std::string> endpoints, int timeout_ms = 5000,
+            std::optional<security::ClientKeys> keys = std::nullopt);
 
   // Sends {v: 1, op, ...fields}; on success returns the reply frame, whose
   // `ok` is true. Error replies and timeouts are ApiErrors.
@@ -55,14 +68,23 @@ class ApiClient {
   // says; only a timeout is an error.
   Outcome<std::string> exchange(const std::string& frame);
 
-  const std::string& endpoint() const { return endpoint_; }
+  // The endpoint requests go to now.
+  const std::string& endpoint() const { return endpoints_[current_]; }
+  const std::vector<std::string>& endpoints() const { return endpoints_; }
 
  private:
   static SocketOptions options(int timeout_ms);
   ApiError not_enrolled() const;
-  const std::string endpoint_;
+  // One try on the current endpoint; nullopt when no reply came in time.
+  std::optional<Outcome<std::string>> try_exchange(const std::string& frame);
+  void next_endpoint();
+
+  zmq::context_t& ctx_;
+  const std::vector<std::string> endpoints_;
+  std::size_t current_ = 0;
   const int timeout_ms_;
-  security::ClientSocket socket_;
+  const std::optional<security::ClientKeys> keys_;
+  std::unique_ptr<security::ClientSocket> socket_;
 };
 
 // Reads a reply frame with `read(MapReader&) -> Status`; a reply that does

@@ -36,6 +36,11 @@ class PoolManagerClient {
   PoolManagerClient(zmq::context_t& ctx, std::string endpoint = kDefaultPoolManagerEndpoint,
                     int timeout_ms = 5000, std::optional<security::ClientKeys> keys = std::nullopt)
       : api_(ctx, std::move(endpoint), timeout_ms, std::move(keys)) {}
+  // Replicas of the service: a request unanswered in time goes to the next
+  // (ApiClient).
+  PoolManagerClient(zmq::context_t& ctx, std::vector<std::string> endpoints, int timeout_ms = 5000,
+                    std::optional<security::ClientKeys> keys = std::nullopt)
+      : api_(ctx, std::move(endpoints), timeout_ms, std::move(keys)) {}
 
   // The slot index; `pool_full`, `not_found` (unknown pool) or `conflict`
   // (this runner holds a slot of the pool for another attempt) otherwise.

@@ -64,6 +64,11 @@ class TaskQueueClient {
   TaskQueueClient(zmq::context_t& ctx, std::string endpoint = kDefaultTaskQueueEndpoint,
                   int timeout_ms = 5000, std::optional<security::ClientKeys> keys = std::nullopt)
       : api_(ctx, std::move(endpoint), timeout_ms, std::move(keys)) {}
+  // Replicas of the service: a request unanswered in time goes to the next
+  // (ApiClient).
+  TaskQueueClient(zmq::context_t& ctx, std::vector<std::string> endpoints, int timeout_ms = 5000,
+                  std::optional<security::ClientKeys> keys = std::nullopt)
+      : api_(ctx, std::move(endpoints), timeout_ms, std::move(keys)) {}
 
   Outcome<Submitted> submit(const std::string& payload, const SubmitOptions& o = {});
   // nullopt when no task is available.
