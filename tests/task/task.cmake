@@ -8,7 +8,7 @@ rmon_add_test(task_service_test task/task_service_test.cpp task/reconcile_test.c
               task/commit_pipeline_test.cpp)
 target_link_libraries(task_service_test PRIVATE rmon::task rmon::pool rmon::monitor)
 
-rmon_add_test(task_restart_test task/task_restart_test.cpp)
-target_link_libraries(task_restart_test PRIVATE rmon::common)
+rmon_add_test(task_restart_test task/task_restart_test.cpp task/replica_kill_test.cpp)
+target_link_libraries(task_restart_test PRIVATE rmon::common rmon::runner)
 target_compile_definitions(task_restart_test PRIVATE TASK_QUEUE_BIN="$<TARGET_FILE:task-queue>")
 add_dependencies(task_restart_test task-queue)
