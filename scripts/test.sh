@@ -40,6 +40,7 @@ cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE="$type" -DRMON_WERROR=ON -DBUILD_TESTING
 cmake --build "$dir" -j"$jobs"
 
 export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1:${ASAN_OPTIONS:-}"
+export LSAN_OPTIONS="suppressions=$PWD/.ci/lsan.supp:${LSAN_OPTIONS:-}"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:${UBSAN_OPTIONS:-}"
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/.ci/tsan.supp:${TSAN_OPTIONS:-}"
 echo "== ctest ($mode build in $dir)"

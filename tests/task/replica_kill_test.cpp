@@ -59,7 +59,7 @@ TEST_F(ReplicaKillTest, ClientsGoOnWithTheOtherReplicaAndNothingAnsweredIsLost) 
   auto a = start("a");
   auto b = start("b");
   constexpr int kClients = 4;
-  constexpr int kTimeoutMs = 500;
+  constexpr int kTimeoutMs = 1000;
   std::atomic<bool> stop{false};
   std::atomic<int> busy{0};  // clients that completed a lifecycle since the kill
   std::atomic<bool> killed{false};

@@ -23,7 +23,32 @@ std::string redact_url(std::string_view url) {
 
 PgDb::PgDb(std::string url) : PgDb(std::move(url), Options{}) {}
 
-PgDb::PgDb(std::string url, Options opts) : url_(std::move(url)), opts_(std::move(opts)) {
+namespace {
+
+// libpq settings a service needs so that a server that stops answering
+// (a partition, a host that drops packets) fails a call in seconds instead
+// of blocking the loop thread for minutes: unless the URL sets them.
+std::string with_timeouts(std::string url) {
+  const std::pair<const char*, const char*> defaults[] = {
+      {"connect_timeout", "3"},     {"keepalives", "1"},       {"keepalives_idle", "5"},
+      {"keepalives_interval", "2"}, {"keepalives_count", "3"}, {"tcp_user_timeout", "10000"}};
+  const bool uri = is_postgres_url(url);
+  for (const auto& [key, value] : defaults) {
+    if (url.find(std::string(key) + "=") != std::string::npos) continue;
+    if (uri) {
+      url += (url.find('?') == std::string::npos ? "?" : "&");
+    } else if (!url.empty()) {
+      url += " ";
+    }
+    url += std::string(key) + "=" + value;
+  }
+  return url;
+}
+
+}  // namespace
+
+PgDb::PgDb(std::string url, Options opts)
+    : url_(std::move(url)), conninfo_(with_timeouts(url_)), opts_(std::move(opts)) {
   connect();
 }
 
@@ -36,7 +61,13 @@ void PgDb::connect() {
   session_.reset();
   conn_.reset();
   try {
-    auto conn = std::make_unique<pqxx::connection>(url_);
+    auto conn = std::make_unique<pqxx::connection>(conninfo_);
+    // A lost connection is ours to notice (a new session: advisory locks and
+    // session settings gone), never reopened behind our back by libpqxx.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    conn->inhibit_reactivation(true);
+#pragma GCC diagnostic pop
     for (const auto& [name, sql] : statements_) conn->prepare(name, sql);
     auto s = std::make_unique<pqxx::nontransaction>(*conn, "rmon");
     s->exec("SET application_name = " + s->quote(opts_.application_name) +
@@ -67,6 +98,7 @@ void PgDb::drop(const std::string& why) {
   }
   session_.reset();
   conn_.reset();
+  aborted_ = false;
   retry_delay_ = opts_.retry_min;
   retry_at_ = std::chrono::steady_clock::now() + retry_delay_;
   last_error_ = why;
@@ -99,21 +131,32 @@ void PgDb::begin() {
   if (in_txn_) throw std::logic_error("PgDb::begin inside a transaction");
   plain("BEGIN");
   in_txn_ = true;
+  aborted_ = false;
+  txn_session_ = connects_;
 }
 
 void PgDb::commit() {
   if (!in_txn_) throw std::logic_error("PgDb::commit without a transaction");
-  // Whatever happens, the transaction is over: committed, refused (the
+  // A transaction whose connection went, or that a failed rollback to a
+  // savepoint left aborted, is not committed: PostgreSQL would answer
+  // COMMIT with ROLLBACK (no error), or a new session would commit nothing.
+  if (!session_ || txn_session_ != connects_ || aborted_) {
+    in_txn_ = false;
+    const bool aborted = aborted_;
+    rollback_quietly();
+    throw PgUnavailable(aborted ? "PostgreSQL transaction aborted; rolled back"
+                                : "PostgreSQL connection lost mid-transaction: " + last_error_);
+  }
+  // Whatever happens now, the transaction is over: committed, refused (the
   // server rolled it back), or in doubt with a lost connection, which the
   // caller treats as not committed (nothing was answered yet).
   in_txn_ = false;
   plain("COMMIT");
 }
 
-void PgDb::rollback() noexcept {
-  if (!in_txn_) return;
-  in_txn_ = false;
-  if (!session_) return;  // the server rolled it back with the connection
+void PgDb::rollback_quietly() noexcept {
+  aborted_ = false;
+  if (!session_) return;
   try {
     session_->exec("ROLLBACK");
   } catch (const pqxx::broken_connection& e) {
@@ -122,16 +165,23 @@ void PgDb::rollback() noexcept {
   }
 }
 
+void PgDb::rollback() noexcept {
+  if (!in_txn_) return;
+  in_txn_ = false;
+  rollback_quietly();  // without a session the server rolled it back with the connection
+}
+
 void PgDb::savepoint() { plain("SAVEPOINT req"); }
 void PgDb::release_savepoint() { plain("RELEASE SAVEPOINT req"); }
 
 void PgDb::rollback_to_savepoint() noexcept {
-  if (!session_) return;
+  if (!session_) return;  // commit() refuses a transaction whose session went
   try {
     session_->exec("ROLLBACK TO SAVEPOINT req; RELEASE SAVEPOINT req");
   } catch (const pqxx::broken_connection& e) {
     drop(e.what());
-  } catch (...) {  // NOLINT(bugprone-empty-catch): the whole transaction rolls back then
+  } catch (...) {
+    aborted_ = true;  // still aborted: commit() refuses it
   }
 }
 

@@ -20,8 +20,9 @@ constexpr std::string_view kOpNames[] = {"submit", "lease", "complete", "fail", 
                                          "get",    "list",  "stats",    "ping"};
 constexpr uint64_t kMaxDelayMs = 30ull * 86'400'000;
 constexpr auto kPruneEvery = std::chrono::seconds(60);
-// With replicas: how often counts and counters are re-read from the store.
-constexpr auto kRefreshEvery = std::chrono::seconds(5);
+// With replicas: how often counts and counters are re-read from the store
+// (a count of the whole table, on the loop thread: not too often).
+constexpr auto kRefreshEvery = std::chrono::seconds(30);
 
 std::string encode_task(const Task& t) {
   MapBuilder b;

@@ -18,6 +18,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rmon/service/reconciler.hpp"
@@ -41,6 +42,15 @@ struct Counters {
 };
 
 using StateCounts = std::array<uint64_t, kTaskStateCount>;
+
+// Sets the counter stored under `name` (the `counters` table's rows); an
+// unknown name is ignored.
+inline void set_counter(Counters& c, std::string_view name, uint64_t v) {
+  if (name == "reassigned") c.reassigned = v;
+  if (name == "reconciled") c.reconciled = v;
+  if (name == "events_applied") c.events_applied = v;
+  if (name == "events_ignored") c.events_ignored = v;
+}
 
 // The row a transition was decided on: an update applies only if the row is
 // still in that state and attempt.

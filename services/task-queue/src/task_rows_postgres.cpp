@@ -10,6 +10,7 @@
 // - reconciliation runs on one replica at a time: the one holding a
 //   session advisory lock, released when its connection ends.
 
+#include <cstdio>
 #include <random>
 
 #include "rmon/store/postgres.hpp"
@@ -50,7 +51,10 @@ const std::vector<std::string> kMigrations = {
     CREATE INDEX tasks_by_state ON tasks(state, seq);
     CREATE TABLE applied_events(event_id TEXT PRIMARY KEY, applied_at_ms BIGINT NOT NULL);
     CREATE INDEX applied_events_age ON applied_events(applied_at_ms);
-    CREATE TABLE counters(name TEXT PRIMARY KEY, value BIGINT NOT NULL);
+    -- One row per counter and replica (owner): replicas never wait for each
+    -- other's counter rows; read as sums.
+    CREATE TABLE counters(name TEXT NOT NULL, owner TEXT NOT NULL, value BIGINT NOT NULL,
+                          PRIMARY KEY(name, owner));
     CREATE TABLE task_meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
     )sql",
 };
@@ -80,6 +84,10 @@ Task read_task(const pqxx::row& r) {
 class PgTaskRows final : public TaskRows {
  public:
   explicit PgTaskRows(PgDb& db) : db_(db) {
+    char owner[24];
+    std::random_device rd;
+    std::snprintf(owner, sizeof owner, "%08x%08x", rd(), rd());
+    owner_ = owner;
     store::pg_migrate(db_, "task-queue", kMigrations);
     read_tag();
     prepare();
@@ -155,7 +163,7 @@ class PgTaskRows final : public TaskRows {
     return db_.run("tq_insert_event", event_id, now).affected_rows() == 1;
   }
 
-  void bump(const char* counter) override { db_.run("tq_bump", counter); }
+  void bump(const char* counter) override { db_.run("tq_bump", counter, owner_); }
 
   CandidatePage candidates(const ReconcileCursor& from, int64_t leased_before,
                            std::size_t max) override {
@@ -239,14 +247,9 @@ class PgTaskRows final : public TaskRows {
 
   Counters read_counters() override {
     Counters out;
-    const pqxx::result r = db_.exec("SELECT name, value FROM counters");
+    const pqxx::result r = db_.exec("SELECT name, sum(value)::bigint FROM counters GROUP BY name");
     for (const auto& row : r) {
-      const std::string name = row[0].c_str();
-      const auto v = row[1].as<uint64_t>();
-      if (name == "reassigned") out.reassigned = v;
-      if (name == "reconciled") out.reconciled = v;
-      if (name == "events_applied") out.events_applied = v;
-      if (name == "events_ignored") out.events_ignored = v;
+      set_counter(out, row[0].c_str(), row[1].as<uint64_t>());
     }
     return out;
   }
@@ -317,8 +320,8 @@ class PgTaskRows final : public TaskRows {
                 "INSERT INTO applied_events(event_id, applied_at_ms) VALUES($1, $2) "
                 "ON CONFLICT (event_id) DO NOTHING");
     db_.prepare("tq_bump",
-                "INSERT INTO counters(name, value) VALUES($1, 1) "
-                "ON CONFLICT (name) DO UPDATE SET value = counters.value + 1");
+                "INSERT INTO counters(name, owner, value) VALUES($1, $2, 1) "
+                "ON CONFLICT (name, owner) DO UPDATE SET value = counters.value + 1");
     db_.prepare("tq_candidates",
                 "SELECT seq, runner_id, task_id, attempt FROM tasks WHERE state = 1 AND seq > $1 "
                 "AND leased_at_ms <= $2 ORDER BY seq LIMIT $3");
@@ -326,6 +329,7 @@ class PgTaskRows final : public TaskRows {
 
   PgDb& db_;
   std::string prefix_;         // "t-<tag>-"
+  std::string owner_;          // this replica's counter rows (one set per start)
   uint64_t lock_session_ = 0;  // the session holding the reconciliation lock
 };
 

@@ -227,12 +227,7 @@ class SqliteTaskRows final : public TaskRows {
     Counters out;
     store::Stmt c = db_.prepare("SELECT name, value FROM counters");
     while (c.step()) {
-      const std::string name = c.text(0);
-      const auto v = static_cast<uint64_t>(c.int64(1));
-      if (name == "reassigned") out.reassigned = v;
-      if (name == "reconciled") out.reconciled = v;
-      if (name == "events_applied") out.events_applied = v;
-      if (name == "events_ignored") out.events_ignored = v;
+      set_counter(out, c.text(0), static_cast<uint64_t>(c.int64(1)));
     }
     return out;
   }

@@ -14,7 +14,9 @@
 // (doubling from 100 ms to 5 s) after the last failed attempt, so a service
 // whose database is down answers quickly rather than hanging on connects.
 // Each session sets statement, lock and idle-in-transaction timeouts, so no
-// statement or transaction stays open for long.
+// statement or transaction stays open for long, and the connection has
+// connect, keepalive and TCP user timeouts (unless the URL sets them), so a
+// server that stops answering fails a call in seconds.
 //
 // Not thread-safe: one PgDb belongs to the service's loop thread.
 
@@ -52,8 +54,8 @@ class PgDb final : public Backend {
     std::chrono::milliseconds retry_min{100};
     std::chrono::milliseconds retry_max{5000};
     std::chrono::milliseconds statement_timeout{10'000};
-    std::chrono::milliseconds lock_timeout{5'000};
-    std::chrono::milliseconds idle_in_transaction_timeout{60'000};
+    std::chrono::milliseconds lock_timeout{2'000};
+    std::chrono::milliseconds idle_in_transaction_timeout{5'000};
     std::string application_name = "rmon";
   };
   // Connects to `url` (a postgresql:// URI or a libpq key=value string).
@@ -134,13 +136,17 @@ class PgDb final : public Backend {
   void connect();
   void drop(const std::string& why);
   void plain(const char* sql);
+  void rollback_quietly() noexcept;
 
   std::string url_;
+  std::string conninfo_;  // url_ with connect and keepalive timeouts added
   Options opts_;
   std::unique_ptr<pqxx::connection> conn_;
   std::unique_ptr<pqxx::nontransaction> session_;
   std::vector<std::pair<std::string, std::string>> statements_;
   bool in_txn_ = false;
+  bool aborted_ = false;      // a rollback to a savepoint failed: the transaction is lost
+  uint64_t txn_session_ = 0;  // the connection the open transaction began on
   uint64_t connects_ = 0;
   std::chrono::steady_clock::time_point retry_at_{};
   std::chrono::milliseconds retry_delay_{0};
