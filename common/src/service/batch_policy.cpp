@@ -84,7 +84,11 @@ void BatchPolicy::apply(Batch& b) {
   }
   optimistic_ = false;
   if (!committed) {
-    reset(b);
+    // Nothing of the attempt stands, but each request keeps its op (the
+    // requests counter counts it as that op's `unavailable`).
+    b.notes.clear();
+    b.took_back.clear();
+    errors_.assign(b.requests.size(), {});
     answer_unavailable(b, "storage failure; retry later");
     reload();
     return;
