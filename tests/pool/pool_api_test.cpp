@@ -1,22 +1,27 @@
-// PoolApi through the skeleton's batch policy, without sockets: replies, the
-// status reply's size bound, a commit that fails, and verdicts.
+// PoolApi through the skeleton's batch policy, without sockets, on both
+// engines: replies, the status reply's size bound, a commit that fails, and
+// verdicts.
 
 #include <gtest/gtest.h>
 #include <sqlite3.h>
 
 #include <memory>
 
+#include "../support/engines.hpp"
+#include "../support/postgres.hpp"
 #include "../support/temp_dir.hpp"
 #include "pool_api.hpp"
 #include "pool_test_support.hpp"
 #include "rmon/fake_clock.hpp"
 #include "rmon/service/batch_policy.hpp"
 #include "rmon/service/metrics_endpoint.hpp"
+#include "rmon/store/postgres.hpp"
 
 namespace rmon::pool {
 namespace {
 
 using protocol::MapBuilder;
+using rmon::testing::Engine;
 using testing::acquire_fields;
 using testing::read_pools;
 using testing::read_reply;
@@ -25,7 +30,7 @@ using testing::timeout_event;
 
 constexpr Millis kGrace{30'000};
 
-class PoolApiTest : public ::testing::Test {
+class PoolApiTest : public ::testing::TestWithParam<Engine> {
  protected:
   void SetUp() override { open({}); }
 
@@ -37,9 +42,16 @@ class PoolApiTest : public ::testing::Test {
     StoreOptions o;
     o.sync = store::SyncMode::kNormal;
     o.first_heartbeat_grace = kGrace;
-    store = std::make_unique<PoolStore>(
-        dir.path() / "pool-manager.db",
-        std::vector<PoolSpec>{{"local", protocol::PoolType::kLocalProcess, 200}}, clock, o);
+    std::vector<PoolSpec> specs{{"local", protocol::PoolType::kLocalProcess, 200}};
+    if (GetParam() == Engine::kPostgres) {
+      pg.reset();
+      if (url.empty()) url = rmon::testing::Postgres::shared().fresh_database();
+      pg = std::make_unique<store::PgDb>(url);
+      store = std::make_unique<PoolStore>(make_postgres_rows(*pg), std::move(specs), clock, o);
+    } else {
+      store =
+          std::make_unique<PoolStore>(dir.path() / "pool-manager.db", std::move(specs), clock, o);
+    }
     api = std::make_unique<PoolApi>(*store, service, clock, options);
     api->add_metrics(*endpoint);
     policy = std::make_unique<BatchPolicy>(*api, service, clock);
@@ -68,12 +80,39 @@ class PoolApiTest : public ::testing::Test {
   static std::string request(const std::string& op, const MapBuilder& fields = {}) {
     return MapBuilder().u64("v", 1).str("op", op).extend(fields).finish();
   }
+  // Every COMMIT fails while `on` (SQLite: a commit hook that refuses;
+  // PostgreSQL: a deferred trigger that raises at commit).
+  void refuse_commits(bool on) {
+    if (GetParam() == Engine::kPostgres) {
+      if (on) {
+        pg->exec(
+            "CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+            "RAISE EXCEPTION 'refused at commit'; END $$");
+        pg->exec(
+            "CREATE CONSTRAINT TRIGGER refuse AFTER INSERT OR UPDATE ON pool_counters "
+            "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION refuse()");
+      } else {
+        pg->exec("DROP TRIGGER refuse ON pool_counters");
+      }
+      return;
+    }
+    store::Db* db = store->db().sqlite();
+    ASSERT_NE(db, nullptr);
+    if (on) {
+      sqlite3_commit_hook(
+          db->raw(), [](void*) { return 1; }, nullptr);
+    } else {
+      sqlite3_commit_hook(db->raw(), nullptr, nullptr);
+    }
+  }
   static std::string acquire(const std::string& runner, uint64_t attempt = 1) {
     return request("acquire", acquire_fields("local", runner, "task-" + runner, attempt));
   }
 
   rmon::testing::TempDir dir;
   FakeClock clock;
+  std::string url;  // PostgreSQL: this test's database
+  std::unique_ptr<store::PgDb> pg;
   ServiceStats service;
   std::unique_ptr<MetricsEndpoint> endpoint;
   std::unique_ptr<PoolStore> store;
@@ -81,7 +120,7 @@ class PoolApiTest : public ::testing::Test {
   std::unique_ptr<BatchPolicy> policy;
 };
 
-TEST_F(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
+TEST_P(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
   const auto replies =
       batch({acquire("r1"), acquire("r2"), acquire("r1"),
              request("acquire", acquire_fields("gpu", "r3", "t", 1)),
@@ -115,7 +154,7 @@ TEST_F(PoolApiTest, EveryOpAnswersWithTheContractsKeys) {
             std::string::npos);
 }
 
-TEST_F(PoolApiTest, StatusStopsAddingHoldersAtTheReplyBudget) {
+TEST_P(PoolApiTest, StatusStopsAddingHoldersAtTheReplyBudget) {
   ApiOptions small;
   small.max_reply_bytes = 4'000;
   open(small);
@@ -132,11 +171,9 @@ TEST_F(PoolApiTest, StatusStopsAddingHoldersAtTheReplyBudget) {
   EXPECT_LT(pools[0].holders.size(), 200u);
 }
 
-TEST_F(PoolApiTest, AFailedCommitAnswersUnavailableAndAcknowledgesNothing) {
+TEST_P(PoolApiTest, AFailedCommitAnswersUnavailableAndAcknowledgesNothing) {
   ASSERT_EQ(read_reply(batch({acquire("r0")})[0]).slot, 0u);
-  // A commit hook that refuses turns COMMIT into a rollback.
-  sqlite3_commit_hook(
-      store->db().raw(), [](void*) { return 1; }, nullptr);
+  refuse_commits(true);
   std::vector<ConsumedEvent> events{{timeout_event("e1", "r0", "task-r0", 1), false}};
   const auto replies = batch({acquire("r1"), request("stats")}, &events);
   for (const std::string& r : replies) EXPECT_EQ(read_reply(r).error, "unavailable") << r;
@@ -144,7 +181,7 @@ TEST_F(PoolApiTest, AFailedCommitAnswersUnavailableAndAcknowledgesNothing) {
   EXPECT_EQ(service.commit_failures.load(), 1u);
   EXPECT_EQ(requests(ApiOp::kAcquire, "unavailable"), 1u);
 
-  sqlite3_commit_hook(store->db().raw(), nullptr, nullptr);
+  refuse_commits(false);
   // Nothing of the failed batch stuck, in the database or in memory.
   events[0].ack = false;
   const auto again = batch({acquire("r1"), request("stats")}, &events);
@@ -154,7 +191,7 @@ TEST_F(PoolApiTest, AFailedCommitAnswersUnavailableAndAcknowledgesNothing) {
   EXPECT_EQ(reply_u64(again[1], "events_applied"), 1u);
 }
 
-TEST_F(PoolApiTest, EventsAreAcknowledgedOnceCommittedWhateverTheirEffect) {
+TEST_P(PoolApiTest, EventsAreAcknowledgedOnceCommittedWhateverTheirEffect) {
   batch({acquire("r1")});
   std::vector<ConsumedEvent> events{{timeout_event("e1", "r1", "task-r1", 1), false},
                                     {timeout_event("e1", "r1", "task-r1", 1), false},
@@ -166,7 +203,7 @@ TEST_F(PoolApiTest, EventsAreAcknowledgedOnceCommittedWhateverTheirEffect) {
   EXPECT_EQ(store->holdings_total(), 0u);
 }
 
-TEST_F(PoolApiTest, CandidatesAfterTheGraceAndTakingBackVerdictsFreeTheirSlot) {
+TEST_P(PoolApiTest, CandidatesAfterTheGraceAndTakingBackVerdictsFreeTheirSlot) {
   batch({acquire("r1"), acquire("r2"), acquire("r3"), acquire("r4")});
   EXPECT_TRUE(api->reconcile_candidates({}, 10).keys.empty());
   clock.advance(kGrace);
@@ -184,6 +221,8 @@ TEST_F(PoolApiTest, CandidatesAfterTheGraceAndTakingBackVerdictsFreeTheirSlot) {
             std::string::npos)
       << endpoint->render();
 }
+
+RMON_BOTH_ENGINES(PoolApiTest);
 
 }  // namespace
 }  // namespace rmon::pool

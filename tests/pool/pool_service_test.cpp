@@ -10,7 +10,9 @@
 #include <memory>
 
 #include "../support/api_client.hpp"
+#include "../support/engines.hpp"
 #include "../support/loopback.hpp"
+#include "../support/postgres.hpp"
 #include "../support/temp_dir.hpp"
 #include "pool_service.hpp"
 #include "pool_test_support.hpp"
@@ -21,6 +23,7 @@ namespace rmon::pool {
 namespace {
 
 using protocol::MapBuilder;
+using rmon::testing::Engine;
 using testing::acquire_fields;
 using testing::read_pools;
 using testing::read_reply;
@@ -32,7 +35,7 @@ constexpr int kRecvTimeoutMs = 3000;
 
 SocketOptions test_opts() { return rmon::testing::timeouts(kRecvTimeoutMs); }
 
-class PoolServiceTest : public ::testing::Test {
+class PoolServiceTest : public ::testing::TestWithParam<Engine> {
  protected:
   void SetUp() override {
     events = make_socket(ctx, zmq::socket_type::push, test_opts());
@@ -57,6 +60,10 @@ class PoolServiceTest : public ::testing::Test {
     c.first_heartbeat_grace_ms = 600'000;
     c.monitor_timeout_ms = 300;
     c.tick_interval_ms = 50;
+    if (GetParam() == Engine::kPostgres) {
+      if (url.empty()) url = rmon::testing::Postgres::shared().fresh_database();
+      c.store = url;
+    }
     return c;
   }
   void start(const PoolConfig& c) {
@@ -86,6 +93,7 @@ class PoolServiceTest : public ::testing::Test {
   }
 
   rmon::testing::TempDir dir;
+  mutable std::string url;  // PostgreSQL: this test's database
   zmq::context_t ctx;
   zmq::socket_t events, acks, monitor;
   std::string events_ep, acks_ep, monitor_ep;
@@ -97,7 +105,7 @@ std::string with(const std::string& op, const MapBuilder& fields) {
   return MapBuilder().u64("v", 1).str("op", op).extend(fields).finish();
 }
 
-TEST_F(PoolServiceTest, BadRequestsOfEveryKindGetBadRequestAndChangeNothing) {
+TEST_P(PoolServiceTest, BadRequestsOfEveryKindGetBadRequestAndChangeNothing) {
   ASSERT_EQ(read_reply(acquire("local", "r1")).slot, 0u);
   const std::string status_before = client->call("status");
   const std::string id(129, 'x');
@@ -159,7 +167,7 @@ TEST_F(PoolServiceTest, BadRequestsOfEveryKindGetBadRequestAndChangeNothing) {
             false);
 }
 
-TEST_F(PoolServiceTest, AcquireReleaseAndStatusOverSockets) {
+TEST_P(PoolServiceTest, AcquireReleaseAndStatusOverSockets) {
   PoolConfig c = config();
   c.metrics_address = "127.0.0.1:0";
   start(c);
@@ -190,7 +198,7 @@ TEST_F(PoolServiceTest, AcquireReleaseAndStatusOverSockets) {
   EXPECT_GT(service->endpoints().metrics_port, 0);
 }
 
-TEST_F(PoolServiceTest, TimeoutEventsAreAppliedOnceAndAcknowledgedAfterCommit) {
+TEST_P(PoolServiceTest, TimeoutEventsAreAppliedOnceAndAcknowledgedAfterCommit) {
   ASSERT_EQ(read_reply(acquire("local", "r1")).slot, 0u);
   ASSERT_EQ(read_reply(acquire("local", "r2")).slot, 1u);
   push_event(timeout_event("e1", "r1", "task-r1", 1));
@@ -215,7 +223,7 @@ TEST_F(PoolServiceTest, TimeoutEventsAreAppliedOnceAndAcknowledgedAfterCommit) {
   EXPECT_EQ(read_reply(acquire("local", "r3")).slot, 0u);
 }
 
-TEST_F(PoolServiceTest, AnUnreachableMonitorReleasesNothingUntilItAnswers) {
+TEST_P(PoolServiceTest, AnUnreachableMonitorReleasesNothingUntilItAnswers) {
   PoolConfig c = config();
   c.first_heartbeat_grace_ms = 300;
   start(c);
@@ -249,7 +257,7 @@ TEST_F(PoolServiceTest, AnUnreachableMonitorReleasesNothingUntilItAnswers) {
   EXPECT_EQ(stat("in_use"), 0u);
 }
 
-TEST_F(PoolServiceTest, RestartKeepsHoldingsAndCounters) {
+TEST_P(PoolServiceTest, RestartKeepsHoldingsAndCounters) {
   ASSERT_EQ(read_reply(acquire("local", "r1")).slot, 0u);
   ASSERT_EQ(read_reply(acquire("local", "r2")).slot, 1u);
   ASSERT_EQ(read_reply(acquire("docker", "r3")).slot, 0u);
@@ -276,7 +284,20 @@ TEST_F(PoolServiceTest, RestartKeepsHoldingsAndCounters) {
   EXPECT_EQ(stat("events_ignored"), 1u);
 }
 
-TEST_F(PoolServiceTest, ACorruptDatabaseOrUnusableDataFolderFailsAtStart) {
+TEST_P(PoolServiceTest, ACorruptDatabaseOrUnusableStoreFailsAtStart) {
+  if (GetParam() == Engine::kPostgres) {
+    PoolConfig c = config();
+    c.store = "postgresql:///rmon?host=" + dir.str() + "/no-such-socket-dir&port=1";
+    try {
+      PoolManagerService s(c, SystemClock::instance());
+      FAIL() << "started on a server that is not there";
+    } catch (const std::exception& e) {
+      EXPECT_NE(std::string(e.what()).find("PostgreSQL"), std::string::npos) << e.what();
+    }
+    c.store = "mysql://x";  // not a store this service knows
+    EXPECT_THROW(PoolManagerService(c, SystemClock::instance()), std::invalid_argument);
+    return;
+  }
   rmon::testing::TempDir other;
   std::ofstream(other.path() / "pool-manager.db") << "plain text, not SQLite\n";
   PoolConfig c = config();
@@ -297,6 +318,8 @@ TEST_F(PoolServiceTest, ACorruptDatabaseOrUnusableDataFolderFailsAtStart) {
   c = config();  // same folder as the running service
   EXPECT_THROW(PoolManagerService(c, SystemClock::instance()), std::runtime_error);
 }
+
+RMON_BOTH_ENGINES(PoolServiceTest);
 
 }  // namespace
 }  // namespace rmon::pool

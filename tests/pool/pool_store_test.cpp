@@ -1,4 +1,5 @@
-// PoolStore on a temporary database with a fake clock: every rule of
+// PoolStore on a temporary database with a fake clock, on both engines
+// (SQLite in a temp folder, a fresh PostgreSQL database): every rule of
 // pool_store.hpp, the first-heartbeat grace, persistence across reopening and
 // configuration changes.
 
@@ -7,15 +8,19 @@
 #include <fstream>
 #include <memory>
 
+#include "../support/engines.hpp"
+#include "../support/postgres.hpp"
 #include "../support/temp_dir.hpp"
 #include "pool_store.hpp"
 #include "pool_test_support.hpp"
 #include "rmon/fake_clock.hpp"
+#include "rmon/store/postgres.hpp"
 #include "slot_bitmap.hpp"
 
 namespace rmon::pool {
 namespace {
 
+using rmon::testing::Engine;
 using testing::timeout_event;
 
 constexpr int64_t kGraceMs = 30'000;
@@ -25,18 +30,26 @@ std::vector<PoolSpec> pools(uint32_t local_slots = 3) {
           {"docker", protocol::PoolType::kDocker, 2}};
 }
 
-class PoolStoreTest : public ::testing::Test {
+class PoolStoreTest : public ::testing::TestWithParam<Engine> {
  protected:
   void SetUp() override { open(pools()); }
 
+  // (Re)opens the same database: a restart.
   void open(std::vector<PoolSpec> specs) {
     store.reset();
+    pg.reset();
     StoreOptions o;
     o.sync = store::SyncMode::kNormal;
     o.first_heartbeat_grace = Millis(kGraceMs);
-    store = std::make_unique<PoolStore>(path(), std::move(specs), clock, o);
+    if (GetParam() == Engine::kPostgres) {
+      if (url.empty()) url = rmon::testing::Postgres::shared().fresh_database();
+      pg = std::make_unique<store::PgDb>(url);
+      store = std::make_unique<PoolStore>(make_postgres_rows(*pg), std::move(specs), clock, o);
+    } else {
+      store =
+          std::make_unique<PoolStore>(dir.path() / "pool-manager.db", std::move(specs), clock, o);
+    }
   }
-  std::filesystem::path path() const { return dir.path() / "pool-manager.db"; }
 
   // Each call in its own transaction, as the service's batch would.
   template <class F>
@@ -65,10 +78,12 @@ class PoolStoreTest : public ::testing::Test {
 
   rmon::testing::TempDir dir;
   FakeClock clock;
+  std::string url;  // PostgreSQL: this test's database
+  std::unique_ptr<store::PgDb> pg;
   std::unique_ptr<PoolStore> store;
 };
 
-TEST_F(PoolStoreTest, AcquireHandsOutTheLowestFreeSlot) {
+TEST_P(PoolStoreTest, AcquireHandsOutTheLowestFreeSlot) {
   EXPECT_EQ(acquire("local", "r1").slot, 0u);
   EXPECT_EQ(acquire("local", "r2").slot, 1u);
   EXPECT_EQ(acquire("local", "r3").slot, 2u);
@@ -81,7 +96,7 @@ TEST_F(PoolStoreTest, AcquireHandsOutTheLowestFreeSlot) {
   EXPECT_EQ(store->counter(Counter::kReleased), 1u);
 }
 
-TEST_F(PoolStoreTest, AcquireAgainForTheSameAttemptReturnsTheSameSlot) {
+TEST_P(PoolStoreTest, AcquireAgainForTheSameAttemptReturnsTheSameSlot) {
   ASSERT_EQ(acquire("local", "r0").slot, 0u);
   ASSERT_EQ(acquire("local", "r1", "t7", 2).slot, 1u);
   const AcquireResult again = acquire("local", "r1", "t7", 2);
@@ -91,7 +106,7 @@ TEST_F(PoolStoreTest, AcquireAgainForTheSameAttemptReturnsTheSameSlot) {
   EXPECT_EQ(store->used_slots("local"), 2u);
 }
 
-TEST_F(PoolStoreTest, AcquireForAnotherAttemptOfTheSamePoolConflicts) {
+TEST_P(PoolStoreTest, AcquireForAnotherAttemptOfTheSamePoolConflicts) {
   ASSERT_EQ(acquire("local", "r1", "t1", 1).status, AcquireStatus::kAcquired);
   const AcquireResult other_attempt = acquire("local", "r1", "t1", 2);
   EXPECT_EQ(other_attempt.status, AcquireStatus::kConflict);
@@ -102,7 +117,7 @@ TEST_F(PoolStoreTest, AcquireForAnotherAttemptOfTheSamePoolConflicts) {
   EXPECT_EQ(store->holdings_total(), 2u);
 }
 
-TEST_F(PoolStoreTest, FullPoolAnswersPoolFullAndUnknownPoolNotFound) {
+TEST_P(PoolStoreTest, FullPoolAnswersPoolFullAndUnknownPoolNotFound) {
   ASSERT_EQ(acquire("docker", "r1").status, AcquireStatus::kAcquired);
   ASSERT_EQ(acquire("docker", "r2").status, AcquireStatus::kAcquired);
   EXPECT_EQ(acquire("docker", "r3").status, AcquireStatus::kPoolFull);
@@ -110,7 +125,7 @@ TEST_F(PoolStoreTest, FullPoolAnswersPoolFullAndUnknownPoolNotFound) {
   EXPECT_EQ(store->counter(Counter::kAcquired), 2u);
 }
 
-TEST_F(PoolStoreTest, ReleaseIsIdempotentAndHonoursThePool) {
+TEST_P(PoolStoreTest, ReleaseIsIdempotentAndHonoursThePool) {
   ASSERT_EQ(acquire("local", "r1").status, AcquireStatus::kAcquired);
   ASSERT_EQ(acquire("docker", "r1").status, AcquireStatus::kAcquired);
   EXPECT_EQ(release("r1", "gpu"), 0u);
@@ -124,7 +139,7 @@ TEST_F(PoolStoreTest, ReleaseIsIdempotentAndHonoursThePool) {
   EXPECT_EQ(store->holdings_total(), 0u);
 }
 
-TEST_F(PoolStoreTest, TimeoutEventReleasesOnlyThatExactAttempt) {
+TEST_P(PoolStoreTest, TimeoutEventReleasesOnlyThatExactAttempt) {
   ASSERT_EQ(acquire("local", "r1", "t1", 2).status, AcquireStatus::kAcquired);
   EXPECT_EQ(event(timeout_event("e1", "r1", "t1", 1)).result, EventResult::kNoHolding);
   EXPECT_EQ(event(timeout_event("e2", "r1", "t9", 2)).result, EventResult::kNoHolding);
@@ -141,7 +156,7 @@ TEST_F(PoolStoreTest, TimeoutEventReleasesOnlyThatExactAttempt) {
   EXPECT_EQ(store->counter(Counter::kReleasedByTimeout), 1u);
 }
 
-TEST_F(PoolStoreTest, RepeatedEventIdIsIgnored) {
+TEST_P(PoolStoreTest, RepeatedEventIdIsIgnored) {
   ASSERT_EQ(acquire("local", "r1").status, AcquireStatus::kAcquired);
   EXPECT_EQ(event(timeout_event("e1", "r1", "t1", 1)).result, EventResult::kApplied);
   // The same attempt acquires again only if the event were forgotten: it is stale.
@@ -154,7 +169,7 @@ TEST_F(PoolStoreTest, RepeatedEventIdIsIgnored) {
   EXPECT_EQ(store->counter(Counter::kEventsIgnored), 1u);
 }
 
-TEST_F(PoolStoreTest, EventIdsAreForgottenAfterTheRetention) {
+TEST_P(PoolStoreTest, EventIdsAreForgottenAfterTheRetention) {
   ASSERT_EQ(event(timeout_event("e1", "r1", "t1", 1)).result, EventResult::kNoHolding);
   clock.advance_ms(3'600'000);
   EXPECT_EQ(tx([](PoolStore& s) { return s.prune_events(); }), 0u);
@@ -163,7 +178,7 @@ TEST_F(PoolStoreTest, EventIdsAreForgottenAfterTheRetention) {
   EXPECT_EQ(event(timeout_event("e1", "r1", "t1", 1)).result, EventResult::kNoHolding);
 }
 
-TEST_F(PoolStoreTest, HoldingsPastTheGraceAreCandidatesUntilAVerdictTakesThemBack) {
+TEST_P(PoolStoreTest, HoldingsPastTheGraceAreCandidatesUntilAVerdictTakesThemBack) {
   ASSERT_EQ(acquire("local", "seen", "t1", 1).status, AcquireStatus::kAcquired);
   clock.advance_ms(1'000);
   ASSERT_EQ(acquire("local", "lost", "t2", 3).status, AcquireStatus::kAcquired);
@@ -193,7 +208,7 @@ TEST_F(PoolStoreTest, HoldingsPastTheGraceAreCandidatesUntilAVerdictTakesThemBac
   EXPECT_EQ(store->counter(Counter::kReconciled), 1u);
 }
 
-TEST_F(PoolStoreTest, LateVerdictSparesAHoldingAcquiredForAnotherAttempt) {
+TEST_P(PoolStoreTest, LateVerdictSparesAHoldingAcquiredForAnotherAttempt) {
   ASSERT_EQ(acquire("local", "r1", "t1", 1).status, AcquireStatus::kAcquired);
   clock.advance_ms(kGraceMs);
   const auto due = candidates(10);
@@ -207,7 +222,7 @@ TEST_F(PoolStoreTest, LateVerdictSparesAHoldingAcquiredForAnotherAttempt) {
   EXPECT_EQ(store->used_slots("local"), 1u);
 }
 
-TEST_F(PoolStoreTest, HoldingsAndCountersSurviveReopening) {
+TEST_P(PoolStoreTest, HoldingsAndCountersSurviveReopening) {
   ASSERT_EQ(acquire("local", "r1").status, AcquireStatus::kAcquired);
   ASSERT_EQ(acquire("local", "r2").status, AcquireStatus::kAcquired);
   ASSERT_EQ(acquire("docker", "r3").status, AcquireStatus::kAcquired);
@@ -223,7 +238,7 @@ TEST_F(PoolStoreTest, HoldingsAndCountersSurviveReopening) {
   EXPECT_EQ(event(timeout_event("e1", "r3", "t1", 1)).result, EventResult::kRepeated);
 }
 
-TEST_F(PoolStoreTest, ConfigurationChangesKeepOldHoldings) {
+TEST_P(PoolStoreTest, ConfigurationChangesKeepOldHoldings) {
   for (const char* r : {"a", "b", "c"})
     ASSERT_EQ(acquire("local", r).status, AcquireStatus::kAcquired);
   ASSERT_EQ(acquire("docker", "d").status, AcquireStatus::kAcquired);
@@ -260,7 +275,7 @@ TEST_F(PoolStoreTest, ConfigurationChangesKeepOldHoldings) {
   EXPECT_EQ(acquire("local", "f").slot, 2u);
 }
 
-TEST_F(PoolStoreTest, HoldersAreListedInSlotOrder) {
+TEST_P(PoolStoreTest, HoldersAreListedInSlotOrder) {
   for (const char* r : {"a", "b", "c"})
     ASSERT_EQ(acquire("local", r).status, AcquireStatus::kAcquired);
   ASSERT_EQ(release("a"), 1u);
@@ -277,7 +292,7 @@ TEST_F(PoolStoreTest, HoldersAreListedInSlotOrder) {
   EXPECT_EQ(calls, 2);
 }
 
-TEST_F(PoolStoreTest, RolledBackWorkIsUndoneInTheMirrorByResync) {
+TEST_P(PoolStoreTest, RolledBackWorkIsUndoneInTheMirrorByResync) {
   {
     store::Transaction t(store->db());
     ASSERT_EQ(store->acquire("local", "r1", "t1", 1).slot, 0u);
@@ -289,10 +304,15 @@ TEST_F(PoolStoreTest, RolledBackWorkIsUndoneInTheMirrorByResync) {
   EXPECT_EQ(acquire("local", "r2").slot, 0u);
 }
 
-TEST_F(PoolStoreTest, ASecondStoreOnTheSameFileIsRefused) {
-  ASSERT_EQ(acquire("local", "r1").status, AcquireStatus::kAcquired);
+RMON_BOTH_ENGINES(PoolStoreTest);
+
+TEST(PoolStoreOpen, ASecondStoreOnTheSameFileIsRefused) {
+  rmon::testing::TempDir dir;
+  const auto path = dir.path() / "pool-manager.db";
+  FakeClock clock;
+  PoolStore first(path, pools(), clock);
   try {
-    PoolStore other(path(), pools(), clock);
+    PoolStore other(path, pools(), clock);
     FAIL() << "a second writer was let in";
   } catch (const std::runtime_error& e) {
     EXPECT_NE(std::string(e.what()).find("in use by another process"), std::string::npos)

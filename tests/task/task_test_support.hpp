@@ -7,6 +7,7 @@
 
 #include <memory>
 
+#include "../support/engines.hpp"
 #include "../support/postgres.hpp"
 #include "../support/temp_dir.hpp"
 #include "rmon/fake_clock.hpp"
@@ -16,15 +17,7 @@
 
 namespace rmon::tq {
 
-enum class Engine { kSqlite, kPostgres };
-inline std::string engine_name(const ::testing::TestParamInfo<Engine>& p) {
-  return p.param == Engine::kSqlite ? "Sqlite" : "Postgres";
-}
-#define RMON_BOTH_ENGINES(Suite)                                                     \
-  INSTANTIATE_TEST_SUITE_P(                                                          \
-      Engines, Suite,                                                                \
-      ::testing::Values(::rmon::tq::Engine::kSqlite, ::rmon::tq::Engine::kPostgres), \
-      ::rmon::tq::engine_name)
+using Engine = rmon::testing::Engine;
 
 inline StoreOptions test_options() {
   StoreOptions o;

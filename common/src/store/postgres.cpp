@@ -3,6 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <cstdio>
+#include <random>
 
 namespace rmon::store {
 
@@ -213,6 +215,25 @@ void pg_migrate(PgDb& db, const std::string& component, const std::vector<std::s
     db.rollback();
     throw;
   }
+}
+
+}  // namespace rmon::store
+
+namespace rmon::store {
+
+std::string pg_owner_id() {
+  std::random_device rd;
+  char owner[24];
+  std::snprintf(owner, sizeof owner, "%08x%08x", rd(), rd());
+  return owner;
+}
+
+bool PgSingleton::try_hold(PgDb& db) {
+  if (session_ != 0 && session_ == db.session()) return true;
+  const pqxx::result r = db.exec("SELECT pg_try_advisory_lock($1)", key_);
+  if (!r[0][0].as<bool>()) return false;
+  session_ = db.session();
+  return true;
 }
 
 }  // namespace rmon::store

@@ -123,6 +123,11 @@ void PoolApi::on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_w
 
 void PoolApi::maintain(Notes& notes) {
   const MonoTime now = clock_.now();
+  if (now >= next_refresh_) {
+    next_refresh_ = now + store::kSharedRefreshEvery;
+    // Replicas: the other replicas' changes reach this one's counts.
+    store_.refresh();
+  }
   if (now < next_prune_) return;
   next_prune_ = now + options_.prune_interval;
   // Bounded chunks, each its own transaction, until none is left.

@@ -45,7 +45,7 @@ class PoolApi final : public ServiceDomain {
   std::string_view name() const override { return "pool-manager"; }
   std::string_view metric_prefix() const override { return "pm"; }
   std::span<const std::string_view> ops() const override;
-  store::Db& db() override { return store_.db(); }
+  store::Backend& db() override { return store_.db(); }
 
   RequestScope request_scope(std::size_t op, const protocol::MapReader& m) override;
   Reply handle(std::size_t op, const protocol::MapReader& m, Notes& notes) override;
@@ -78,6 +78,7 @@ class PoolApi final : public ServiceDomain {
   const ApiOptions options_;
   PoolMetrics metrics_;
   MonoTime next_prune_{};
+  MonoTime next_refresh_{};
 };
 
 }  // namespace rmon::pool

@@ -20,10 +20,6 @@ void PoolConfig::register_settings(Settings& s) {
 
 std::string PoolConfig::validate() const {
   if (std::string err = ConsumerServiceConfig::validate(); !err.empty()) return err;
-  if (postgres()) {
-    return "--store postgresql:// is not supported by the pool-manager yet (the task-queue has "
-           "it); its state lives in SQLite in --data-dir";
-  }
   std::vector<PoolSpec> specs;
   if (std::string err = parse_pool_specs(pools, specs); !err.empty()) return err;
   if (event_retention_ms < 60'000 || event_retention_ms > 30ULL * 86'400'000) {

@@ -13,8 +13,17 @@ constexpr std::size_t kMaxOrphansLogged = 20;
 PoolManagerService::PoolManagerService(PoolConfig config, const Clock& clock)
     : config_(std::move(config)) {
   if (std::string err = config_.validate(); !err.empty()) throw std::invalid_argument(err);
-  const auto path = store::service_db_path(config_.data_dir, "pool-manager");
-  store_ = std::make_unique<PoolStore>(path, config_.pool_specs(), clock, config_.store_options());
+  if (config_.postgres()) {
+    store::PgDb::Options o;
+    o.application_name = "rmon-pool-manager";
+    pg_ = std::make_unique<store::PgDb>(config_.store, o);
+    store_ = std::make_unique<PoolStore>(make_postgres_rows(*pg_), config_.pool_specs(), clock,
+                                         config_.store_options());
+  } else {
+    const auto path = store::service_db_path(config_.data_dir, "pool-manager");
+    store_ =
+        std::make_unique<PoolStore>(path, config_.pool_specs(), clock, config_.store_options());
+  }
   domain_ = std::make_unique<PoolApi>(*store_, service_stats_, clock);
   service_ = std::make_unique<ConsumerService>(config_, *domain_, service_stats_, clock);
 }

@@ -1,6 +1,8 @@
 #pragma once
-// pool-manager as a whole: its database (opened in the constructor, so a
-// corrupt or unwritable data folder fails before anything binds), its store
+// pool-manager as a whole: its database (SQLite in the data folder, or the
+// PostgreSQL of --store, shared with other replicas; opened in the
+// constructor, so a corrupt or unwritable data folder or an unreachable
+// server fails before anything binds), its store
 // and domain (PoolApi), on the consumer-service skeleton (sockets, monitor
 // client, loop thread, batch policy, /metrics).
 //
@@ -17,6 +19,7 @@
 #include "pool_store.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/service/consumer_service.hpp"
+#include "rmon/store/postgres.hpp"
 
 namespace rmon::pool {
 
@@ -49,6 +52,7 @@ class PoolManagerService {
  private:
   const PoolConfig config_;
   ServiceStats service_stats_;
+  std::unique_ptr<store::PgDb> pg_;  // --store postgresql://; else SQLite in the data folder
   std::unique_ptr<PoolStore> store_;
   std::unique_ptr<PoolApi> domain_;
   std::unique_ptr<ConsumerService> service_;  // stopped and destroyed first

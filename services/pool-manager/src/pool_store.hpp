@@ -1,13 +1,15 @@
 #pragma once
 // The pools' durable state: which runner holds which slot, for which task
-// attempt, in SQLite (<data-dir>/pool-manager.db), with the counters the
-// `stats` op reports and the timeout events already applied. Pure logic: time
-// comes from the injected Clock, and there are no sockets.
+// attempt, with the counters the `stats` op reports and the timeout events
+// already applied; in SQLite (<data-dir>/pool-manager.db) or in PostgreSQL
+// shared by replicas (pool_rows.hpp). Pure logic: time comes from the
+// injected Clock, and there are no sockets.
 //
 // Mutating calls must run inside a store::Transaction on db() (the service
 // batches many into one; tests open one per call). When a transaction or a
-// savepoint rolls back, call resync(): the in-memory mirror (slot bitmaps,
-// counters) is reloaded from the database.
+// savepoint rolls back, call resync(): the in-memory counts are reloaded
+// from the database. With replicas, refresh() now and then brings in the
+// others' changes.
 //
 // Rules (docs/PROTOCOL.md, "Pools"):
 //   acquire  pool not configured                      -> kNotFound
@@ -36,17 +38,18 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "pool_rows.hpp"
 #include "pool_spec.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/protocol/messages.hpp"
 #include "rmon/service/reconciler.hpp"
 #include "rmon/store/sqlite.hpp"
-#include "slot_bitmap.hpp"
 
 namespace rmon::pool {
 
@@ -57,31 +60,6 @@ struct StoreOptions {
   Millis first_heartbeat_grace{30'000};
   Millis event_retention{24 * 3600 * 1000};  // how long applied event ids are remembered
 };
-
-struct Holding {
-  std::string pool;
-  uint32_t slot = 0;
-  std::string runner_id;
-  std::string task_id;
-  uint64_t attempt = 0;
-  int64_t since_ms = 0;  // wall clock at acquire
-  bool heartbeat_seen = false;
-
-  bool operator==(const Holding&) const = default;
-};
-
-// Persisted with the changes they count, so they survive restarts.
-enum class Counter : uint8_t {
-  kAcquired,           // slots handed out (an idempotent repeat is not counted)
-  kReleased,           // slots freed by a release request
-  kReleasedByTimeout,  // slots freed by a timeout event or a reconciliation verdict
-  kReconciled,         // of those, by a reconciliation verdict
-  kEventsApplied,      // timeout events that released a slot
-  kEventsIgnored,      // repeated events, or events for no holding
-};
-inline constexpr std::size_t kCounterCount = 6;
-std::string_view counter_name(Counter c);
-using Counters = std::array<uint64_t, kCounterCount>;
 
 enum class AcquireStatus : uint8_t {
   kAcquired,
@@ -123,8 +101,13 @@ class PoolStore {
   // database, is newer than this code, or another process holds it.
   PoolStore(const std::filesystem::path& path, std::vector<PoolSpec> pools, const Clock& clock,
             StoreOptions options = {});
+  // Over `rows` (PostgreSQL, or SQLite opened by the caller).
+  PoolStore(std::unique_ptr<PoolRows> rows, std::vector<PoolSpec> pools, const Clock& clock,
+            StoreOptions options = {});
+  ~PoolStore();
 
-  store::Db& db() { return db_; }
+  store::Backend& db() { return rows_->backend(); }
+  PoolRows& rows() { return *rows_; }
   const std::vector<PoolSpec>& pools() const { return pools_; }
 
   // --- mutations: inside a transaction ---
@@ -158,33 +141,29 @@ class PoolStore {
   uint32_t used_slots(std::string_view pool) const;
   uint64_t holdings_total() const { return holdings_total_; }
 
-  // Reloads counters and slot bitmaps from the database (after a rollback).
+  // Reloads counters and counts from the database (after a rollback).
   void resync();
+  // With replicas: resync(), to bring in the other replicas' changes.
+  void refresh();
 
  private:
   struct Mirror {
     PoolSpec spec;
-    SlotBitmap used;
+    uint64_t used = 0;  // holders within the pool's size
   };
-  void create_schema();
   void bump(Counter c, uint64_t n = 1);
-  void forget(const Holding& h);  // mirror only
-  Holding read_holding(const store::Stmt& s) const;
+  void forget(const std::vector<Holding>& released);
   std::vector<Holding> release_attempt(std::string_view runner_id, std::string_view task_id,
                                        uint64_t attempt);
 
   const Clock& clock_;
   const StoreOptions options_;
   const std::vector<PoolSpec> pools_;
-  store::Db db_;
+  std::unique_ptr<store::Db> sqlite_;  // the path constructor's database
+  std::unique_ptr<PoolRows> rows_;
   std::map<std::string, Mirror, std::less<>> mirror_;  // configured pools
   Counters counters_{};
   uint64_t holdings_total_ = 0;
-
-  // Prepared once; each is reset after use (also when a step throws).
-  store::Stmt get_holding_, insert_holding_, delete_runner_, delete_attempt_, event_seen_,
-      attempt_timed_out_, insert_event_, bump_counter_, select_candidates_, select_pool_holders_,
-      prune_events_;
 };
 
 }  // namespace rmon::pool

@@ -20,9 +20,6 @@ constexpr std::string_view kOpNames[] = {"submit", "lease", "complete", "fail", 
                                          "get",    "list",  "stats",    "ping"};
 constexpr uint64_t kMaxDelayMs = 30ull * 86'400'000;
 constexpr auto kPruneEvery = std::chrono::seconds(60);
-// With replicas: how often counts and counters are re-read from the store
-// (a count of the whole table, on the loop thread: not too often).
-constexpr auto kRefreshEvery = std::chrono::seconds(30);
 
 std::string encode_task(const Task& t) {
   MapBuilder b;
@@ -296,7 +293,7 @@ void TaskApi::on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_w
 
 void TaskApi::maintain(Notes& notes) {
   const MonoTime now = clock_.now();
-  if (now - last_refresh_ >= kRefreshEvery) {
+  if (now - last_refresh_ >= store::kSharedRefreshEvery) {
     last_refresh_ = now;
     // Replicas: the other replicas' changes reach this one's counts.
     store_.refresh();

@@ -83,11 +83,7 @@ Task read_task(const pqxx::row& r) {
 
 class PgTaskRows final : public TaskRows {
  public:
-  explicit PgTaskRows(PgDb& db) : db_(db) {
-    char owner[24];
-    std::random_device rd;
-    std::snprintf(owner, sizeof owner, "%08x%08x", rd(), rd());
-    owner_ = owner;
+  explicit PgTaskRows(PgDb& db) : db_(db), owner_(store::pg_owner_id()) {
     store::pg_migrate(db_, "task-queue", kMigrations);
     read_tag();
     prepare();
@@ -172,11 +168,7 @@ class PgTaskRows final : public TaskRows {
     page.last = true;
     // One reconciler among the replicas: the holder of a session lock. It is
     // held for the connection's life; a replica that dies releases it.
-    if (lock_session_ != db_.session()) {
-      const pqxx::result r = db_.exec("SELECT pg_try_advisory_lock($1)", kReconcileLock);
-      if (!r[0][0].as<bool>()) return page;
-      lock_session_ = db_.session();
-    }
+    if (!reconciler_.try_hold(db_)) return page;
     const pqxx::result r = db_.run("tq_candidates", from.start ? int64_t{0} : from.num,
                                    leased_before, static_cast<int64_t>(max));
     for (const auto& row : r) {
@@ -328,9 +320,9 @@ class PgTaskRows final : public TaskRows {
   }
 
   PgDb& db_;
-  std::string prefix_;         // "t-<tag>-"
-  std::string owner_;          // this replica's counter rows (one set per start)
-  uint64_t lock_session_ = 0;  // the session holding the reconciliation lock
+  std::string prefix_;  // "t-<tag>-"
+  std::string owner_;   // this replica's counter rows (one set per start)
+  store::PgSingleton reconciler_{kReconcileLock};
 };
 
 }  // namespace

@@ -4,9 +4,16 @@
 // one transaction per batch and a savepoint per item inside it. A storage
 // failure is an exception; the caller rolls back.
 
+#include <chrono>
+
 namespace rmon::store {
 
 class Db;
+
+// How often a service on a store shared by replicas re-reads its in-memory
+// counts (state counts, slots in use, counters), so that the others'
+// changes reach its metrics and stats.
+inline constexpr std::chrono::seconds kSharedRefreshEvery{30};
 
 class Backend {
  public:

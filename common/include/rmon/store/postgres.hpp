@@ -153,6 +153,25 @@ class PgDb final : public Backend {
   std::string last_error_;
 };
 
+// A random id for this process's rows where replicas must not share a row
+// (per-replica counter rows): 16 hex digits.
+std::string pg_owner_id();
+
+// One holder among the replicas of a session-level advisory lock (one
+// reconciler at a time): try() takes it if free, and keeps it for the
+// connection's life; a replica that dies, or loses its connection, lets it go
+// to another.
+class PgSingleton {
+ public:
+  explicit PgSingleton(int64_t key) : key_(key) {}
+  // Whether this connection holds the lock now (taking it if it is free).
+  bool try_hold(PgDb& db);
+
+ private:
+  int64_t key_;
+  uint64_t session_ = 0;  // the session that holds it; 0: none
+};
+
 // Applies `steps` (step i is schema version i + 1) that `db` has not
 // applied yet, for `component`, in one transaction under an advisory lock:
 // replicas starting together apply each step once. A database whose version
