@@ -9,7 +9,8 @@ target_link_libraries(pool_unit_test PRIVATE rmon::pool)
 
 rmon_add_test(pool_service_test
   ${CMAKE_CURRENT_LIST_DIR}/pool_service_test.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/pool_monitor_test.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/pool_monitor_test.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/pool_replicas_test.cpp)
 target_link_libraries(pool_service_test PRIVATE rmon::pool rmon::monitor)
 
 # The real executable as a child process: SIGTERM, kill -9 mid-stream, and
