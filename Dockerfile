@@ -13,7 +13,7 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DRMON_BUILD_TESTS=OF
 FROM debian:12-slim
 RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libspdlog1.10 libfmt9 \
-      libprometheus-cpp-core1.0 libprometheus-cpp-pull1.0 libcivetweb1 libabsl20220623 libsqlite3-0 libpqxx-6.4 libxxhash0 \
+      libprometheus-cpp-core1.0 libcivetweb1 libabsl20220623 libsqlite3-0 libpqxx-6.4 libxxhash0 \
  && rm -rf /var/lib/apt/lists/* \
  && useradd --system --no-create-home rmon \
  && mkdir /data /keys && chown rmon /data /keys && chmod 0700 /keys

@@ -43,6 +43,38 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
     syncer_ = std::make_unique<store::WalSyncer>(*sqlite, config_.log_sync_for_tests);
   }
   domain_.publish();
+  metrics_.set_readiness([this] { return readiness(); });
+}
+
+Readiness ConsumerService::readiness() const {
+  if (!running_.load(std::memory_order_relaxed)) return {false, "not running"};
+  std::string detail;
+  bool ready = true;
+  if (store_ok_.load(std::memory_order_relaxed)) {
+    detail = "store reachable";
+  } else {
+    std::lock_guard lock(store_error_mu_);
+    detail = "store unreachable: " + (store_error_.empty() ? "not checked yet" : store_error_);
+    ready = false;
+  }
+  const std::size_t monitors = config_.monitor_endpoints.size();
+  const std::size_t answering = monitors_answering_.load(std::memory_order_relaxed);
+  detail += "; monitors answering " + std::to_string(answering) + " of " +
+            std::to_string(monitors);
+  // One monitor of a pair is enough to work with (the pair exists for that).
+  if (monitors > 0 && answering == 0) ready = false;
+  return {ready, detail};
+}
+
+void ConsumerService::probe_store() {
+  try {
+    domain_.db().probe();
+    store_ok_.store(true, std::memory_order_relaxed);
+  } catch (const std::exception& e) {
+    store_ok_.store(false, std::memory_order_relaxed);
+    std::lock_guard lock(store_error_mu_);
+    store_error_ = e.what();
+  }
 }
 
 ConsumerService::~ConsumerService() { stop(); }
@@ -125,12 +157,18 @@ void ConsumerService::run() {
   const Millis tick{config_.tick_interval_ms};
   MonoTime next_tick = clock_.now();
   MonoTime reconcile_retry_at{};
+  MonoTime next_probe = clock_.now();
   std::vector<zmq::pollitem_t> items;
+  running_.store(true, std::memory_order_relaxed);
   while (!stop_.load(std::memory_order_relaxed)) {
     MonoTime now = clock_.now();
     if (now >= next_tick) {
       policy_->maintain();
       next_tick = now + tick;
+    }
+    if (now >= next_probe) {
+      probe_store();
+      next_probe = now + kStoreProbeEvery;
     }
     if (auto from = now >= reconcile_retry_at ? reconciler_->wants_page(now) : std::nullopt) {
       try {
@@ -172,6 +210,7 @@ void ConsumerService::run() {
     events_->maintain();
     events_->receive(b.events, max_batch);
     reconciler_->poll(clock_.now(), b.verdicts);
+    monitors_answering_.store(reconciler_->answering(clock_.now()), std::memory_order_relaxed);
     receive_requests(api_, b.requests, max_batch);
     const ReconcileCounters& rc = reconciler_->counters();
     stats_.reconcile_rounds.store(rc.rounds, std::memory_order_relaxed);
@@ -185,6 +224,7 @@ void ConsumerService::run() {
     }
     commit(std::move(b));
   }
+  running_.store(false, std::memory_order_relaxed);
   // Stopping: what was committed is answered once it is durable.
   if (syncer_ && !in_flight_.empty()) syncer_->wait(in_flight_.back().ticket);
   release_durable();

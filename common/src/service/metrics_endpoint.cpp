@@ -5,6 +5,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "rmon/http_server.hpp"
 #include "rmon/log_sink.hpp"
 
 namespace rmon {
@@ -48,18 +49,32 @@ MetricsEndpoint::~MetricsEndpoint() = default;
 
 void MetricsEndpoint::add_collector(CollectFn fn) { collector_->add(std::move(fn)); }
 
+void MetricsEndpoint::set_readiness(std::function<Readiness()> fn) { readiness_ = std::move(fn); }
+
 int MetricsEndpoint::serve(const std::string& bind) {
-  try {
-    exposer_ = std::make_unique<prometheus::Exposer>(bind);
-  } catch (const std::exception& e) {
-    // CivetWeb's own message names neither the address nor the setting.
-    throw std::runtime_error("cannot serve /metrics on " + bind +
-                             " (--metrics-address; empty disables it): " + e.what());
-  }
-  exposer_->RegisterCollectable(registry_);
-  exposer_->RegisterCollectable(collector_);
-  auto ports = exposer_->GetListeningPorts();
-  return ports.empty() ? 0 : ports.front();
+  http_ = std::make_unique<HttpServer>([this](const HttpRequest& r) {
+    HttpResponse res;
+    res.content_type = "text/plain; charset=utf-8";
+    if (r.method != "GET" && r.method != "HEAD") {
+      res.status = 405;
+      res.body = "only GET\n";
+    } else if (r.path == "/metrics") {
+      res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      res.body = render();
+    } else if (r.path == "/healthz") {
+      res.body = "ok\n";
+    } else if (r.path == "/readyz") {
+      const Readiness ready = readiness_ ? readiness_() : Readiness{true, "serving"};
+      res.status = ready.ready ? 200 : 503;
+      res.body = (ready.ready ? "ready: " : "not ready: ") + ready.detail + "\n";
+    } else {
+      res.status = 404;
+      res.body = "not found: /metrics, /healthz and /readyz are served here\n";
+    }
+    return res;
+  });
+  // Two threads: a scrape and a probe at once.
+  return http_->start(bind, 2, "--metrics-address; empty disables it");
 }
 
 std::string MetricsEndpoint::render() const {

@@ -46,27 +46,37 @@ void Reconciler::give_page(CandidatePage page, MonoTime now) {
   cursor_ = std::move(page.next);
   cursor_.start = false;
   last_page_ = page.last || page.keys.empty();
-  if (page.keys.empty()) {
-    round_active_ = false;
-    next_round_ = round_started_ + options_.interval;
-    return;
-  }
   page_ = std::move(page.keys);
+  // No candidates (a round with none, or a replica that does not reconcile
+  // now): a `ping` instead, so that whether each monitor answers is known
+  // all the same (readiness).
+  pinging_ = page_.empty();
   protocol::ControlRequest req;
-  req.op = protocol::Op::kLookup;
-  req.runner_ids.emplace();
-  req.runner_ids->reserve(page_.size());
-  for (const LeaseKey& k : page_) req.runner_ids->push_back(k.runner_id);
+  req.op = pinging_ ? protocol::Op::kPing : protocol::Op::kLookup;
+  if (!pinging_) {
+    req.runner_ids.emplace();
+    req.runner_ids->reserve(page_.size());
+    for (const LeaseKey& k : page_) req.runner_ids->push_back(k.runner_id);
+  }
   const std::string frame = protocol::encode_control_request(req);
   for (Peer& p : peers_) {
     p.answer.reset();
     p.sent_at = now;
     // A full pipe (monitor away) is the same as no answer, seen at the timeout.
     p.waiting = true;
-    ++counters_.lookups;
+    if (!pinging_) ++counters_.lookups;
     (void)send_frames(p.socket->socket(), {frame});
   }
   in_flight_ = true;
+}
+
+std::size_t Reconciler::answering(MonoTime now) const {
+  // Answered within the last two rounds (and a timeout): one missed answer
+  // is not yet "unreachable".
+  const Millis window = 2 * options_.interval + options_.monitor_timeout;
+  return static_cast<std::size_t>(std::count_if(peers_.begin(), peers_.end(), [&](const Peer& p) {
+    return p.answered && now - p.answered_at <= window;
+  }));
 }
 
 MonoTime Reconciler::next_due() const {
@@ -87,10 +97,20 @@ void Reconciler::poll(MonoTime now, std::vector<Judged>& out) {
     if (!p.waiting) continue;
     zmq::message_t reply;
     while (p.waiting && p.socket->socket().recv(reply, zmq::recv_flags::dontwait)) {
-      auto r = protocol::decode_lookup_reply(reply.to_string_view());
       p.waiting = false;
+      if (pinging_) {
+        auto r = protocol::decode_control_reply(reply.to_string_view());
+        if (r && r->ok) {
+          p.answered = true;
+          p.answered_at = now;
+        }
+        continue;
+      }
+      auto r = protocol::decode_lookup_reply(reply.to_string_view());
       if (r && r->ok && r->runners.size() == page_.size()) {
         p.answer = Answer{std::move(r->runners), r->uptime_ms.value_or(UINT64_MAX)};
+        p.answered = true;
+        p.answered_at = now;
       } else {
         ++counters_.lookups_unanswered;
         spdlog::warn("monitor gave an unusable answer to lookup monitor={} reason={}", p.endpoint,
@@ -102,7 +122,7 @@ void Reconciler::poll(MonoTime now, std::vector<Judged>& out) {
       // No answer in time: a fresh socket drops whatever late reply is still
       // on its way.
       p.waiting = false;
-      ++counters_.lookups_unanswered;
+      if (!pinging_) ++counters_.lookups_unanswered;
       p.socket->reconnect();
     }
   }

@@ -129,6 +129,11 @@ void PgDb::plain(const char* sql) {
   guarded([&](pqxx::nontransaction& s) { return s.exec(sql); });
 }
 
+void PgDb::probe() {
+  if (in_txn_) return;  // a transaction is under way: the connection is in use
+  plain("SELECT 1");
+}
+
 void PgDb::begin() {
   if (in_txn_) throw std::logic_error("PgDb::begin inside a transaction");
   plain("BEGIN");

@@ -26,7 +26,7 @@
 #include "console_config.hpp"
 #include "gateway.hpp"
 #include "history.hpp"
-#include "http_server.hpp"
+#include "rmon/http_server.hpp"
 #include "rmon/clock.hpp"
 
 namespace rmon::console {

@@ -20,6 +20,7 @@
 #include <zmq.hpp>
 
 #include <atomic>
+#include <mutex>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -119,6 +120,15 @@ class ConsumerService {
   std::size_t in_flight_bytes_ = 0;
   std::vector<Batch> spare_;
   std::atomic<uint64_t> in_flight_count_{0};  // for /metrics
+  // /readyz: the loop thread's last store probe and monitor answers.
+  static constexpr Millis kStoreProbeEvery{2000};
+  Readiness readiness() const;
+  void probe_store();
+  std::atomic<bool> store_ok_{false};
+  std::atomic<bool> running_{false};
+  std::atomic<std::size_t> monitors_answering_{0};
+  mutable std::mutex store_error_mu_;
+  std::string store_error_;  // guarded by store_error_mu_
   // Last: destroyed first, so no scrape outlives what it reads.
   MetricsEndpoint metrics_;
 };

@@ -1,12 +1,16 @@
 #pragma once
-// The /metrics endpoint every service serves (prometheus-cpp's pull
-// exposer), with helpers to build metric families at scrape time from a
-// service's own counters (one source of truth, shared with its `stats` op).
+// The HTTP port every service serves (--metrics-address), on the common
+// HttpServer:
+//   GET /metrics   the Prometheus text format (prometheus-cpp's serializer),
+//                  built at scrape time from the service's own counters (one
+//                  source of truth, shared with its `stats` op);
+//   GET /healthz   200 while the process serves (liveness);
+//   GET /readyz    200 when the service can do its work, 503 with the reason
+//                  when not (readiness: set_readiness()).
 // Thread-safe.
 
 #include <prometheus/client_metric.h>
 #include <prometheus/collectable.h>
-#include <prometheus/exposer.h>
 #include <prometheus/metric_family.h>
 #include <prometheus/registry.h>
 
@@ -16,6 +20,14 @@
 #include <vector>
 
 namespace rmon {
+
+class HttpServer;
+
+// What /readyz answers: ready, and a line saying what was checked (or why not).
+struct Readiness {
+  bool ready = true;
+  std::string detail;
+};
 
 class MetricsEndpoint {
  public:
@@ -29,8 +41,12 @@ class MetricsEndpoint {
   // `fn` is called at every scrape; it must be thread-safe.
   void add_collector(CollectFn fn);
 
-  // Starts serving /metrics on `bind` ("0.0.0.0:9464", "127.0.0.1:0").
-  // Returns the port bound. Throws on failure (a start-up error).
+  // /readyz's check, called for each probe from an HTTP thread (it must be
+  // thread-safe and quick). Without one, a serving process is ready.
+  void set_readiness(std::function<Readiness()> fn);
+
+  // Starts serving on `bind` ("0.0.0.0:9464", "127.0.0.1:0"). Returns the
+  // port bound. Throws on failure (a start-up error).
   int serve(const std::string& bind);
   // The text exposition format, as a scrape would see it.
   std::string render() const;
@@ -39,7 +55,8 @@ class MetricsEndpoint {
   class Collector;
   std::shared_ptr<prometheus::Registry> registry_;
   std::shared_ptr<Collector> collector_;
-  std::unique_ptr<prometheus::Exposer> exposer_;
+  std::function<Readiness()> readiness_;  // set before serve()
+  std::unique_ptr<HttpServer> http_;
 };
 
 namespace metrics {

@@ -18,6 +18,10 @@
 // cannot say "unknown": its nil counts as no answer. A monitor that knows
 // the runner on another task or attempt is believed at any age.
 //
+// A round with no candidates sends each monitor a `ping` instead, so that
+// answering() knows which monitors answer (the service's readiness) even
+// when there is nothing to look up.
+//
 // Batched and paced: one page of candidates at a time (the caller reads it
 // from its store from a cursor, see wants_page), one request per monitor per
 // page, never more than one in flight per monitor; a request unanswered
@@ -116,6 +120,10 @@ class Reconciler {
   // When poll() or wants_page() next has work.
   MonoTime next_due() const;
 
+  // Monitors that answered (a lookup or, with no candidates, a ping) within
+  // the last two intervals and a timeout.
+  std::size_t answering(MonoTime now) const;
+
   const ReconcileCounters& counters() const { return counters_; }
   const ReconcileOptions& options() const { return options_; }
 
@@ -130,6 +138,8 @@ class Reconciler {
     bool waiting = false;
     MonoTime sent_at{};
     std::optional<Answer> answer;
+    bool answered = false;  // ever
+    MonoTime answered_at{};
   };
   Judged judge(std::size_t i) const;
   void finish_page(std::vector<Judged>& out, MonoTime now);
@@ -138,6 +148,7 @@ class Reconciler {
   std::vector<Peer> peers_;
   std::vector<LeaseKey> page_;  // in flight
   bool in_flight_ = false;
+  bool pinging_ = false;  // the request in flight is a ping (no candidates)
   bool round_active_ = false;
   bool last_page_ = true;
   ReconcileCursor cursor_;

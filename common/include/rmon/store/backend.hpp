@@ -28,6 +28,9 @@ class Backend {
   // Whether a savepoint costs next to nothing (SQLite, in-process) rather
   // than a round trip to a server (PostgreSQL).
   virtual bool cheap_savepoints() const { return true; }
+  // Throws when the database cannot be reached now (readiness); for SQLite,
+  // a local file, nothing to do.
+  virtual void probe() {}
   // The SQLite database when that is the engine (its log's fsync is
   // pipelined by a WalSyncer); nullptr otherwise.
   virtual Db* sqlite() { return nullptr; }

@@ -94,6 +94,7 @@ class PgDb final : public Backend {
   void release_savepoint() override;
   void rollback_to_savepoint() noexcept override;
   bool cheap_savepoints() const override { return false; }
+  void probe() override;  // SELECT 1, outside a transaction
 
   bool in_transaction() const { return in_txn_; }
   // Connections made so far (1 after a start; each reconnect adds one).

@@ -1,9 +1,11 @@
 #pragma once
 // A small HTTP server on CivetWeb (Debian's libcivetweb, the library
-// prometheus-cpp already serves /metrics with): a fixed pool of worker
-// threads calls one handler per request. Query parameters are decoded;
-// request bodies are not read (the console's actions take their arguments in
-// the query). Thread-safe: the handler is called from several threads.
+// prometheus-cpp's own exposer is built on): a fixed pool of worker threads
+// calls one handler per request. Every service serves /metrics, /healthz and
+// /readyz with it (service/metrics_endpoint.hpp), and the console its pages
+// and API. Query parameters are decoded; request bodies are not read (the
+// console's actions take their arguments in the query). Thread-safe: the
+// handler is called from several threads.
 
 #include <functional>
 #include <map>
@@ -12,7 +14,7 @@
 struct mg_context;
 struct mg_connection;
 
-namespace rmon::console {
+namespace rmon {
 
 struct HttpRequest {
   std::string method;  // "GET", "POST", ...
@@ -43,8 +45,9 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   // Listens on "host:port" (port 0: any free one); returns the port. Throws
-  // std::runtime_error naming the address when it cannot.
-  int start(const std::string& listen, int threads = 4);
+  // std::runtime_error naming the address and `setting` (the flag that set
+  // it, for the message) when it cannot.
+  int start(const std::string& listen, int threads = 4, const std::string& setting = "--listen");
   void stop();
 
  private:
@@ -54,4 +57,4 @@ class HttpServer {
   ::mg_context* ctx_ = nullptr;
 };
 
-}  // namespace rmon::console
+}  // namespace rmon

@@ -1,4 +1,4 @@
-#include "http_server.hpp"
+#include "rmon/http_server.hpp"
 
 #include <civetweb.h>
 #include <spdlog/spdlog.h>
@@ -7,7 +7,7 @@
 #include <stdexcept>
 #include <vector>
 
-namespace rmon::console {
+namespace rmon {
 
 namespace {
 
@@ -43,14 +43,14 @@ std::string HttpRequest::param(const std::string& name) const {
 }
 
 HttpServer::HttpServer(Handler handler) : handler_(std::move(handler)) {
-  // Once per process (prometheus-cpp's /metrics server shares the library).
+  // Once per process.
   static const unsigned initialised = mg_init_library(0);
   (void)initialised;
 }
 
 HttpServer::~HttpServer() { stop(); }
 
-int HttpServer::start(const std::string& listen, int threads) {
+int HttpServer::start(const std::string& listen, int threads, const std::string& setting) {
   const std::string nthreads = std::to_string(threads);
   // No CORS: CivetWeb would answer every preflight itself with "*" (any
   // site, any method, any header); empty, the preflight reaches the handler,
@@ -73,8 +73,8 @@ int HttpServer::start(const std::string& listen, int threads) {
   mg_callbacks callbacks{};
   ctx_ = mg_start(&callbacks, this, options);
   if (ctx_ == nullptr) {
-    throw std::runtime_error("cannot listen on " + listen +
-                             " (--listen): the address is taken or not this host's");
+    throw std::runtime_error("cannot listen on " + listen + " (" + setting +
+                             "): the address is taken or not this host's");
   }
   mg_set_request_handler(ctx_, "/", &HttpServer::on_request, this);
   mg_server_port ports[4]{};
@@ -101,10 +101,9 @@ int HttpServer::on_request(mg_connection* conn, void* self) {
   try {
     res = static_cast<HttpServer*>(self)->handler_(req);
   } catch (const std::exception& e) {
-    spdlog::error("console: {} {} failed: {}", req.method, req.path, e.what());
-    res = {
-        500, "application/json",
-        R"({"ok":false,"error":"internal","message":"the console failed on this request; see its log"})"};
+    spdlog::error("http: {} {} failed: {}", req.method, req.path, e.what());
+    res = {500, "application/json",
+           R"({"ok":false,"error":"internal","message":"this request failed; see the log"})"};
   }
   mg_response_header_start(conn, res.status);
   mg_response_header_add(conn, "Content-Type", res.content_type.c_str(), -1);
@@ -125,4 +124,4 @@ int HttpServer::on_request(mg_connection* conn, void* self) {
   return res.status;
 }
 
-}  // namespace rmon::console
+}  // namespace rmon
