@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 
 namespace rmon::testing {
@@ -36,6 +37,23 @@ inline std::string http_exchange(int port, const std::string& request) {
   }
   ::close(fd);
   return out;
+}
+
+struct HttpReply {
+  int status = 0;  // 0: no reply
+  std::string body;
+};
+
+// GET `path`: the status and body of whatever reply came.
+inline HttpReply http_request(int port, const std::string& path) {
+  const std::string out =
+      http_exchange(port, "GET " + path + " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
+  HttpReply r;
+  if (out.size() < 12 || out.compare(0, 5, "HTTP/") != 0) return r;
+  r.status = std::atoi(out.c_str() + 9);
+  const auto body = out.find("\r\n\r\n");
+  if (body != std::string::npos) r.body = out.substr(body + 4);
+  return r;
 }
 
 inline std::string http_get(int port, const std::string& path) {

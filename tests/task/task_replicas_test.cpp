@@ -6,7 +6,7 @@
 // and migrations apply once. Then PostgreSQL going away under a running
 // service: requests are answered `unavailable` quickly, events stay
 // unacknowledged, and once it is back the service reconnects and nothing
-// answered was lost.
+// answered was lost; /readyz says so meanwhile.
 
 #include <gtest/gtest.h>
 
@@ -16,6 +16,7 @@
 
 #include "../support/api_client.hpp"
 #include "../support/heartbeats.hpp"
+#include "../support/http_get.hpp"
 #include "../support/postgres.hpp"
 #include "../support/stack.hpp"
 #include "../support/wait.hpp"
@@ -195,6 +196,7 @@ class TaskStoreOutageTest : public ::testing::Test {
     auto c = rmon::testing::loopback_consumer_config<TaskQueueConfig>(dir_.str());
     rmon::testing::connect_to_monitor(c, monitor_->endpoints(), 0);
     c.store = pg_.url();
+    c.metrics_address = "127.0.0.1:0";
     c.backoff_base_ms = 1;
     c.backoff_cap_ms = 1;
     tq_ = std::make_unique<TaskQueueService>(std::move(c), SystemClock::instance());
@@ -249,6 +251,31 @@ TEST_F(TaskStoreOutageTest, RequestsGetUnavailableQuicklyAndTheServiceReconnects
   EXPECT_EQ(state, "queued");
   const std::string lease = call("lease", MapBuilder().str("runner_id", "r-1"));
   EXPECT_EQ(error_of(lease), "") << protocol::to_json(lease);
+}
+
+TEST_F(TaskStoreOutageTest, ReadyzFollowsTheStoreAndTheMonitorsHealthzTheProcess) {
+  using rmon::testing::http_request;
+  const int port = tq_->endpoints().metrics_port;
+  rmon::testing::HttpReply r;
+  auto readyz_is = [&](int status, const std::string& says) {
+    return wait_until([&] {
+      r = http_request(port, "/readyz");
+      return r.status == status && r.body.find(says) != std::string::npos;
+    });
+  };
+  EXPECT_TRUE(readyz_is(200, "store reachable; monitors answering 1 of 1")) << r.body;
+  EXPECT_EQ(http_request(port, "/healthz").status, 200);
+  EXPECT_NE(http_request(port, "/metrics").body.find("rmon_"), std::string::npos);
+  EXPECT_EQ(http_request(port, "/nothing").status, 404);
+
+  pg_.stop();
+  EXPECT_TRUE(readyz_is(503, "store unreachable")) << r.body;
+  EXPECT_EQ(http_request(port, "/healthz").status, 200) << "alive, only not ready";
+  pg_.start();
+  EXPECT_TRUE(readyz_is(200, "store reachable")) << r.body;
+
+  monitor_->stop();  // its sockets close: pings go unanswered
+  EXPECT_TRUE(readyz_is(503, "monitors answering 0 of 1")) << r.body;
 }
 
 }  // namespace

@@ -59,8 +59,7 @@ Readiness ConsumerService::readiness() const {
   }
   const std::size_t monitors = config_.monitor_endpoints.size();
   const std::size_t answering = monitors_answering_.load(std::memory_order_relaxed);
-  detail += "; monitors answering " + std::to_string(answering) + " of " +
-            std::to_string(monitors);
+  detail += "; monitors answering " + std::to_string(answering) + " of " + std::to_string(monitors);
   // One monitor of a pair is enough to work with (the pair exists for that).
   if (monitors > 0 && answering == 0) ready = false;
   return {ready, detail};

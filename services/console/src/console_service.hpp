@@ -26,8 +26,8 @@
 #include "console_config.hpp"
 #include "gateway.hpp"
 #include "history.hpp"
-#include "rmon/http_server.hpp"
 #include "rmon/clock.hpp"
+#include "rmon/http_server.hpp"
 
 namespace rmon::console {
 

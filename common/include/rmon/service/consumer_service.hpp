@@ -20,9 +20,9 @@
 #include <zmq.hpp>
 
 #include <atomic>
-#include <mutex>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
