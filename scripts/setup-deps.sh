@@ -28,8 +28,9 @@ if [ "${1:-}" = --build-only ]; then
   PACKAGES=("${PACKAGES[@]/chromium/}")
   PACKAGES=("${PACKAGES[@]/postgresql/}")  # the tests' throwaway server
 else
-  # Node.js and npm for the console's browser tests (Playwright, from the npm
-  # registry): Debian's nodejs and npm, unless a node and an npm are already
+  # Node.js and npm for the console's browser tests (Playwright) and the
+  # Kubernetes manifest check (scripts/check-manifests.sh), both from the npm
+  # registry: Debian's nodejs and npm, unless a node and an npm are already
   # on the machine (a NodeSource nodejs carries its own npm, which Debian's
   # npm package would conflict with).
   command -v node >/dev/null || PACKAGES+=(nodejs)

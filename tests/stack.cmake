@@ -19,6 +19,21 @@ else()
   message(WARNING "docker-compose not found: docker-compose.yml is not checked")
 endif()
 
+# deploy/kubernetes/ against the Kubernetes API's schemas, offline (npm
+# packages; scripts/check-manifests.sh says why not kubectl). Once, in the
+# default build.
+find_program(NODE node)
+find_program(NPM npm)
+if(RMON_SANITIZE OR RMON_TSAN)
+  # kubernetes_manifests runs in the default build only.
+elseif(NODE AND NPM)
+  add_test(NAME kubernetes_manifests COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/check-manifests.sh)
+  set_tests_properties(kubernetes_manifests PROPERTIES TIMEOUT 300)
+else()
+  message(WARNING "node or npm not found: deploy/kubernetes is not checked "
+                  "(scripts/setup-deps.sh installs them)")
+endif()
+
 # The whole stack as processes: tasks go in, runners crash, every task still
 # finishes once and every slot comes back (scripts/e2e.sh).
 add_test(NAME e2e_stack COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/e2e.sh ${CMAKE_BINARY_DIR} 300 40)
@@ -40,7 +55,6 @@ set_tests_properties(e2e_stack_secure PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE)
 # (2 s to show a crash, 3 s to paint), and the console's C++ is covered there
 # by console_test.
 find_program(CHROMIUM chromium)
-find_program(NPM npm)
 if(RMON_SANITIZE OR RMON_TSAN)
   # console_browser runs in the default build only.
 elseif(CHROMIUM AND NPM)
