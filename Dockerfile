@@ -15,7 +15,8 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libspdlog1.10 libfmt9 \
       libprometheus-cpp-core1.0 libcivetweb1 libabsl20220623 libsqlite3-0 libpqxx-6.4 libxxhash0 \
  && rm -rf /var/lib/apt/lists/* \
- && useradd --system --uid 10001 --user-group --no-create-home rmon \
+ && groupadd --system --gid 10001 rmon \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home rmon \
  && mkdir /data /keys && chown rmon /data /keys && chmod 0700 /keys
 # A named volume mounted on /data or /keys starts as a copy of this folder
 # (owned by rmon): docker-compose.yml's one-shot `keys` service writes the
