@@ -7,15 +7,13 @@
 
 #include <memory>
 
-#include "../support/engines.hpp"
-#include "../support/postgres.hpp"
 #include "../support/temp_dir.hpp"
 #include "pool_api.hpp"
+#include "pool_engine.hpp"
 #include "pool_test_support.hpp"
 #include "rmon/fake_clock.hpp"
 #include "rmon/service/batch_policy.hpp"
 #include "rmon/service/metrics_endpoint.hpp"
-#include "rmon/store/postgres.hpp"
 
 namespace rmon::pool {
 namespace {
@@ -42,16 +40,8 @@ class PoolApiTest : public ::testing::TestWithParam<Engine> {
     StoreOptions o;
     o.sync = store::SyncMode::kNormal;
     o.first_heartbeat_grace = kGrace;
-    std::vector<PoolSpec> specs{{"local", protocol::PoolType::kLocalProcess, 200}};
-    if (GetParam() == Engine::kPostgres) {
-      pg.reset();
-      if (url.empty()) url = rmon::testing::Postgres::shared().fresh_database();
-      pg = std::make_unique<store::PgDb>(url);
-      store = std::make_unique<PoolStore>(make_postgres_rows(*pg), std::move(specs), clock, o);
-    } else {
-      store =
-          std::make_unique<PoolStore>(dir.path() / "pool-manager.db", std::move(specs), clock, o);
-    }
+    store = testing::open_pool_store(GetParam(), dir.path(), url, pg,
+                                     {{"local", protocol::PoolType::kLocalProcess, 200}}, clock, o);
     api = std::make_unique<PoolApi>(*store, service, clock, options);
     api->add_metrics(*endpoint);
     policy = std::make_unique<BatchPolicy>(*api, service, clock);

@@ -8,13 +8,11 @@
 #include <fstream>
 #include <memory>
 
-#include "../support/engines.hpp"
-#include "../support/postgres.hpp"
 #include "../support/temp_dir.hpp"
+#include "pool_engine.hpp"
 #include "pool_store.hpp"
 #include "pool_test_support.hpp"
 #include "rmon/fake_clock.hpp"
-#include "rmon/store/postgres.hpp"
 #include "slot_bitmap.hpp"
 
 namespace rmon::pool {
@@ -37,18 +35,10 @@ class PoolStoreTest : public ::testing::TestWithParam<Engine> {
   // (Re)opens the same database: a restart.
   void open(std::vector<PoolSpec> specs) {
     store.reset();
-    pg.reset();
     StoreOptions o;
     o.sync = store::SyncMode::kNormal;
     o.first_heartbeat_grace = Millis(kGraceMs);
-    if (GetParam() == Engine::kPostgres) {
-      if (url.empty()) url = rmon::testing::Postgres::shared().fresh_database();
-      pg = std::make_unique<store::PgDb>(url);
-      store = std::make_unique<PoolStore>(make_postgres_rows(*pg), std::move(specs), clock, o);
-    } else {
-      store =
-          std::make_unique<PoolStore>(dir.path() / "pool-manager.db", std::move(specs), clock, o);
-    }
+    store = testing::open_pool_store(GetParam(), dir.path(), url, pg, std::move(specs), clock, o);
   }
 
   // Each call in its own transaction, as the service's batch would.
