@@ -1,21 +1,24 @@
-// kill -9 of one task-queue replica under load: two task-queue executables
-// on one throwaway PostgreSQL, clients of the C++ runner library listing
-// both (the first one first), each running submit (with an idempotency key)
-// -> lease -> complete in a loop. Mid-run the first replica is killed -9.
-// Then: every client went on with the other replica within 2 x its request
-// timeout, every answered submit and completion is in the database, and no
-// task was answered completed twice.
+// Faults under load on task-queue replicas: two task-queue executables on one
+// throwaway PostgreSQL, clients of the C++ runner library listing both (the
+// first one first), each running submit (with an idempotency key) -> lease
+// -> complete in a loop. Mid-run either the first replica is killed -9
+// (every client then goes on with the other within 2 x its request timeout)
+// or PostgreSQL is restarted (every client goes on once it is back). Either
+// way every answered submit and completion is in the database, and no task
+// was answered completed twice.
 
 #include <gtest/gtest.h>
 
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
 #include <mutex>
 #include <set>
 #include <thread>
+#include <vector>
 
 #include "../support/child_process.hpp"
 #include "../support/postgres.hpp"
@@ -55,102 +58,175 @@ class ReplicaKillTest : public ::testing::Test {
   zmq::context_t ctx_;
 };
 
+// kClients clients of the C++ library, each running submit (with an
+// idempotency key) -> lease -> complete in a loop against `endpoints`, until
+// finish(). After mark() (a fault), each counts once when it completes a
+// lifecycle again.
+class Load {
+ public:
+  static constexpr int kClients = 4;
+  static constexpr int kTimeoutMs = 1000;
+
+  Load(zmq::context_t& ctx, const std::vector<std::string>& endpoints) {
+    for (int c = 0; c < kClients; ++c) {
+      max_gap_.push_back(Clock::duration::zero());
+      threads_.emplace_back([this, &ctx, endpoints, c] { client(ctx, endpoints, c); });
+    }
+  }
+  ~Load() { finish(); }
+
+  std::size_t completions() {
+    std::lock_guard lock(mu_);
+    return completed_.size();
+  }
+  void mark() { marked_ = true; }
+  int went_on() const { return went_on_.load(); }
+  void finish() {
+    stop_ = true;
+    for (auto& t : threads_) {
+      if (t.joinable()) t.join();
+    }
+  }
+  // After finish(): the longest wait for an answer, per client.
+  const std::vector<Clock::duration>& max_gap() const { return max_gap_; }
+  Clock::duration longest_gap() const {
+    return *std::max_element(max_gap_.begin(), max_gap_.end());
+  }
+
+  // After finish(): every answered submit is in the database with its key,
+  // every answered completion is completed there, and none was answered twice.
+  void check(runner::TaskQueueClient& check) {
+    std::set<std::string> unique(completed_.begin(), completed_.end());
+    EXPECT_EQ(unique.size(), completed_.size()) << "a task was answered completed twice";
+    for (const auto& [key, id] : submitted_) {
+      auto t = check.get(id);
+      ASSERT_TRUE(t) << key << " " << id << ": " << t.error().to_string();
+      EXPECT_EQ(t->idempotency_key, key);
+    }
+    for (const std::string& id : unique) {
+      auto t = check.get(id);
+      ASSERT_TRUE(t) << id;
+      EXPECT_EQ(t->state, "completed") << id;
+    }
+    std::printf("%zu submits and %zu completions answered, longest wait for an answer %lld ms\n",
+                submitted_.size(), completed_.size(),
+                static_cast<long long>(
+                    std::chrono::duration_cast<std::chrono::milliseconds>(longest_gap()).count()));
+  }
+
+ private:
+  void client(zmq::context_t& ctx, const std::vector<std::string>& endpoints, int c) {
+    runner::TaskQueueClient tq(ctx, endpoints, kTimeoutMs);
+    const std::string runner = "r-" + std::to_string(c);
+    auto last = Clock::now();
+    auto answered = [&] {
+      const auto now = Clock::now();
+      max_gap_[c] = std::max(max_gap_[c], now - last);
+      last = now;
+    };
+    // An error answered at once (`unavailable` while the store is away) is
+    // retried after a pause, not in a tight loop.
+    auto pause = [] { std::this_thread::sleep_for(10ms); };
+    bool counted = false;
+    for (int n = 0; !stop_.load(); ++n) {
+      const std::string key = runner + "-" + std::to_string(n);
+      runner::SubmitOptions o;
+      o.idempotency_key = key;
+      auto sub = tq.submit(MapBuilder().u64("n", n).finish(), o);
+      while (!sub && !stop_.load()) {
+        pause();
+        sub = tq.submit(MapBuilder().u64("n", n).finish(), o);
+      }
+      if (!sub) break;
+      answered();
+      {
+        std::lock_guard lock(mu_);
+        submitted_[key] = sub->task_id;
+      }
+      auto leased = tq.lease(runner);
+      if (!leased) {  // unanswered or unavailable: a lease lost with the replica or the store
+        pause();
+        continue;
+      }
+      answered();
+      if (!leased.value()) continue;
+      const runner::TaskInfo t = *leased.value();
+      auto done = tq.complete(t.task_id, t.attempt);
+      if (!done) {  // e.g. conflict: the killed replica had committed it
+        pause();
+        continue;
+      }
+      answered();
+      std::lock_guard lock(mu_);
+      completed_.insert(t.task_id);
+      if (marked_.load() && !counted) {
+        counted = true;
+        ++went_on_;
+      }
+    }
+  }
+
+  std::atomic<bool> stop_{false}, marked_{false};
+  std::atomic<int> went_on_{0};
+  std::mutex mu_;
+  std::map<std::string, std::string> submitted_;  // idempotency key -> task id (answered)
+  std::multiset<std::string> completed_;          // answered completions
+  std::vector<Clock::duration> max_gap_;          // per client, its thread's
+  std::vector<std::thread> threads_;
+};
+
 TEST_F(ReplicaKillTest, ClientsGoOnWithTheOtherReplicaAndNothingAnsweredIsLost) {
   auto a = start("a");
   auto b = start("b");
-  constexpr int kClients = 4;
-  constexpr int kTimeoutMs = 1000;
-  std::atomic<bool> stop{false};
-  std::atomic<int> busy{0};  // clients that completed a lifecycle since the kill
-  std::atomic<bool> killed{false};
-  std::mutex mu;
-  std::map<std::string, std::string> submitted;  // idempotency key -> task id (answered)
-  std::multiset<std::string> completed;          // answered completions
-  std::vector<Clock::duration> max_gap(kClients, Clock::duration::zero());
-  std::vector<std::thread> clients;
-  for (int c = 0; c < kClients; ++c) {
-    clients.emplace_back([&, c] {
-      runner::TaskQueueClient tq(ctx_, std::vector<std::string>{ep("api-a"), ep("api-b")},
-                                 kTimeoutMs);
-      const std::string runner = "r-" + std::to_string(c);
-      auto last = Clock::now();
-      auto answered = [&] {
-        const auto now = Clock::now();
-        max_gap[c] = std::max(max_gap[c], now - last);
-        last = now;
-      };
-      bool counted = false;
-      for (int n = 0; !stop.load(); ++n) {
-        const std::string key = runner + "-" + std::to_string(n);
-        runner::SubmitOptions o;
-        o.idempotency_key = key;
-        auto sub = tq.submit(MapBuilder().u64("n", n).finish(), o);
-        while (!sub && !stop.load()) sub = tq.submit(MapBuilder().u64("n", n).finish(), o);
-        if (!sub) break;
-        answered();
-        {
-          std::lock_guard lock(mu);
-          submitted[key] = sub->task_id;
-        }
-        auto leased = tq.lease(runner);
-        if (!leased) continue;  // unanswered: a lease lost with the replica
-        answered();
-        if (!leased.value()) continue;
-        const runner::TaskInfo t = *leased.value();
-        auto done = tq.complete(t.task_id, t.attempt);
-        if (!done) continue;  // e.g. conflict: the killed replica had committed it
-        answered();
-        std::lock_guard lock(mu);
-        completed.insert(t.task_id);
-        if (killed.load() && !counted) {
-          counted = true;
-          ++busy;
-        }
-      }
-    });
-  }
+  Load load(ctx_, {ep("api-a"), ep("api-b")});
   // Load on both replicas' database, then kill -9 the one every client uses.
-  ASSERT_TRUE(wait_until(
-      [&] {
-        std::lock_guard lock(mu);
-        return completed.size() >= 200;
-      },
-      30s));
+  ASSERT_TRUE(wait_until([&] { return load.completions() >= 200; }, 30s));
   a->signal(SIGKILL);
   ASSERT_TRUE(a->wait(10s).has_value());
-  killed = true;
+  load.mark();
   // Every client goes on, on the other replica.
-  const bool all_went_on = wait_until([&] { return busy.load() == kClients; }, 20s);
-  std::this_thread::sleep_for(200ms);  // a little more load on the survivor
-  stop = true;
-  for (auto& t : clients) t.join();
-  ASSERT_TRUE(all_went_on) << busy.load() << " of " << kClients << " clients went on";
-
-  for (int c = 0; c < kClients; ++c) {
-    EXPECT_LT(max_gap[c], 2 * std::chrono::milliseconds(kTimeoutMs))
+  const bool all_went_on = wait_until([&] { return load.went_on() == Load::kClients; }, 20s);
+  const std::size_t before = load.completions();
+  ASSERT_TRUE(wait_until([&] { return load.completions() >= before + 20; }, 10s));
+  load.finish();
+  ASSERT_TRUE(all_went_on) << load.went_on() << " of " << Load::kClients << " clients went on";
+  for (int c = 0; c < Load::kClients; ++c) {
+    EXPECT_LT(load.max_gap()[c], 2 * std::chrono::milliseconds(Load::kTimeoutMs))
         << "client " << c << " waited "
-        << std::chrono::duration_cast<std::chrono::milliseconds>(max_gap[c]).count()
+        << std::chrono::duration_cast<std::chrono::milliseconds>(load.max_gap()[c]).count()
         << " ms for an answer";
   }
-  // Nothing answered is lost, nothing completed twice.
   runner::TaskQueueClient check(ctx_, ep("api-b"), 5000);
-  std::set<std::string> unique(completed.begin(), completed.end());
-  EXPECT_EQ(unique.size(), completed.size()) << "a task was answered completed twice";
-  for (const auto& [key, id] : submitted) {
-    auto t = check.get(id);
-    ASSERT_TRUE(t) << key << " " << id << ": " << t.error().to_string();
-    EXPECT_EQ(t->idempotency_key, key);
-  }
-  for (const std::string& id : unique) {
-    auto t = check.get(id);
-    ASSERT_TRUE(t) << id;
-    EXPECT_EQ(t->state, "completed") << id;
-  }
-  std::printf("replica kill: %zu submits and %zu completions answered, max client gap %lld ms\n",
-              submitted.size(), completed.size(),
-              static_cast<long long>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         *std::max_element(max_gap.begin(), max_gap.end()))
-                                         .count()));
+  std::printf("replica kill: ");
+  load.check(check);
+}
+
+// PostgreSQL restarted (pg_ctl stop -m fast, then start) under the same load
+// on two replicas: requests meanwhile are answered `unavailable` (or not at
+// all), the replicas reconnect by themselves, and no answered submit or
+// completion is lost or duplicated. The outage as the clients saw it (their
+// longest wait between two answers) is printed.
+TEST_F(ReplicaKillTest, APostgresRestartUnderLoadLosesAndDuplicatesNoCompletion) {
+  auto a = start("a");
+  auto b = start("b");
+  Load load(ctx_, {ep("api-a"), ep("api-b")});
+  ASSERT_TRUE(wait_until([&] { return load.completions() >= 200; }, 30s));
+  const auto down = Clock::now();
+  pg_.stop();
+  pg_.start();
+  const auto restart_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - down).count();
+  load.mark();
+  const bool all_went_on = wait_until([&] { return load.went_on() == Load::kClients; }, 30s);
+  const std::size_t before = load.completions();
+  ASSERT_TRUE(wait_until([&] { return load.completions() >= before + 20; }, 10s));
+  load.finish();
+  ASSERT_TRUE(all_went_on) << load.went_on() << " of " << Load::kClients << " clients went on";
+  runner::TaskQueueClient check(ctx_, ep("api-a"), 5000);
+  std::printf("postgres restart (stop + start took %lld ms): ", static_cast<long long>(restart_ms));
+  load.check(check);
+  EXPECT_FALSE(a->wait(0ms).has_value()) << "replica a exited with the database away";
+  EXPECT_FALSE(b->wait(0ms).has_value()) << "replica b exited with the database away";
 }
 
 }  // namespace
