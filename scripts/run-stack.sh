@@ -23,13 +23,25 @@
 # written into the run folder (keys/, by rmon-keygen init), the runners use a
 # runner key for ids starting with "sim-", and rmon-ctl needs the flags printed.
 #
+# With --ha the stack outgrows one box, on this one: a throwaway PostgreSQL
+# (initdb + pg_ctl in a temp folder), a monitor pair (mon-a, mon-b), and two
+# replicas each of the task-queue (tq-1, tq-2) and the pool-manager (pm-1,
+# pm-2) on it; the runners publish to both monitors and list both replicas.
+# Mid-run it kills -9 mon-b, tq-1 and pm-1 (the replicas every client uses
+# first) and restarts PostgreSQL once. The final JSON adds events_duplicate,
+# failovers and store_outage_ms to the usual invariants, and the run fails
+# unless they hold. (No console or Prometheus in this mode.)
+#
+# RMON_BIN=<build folder> skips the setup and the build (the tests use it);
+# RMON_RUN_DIR=<folder> sets the run folder.
+#
 #   scripts/run-stack.sh [--duration SECONDS] [--tasks N] [--runners N]
 #                        [--crash-fraction F] [--zombie-fraction F] [--no-sim]
-#                        [--secure] [--no-prometheus]
+#                        [--secure] [--no-prometheus] [--ha]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-duration=0 tasks=500 runners=50 crash=0.2 zombie=0.3 sim=1 secure=0 prometheus=1
+duration=0 tasks=500 runners=50 crash=0.2 zombie=0.3 sim=1 secure=0 prometheus=1 ha=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --duration) duration=$2; shift 2 ;;
@@ -40,16 +52,21 @@ while [ $# -gt 0 ]; do
     --no-sim) sim=0; shift ;;
     --secure) secure=1; shift ;;
     --no-prometheus) prometheus=0; shift ;;
-    -h|--help) sed -n '2,28p' "$0"; exit 0 ;;
+    --ha) ha=1; shift ;;
+    -h|--help) sed -n '2,37p' "$0"; exit 0 ;;
     *) echo "run-stack: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
 done
 
-bash scripts/setup-deps.sh
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc 2>/dev/null || echo 2)" \
-  --target runner-monitor task-queue pool-manager runner-sim rmon-ctl rmon-keygen rmon-console
-bin=build
+if [ -n "${RMON_BIN:-}" ]; then
+  bin=$RMON_BIN  # a build folder already built (the tests): no setup, no build
+else
+  bash scripts/setup-deps.sh
+  cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+  cmake --build build -j"$(nproc 2>/dev/null || echo 2)" \
+    --target runner-monitor task-queue pool-manager runner-sim rmon-ctl rmon-keygen rmon-console
+  bin=build
+fi
 
 run=${RMON_RUN_DIR:-.run/$(date +%Y%m%d-%H%M%S)}
 mkdir -p "$run"
@@ -62,6 +79,50 @@ if [ $secure = 1 ]; then
 fi
 trap 'stack_stop || true' EXIT
 trap 'echo; echo "interrupted: ending the run"' INT
+if [ $ha = 1 ]; then
+  stack_postgres "$run" 54329
+  echo "PostgreSQL: $PG_URL"
+  stack_start_ha "$bin" "$run" \
+    --pool local=local-process:24 --pool docker=docker:24 --pool kubernetes=kubernetes:24
+  echo "monitors $HA_CONTROL; task-queue replicas $HA_TQ; pool-manager replicas $HA_PM"
+  # The faults, a few seconds apart, while the workload runs.
+  (
+    sleep 4; stack_kill mon-b; echo "chaos: kill -9 mon-b"
+    sleep 3; stack_kill tq-1; echo "chaos: kill -9 tq-1"
+    sleep 3; stack_kill pm-1; echo "chaos: kill -9 pm-1"
+    sleep 3; ms=$(stack_postgres_restart); echo "chaos: PostgreSQL restarted, down $ms ms"
+    echo "{\"store_outage_ms\": $ms, \"killed\": [\"mon-b\", \"tq-1\", \"pm-1\"]}" >"$run/chaos.json"
+  ) &
+  chaos=$!
+  summary="$run/summary.json"
+  set +e
+  "$bin/tools/runner-sim" --submit "$tasks" --runners "$runners" --duration-s "$duration" \
+    --crash-fraction "$crash" --zombie-fraction "$zombie" --summary-file "$summary" \
+    --heartbeat-endpoint "$HA_HB" --monitor-endpoint "$HA_CONTROL" \
+    --task-queue-endpoint "$HA_TQ" --pool-manager-endpoint "$HA_PM" "${SEC_SIM[@]}" \
+    --log-level warn 2> >(tee "$run/runner-sim.log" >&2)
+  sim_status=$?
+  wait "$chaos"
+  set -e
+  if stack_stop; then echo "every surviving process of the stack stopped cleanly; logs in $run/"; fi
+  [ -s "$summary" ] || { echo "run-stack: runner-sim wrote no summary (status $sim_status)" >&2; exit 1; }
+  [ -s "$run/chaos.json" ] || { echo "run-stack: the faults did not all happen (the run ended first?)" >&2; exit 1; }
+  # The usual invariants, checked: every task ended, none completed twice,
+  # no slot held, nothing pending.
+  python3 - "$summary" "$run/chaos.json" "$run/summary-ha.json" <<'PY'
+import json, sys
+s = json.load(open(sys.argv[1]))
+s.update(json.load(open(sys.argv[2])))
+s["invariants_hold"] = (s["tasks_completed"] + s["tasks_dead"] == s["tasks_submitted"]
+                        and s["tasks_completed_twice"] == 0 and s["slots_in_use"] == 0
+                        and s["events_pending"] == 0)
+line = json.dumps(s)
+open(sys.argv[3], "w").write(line + "\n")
+print(line)
+sys.exit(0 if s["invariants_hold"] else 1)
+PY
+  exit $sim_status
+fi
 # Pools big enough that the demo's runners rarely wait for a slot.
 stack_start "$bin" "$run" \
   --pool local=local-process:24 --pool docker=docker:24 --pool kubernetes=kubernetes:24

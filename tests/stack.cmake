@@ -48,6 +48,19 @@ add_test(NAME e2e_stack_secure
          COMMAND bash ${CMAKE_SOURCE_DIR}/scripts/e2e.sh --secure ${CMAKE_BINARY_DIR} 300 40)
 set_tests_properties(e2e_stack_secure PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE)
 
+# scripts/run-stack.sh --ha: a throwaway PostgreSQL, a monitor pair and two
+# replicas of each consumer; kill -9 of one monitor, one task-queue and one
+# pool-manager replica and a PostgreSQL restart mid-run; the run fails unless
+# every task ended once, no slot is held and nothing is pending. The
+# contract's fixed ports (and 20 above for the second monitor): alone.
+if(NOT (RMON_SANITIZE OR RMON_TSAN))
+  add_test(NAME run_stack_ha
+           COMMAND ${CMAKE_COMMAND} -E env RMON_BIN=${CMAKE_BINARY_DIR}
+                   RMON_RUN_DIR=${CMAKE_BINARY_DIR}/run-stack-ha
+                   bash ${CMAKE_SOURCE_DIR}/scripts/run-stack.sh --ha --tasks 300 --runners 30)
+  set_tests_properties(run_stack_ha PROPERTIES TIMEOUT 240 RUN_SERIAL TRUE)
+endif()
+
 # rmon-console in a real browser: Playwright (npm, tests/console) driving
 # Debian's chromium against the stack with a workload, then with --security
 # curve (scripts/console-test.sh; screenshots in the build folder's

@@ -79,6 +79,19 @@ uint64_t get(const std::map<std::string, uint64_t>& m, const char* k) {
   return it == m.end() ? 0 : it->second;
 }
 
+// `key` of the `stats` of each replica that answers, summed (a replica's
+// counters are its own: duplicates, for one, are counted where they arrive).
+template <class Client>
+uint64_t sum_over_replicas(zmq::context_t& ctx, const std::vector<std::string>& endpoints,
+                           const std::optional<rmon::security::ClientKeys>& keys, const char* key) {
+  uint64_t sum = 0;
+  for (const std::string& ep : endpoints) {
+    Client c(ctx, ep, 2000, keys);
+    if (auto s = c.stats()) sum += get(s.value(), key);
+  }
+  return sum;
+}
+
 void status_line(double secs, const Snapshot& s) {
   std::printf(
       "[%5.0fs] tasks queued %4lu leased %4lu completed %5lu dead %3lu | runners running %4lu "
@@ -131,9 +144,16 @@ int main(int argc, char** argv) {
   s.add("heartbeat-endpoint", o.heartbeat_endpoints,
         "Each monitor's heartbeat socket (a PUB connects to each), comma separated")
       ->delimiter(',');
-  s.add("monitor-endpoint", o.monitor_endpoint, "Monitor control socket");
-  s.add("task-queue-endpoint", o.task_queue_endpoint, "task-queue API");
-  s.add("pool-manager-endpoint", o.pool_manager_endpoint, "pool-manager API");
+  s.add("monitor-endpoint", o.monitor_endpoint,
+        "Monitor control socket (several, comma separated: asked in turn when one does not "
+        "answer)")
+      ->delimiter(',');
+  s.add("task-queue-endpoint", o.task_queue_endpoint,
+        "task-queue API (replicas: comma separated, the next when one does not answer)")
+      ->delimiter(',');
+  s.add("pool-manager-endpoint", o.pool_manager_endpoint,
+        "pool-manager API (replicas: comma separated)")
+      ->delimiter(',');
   s.add("runners", o.runners, "Simulated runners (1..2000)");
   s.add("submit", o.submit, "Tasks to submit before the runners start");
   s.add("pool", o.pools, "Pools the runners use in turn, name:type (repeat or comma separate)")
@@ -250,24 +270,31 @@ int main(int argc, char** argv) {
       o.runners, secs(), stats.crashes.load(), stats.zombies.load(), stats.stale_refused.load(),
       stats.zombie_accepted.load(), get(snap.monitor, "timeouts"), get(snap.tasks, "reassigned"),
       snap.slots_in_use, snap.slots_total, get(snap.monitor, "events_pending"));
-  const std::string json = MapBuilder()
-                               .u64("tasks_submitted", submitted)
-                               .u64("tasks_completed", get(snap.tasks, "completed"))
-                               .u64("tasks_dead", get(snap.tasks, "dead"))
-                               .u64("tasks_completed_twice", stats.twice())
-                               .u64("stale_completions_refused", stats.stale_refused.load())
-                               .u64("zombie_completions_accepted", stats.zombie_accepted.load())
-                               .u64("runner_crashes", stats.crashes.load())
-                               .u64("timeouts_detected", get(snap.monitor, "timeouts"))
-                               .u64("reassignments", get(snap.tasks, "reassigned"))
-                               .u64("slots_in_use", snap.slots_in_use)
-                               .u64("events_pending", get(snap.monitor, "events_pending"))
-                               .u64("runners", o.runners)
-                               .u64("leases", stats.leases.load())
-                               .u64("complete_errors", stats.complete_errors.load())
-                               .u64("client_errors", stats.client_errors.load())
-                               .u64("duration_ms", static_cast<uint64_t>(secs() * 1000))
-                               .finish();
+  const std::string json =
+      MapBuilder()
+          .u64("tasks_submitted", submitted)
+          .u64("tasks_completed", get(snap.tasks, "completed"))
+          .u64("tasks_dead", get(snap.tasks, "dead"))
+          .u64("tasks_completed_twice", stats.twice())
+          .u64("stale_completions_refused", stats.stale_refused.load())
+          .u64("zombie_completions_accepted", stats.zombie_accepted.load())
+          .u64("runner_crashes", stats.crashes.load())
+          .u64("timeouts_detected", get(snap.monitor, "timeouts"))
+          .u64("reassignments", get(snap.tasks, "reassigned"))
+          .u64("slots_in_use", snap.slots_in_use)
+          .u64("events_pending", get(snap.monitor, "events_pending"))
+          .u64("runners", o.runners)
+          .u64("leases", stats.leases.load())
+          .u64("complete_errors", stats.complete_errors.load())
+          .u64("client_errors", stats.client_errors.load())
+          .u64("failovers", stats.failovers.load())
+          .u64("events_duplicate",
+               sum_over_replicas<rmon::runner::TaskQueueClient>(
+                   ctx, o.task_queue_endpoint, o.keys.operator_tasks, "events_duplicate") +
+                   sum_over_replicas<rmon::runner::PoolManagerClient>(
+                       ctx, o.pool_manager_endpoint, o.keys.operator_pools, "events_duplicate"))
+          .u64("duration_ms", static_cast<uint64_t>(secs() * 1000))
+          .finish();
   const std::string line = rmon::protocol::to_json(json);
   if (!o.summary_file.empty()) std::ofstream(o.summary_file) << line << "\n";
   if (o.summary_file.empty()) std::printf("%s\n", line.c_str());

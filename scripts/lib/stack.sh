@@ -106,11 +106,12 @@ stack_stop() {
   for ((i = ${#STACK_PIDS[@]} - 1; i >= 0; i--)); do
     local rc=0
     wait "${STACK_PIDS[$i]}" || rc=$?
-    if [ "$rc" != 0 ]; then
+    if [ "$rc" != 0 ] && ! grep -qx "${STACK_NAMES[$i]}" "$STACK_RUN/killed" 2>/dev/null; then
       echo "stack: ${STACK_NAMES[$i]} exited with status $rc (see $STACK_RUN/${STACK_NAMES[$i]}.log)" >&2
       status=1
     fi
   done
+  _stack_postgres_stop
   return $status
 }
 
@@ -170,3 +171,98 @@ stack_console_url() {
 
 # The port a service bound for /metrics, from its start line.
 stack_metrics_port() { grep -o 'metrics_port=[0-9]*' "$STACK_RUN/$1.log" | head -1 | cut -d= -f2; }
+
+# ---- The stack outgrown one box (run-stack.sh --ha) ----
+#   stack_postgres RUN PORT           a throwaway PostgreSQL 15 (initdb, then pg_ctl on a
+#                                      Unix socket in a temp folder, as `postgres` when
+#                                      root); sets PG_URL, PG_DIR; stack_stop stops it
+#   stack_postgres_restart            pg_ctl stop -m fast, then start; prints the ms it was down
+#   stack_start_ha BIN RUN [pool flags]  two monitors (a, b) and two replicas each of the
+#                                      task-queue (tq-1, tq-2) and the pool-manager (pm-1,
+#                                      pm-2) on PG_URL, each consumer listing both monitors
+#   stack_kill NAME                   kill -9 (its exit status is expected at stack_stop)
+PG_BIN=/usr/lib/postgresql/15/bin PG_DIR="" PG_URL="" PG_PORT=""
+_stack_pg() {  # pg_ctl or initdb arguments, as the server's owner
+  if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
+}
+stack_postgres() {
+  local run=$1
+  PG_PORT=$2
+  PG_DIR=$(mktemp -d /tmp/rmon-pg.XXXXXX)  # where the postgres user can reach it
+  [ "$(id -u)" = 0 ] && chown postgres "$PG_DIR"
+  _stack_pg "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres -E UTF8 >"$run/postgres-initdb.log" 2>&1
+  _stack_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-c listen_addresses='' -k $PG_DIR -p $PG_PORT" start >/dev/null
+  PG_URL="postgresql:///postgres?host=$PG_DIR&port=$PG_PORT&user=postgres"
+}
+stack_postgres_restart() {
+  local t0 t1
+  t0=$(date +%s%3N)
+  _stack_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null
+  _stack_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/server.log" -w \
+    -o "-c listen_addresses='' -k $PG_DIR -p $PG_PORT" start >/dev/null
+  t1=$(date +%s%3N)
+  echo $((t1 - t0))
+}
+_stack_postgres_stop() {
+  [ -n "$PG_DIR" ] || return 0
+  _stack_pg "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast -w stop >/dev/null 2>&1 || true
+  cp "$PG_DIR/server.log" "$STACK_RUN/postgres.log" 2>/dev/null || true
+  rm -rf "$PG_DIR"
+  PG_DIR=""
+}
+
+# Recorded in RUN/killed (stack_kill may run in a subshell), read by stack_stop.
+stack_kill() {
+  local i
+  for i in "${!STACK_NAMES[@]}"; do
+    if [ "${STACK_NAMES[$i]}" = "$1" ]; then
+      echo "$1" >>"$STACK_RUN/killed"
+      kill -KILL "${STACK_PIDS[$i]}"
+    fi
+  done
+}
+
+stack_start_ha() {
+  local bin=$1 run=$2; shift 2
+  STACK_RUN=$run
+  local h=tcp://127.0.0.1 m
+  # Monitor a on the contract's ports, b on 20 above (metrics 10 above).
+  for m in a b; do
+    local o=0 mo=0
+    [ $m = b ] && o=20 mo=10
+    mkdir -p "$run/data-mon-$m"
+    _stack_spawn "mon-$m" "$bin/services/runner-monitor/runner-monitor" --instance "mon-$m" \
+      --heartbeat-endpoint "$h:$((5555 + o))" \
+      --group "task-queue=$h:$((5556 + o)),pool-manager=$h:$((5557 + o))" \
+      --ack-endpoint "$h:$((5558 + o))" --control-endpoint "$h:$((5559 + o))" \
+      --metrics-address "127.0.0.1:$((9464 + mo))" --data-dir "$run/data-mon-$m" "${SEC_MON[@]}"
+  done
+  HA_HB="$h:5555,$h:5575" HA_CONTROL="$h:5559,$h:5579"
+  local acks="$h:5558,$h:5578"
+  local i
+  for i in 1 2; do
+    local mo=$(((i - 1) * 10)) api=$(((i - 1) * 2))
+    mkdir -p "$run/data-tq-$i" "$run/data-pm-$i"
+    _stack_spawn "tq-$i" "$bin/services/task-queue/task-queue" --store "$PG_URL" \
+      --data-dir "$run/data-tq-$i" --api-endpoint "$h:$((5560 + api))" \
+      --events-endpoint "$h:5556,$h:5576" --ack-endpoint "$acks" --monitor-endpoint "$HA_CONTROL" \
+      --metrics-address "127.0.0.1:$((9465 + mo))" "${SEC_TQ[@]}"
+    _stack_spawn "pm-$i" "$bin/services/pool-manager/pool-manager" --store "$PG_URL" \
+      --data-dir "$run/data-pm-$i" --api-endpoint "$h:$((5561 + api))" \
+      --events-endpoint "$h:5557,$h:5577" --ack-endpoint "$acks" --monitor-endpoint "$HA_CONTROL" \
+      --metrics-address "127.0.0.1:$((9466 + mo))" "${SEC_PM[@]}" "$@"
+  done
+  HA_TQ="$h:5560,$h:5562" HA_PM="$h:5561,$h:5563"
+  # Started: each logs "<service> started".
+  local name service
+  for name in "${STACK_NAMES[@]}"; do
+    case "$name" in mon-*) service=runner-monitor ;; tq-*) service=task-queue ;; *) service=pool-manager ;; esac
+    for _ in $(seq 1 300); do
+      grep -q "$service started" "$run/$name.log" 2>/dev/null && break
+      sleep 0.05
+    done
+    grep -q "$service started" "$run/$name.log" 2>/dev/null ||
+      { echo "stack: $name did not start; see $run/$name.log" >&2; return 1; }
+  done
+}

@@ -107,6 +107,7 @@ TEST_F(RunnerClientTest, WithSeveralEndpointsAnUnansweredRequestGoesToTheNextAnd
   auto got = replicas.get(sub->task_id);
   ASSERT_TRUE(got) << got.error().to_string();
   EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::milliseconds(kTimeoutMs));
+  EXPECT_EQ(replicas.failovers(), 1u) << "one move, to the replica that answered";
 
   // Nobody answers: a timeout naming every endpoint tried, once each.
   zmq::socket_t hung2(ctx, zmq::socket_type::router);
@@ -119,6 +120,7 @@ TEST_F(RunnerClientTest, WithSeveralEndpointsAnUnansweredRequestGoesToTheNextAnd
   EXPECT_EQ(lost.error().code, "timeout");
   EXPECT_NE(lost.error().detail.find(hung_endpoint), std::string::npos) << lost.error().detail;
   EXPECT_NE(lost.error().detail.find(hung2_endpoint), std::string::npos) << lost.error().detail;
+  EXPECT_EQ(none.failovers(), 1u) << "each endpoint tried once: one move";
   EXPECT_THROW(TaskQueueClient(ctx, std::vector<std::string>{}), std::invalid_argument);
 }
 

@@ -31,9 +31,11 @@ struct SimKeys {
 struct SimOptions {
   // Every monitor the runners publish to (a pair: both).
   std::vector<std::string> heartbeat_endpoints = {"tcp://127.0.0.1:5555"};
-  std::string monitor_endpoint = "tcp://127.0.0.1:5559";
-  std::string task_queue_endpoint = "tcp://127.0.0.1:5560";
-  std::string pool_manager_endpoint = "tcp://127.0.0.1:5561";
+  // Lists: a monitor pair, replicas of each service (the clients go to the
+  // next when one does not answer).
+  std::vector<std::string> monitor_endpoint = {"tcp://127.0.0.1:5559"};
+  std::vector<std::string> task_queue_endpoint = {"tcp://127.0.0.1:5560"};
+  std::vector<std::string> pool_manager_endpoint = {"tcp://127.0.0.1:5561"};
   std::size_t runners = 50;
   std::size_t submit = 0;  // tasks to submit before the runners start
   std::vector<std::string> pools = {"local:local-process", "docker:docker",
@@ -57,7 +59,7 @@ struct SimOptions {
 struct SimStats {
   std::atomic<uint64_t> submitted{0}, leases{0}, completions{0}, crashes{0}, zombies{0},
       stale_refused{0}, zombie_accepted{0}, complete_errors{0}, pool_full_waits{0},
-      slot_failures{0}, client_errors{0};
+      slot_failures{0}, client_errors{0}, failovers{0};
   void completed(const std::string& task_id) {
     std::lock_guard lock(mu);
     if (!completed_once.insert(task_id).second) ++completed_twice;

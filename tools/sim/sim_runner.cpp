@@ -56,6 +56,13 @@ void run_runner(const SimOptions& o, std::size_t index, bool crashes, bool zombi
   std::mt19937_64 rng(o.seed * 1'000'003 + index);
   std::uniform_int_distribution<uint64_t> work(o.work_min_ms,
                                                std::max(o.work_min_ms, o.work_max_ms));
+  // The runner's clients' failovers, added to the stats when it ends.
+  struct CountFailovers {
+    TaskQueueClient& tasks;
+    PoolManagerClient& pools;
+    SimStats& stats;
+    ~CountFailovers() { stats.failovers += tasks.failovers() + pools.failovers(); }
+  } count_failovers{tasks, pools, stats};
   const Pool pool = pool_of(o, index);
   char base[32];
   std::snprintf(base, sizeof base, "sim-%04zu", index);

@@ -29,6 +29,7 @@ ApiClient::ApiClient(zmq::context_t& ctx, std::vector<std::string> endpoints, in
 
 void ApiClient::next_endpoint() {
   current_ = (current_ + 1) % endpoints_.size();
+  ++failovers_;
   socket_ = std::make_unique<security::ClientSocket>(ctx_, zmq::socket_type::dealer,
                                                      options(timeout_ms_), endpoint(), keys_);
 }

@@ -71,6 +71,8 @@ class ApiClient {
   // The endpoint requests go to now.
   const std::string& endpoint() const { return endpoints_[current_]; }
   const std::vector<std::string>& endpoints() const { return endpoints_; }
+  // Requests moved to the next endpoint (one unanswered) so far.
+  uint64_t failovers() const { return failovers_; }
 
  private:
   static SocketOptions options(int timeout_ms);
@@ -82,6 +84,7 @@ class ApiClient {
   zmq::context_t& ctx_;
   const std::vector<std::string> endpoints_;
   std::size_t current_ = 0;
+  uint64_t failovers_ = 0;
   const int timeout_ms_;
   const std::optional<security::ClientKeys> keys_;
   std::unique_ptr<security::ClientSocket> socket_;

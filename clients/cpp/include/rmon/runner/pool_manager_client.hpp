@@ -52,6 +52,8 @@ class PoolManagerClient {
   Outcome<std::vector<PoolStatus>> status(const std::optional<std::string>& pool = std::nullopt);
   Outcome<std::map<std::string, uint64_t>> stats();
   Outcome<Done> ping();
+  // Replicas: requests moved to the next endpoint so far.
+  uint64_t failovers() const { return api_.failovers(); }
 
  private:
   ApiClient api_;

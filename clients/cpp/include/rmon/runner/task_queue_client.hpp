@@ -85,6 +85,8 @@ class TaskQueueClient {
   Outcome<TaskPage> list(const TaskFilter& f = {});
   Outcome<std::map<std::string, uint64_t>> stats();
   Outcome<Done> ping();
+  // Replicas: requests moved to the next endpoint so far.
+  uint64_t failovers() const { return api_.failovers(); }
 
  private:
   ApiClient api_;
