@@ -85,16 +85,19 @@ stack_start() {
     --metrics-address "$METRICS_PM" "${SEC_PM[@]}" "$@"
 }
 
+# Until process NAME has logged "SERVICE started" (15 s at most).
+_stack_wait_started() {  # name, service
+  for _ in $(seq 1 300); do
+    grep -q "$2 started" "$STACK_RUN/$1.log" 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "stack: $1 did not start; see $STACK_RUN/$1.log" >&2
+  return 1
+}
+
 stack_wait_ready() {
   local name
-  for name in "${STACK_NAMES[@]}"; do
-    for _ in $(seq 1 200); do
-      grep -q "$name started" "$STACK_RUN/$name.log" 2>/dev/null && break
-      sleep 0.05
-    done
-    grep -q "$name started" "$STACK_RUN/$name.log" 2>/dev/null ||
-      { echo "stack: $name did not start; see $STACK_RUN/$name.log" >&2; return 1; }
-  done
+  for name in "${STACK_NAMES[@]}"; do _stack_wait_started "$name" "$name" || return 1; done
 }
 
 STACK_STOPPED=0
@@ -258,11 +261,6 @@ stack_start_ha() {
   local name service
   for name in "${STACK_NAMES[@]}"; do
     case "$name" in mon-*) service=runner-monitor ;; tq-*) service=task-queue ;; *) service=pool-manager ;; esac
-    for _ in $(seq 1 300); do
-      grep -q "$service started" "$run/$name.log" 2>/dev/null && break
-      sleep 0.05
-    done
-    grep -q "$service started" "$run/$name.log" 2>/dev/null ||
-      { echo "stack: $name did not start; see $run/$name.log" >&2; return 1; }
+    _stack_wait_started "$name" "$service" || return 1
   done
 }
