@@ -15,15 +15,16 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends libzmq5 libspdlog1.10 libfmt9 \
       libprometheus-cpp-core1.0 libcivetweb1 libabsl20220623 libsqlite3-0 libpqxx-6.4 libxxhash0 \
  && rm -rf /var/lib/apt/lists/* \
- && groupadd --system --gid 10001 rmon \
- && useradd --system --uid 10001 --gid 10001 --no-create-home rmon \
+ && groupadd --system --gid 999 rmon \
+ && useradd --system --uid 999 --gid 999 --no-create-home rmon \
  && mkdir /data /keys && chown rmon /data /keys && chmod 0700 /keys
 # A named volume mounted on /data or /keys starts as a copy of this folder
 # (owned by rmon): docker-compose.yml's one-shot `keys` service writes the
 # CurveZMQ keys into /keys as rmon, and the services (rmon too) read them.
 COPY --from=build /opt/rmon/bin/ /usr/local/bin/
-# Numeric, so that Kubernetes can check runAsNonRoot (deploy/kubernetes/).
-USER 10001:10001
+# Numeric, so that Kubernetes can check runAsNonRoot (deploy/kubernetes/); 999,
+# the uid useradd --system gave before, so existing volumes stay readable.
+USER 999:999
 # /metrics (9464-9466) listens on the container's loopback unless
 # RMON_METRICS_ADDRESS says otherwise (docker-compose.yml sets 0.0.0.0:<port>
 # with curve; with security off that also needs RMON_INSECURE_LISTEN=true).

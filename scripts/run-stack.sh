@@ -68,7 +68,13 @@ else
   bin=build
 fi
 
+if [ $ha = 1 ] && [ $sim = 0 ]; then
+  echo "run-stack: --ha runs the demo and its faults; it does not take --no-sim" >&2
+  exit 2
+fi
 run=${RMON_RUN_DIR:-.run/$(date +%Y%m%d-%H%M%S)}
+# A run folder given again (the tests') starts without the last run's state.
+rm -rf "$run"/data* "$run"/killed "$run"/chaos.json "$run"/summary*.json
 mkdir -p "$run"
 echo "run folder: $run"
 source scripts/lib/stack.sh
@@ -85,26 +91,40 @@ if [ $ha = 1 ]; then
   stack_start_ha "$bin" "$run" \
     --pool local=local-process:24 --pool docker=docker:24 --pool kubernetes=kubernetes:24
   echo "monitors $HA_CONTROL; task-queue replicas $HA_TQ; pool-manager replicas $HA_PM"
-  # The faults, a few seconds apart, while the workload runs.
-  (
-    sleep 4; stack_kill mon-b; echo "chaos: kill -9 mon-b"
-    sleep 3; stack_kill tq-1; echo "chaos: kill -9 tq-1"
-    sleep 3; stack_kill pm-1; echo "chaos: kill -9 pm-1"
-    sleep 3; ms=$(stack_postgres_restart); echo "chaos: PostgreSQL restarted, down $ms ms"
-    echo "{\"store_outage_ms\": $ms, \"killed\": [\"mon-b\", \"tq-1\", \"pm-1\"]}" >"$run/chaos.json"
-  ) &
-  chaos=$!
   summary="$run/summary.json"
-  set +e
   "$bin/tools/runner-sim" --submit "$tasks" --runners "$runners" --duration-s "$duration" \
     --crash-fraction "$crash" --zombie-fraction "$zombie" --summary-file "$summary" \
     --heartbeat-endpoint "$HA_HB" --monitor-endpoint "$HA_CONTROL" \
     --task-queue-endpoint "$HA_TQ" --pool-manager-endpoint "$HA_PM" "${SEC_SIM[@]}" \
-    --log-level warn 2> >(tee "$run/runner-sim.log" >&2)
+    --log-level warn 2> >(tee "$run/runner-sim.log" >&2) &
+  sim_pid=$!
+  # The faults, 1.5 s apart, while the workload runs: each only if the
+  # demo still runs (chaos.json records them all, or the run fails).
+  (
+    fault() {  # what, command...
+      sleep 1.5
+      kill -0 $sim_pid 2>/dev/null || { echo "chaos: the demo ended before: $1" >&2; exit 1; }
+      "${@:2}"
+    }
+    fault "kill -9 mon-b" stack_kill mon-b && echo "chaos: kill -9 mon-b" &&
+      fault "kill -9 tq-1" stack_kill tq-1 && echo "chaos: kill -9 tq-1" &&
+      fault "kill -9 pm-1" stack_kill pm-1 && echo "chaos: kill -9 pm-1" &&
+      fault "restart PostgreSQL" true &&
+      ms=$(stack_postgres_restart) && echo "chaos: PostgreSQL restarted, down $ms ms" &&
+      echo "{\"store_outage_ms\": $ms, \"killed\": [\"mon-b\", \"tq-1\", \"pm-1\"]}" >"$run/chaos.json"
+  ) &
+  chaos=$!
+  set +e
+  wait "$sim_pid"
   sim_status=$?
   wait "$chaos"
   set -e
-  if stack_stop; then echo "every surviving process of the stack stopped cleanly; logs in $run/"; fi
+  if stack_stop; then
+    echo "every surviving process of the stack stopped cleanly; logs in $run/"
+  else
+    echo "run-stack: a process that was not killed exited badly (see above)" >&2
+    exit 1
+  fi
   [ -s "$summary" ] || { echo "run-stack: runner-sim wrote no summary (status $sim_status)" >&2; exit 1; }
   [ -s "$run/chaos.json" ] || { echo "run-stack: the faults did not all happen (the run ended first?)" >&2; exit 1; }
   # The usual invariants, checked: every task ended, none completed twice,

@@ -57,7 +57,7 @@ if(NOT (RMON_SANITIZE OR RMON_TSAN))
   add_test(NAME run_stack_ha
            COMMAND ${CMAKE_COMMAND} -E env RMON_BIN=${CMAKE_BINARY_DIR}
                    RMON_RUN_DIR=${CMAKE_BINARY_DIR}/run-stack-ha
-                   bash ${CMAKE_SOURCE_DIR}/scripts/run-stack.sh --ha --tasks 300 --runners 30)
+                   bash ${CMAKE_SOURCE_DIR}/scripts/run-stack.sh --ha --tasks 500 --runners 30)
   set_tests_properties(run_stack_ha PROPERTIES TIMEOUT 240 RUN_SERIAL TRUE)
 endif()
 

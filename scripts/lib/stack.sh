@@ -184,7 +184,9 @@ stack_metrics_port() { grep -o 'metrics_port=[0-9]*' "$STACK_RUN/$1.log" | head 
 #                                      task-queue (tq-1, tq-2) and the pool-manager (pm-1,
 #                                      pm-2) on PG_URL, each consumer listing both monitors
 #   stack_kill NAME                   kill -9 (its exit status is expected at stack_stop)
-PG_BIN=/usr/lib/postgresql/15/bin PG_DIR="" PG_URL="" PG_PORT=""
+# The newest installed server (Debian's postgresql: 15 on Debian 12).
+PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
+PG_DIR="" PG_URL="" PG_PORT=""
 _stack_pg() {  # pg_ctl or initdb arguments, as the server's owner
   if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi
 }

@@ -78,6 +78,9 @@ TEST_F(PoolReplicasTest, OneRunnerAcquiringThroughBothReplicasGetsOneSlot) {
   store::Transaction ta(a_->db);
   ASSERT_EQ(a_->store.acquire("local", "r-1", "task-r-1", 1).status, AcquireStatus::kAcquired);
   auto same = std::async(std::launch::async, [&] { return acquire(*b_, "r-1"); });
+  // B's insert waits for A's (slot 0 and this runner are both A's, not yet
+  // committed); once A commits, B finds the runner's holding and answers from it.
+  EXPECT_EQ(same.wait_for(300ms), std::future_status::timeout) << "B did not wait for A";
   ta.commit();
   // The same (task, attempt): the slot A gave it, not a second one.
   const AcquireResult rb = same.get();

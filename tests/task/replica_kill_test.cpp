@@ -67,9 +67,9 @@ class Load {
   static constexpr int kClients = 4;
   static constexpr int kTimeoutMs = 1000;
 
-  Load(zmq::context_t& ctx, const std::vector<std::string>& endpoints) {
+  Load(zmq::context_t& ctx, const std::vector<std::string>& endpoints)
+      : max_gap_(kClients, Clock::duration::zero()) {  // sized before any thread writes it
     for (int c = 0; c < kClients; ++c) {
-      max_gap_.push_back(Clock::duration::zero());
       threads_.emplace_back([this, &ctx, endpoints, c] { client(ctx, endpoints, c); });
     }
   }

@@ -184,8 +184,14 @@ void run_runner(const SimOptions& o, std::size_t index, bool crashes, bool zombi
       (void)pools.release(runner_id, pool.name);
       return;
     }
-    auto ok = tasks.complete(task.task_id, task.attempt,
-                             MapBuilder().u64("steps", step).u64("work_ms", duration).finish());
+    const std::string result = MapBuilder().u64("steps", step).u64("work_ms", duration).finish();
+    auto ok = tasks.complete(task.task_id, task.attempt, result);
+    // `unavailable` (the store is away for a moment): asked again, as a real
+    // runner would, for up to about 10 s.
+    for (int i = 0; i < 100 && !ok && ok.error().code == "unavailable" && !stop.load(); ++i) {
+      nap(std::chrono::milliseconds(100), stop);
+      ok = tasks.complete(task.task_id, task.attempt, result);
+    }
     if (ok) {
       ++stats.completions;
       stats.completed(task.task_id);
