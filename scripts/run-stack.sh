@@ -28,7 +28,9 @@
 # replicas each of the task-queue (tq-1, tq-2) and the pool-manager (pm-1,
 # pm-2) on it; the runners publish to both monitors and list both replicas.
 # Mid-run it kills -9 mon-b, tq-1 and pm-1 (the replicas every client uses
-# first) and restarts PostgreSQL once. The final JSON adds events_duplicate,
+# first), restarts PostgreSQL once, then starts mon-b again (a supervisor's
+# restart: a lease whose answer was lost needs both monitors' answers before
+# reconciliation calls its runner gone). The final JSON adds events_duplicate,
 # failovers and store_outage_ms to the usual invariants, and the run fails
 # unless they hold. (No console or Prometheus in this mode.)
 #
@@ -99,25 +101,26 @@ if [ $ha = 1 ]; then
     --log-level warn 2> >(tee "$run/runner-sim.log" >&2) &
   sim_pid=$!
   # The faults, 1.5 s apart, while the workload runs: each only if the
-  # demo still runs (chaos.json records them all, or the run fails).
-  (
-    fault() {  # what, command...
-      sleep 1.5
-      kill -0 $sim_pid 2>/dev/null || { echo "chaos: the demo ended before: $1" >&2; exit 1; }
-      "${@:2}"
-    }
-    fault "kill -9 mon-b" stack_kill mon-b && echo "chaos: kill -9 mon-b" &&
-      fault "kill -9 tq-1" stack_kill tq-1 && echo "chaos: kill -9 tq-1" &&
-      fault "kill -9 pm-1" stack_kill pm-1 && echo "chaos: kill -9 pm-1" &&
-      fault "restart PostgreSQL" true &&
-      ms=$(stack_postgres_restart) && echo "chaos: PostgreSQL restarted, down $ms ms" &&
-      echo "{\"store_outage_ms\": $ms, \"killed\": [\"mon-b\", \"tq-1\", \"pm-1\"]}" >"$run/chaos.json"
-  ) &
-  chaos=$!
+  # demo still runs (chaos.json records them all, or the run fails). Then
+  # mon-b comes back, as its supervisor (Kubernetes, compose) would bring it:
+  # while one monitor of the pair is down, reconciliation cannot call a
+  # runner gone (PROTOCOL.md: undecided), so a lease whose answer was lost
+  # (a replica killed, or PostgreSQL restarted, after its commit) waits for it.
+  fault() {  # what, command...
+    sleep 1.5
+    kill -0 $sim_pid 2>/dev/null || { echo "chaos: the demo ended before: $1" >&2; return 1; }
+    "${@:2}"
+  }
   set +e
+  fault "kill -9 mon-b" stack_kill mon-b && echo "chaos: kill -9 mon-b" &&
+    fault "kill -9 tq-1" stack_kill tq-1 && echo "chaos: kill -9 tq-1" &&
+    fault "kill -9 pm-1" stack_kill pm-1 && echo "chaos: kill -9 pm-1" &&
+    fault "restart PostgreSQL" true &&
+    ms=$(stack_postgres_restart) && echo "chaos: PostgreSQL restarted, down $ms ms" &&
+    fault "restart mon-b" stack_restart mon-b runner-monitor && echo "chaos: mon-b restarted" &&
+    echo "{\"store_outage_ms\": $ms, \"killed\": [\"mon-b\", \"tq-1\", \"pm-1\"], \"restarted\": [\"mon-b\"]}" >"$run/chaos.json"
   wait "$sim_pid"
   sim_status=$?
-  wait "$chaos"
   set -e
   if stack_stop; then
     echo "every surviving process of the stack stopped cleanly; logs in $run/"

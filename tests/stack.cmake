@@ -50,9 +50,10 @@ set_tests_properties(e2e_stack_secure PROPERTIES TIMEOUT 180 RUN_SERIAL TRUE)
 
 # scripts/run-stack.sh --ha: a throwaway PostgreSQL, a monitor pair and two
 # replicas of each consumer; kill -9 of one monitor, one task-queue and one
-# pool-manager replica and a PostgreSQL restart mid-run; the run fails unless
-# every task ended once, no slot is held and nothing is pending. The
-# contract's fixed ports (and 20 above for the second monitor): alone.
+# pool-manager replica and a PostgreSQL restart mid-run, then the monitor
+# started again; the run fails unless every task ended once, no slot is held
+# and nothing is pending. The contract's fixed ports (and 20 above for the
+# second monitor): alone.
 if(NOT (RMON_SANITIZE OR RMON_TSAN))
   add_test(NAME run_stack_ha
            COMMAND ${CMAKE_COMMAND} -E env RMON_BIN=${CMAKE_BINARY_DIR}

@@ -61,10 +61,12 @@ stack_secure() {
 }
 
 STACK_NAMES=() STACK_PIDS=() STACK_RUN=""
+declare -A STACK_CMDS=()
 _stack_spawn() {  # name, command...
   local name=$1; shift
   "$@" >"$STACK_RUN/$name.log" 2>&1 &
   STACK_NAMES+=("$name"); STACK_PIDS+=($!)
+  STACK_CMDS[$name]=$(printf '%q ' "$@")
 }
 
 stack_start() {
@@ -85,10 +87,11 @@ stack_start() {
     --metrics-address "$METRICS_PM" "${SEC_PM[@]}" "$@"
 }
 
-# Until process NAME has logged "SERVICE started" (15 s at most).
-_stack_wait_started() {  # name, service
+# Until process NAME has logged "SERVICE started" (15 s at most), COUNT times
+# in all (a restarted process logs it again).
+_stack_wait_started() {  # name, service [count]
   for _ in $(seq 1 300); do
-    grep -q "$2 started" "$STACK_RUN/$1.log" 2>/dev/null && return 0
+    [ "$(grep -c "$2 started" "$STACK_RUN/$1.log" 2>/dev/null)" -ge "${3:-1}" ] && return 0
     sleep 0.05
   done
   echo "stack: $1 did not start; see $STACK_RUN/$1.log" >&2
@@ -184,6 +187,7 @@ stack_metrics_port() { grep -o 'metrics_port=[0-9]*' "$STACK_RUN/$1.log" | head 
 #                                      task-queue (tq-1, tq-2) and the pool-manager (pm-1,
 #                                      pm-2) on PG_URL, each consumer listing both monitors
 #   stack_kill NAME                   kill -9 (its exit status is expected at stack_stop)
+#   stack_restart NAME SERVICE        NAME started again as before (a supervisor's restart)
 # The newest installed server (Debian's postgresql: 15 on Debian 12).
 PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
 PG_DIR="" PG_URL="" PG_PORT=""
@@ -224,8 +228,31 @@ stack_kill() {
     if [ "${STACK_NAMES[$i]}" = "$1" ]; then
       echo "$1" >>"$STACK_RUN/killed"
       kill -KILL "${STACK_PIDS[$i]}"
+      # Reaped here when this shell started it: no job notice ("Killed") later.
+      wait "${STACK_PIDS[$i]}" 2>/dev/null || true
     fi
   done
+}
+
+# Starts NAME again with the command it was first started with (its log goes
+# on), as a supervisor would after stack_kill NAME; waits for its start line.
+# In the shell that started the stack (it replaces the process stack_stop waits for).
+stack_restart() {  # name, service
+  local i
+  for i in "${!STACK_NAMES[@]}"; do
+    [ "${STACK_NAMES[$i]}" = "$1" ] || continue
+    wait "${STACK_PIDS[$i]}" 2>/dev/null || true
+    sed -i "/^$1\$/d" "$STACK_RUN/killed"
+    local starts
+    starts=$(grep -c "$2 started" "$STACK_RUN/$1.log" || true)
+    echo "---- restarted" >>"$STACK_RUN/$1.log"
+    eval "${STACK_CMDS[$1]}" '>>"$STACK_RUN/$1.log" 2>&1 &'
+    STACK_PIDS[$i]=$!
+    _stack_wait_started "$1" "$2" $((starts + 1))
+    return
+  done
+  echo "stack: no process named $1" >&2
+  return 1
 }
 
 stack_start_ha() {

@@ -11,7 +11,9 @@
 #include <chrono>
 #include <future>
 
+#include "../support/batch_call.hpp"
 #include "../support/postgres.hpp"
+#include "pool_api.hpp"
 #include "pool_store.hpp"
 #include "pool_test_support.hpp"
 #include "rmon/fake_clock.hpp"
@@ -124,6 +126,23 @@ TEST_F(PoolReplicasTest, ALossReleasedByBothReplicasIsReleasedOnceAndCountersAre
   // A restarted replica reads the same sums.
   Replica c(url_, clock_);
   EXPECT_EQ(c.store.counters(), b_->store.counters());
+}
+
+// stats through one replica count the slots taken through the other a
+// second ago (in_use is otherwise re-read every 30 s).
+TEST_F(PoolReplicasTest, StatsOnOneReplicaIncludeTheOthersSlotsOfASecondAgo) {
+  ServiceStats service;
+  PoolApi api_b(b_->store, service, clock_);
+  BatchPolicy policy_b(api_b, service, clock_);
+  auto in_use = [&] {
+    return rmon::testing::reply_u64(rmon::testing::call_op(policy_b, "stats"), "in_use");
+  };
+  EXPECT_EQ(in_use(), 0u);
+  ASSERT_EQ(acquire(*a_, "r-1").slot, 0u);
+  ASSERT_EQ(acquire(*a_, "r-2").slot, 1u);
+  EXPECT_EQ(in_use(), 0u) << "read less than a second ago";
+  clock_.advance_ms(1000);
+  EXPECT_EQ(in_use(), 2u);
 }
 
 TEST_F(PoolReplicasTest, OneReplicaReconcilesAtATimeAndAnotherTakesOverWhenItsConnectionEnds) {

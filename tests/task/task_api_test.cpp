@@ -3,6 +3,7 @@
 // unknown_op) with a detail and changes nothing.
 
 #include "task_api.hpp"
+#include "../support/batch_call.hpp"
 #include "rmon/protocol/msgmap.hpp"
 #include "rmon/service/batch_policy.hpp"
 #include "task_test_support.hpp"
@@ -22,16 +23,10 @@ class TaskApiTest : public TaskStoreTest {
   }
   // One request frame, applied as a batch of its own.
   std::string apply_frame(const std::string& frame) {
-    Batch b;
-    b.requests.resize(1);
-    b.requests[0].body = zmq::message_t(frame.data(), frame.size());
-    policy_->apply(b);
-    return b.requests[0].reply;
+    return testing::apply_request(*policy_, frame);
   }
   std::string call(const std::string& op, const MapBuilder& fields = {}) {
-    MapBuilder m;
-    m.u64("v", 1).str("op", op).extend(fields);
-    return apply_frame(m.finish());
+    return testing::call_op(*policy_, op, fields);
   }
   // The reply's error code, "" when ok.
   static std::string error_of(const std::string& reply) {

@@ -15,6 +15,7 @@
 #include <thread>
 
 #include "../support/api_client.hpp"
+#include "../support/batch_call.hpp"
 #include "../support/heartbeats.hpp"
 #include "../support/http_get.hpp"
 #include "../support/postgres.hpp"
@@ -22,6 +23,7 @@
 #include "../support/wait.hpp"
 #include "rmon/protocol/codec.hpp"
 #include "service.hpp"
+#include "task_api.hpp"
 #include "task_service.hpp"
 #include "task_test_support.hpp"
 
@@ -155,6 +157,30 @@ TEST_F(TaskReplicasTest, ReconciliationRunsOnOneReplicaAtATime) {
   EXPECT_TRUE(pb.last);
   a_.reset();  // A's connection ends: its lock is released
   EXPECT_TRUE(wait_until([&] { return b_->store.reconcile_candidates({}, 100).keys.size() == 1; }));
+}
+
+// A client waiting for the queue to drain asks whichever replica answers:
+// stats include the other replica's changes of a second ago, not only this
+// replica's own (its counts are otherwise re-read every 30 s).
+TEST_F(TaskReplicasTest, StatsOnOneReplicaIncludeTheOthersChangesOfASecondAgo) {
+  ServiceStats service;
+  TaskApi api_b(b_->store, service, clock_);
+  BatchPolicy policy_b(api_b, service, clock_);
+  auto stat = [&](const char* key) {
+    return rmon::testing::reply_u64(rmon::testing::call_op(policy_b, "stats"), key);
+  };
+  EXPECT_EQ(stat("queued"), 0u);
+  submit(a_->store);
+  submit(a_->store);
+  {
+    store::Transaction t(a_->db);
+    ASSERT_TRUE(a_->store.lease("r-1", std::nullopt));
+    t.commit();
+  }
+  EXPECT_EQ(stat("queued"), 0u) << "read less than a second ago";
+  clock_.advance_ms(1000);
+  EXPECT_EQ(stat("queued"), 1u);
+  EXPECT_EQ(stat("leased"), 1u);
 }
 
 TEST_F(TaskReplicasTest, MigrationsApplyOnceAndANewerSchemaIsRefused) {

@@ -122,12 +122,8 @@ void PoolApi::on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_w
 }
 
 void PoolApi::maintain(Notes& notes) {
+  refresh_counts(store::kSharedRefreshEvery);
   const MonoTime now = clock_.now();
-  if (now >= next_refresh_) {
-    next_refresh_ = now + store::kSharedRefreshEvery;
-    // Replicas: the other replicas' changes reach this one's counts.
-    store_.refresh();
-  }
   if (now < next_prune_) return;
   next_prune_ = now + options_.prune_interval;
   // Bounded chunks, each its own transaction, until none is left.
@@ -234,7 +230,16 @@ Reply PoolApi::status(const MapReader& m) {
   return ok(protocol::ok_reply().array("pools", pools).boolean("truncated", truncated));
 }
 
+void PoolApi::refresh_counts(std::chrono::steady_clock::duration max_age) {
+  const MonoTime now = clock_.now();
+  if (refreshed_ && now - last_refresh_ < max_age) return;
+  refreshed_ = true;
+  last_refresh_ = now;
+  store_.refresh();
+}
+
 Reply PoolApi::stats() {
+  refresh_counts(store::kSharedStatsFresh);
   MapBuilder b = protocol::ok_reply();
   for (std::size_t c = 0; c < kCounterCount; ++c) {
     b.u64(counter_name(static_cast<Counter>(c)), store_.counters()[c]);

@@ -11,6 +11,7 @@
 //
 // Not thread-safe: runs on the service's loop thread.
 
+#include <chrono>
 #include <cstddef>
 #include <functional>
 #include <string>
@@ -78,7 +79,11 @@ class PoolApi final : public ServiceDomain {
   const ApiOptions options_;
   PoolMetrics metrics_;
   MonoTime next_prune_{};
-  MonoTime next_refresh_{};
+  // Replicas: the other replicas' changes reach this one's counts, read
+  // again when older than `max_age` (nothing to do alone on SQLite).
+  void refresh_counts(std::chrono::steady_clock::duration max_age);
+  MonoTime last_refresh_{};
+  bool refreshed_ = false;
 };
 
 }  // namespace rmon::pool

@@ -219,6 +219,7 @@ Reply TaskApi::handle(std::size_t op_index, const MapReader& m, Notes& notes) {
       return rmon::ok(ok().array("tasks", tasks).boolean("more", page.more));
     }
     case ApiOp::kStats: {
+      refresh_counts(store::kSharedStatsFresh);
       const auto& c = store_.counts();
       const Counters& n = store_.counters();
       return rmon::ok(
@@ -291,13 +292,17 @@ void TaskApi::on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_w
   if (on_reassigned) on_reassigned(ev, lateness);
 }
 
-void TaskApi::maintain(Notes& notes) {
+void TaskApi::refresh_counts(std::chrono::steady_clock::duration max_age) {
   const MonoTime now = clock_.now();
-  if (now - last_refresh_ >= store::kSharedRefreshEvery) {
-    last_refresh_ = now;
-    // Replicas: the other replicas' changes reach this one's counts.
-    store_.refresh();
-  }
+  if (refreshed_ && now - last_refresh_ < max_age) return;
+  refreshed_ = true;
+  last_refresh_ = now;
+  store_.refresh();
+}
+
+void TaskApi::maintain(Notes& notes) {
+  refresh_counts(store::kSharedRefreshEvery);
+  const MonoTime now = clock_.now();
   if (now - last_prune_ < kPruneEvery) return;
   last_prune_ = now;
   // Chunked: each chunk is its own transaction (TaskStore::prune).

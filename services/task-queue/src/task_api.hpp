@@ -12,6 +12,7 @@
 
 #include <array>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <string>
@@ -91,7 +92,11 @@ class TaskApi final : public ServiceDomain {
   TaskQueueStats stats_;
   prometheus::Histogram* lateness_ = nullptr;
   MonoTime last_prune_{};
+  // Replicas: the other replicas' changes reach this one's counts, read
+  // again when older than `max_age` (nothing to do alone on SQLite).
+  void refresh_counts(std::chrono::steady_clock::duration max_age);
   MonoTime last_refresh_{};
+  bool refreshed_ = false;
 };
 
 }  // namespace rmon::tq

@@ -14,6 +14,10 @@ class Db;
 // counts (state counts, slots in use, counters), so that the others'
 // changes reach its metrics and stats.
 inline constexpr std::chrono::seconds kSharedRefreshEvery{30};
+// How old those counts may be when a client asks for `stats`: a replica's
+// stats then include the other replicas' changes of a second ago (a client
+// waiting for the queue to drain must not see only its own replica's).
+inline constexpr std::chrono::seconds kSharedStatsFresh{1};
 
 class Backend {
  public:
