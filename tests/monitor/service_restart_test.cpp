@@ -94,6 +94,10 @@ TEST_F(MonitorServiceTest, AMisspelledGroupRefusesToStartUntilItsEventsAreDroppe
   publish(heartbeat("short", 1, 200));
   auto ev = receive(1);
   ASSERT_TRUE(ev);
+  // Pending for both groups first: the gauges may follow the send (waiting
+  // for pool-manager's 0 alone could pass before the event was counted).
+  ASSERT_TRUE(wait_until(
+      [&] { return stat("pending_task-queue") == 1 && stat("pending_pool-manager") == 1; }));
   ack("pool-manager", ev->event_id);
   ASSERT_TRUE(wait_until([&] { return stat("pending_pool-manager") == 0; }));
   EXPECT_EQ(stat("pending_task-queue"), 1u);

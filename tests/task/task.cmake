@@ -5,7 +5,7 @@ target_link_libraries(task_unit_test PRIVATE rmon::task)
 
 rmon_add_test(task_service_test task/task_service_test.cpp task/reconcile_test.cpp
               task/task_replicas_test.cpp
-              task/commit_pipeline_test.cpp)
+              task/commit_pipeline_test.cpp task/pg_syncer_test.cpp)
 target_link_libraries(task_service_test PRIVATE rmon::task rmon::pool rmon::monitor)
 
 rmon_add_test(task_restart_test task/task_restart_test.cpp task/replica_kill_test.cpp)

@@ -187,6 +187,18 @@ void BatchPolicy::release(Batch& b) {
   for (std::size_t i : b.took_back) domain_.on_event_committed(b.events[i].event, now);
 }
 
+void BatchPolicy::lost(Batch& b) {
+  for (Request& r : b.requests) {
+    r.reply = protocol::error_reply("unavailable",
+                                    "storage failure (the commit may not be durable); retry later");
+  }
+  for (ConsumedEvent& e : b.events) e.ack = false;
+  b.notes.clear();
+  b.took_back.clear();
+  stats_.commits_lost.fetch_add(1, std::memory_order_relaxed);
+  needs_reload_ = true;
+}
+
 bool BatchPolicy::allowed(const Request& r, std::size_t op_index, std::string_view op,
                           const MapReader& m) {
   if (gate_ == nullptr) return true;

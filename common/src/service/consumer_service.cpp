@@ -8,6 +8,8 @@
 
 #include "rmon/service/main.hpp"
 #include "rmon/service/server_security.hpp"
+#include "rmon/store/pg_syncer.hpp"
+#include "rmon/store/wal_syncer.hpp"
 #include "rmon/zmq_util.hpp"
 
 namespace rmon {
@@ -36,11 +38,13 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
   domain_.add_metrics(metrics_);
   metrics_.add_collector([s = security_.get()] { return security_metrics(s); });
   policy_ = std::make_unique<BatchPolicy>(domain_, stats_, clock_, batch_size_, api_gate_.get());
-  // PostgreSQL's commit returns once durable (synchronous_commit): only
-  // SQLite's log has an fsync of its own to pipeline.
   if (store::Db* sqlite = domain_.db().sqlite();
       sqlite && config_.sync_mode() == store::SyncMode::kFull) {
     syncer_ = std::make_unique<store::WalSyncer>(*sqlite, config_.log_sync_for_tests);
+  } else if (store::PgDb* pg = domain_.db().postgres(); pg && config_.max_in_flight > 0) {
+    // Without it a COMMIT returns once flushed (synchronous_commit), and
+    // the loop waits for each.
+    syncer_ = std::make_unique<store::PgSyncer>(*pg);
   }
   domain_.publish();
   metrics_.set_readiness([this] { return readiness(); });
@@ -270,12 +274,29 @@ void ConsumerService::release_durable() {
                              std::to_string(in_flight_.size()) +
                              " committed batches unanswered: " + *why);
   }
-  const uint64_t durable = syncer_->durable();
-  while (!in_flight_.empty() && in_flight_.front().ticket <= durable) {
-    release(in_flight_.front());
-    in_flight_bytes_ -= batch_bytes(in_flight_.front());
-    recycle(std::move(in_flight_.front()));
-    in_flight_.pop_front();
+  for (const store::CommitSyncer::Settled& s : syncer_->take_settled()) {
+    std::size_t lost = 0;
+    while (!in_flight_.empty() && in_flight_.front().ticket <= s.through) {
+      Batch& b = in_flight_.front();
+      in_flight_bytes_ -= batch_bytes(b);  // as counted: before lost() rewrites its replies
+      if (s.durable) {
+        release(b);
+      } else {
+        // Its commit may be gone: answered `unavailable` (asked again),
+        // its events left for the monitor to redeliver.
+        policy_->lost(b);
+        send_replies(api_, b.requests);
+        ++lost;
+      }
+      recycle(std::move(b));
+      in_flight_.pop_front();
+    }
+    if (lost > 0) {
+      spdlog::error(
+          "commits lost: {} batches answered unavailable, their events left "
+          "unacknowledged: {}",
+          lost, s.why);
+    }
   }
   in_flight_count_.store(in_flight_.size(), std::memory_order_relaxed);
 }

@@ -60,13 +60,16 @@ void ConsumerService::add_metrics() {
         metrics::family(p + "_commits_total", "Batches committed, by outcome", MetricType::Counter);
     metrics::add(commits, val(s.commits), {{"outcome", "ok"}});
     metrics::add(commits, val(s.commit_failures), {{"outcome", "rolled_back"}});
+    // PostgreSQL: committed, but the flush that was to cover it failed.
+    metrics::add(commits, val(s.commits_lost), {{"outcome", "lost"}});
     out.push_back(std::move(commits));
 
     if (syncer_) {
-      const store::WalSyncer::Stats& w = syncer_->stats();
+      const store::CommitSyncer::Stats& w = syncer_->stats();
       auto syncs = metrics::family(p + "_log_syncs_total",
-                                   "fsyncs of the database log (--sync full; each covers every "
-                                   "commit before it)",
+                                   "Flushes of the database log, each covering every commit "
+                                   "before it (SQLite --sync full: an fsync; PostgreSQL: a "
+                                   "synchronous commit on a second connection)",
                                    MetricType::Counter);
       metrics::add(syncs, val(w.syncs));
       out.push_back(std::move(syncs));

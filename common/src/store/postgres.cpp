@@ -76,7 +76,8 @@ void PgDb::connect() {
             "; SET statement_timeout = " + std::to_string(opts_.statement_timeout.count()) +
             "; SET lock_timeout = " + std::to_string(opts_.lock_timeout.count()) +
             "; SET idle_in_transaction_session_timeout = " +
-            std::to_string(opts_.idle_in_transaction_timeout.count()));
+            std::to_string(opts_.idle_in_transaction_timeout.count()) +
+            (commit_without_flush_ ? "; SET synchronous_commit = off" : ""));
     conn_ = std::move(conn);
     session_ = std::move(s);
   } catch (const std::exception& e) {
@@ -127,6 +128,12 @@ void PgDb::prepare(const std::string& name, const std::string& sql) {
 
 void PgDb::plain(const char* sql) {
   guarded([&](pqxx::nontransaction& s) { return s.exec(sql); });
+}
+
+void PgDb::commit_without_flush() {
+  if (in_txn_) throw std::logic_error("PgDb::commit_without_flush inside a transaction");
+  commit_without_flush_ = true;
+  if (session_) plain("SET synchronous_commit = off");
 }
 
 void PgDb::probe() {

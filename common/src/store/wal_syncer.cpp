@@ -56,6 +56,13 @@ uint64_t WalSyncer::commit() {
   return ticket;
 }
 
+std::vector<CommitSyncer::Settled> WalSyncer::take_settled() {
+  const uint64_t d = durable();
+  if (d <= reported_) return {};
+  reported_ = d;
+  return {Settled{d, true, {}}};
+}
+
 void WalSyncer::wait(uint64_t ticket) {
   std::unique_lock lock(mu_);
   done_cv_.wait(lock, [&] { return durable() >= ticket || failure_ || stop_; });

@@ -45,7 +45,7 @@ struct Batch {
   // Filled by apply(), used by release():
   Notes notes;                         // log lines of the committed batch
   std::vector<std::size_t> took_back;  // events (indexes) that took something back
-  uint64_t ticket = 0;                 // its commit's (store::WalSyncer::commit())
+  uint64_t ticket = 0;                 // its commit's (store::CommitSyncer::commit())
   bool empty() const { return events.empty() && verdicts.empty() && requests.empty(); }
   void clear() {
     events.clear();
@@ -88,6 +88,12 @@ class BatchPolicy {
   // Once the batch's commit is durable, before its replies and acks leave:
   // its log lines, and the domain's on_event_committed().
   void release(Batch& b);
+  // Instead of release() when the batch's commit was settled lost (its
+  // flush failed: it may be gone): every request answered `unavailable`,
+  // no event acknowledged, no log line; the domain's in-memory state is
+  // read again before the next batch. (Its requests stay counted under the
+  // outcome apply() gave them.)
+  void lost(Batch& b);
   void maintain();
 
  private:

@@ -8,11 +8,15 @@
 //
 // The loop gathers whatever is ready (events, verdicts, requests; up to
 // max_batch) into one batch and applies it under the one batch policy
-// (batch_policy.hpp). With --sync full the commits are pipelined: a
-// committed batch waits, in order, for the fsync of the log
-// (store::WalSyncer) while the loop applies the next ones (at most
-// max_in_flight); its replies and acks leave once it is durable. With
-// --sync normal they leave at once. Maintenance runs every tick_interval.
+// (batch_policy.hpp). The commits are pipelined (store::CommitSyncer): a
+// committed batch waits, in order, for the flush of the log while the loop
+// applies the next ones (at most max_in_flight); its replies and acks leave
+// once it is durable. SQLite with --sync full: an fsync of its log
+// (store::WalSyncer); PostgreSQL: a synchronous commit on a second
+// connection (store::PgSyncer), whose failure settles the batches it was to
+// cover lost (answered `unavailable`, events not acknowledged). SQLite with
+// --sync normal, or --max-in-flight 0 on PostgreSQL: replies and acks leave
+// once the commit returns. Maintenance runs every tick_interval.
 //
 // start() and stop() from one thread; stats() and metrics are thread-safe.
 
@@ -37,7 +41,7 @@
 #include "rmon/service/reconciler.hpp"
 #include "rmon/service/router.hpp"
 #include "rmon/service/server_security.hpp"
-#include "rmon/store/wal_syncer.hpp"
+#include "rmon/store/commit_syncer.hpp"
 
 namespace rmon {
 
@@ -75,8 +79,9 @@ class ConsumerService {
   void run();
   // Applies `b` (taken from the spares) and hands it to the pipeline.
   void commit(Batch b);
-  // Releases the batches whose commit is durable, in order: log lines,
-  // replies, acks. Throws std::runtime_error if the log's fsync failed.
+  // Releases the batches whose commit is settled, in order: when durable,
+  // log lines, replies and acks; when lost, `unavailable` replies and no
+  // acks. Throws std::runtime_error if the log's fsync failed (SQLite).
   void release_durable();
   void release(Batch& b);
   bool pipeline_full() const;
@@ -108,8 +113,9 @@ class ConsumerService {
   std::atomic<bool> stop_{false};
   std::thread thread_;
   std::unique_ptr<BatchPolicy> policy_;
-  // --sync full: the log's fsync, off the loop thread (null with normal).
-  std::unique_ptr<store::WalSyncer> syncer_;
+  // The log's flush, off the loop thread (null when commits are durable as
+  // they return: SQLite --sync normal, PostgreSQL --max-in-flight 0).
+  std::unique_ptr<store::CommitSyncer> syncer_;
   // The loop thread's: committed batches waiting for their fsync, oldest
   // first, and cleared ones to reuse (their vectors keep their capacity).
   // Bounded by max_in_flight batches and kMaxInFlightBytes of requests and

@@ -89,6 +89,8 @@ struct ServiceStats {
   // copy, or a redelivery) had already taken the same lost attempt back.
   std::atomic<uint64_t> events_duplicate{0};
   std::atomic<uint64_t> commits{0}, commit_failures{0}, storage_errors{0};
+  // Committed batches whose flush failed (PostgreSQL): answered unavailable.
+  std::atomic<uint64_t> commits_lost{0};
   std::array<std::atomic<uint64_t>, kVerdictCount> verdicts{};
   std::atomic<uint64_t> reconcile_rounds{0}, lookups{0}, lookups_unanswered{0};
 

@@ -9,6 +9,7 @@
 namespace rmon::store {
 
 class Db;
+class PgDb;
 
 // How often a service on a store shared by replicas re-reads its in-memory
 // counts (state counts, slots in use, counters), so that the others'
@@ -38,6 +39,9 @@ class Backend {
   // The SQLite database when that is the engine (its log's fsync is
   // pipelined by a WalSyncer); nullptr otherwise.
   virtual Db* sqlite() { return nullptr; }
+  // The PostgreSQL database when that is the engine (its commits' flush is
+  // pipelined by a PgSyncer); nullptr otherwise.
+  virtual PgDb* postgres() { return nullptr; }
 };
 
 }  // namespace rmon::store

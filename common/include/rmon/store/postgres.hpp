@@ -95,6 +95,11 @@ class PgDb final : public Backend {
   void rollback_to_savepoint() noexcept override;
   bool cheap_savepoints() const override { return false; }
   void probe() override;  // SELECT 1, outside a transaction
+  PgDb* postgres() override { return this; }
+  // From now on, this session and every later one commit with
+  // synchronous_commit=off: a COMMIT returns before its WAL is flushed.
+  // Only for a writer whose answers wait for a PgSyncer's flush.
+  void commit_without_flush();
 
   bool in_transaction() const { return in_txn_; }
   // Connections made so far (1 after a start; each reconnect adds one).
@@ -146,6 +151,7 @@ class PgDb final : public Backend {
   std::unique_ptr<pqxx::nontransaction> session_;
   std::vector<std::pair<std::string, std::string>> statements_;
   bool in_txn_ = false;
+  bool commit_without_flush_ = false;
   bool aborted_ = false;      // a rollback to a savepoint failed: the transaction is lost
   uint64_t txn_session_ = 0;  // the connection the open transaction began on
   uint64_t connects_ = 0;

@@ -1,7 +1,7 @@
 #pragma once
-// Pipelined group commit: makes a WAL database's commits durable from a
-// thread of its own, so that the writer applies and commits its next batch
-// while the last ones are being fsync'd.
+// Pipelined group commit (commit_syncer.hpp) for SQLite: makes a WAL
+// database's commits durable from a thread of its own, so that the writer
+// applies and commits its next batch while the last ones are being fsync'd.
 //
 // The writer's connection runs with synchronous=NORMAL (set here): a commit
 // writes its pages to the log, which a crash of the process no longer loses,
@@ -34,19 +34,14 @@
 #include <string>
 #include <thread>
 
+#include "rmon/store/commit_syncer.hpp"
 #include "rmon/store/sqlite.hpp"
 #include "rmon/wake_signal.hpp"
 
 namespace rmon::store {
 
-class WalSyncer {
+class WalSyncer final : public CommitSyncer {
  public:
-  struct Stats {
-    std::atomic<uint64_t> syncs{0};    // fsyncs of the log
-    std::atomic<uint64_t> tickets{0};  // commits they covered
-    std::atomic<uint64_t> last_us{0};  // duration of the last fsync
-  };
-
   // What makes the log durable: empty on success, else why. The default
   // fdatasyncs the log file; tests put a gate or a failure in its place.
   using SyncFn = std::function<std::string()>;
@@ -60,23 +55,25 @@ class WalSyncer {
   explicit WalSyncer(Db& writer, SyncFn sync = {});
   // Stops the thread (a wait() returns); syncs nothing more: call
   // wait(last ticket) first.
-  ~WalSyncer();
+  ~WalSyncer() override;
   WalSyncer(const WalSyncer&) = delete;
   WalSyncer& operator=(const WalSyncer&) = delete;
 
   // After a commit: its ticket, durable once durable() reaches it.
-  uint64_t commit();
+  uint64_t commit() override;
   // Every ticket up to this one is on the disk.
   uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
+  // Durable ones only: a failed fsync is failure(), not a lost ticket.
+  std::vector<Settled> take_settled() override;
   // Blocks until durable() >= ticket or the syncer failed.
-  void wait(uint64_t ticket);
+  void wait(uint64_t ticket) override;
   // Why an fsync failed; nullopt while none did. Once set, durable() stops.
-  std::optional<std::string> failure() const;
+  std::optional<std::string> failure() const override;
 
   // Readable when durable() advanced (or the syncer failed); drain() it.
-  int fd() const { return wake_.fd(); }
-  void drain() { wake_.drain(); }
-  const Stats& stats() const { return stats_; }
+  int fd() const override { return wake_.fd(); }
+  void drain() override { wake_.drain(); }
+  const Stats& stats() const override { return stats_; }
 
  private:
   void run();
@@ -92,6 +89,7 @@ class WalSyncer {
   Stats stats_;
   WakeSignal wake_;
   std::atomic<uint64_t> durable_{0};
+  uint64_t reported_ = 0;  // the writer's: durable() at its last take_settled()
   mutable std::mutex mu_;
   std::condition_variable cv_;          // the thread waits for tickets
   std::condition_variable done_cv_;     // wait() waits for durability
