@@ -102,7 +102,8 @@ if [ $ha = 1 ]; then
   sim_pid=$!
   # The faults, 1.5 s apart, while the workload runs: each only if the
   # demo still runs (chaos.json records them all, or the run fails). Then
-  # mon-b comes back, as its supervisor (Kubernetes, compose) would bring it:
+  # mon-b comes back (whether the demo still runs or not: a recovery, not a
+  # fault), as its supervisor (Kubernetes, compose) would bring it:
   # while one monitor of the pair is down, reconciliation cannot call a
   # runner gone (PROTOCOL.md: undecided), so a lease whose answer was lost
   # (a replica killed, or PostgreSQL restarted, after its commit) waits for it.
@@ -117,7 +118,7 @@ if [ $ha = 1 ]; then
     fault "kill -9 pm-1" stack_kill pm-1 && echo "chaos: kill -9 pm-1" &&
     fault "restart PostgreSQL" true &&
     ms=$(stack_postgres_restart) && echo "chaos: PostgreSQL restarted, down $ms ms" &&
-    fault "restart mon-b" stack_restart mon-b runner-monitor && echo "chaos: mon-b restarted" &&
+    { sleep 1.5; stack_restart mon-b runner-monitor; } && echo "chaos: mon-b restarted" &&
     echo "{\"store_outage_ms\": $ms, \"killed\": [\"mon-b\", \"tq-1\", \"pm-1\"], \"restarted\": [\"mon-b\"]}" >"$run/chaos.json"
   wait "$sim_pid"
   sim_status=$?

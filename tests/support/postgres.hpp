@@ -15,6 +15,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "child_process.hpp"
 #include "temp_dir.hpp"
@@ -24,8 +25,9 @@ namespace rmon::testing {
 class Postgres {
  public:
   // `durable`: fsync on, as a production server (benchmarks); tests run
-  // with fsync off.
-  explicit Postgres(bool durable = false) : bin_(find_bin()), durable_(durable) {
+  // with fsync off. `settings`: more of the server's -c options.
+  explicit Postgres(bool durable = false, std::string settings = "")
+      : bin_(find_bin()), durable_(durable), settings_(std::move(settings)) {
     const std::string dir = dir_.str();
     as_owner_ = ::geteuid() == 0;
     if (as_owner_) run("chown postgres " + dir);
@@ -76,7 +78,7 @@ class Postgres {
   void start() {
     run(user() + bin_ + "/pg_ctl -D " + dir_.str() + "/data -w -l " + dir_.str() +
         "/server.log -o \"-c listen_addresses='' -k " + dir_.str() + " -p " +
-        std::to_string(kPort) + (durable_ ? "" : " -c fsync=off") + "\" start ");
+        std::to_string(kPort) + (durable_ ? "" : " -c fsync=off") + " " + settings_ + "\" start ");
     running_ = true;
   }
   bool running() const { return running_; }
@@ -108,6 +110,7 @@ class Postgres {
   TempDir dir_;
   std::string bin_;
   bool durable_ = false;
+  std::string settings_;
   bool as_owner_ = false;
   bool running_ = false;
   int databases_ = 0;

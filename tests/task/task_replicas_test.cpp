@@ -212,8 +212,9 @@ TEST(PgDbTest, ABadUrlOrAMissingServerIsAClearErrorAtOnce) {
 }
 
 // A task-queue on its own PostgreSQL server, which is stopped and started
-// under it.
-class TaskStoreOutageTest : public ::testing::Test {
+// under it; each commit flushed (the default), or with the flush pipelined
+// (--pg-pipelined-commits: store::PgSyncer).
+class TaskStoreOutageTest : public ::testing::TestWithParam<bool> {
  protected:
   void SetUp() override {
     monitor_ = std::make_unique<monitor::MonitorService>(rmon::testing::loopback_monitor_config(),
@@ -222,6 +223,7 @@ class TaskStoreOutageTest : public ::testing::Test {
     auto c = rmon::testing::loopback_consumer_config<TaskQueueConfig>(dir_.str());
     rmon::testing::connect_to_monitor(c, monitor_->endpoints(), 0);
     c.store = pg_.url();
+    c.pg_pipelined_commits = GetParam();
     c.metrics_address = "127.0.0.1:0";
     c.backoff_base_ms = 1;
     c.backoff_cap_ms = 1;
@@ -247,7 +249,7 @@ class TaskStoreOutageTest : public ::testing::Test {
   std::unique_ptr<ApiClient> client_;
 };
 
-TEST_F(TaskStoreOutageTest, RequestsGetUnavailableQuicklyAndTheServiceReconnectsLosingNothing) {
+TEST_P(TaskStoreOutageTest, RequestsGetUnavailableQuicklyAndTheServiceReconnectsLosingNothing) {
   const std::string reply =
       call("submit", MapBuilder().raw("payload", MapBuilder().str("k", "v").finish()));
   std::string id;
@@ -279,7 +281,7 @@ TEST_F(TaskStoreOutageTest, RequestsGetUnavailableQuicklyAndTheServiceReconnects
   EXPECT_EQ(error_of(lease), "") << protocol::to_json(lease);
 }
 
-TEST_F(TaskStoreOutageTest, ReadyzFollowsTheStoreAndTheMonitorsHealthzTheProcess) {
+TEST_P(TaskStoreOutageTest, ReadyzFollowsTheStoreAndTheMonitorsHealthzTheProcess) {
   using rmon::testing::http_request;
   const int port = tq_->endpoints().metrics_port;
   rmon::testing::HttpReply r;
@@ -303,6 +305,11 @@ TEST_F(TaskStoreOutageTest, ReadyzFollowsTheStoreAndTheMonitorsHealthzTheProcess
   monitor_->stop();  // its sockets close: pings go unanswered
   EXPECT_TRUE(readyz_is(503, "monitors answering 0 of 1")) << r.body;
 }
+
+INSTANTIATE_TEST_SUITE_P(CommitFlush, TaskStoreOutageTest, ::testing::Bool(),
+                         [](const ::testing::TestParamInfo<bool>& p) {
+                           return p.param ? "Pipelined" : "EachFlushed";
+                         });
 
 }  // namespace
 }  // namespace rmon::tq

@@ -93,6 +93,7 @@ void BatchPolicy::apply(Batch& b) {
     reload();
     return;
   }
+  b.committed = true;
   stats_.commits.fetch_add(1, std::memory_order_relaxed);
   count_duplicates(b);
   if (batch_size_)
@@ -197,6 +198,21 @@ void BatchPolicy::lost(Batch& b) {
   b.took_back.clear();
   stats_.commits_lost.fetch_add(1, std::memory_order_relaxed);
   needs_reload_ = true;
+}
+
+void BatchPolicy::refuse(Batch& b, std::string_view detail) {
+  reset(b);
+  const auto ops = domain_.ops();
+  for (std::size_t i = 0; i < b.requests.size(); ++i) {
+    auto m = MapReader::parse(b.requests[i].body_view(), domain_.max_request_frame());
+    std::string op;
+    if (m && m->str("op", op, protocol::kMaxShortString)) {
+      if (auto it = std::find(ops.begin(), ops.end(), op); it != ops.end()) {
+        ops_[i] = static_cast<std::size_t>(it - ops.begin());
+      }
+    }
+  }
+  answer_unavailable(b, detail);
 }
 
 bool BatchPolicy::allowed(const Request& r, std::size_t op_index, std::string_view op,

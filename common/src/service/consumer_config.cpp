@@ -73,8 +73,11 @@ void ConsumerServiceConfig::register_settings(Settings& s) {
         "A monitor query unanswered this long counts as unreachable");
   s.add("max-batch", max_batch, "Requests and events applied in one commit, at most");
   s.add("max-in-flight", max_in_flight,
-        "With --sync full: batches committed and waiting for their fsync while the next are "
-        "applied, at most (0: each batch waits for its own)");
+        "With --sync full (or --pg-pipelined-commits): batches committed and waiting for their "
+        "flush while the next are applied, at most (0: each batch waits for its own)");
+  s.add_flag("pg-pipelined-commits", pg_pipelined_commits,
+             "PostgreSQL: commit without waiting for the WAL flush and release replies once a "
+             "second connection's synchronous commit has flushed it (off: each commit waits)");
 }
 
 std::string ConsumerServiceConfig::validate() const {

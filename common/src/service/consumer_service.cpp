@@ -41,7 +41,8 @@ ConsumerService::ConsumerService(const ConsumerServiceConfig& config, ServiceDom
   if (store::Db* sqlite = domain_.db().sqlite();
       sqlite && config_.sync_mode() == store::SyncMode::kFull) {
     syncer_ = std::make_unique<store::WalSyncer>(*sqlite, config_.log_sync_for_tests);
-  } else if (store::PgDb* pg = domain_.db().postgres(); pg && config_.max_in_flight > 0) {
+  } else if (store::PgDb* pg = domain_.db().postgres();
+             pg && config_.pg_pipelined_commits && config_.max_in_flight > 0) {
     // Without it a COMMIT returns once flushed (synchronous_commit), and
     // the loop waits for each.
     syncer_ = std::make_unique<store::PgSyncer>(*pg);
@@ -66,6 +67,10 @@ Readiness ConsumerService::readiness() const {
   detail += "; monitors answering " + std::to_string(answering) + " of " + std::to_string(monitors);
   // One monitor of a pair is enough to work with (the pair exists for that).
   if (monitors > 0 && answering == 0) ready = false;
+  if (!flushing_now()) {
+    detail += "; commits cannot be made durable (the store's flush fails)";
+    ready = false;
+  }
   return {ready, detail};
 }
 
@@ -187,16 +192,21 @@ void ConsumerService::run() {
     }
     const MonoTime wake =
         std::min({next_tick, now + Millis(100), std::max(now, reconciler_->next_due())});
-    // A full pipeline takes nothing new: it waits for the log's fsync.
+    // A full pipeline takes nothing new: it waits for the log's flush. While
+    // the flush fails (PostgreSQL), nothing is applied: requests are
+    // answered `unavailable` at once, events and lookup answers wait in
+    // their sockets.
     const bool full = pipeline_full();
+    const bool flushing = flushing_now();
     const short in = full ? 0 : ZMQ_POLLIN;
+    const short in_events = full || !flushing ? 0 : ZMQ_POLLIN;
     items.clear();
     items.push_back({api_.handle(), 0, in, 0});
     for (std::size_t i = 0; i < events_->monitor_count(); ++i) {
-      items.push_back({events_->events_socket(i).handle(), 0, in, 0});
+      items.push_back({events_->events_socket(i).handle(), 0, in_events, 0});
     }
     for (std::size_t i = 0; i < reconciler_->monitor_count(); ++i) {
-      items.push_back({reconciler_->socket(i).handle(), 0, in, 0});
+      items.push_back({reconciler_->socket(i).handle(), 0, in_events, 0});
     }
     if (syncer_) items.push_back({nullptr, syncer_->fd(), ZMQ_POLLIN, 0});
     zmq::poll(items.data(), items.size(), Millis(std::max<int64_t>(0, ms_between(now, wake) + 1)));
@@ -210,6 +220,10 @@ void ConsumerService::run() {
       spare_.pop_back();
     }
     b.clear();
+    if (!flushing_now()) {
+      refuse_requests(b);
+      continue;
+    }
     events_->maintain();
     events_->receive(b.events, max_batch);
     reconciler_->poll(clock_.now(), b.verdicts);
@@ -248,6 +262,17 @@ void ConsumerService::commit(Batch b) {
   release_durable();
 }
 
+bool ConsumerService::flushing_now() const { return !syncer_ || syncer_->healthy(); }
+
+void ConsumerService::refuse_requests(Batch& b) {
+  receive_requests(api_, b.requests, config_.max_batch);
+  if (!b.requests.empty()) {
+    policy_->refuse(b, "storage failure (commits cannot be made durable now); retry later");
+    send_replies(api_, b.requests);
+  }
+  recycle(std::move(b));
+}
+
 bool ConsumerService::pipeline_full() const {
   return syncer_ && config_.max_in_flight > 0 &&
          (in_flight_.size() >= config_.max_in_flight || in_flight_bytes_ >= kMaxInFlightBytes);
@@ -283,10 +308,13 @@ void ConsumerService::release_durable() {
         release(b);
       } else {
         // Its commit may be gone: answered `unavailable` (asked again),
-        // its events left for the monitor to redeliver.
-        policy_->lost(b);
+        // its events left for the monitor to redeliver. (A batch that rolled
+        // back was answered so already.)
+        if (b.committed) {
+          policy_->lost(b);
+          ++lost;
+        }
         send_replies(api_, b.requests);
-        ++lost;
       }
       recycle(std::move(b));
       in_flight_.pop_front();

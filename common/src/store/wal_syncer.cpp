@@ -1,13 +1,11 @@
 #include "rmon/store/wal_syncer.hpp"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <chrono>
 #include <cstring>
 #include <stdexcept>
 #include <utility>
@@ -32,45 +30,12 @@ WalSyncer::WalSyncer(Db& writer, SyncFn sync)
       throw std::runtime_error("cannot sync the database log: " + error);
     }
   }
-  thread_ = std::thread([this] { run(); });
+  start("rmon-walsync");
 }
 
 WalSyncer::~WalSyncer() {
-  {
-    std::lock_guard lock(mu_);
-    stop_ = true;
-  }
-  cv_.notify_all();
-  done_cv_.notify_all();
-  thread_.join();
+  stop();
   if (log_fd_ >= 0) ::close(log_fd_);
-}
-
-uint64_t WalSyncer::commit() {
-  uint64_t ticket;
-  {
-    std::lock_guard lock(mu_);
-    ticket = ++requested_;
-  }
-  cv_.notify_one();
-  return ticket;
-}
-
-std::vector<CommitSyncer::Settled> WalSyncer::take_settled() {
-  const uint64_t d = durable();
-  if (d <= reported_) return {};
-  reported_ = d;
-  return {Settled{d, true, {}}};
-}
-
-void WalSyncer::wait(uint64_t ticket) {
-  std::unique_lock lock(mu_);
-  done_cv_.wait(lock, [&] { return durable() >= ticket || failure_ || stop_; });
-}
-
-std::optional<std::string> WalSyncer::failure() const {
-  std::lock_guard lock(mu_);
-  return failure_;
 }
 
 std::string WalSyncer::open_log() {
@@ -109,36 +74,10 @@ std::string WalSyncer::sync_log() {
   return {};
 }
 
-void WalSyncer::run() {
-  pthread_setname_np(pthread_self(), "rmon-walsync");
-  std::unique_lock lock(mu_);
-  uint64_t synced = 0;
-  while (true) {
-    cv_.wait(lock, [&] { return stop_ || requested_ > synced; });
-    if (stop_) break;
-    // Every ticket taken so far was taken after its commit wrote the log.
-    const uint64_t target = requested_;
-    lock.unlock();
-    const auto start = std::chrono::steady_clock::now();
-    std::string error = sync_ ? sync_() : sync_log();
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                        std::chrono::steady_clock::now() - start)
-                        .count();
-    lock.lock();
-    if (!error.empty()) {
-      failure_ = std::move(error);
-      done_cv_.notify_all();
-      wake_.signal();
-      break;
-    }
-    stats_.syncs.fetch_add(1, std::memory_order_relaxed);
-    stats_.tickets.fetch_add(target - synced, std::memory_order_relaxed);
-    stats_.last_us.store(static_cast<uint64_t>(us), std::memory_order_relaxed);
-    synced = target;
-    durable_.store(target, std::memory_order_release);
-    done_cv_.notify_all();
-    wake_.signal();
-  }
+CommitSyncer::Flushed WalSyncer::flush() {
+  std::string error = sync_ ? sync_() : sync_log();
+  if (error.empty()) return {};
+  return {Outcome::kFatal, std::move(error)};
 }
 
 }  // namespace rmon::store

@@ -231,11 +231,7 @@ Reply PoolApi::status(const MapReader& m) {
 }
 
 void PoolApi::refresh_counts(std::chrono::steady_clock::duration max_age) {
-  const MonoTime now = clock_.now();
-  if (refreshed_ && now - last_refresh_ < max_age) return;
-  refreshed_ = true;
-  last_refresh_ = now;
-  store_.refresh();
+  if (refresh_due_(clock_.now(), max_age)) store_.refresh();
 }
 
 Reply PoolApi::stats() {

@@ -23,6 +23,7 @@
 #include "rmon/protocol/limits.hpp"
 #include "rmon/protocol/msgmap.hpp"
 #include "rmon/service/domain.hpp"
+#include "rmon/store/backend.hpp"
 
 namespace rmon::pool {
 
@@ -82,8 +83,7 @@ class PoolApi final : public ServiceDomain {
   // Replicas: the other replicas' changes reach this one's counts, read
   // again when older than `max_age` (nothing to do alone on SQLite).
   void refresh_counts(std::chrono::steady_clock::duration max_age);
-  MonoTime last_refresh_{};
-  bool refreshed_ = false;
+  store::RefreshDue refresh_due_;
 };
 
 }  // namespace rmon::pool

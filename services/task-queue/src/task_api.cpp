@@ -293,11 +293,7 @@ void TaskApi::on_event_committed(const protocol::TimeoutEvent& ev, int64_t now_w
 }
 
 void TaskApi::refresh_counts(std::chrono::steady_clock::duration max_age) {
-  const MonoTime now = clock_.now();
-  if (refreshed_ && now - last_refresh_ < max_age) return;
-  refreshed_ = true;
-  last_refresh_ = now;
-  store_.refresh();
+  if (refresh_due_(clock_.now(), max_age)) store_.refresh();
 }
 
 void TaskApi::maintain(Notes& notes) {

@@ -46,6 +46,7 @@ struct Batch {
   Notes notes;                         // log lines of the committed batch
   std::vector<std::size_t> took_back;  // events (indexes) that took something back
   uint64_t ticket = 0;                 // its commit's (store::CommitSyncer::commit())
+  bool committed = false;              // apply() committed it (else: answered unavailable)
   bool empty() const { return events.empty() && verdicts.empty() && requests.empty(); }
   void clear() {
     events.clear();
@@ -54,6 +55,7 @@ struct Batch {
     notes.clear();
     took_back.clear();
     ticket = 0;
+    committed = false;
   }
 };
 
@@ -94,6 +96,9 @@ class BatchPolicy {
   // read again before the next batch. (Its requests stay counted under the
   // outcome apply() gave them.)
   void lost(Batch& b);
+  // Answers every request `unavailable` (`detail`) without applying
+  // anything (the store cannot make commits durable now); counted per op.
+  void refuse(Batch& b, std::string_view detail);
   void maintain();
 
  private:

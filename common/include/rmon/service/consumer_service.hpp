@@ -12,11 +12,13 @@
 // committed batch waits, in order, for the flush of the log while the loop
 // applies the next ones (at most max_in_flight); its replies and acks leave
 // once it is durable. SQLite with --sync full: an fsync of its log
-// (store::WalSyncer); PostgreSQL: a synchronous commit on a second
-// connection (store::PgSyncer), whose failure settles the batches it was to
-// cover lost (answered `unavailable`, events not acknowledged). SQLite with
-// --sync normal, or --max-in-flight 0 on PostgreSQL: replies and acks leave
-// once the commit returns. Maintenance runs every tick_interval.
+// (store::WalSyncer); PostgreSQL with --pg-pipelined-commits: a synchronous
+// commit on a second connection (store::PgSyncer), whose failure settles the
+// batches it was to cover lost (answered `unavailable`, events not
+// acknowledged) and stops all applying until a flush works again. Otherwise
+// (SQLite --sync normal, PostgreSQL by default, --max-in-flight 0) replies
+// and acks leave once the commit returns. Maintenance runs every
+// tick_interval.
 //
 // start() and stop() from one thread; stats() and metrics are thread-safe.
 
@@ -85,6 +87,10 @@ class ConsumerService {
   void release_durable();
   void release(Batch& b);
   bool pipeline_full() const;
+  // False while the syncer's flush fails: nothing is applied then.
+  bool flushing_now() const;
+  // Answers what the API socket holds `unavailable`, applying nothing.
+  void refuse_requests(Batch& b);
   static std::size_t batch_bytes(const Batch& b);  // requests and replies
   void recycle(Batch&& b);
   void add_metrics();

@@ -20,6 +20,23 @@ inline constexpr std::chrono::seconds kSharedRefreshEvery{30};
 // waiting for the queue to drain must not see only its own replica's).
 inline constexpr std::chrono::seconds kSharedStatsFresh{1};
 
+// Whether those counts are due to be read again: at the first call, then
+// when the last read is older than `max_age`.
+class RefreshDue {
+ public:
+  bool operator()(std::chrono::steady_clock::time_point now,
+                  std::chrono::steady_clock::duration max_age) {
+    if (read_ && now - last_ < max_age) return false;
+    read_ = true;
+    last_ = now;
+    return true;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_{};
+  bool read_ = false;
+};
+
 class Backend {
  public:
   virtual ~Backend() = default;

@@ -24,19 +24,13 @@
 // commit(), durable(), wait() and failure() from the writer's thread;
 // durable() and failure() from any.
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <filesystem>
 #include <functional>
-#include <mutex>
-#include <optional>
 #include <string>
-#include <thread>
 
 #include "rmon/store/commit_syncer.hpp"
 #include "rmon/store/sqlite.hpp"
-#include "rmon/wake_signal.hpp"
 
 namespace rmon::store {
 
@@ -56,27 +50,10 @@ class WalSyncer final : public CommitSyncer {
   // Stops the thread (a wait() returns); syncs nothing more: call
   // wait(last ticket) first.
   ~WalSyncer() override;
-  WalSyncer(const WalSyncer&) = delete;
-  WalSyncer& operator=(const WalSyncer&) = delete;
-
-  // After a commit: its ticket, durable once durable() reaches it.
-  uint64_t commit() override;
-  // Every ticket up to this one is on the disk.
-  uint64_t durable() const { return durable_.load(std::memory_order_acquire); }
-  // Durable ones only: a failed fsync is failure(), not a lost ticket.
-  std::vector<Settled> take_settled() override;
-  // Blocks until durable() >= ticket or the syncer failed.
-  void wait(uint64_t ticket) override;
-  // Why an fsync failed; nullopt while none did. Once set, durable() stops.
-  std::optional<std::string> failure() const override;
-
-  // Readable when durable() advanced (or the syncer failed); drain() it.
-  int fd() const override { return wake_.fd(); }
-  void drain() override { wake_.drain(); }
-  const Stats& stats() const override { return stats_; }
 
  private:
-  void run();
+  // The log's fsync (or sync_); a failure is fatal.
+  Flushed flush() override;
   // fdatasync of the log; reopens it (and syncs its folder) when SQLite made
   // a new file. Empty on success, else why (a missing log is a failure).
   std::string sync_log();
@@ -86,17 +63,6 @@ class WalSyncer final : public CommitSyncer {
   const SyncFn sync_;  // empty: sync_log()
   int log_fd_ = -1;    // belongs to the thread
   uint64_t log_ino_ = 0;
-  Stats stats_;
-  WakeSignal wake_;
-  std::atomic<uint64_t> durable_{0};
-  uint64_t reported_ = 0;  // the writer's: durable() at its last take_settled()
-  mutable std::mutex mu_;
-  std::condition_variable cv_;          // the thread waits for tickets
-  std::condition_variable done_cv_;     // wait() waits for durability
-  uint64_t requested_ = 0;              // guarded by mu_: tickets taken
-  bool stop_ = false;                   // guarded by mu_
-  std::optional<std::string> failure_;  // guarded by mu_
-  std::thread thread_;
 };
 
 }  // namespace rmon::store
