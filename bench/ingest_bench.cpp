@@ -10,7 +10,11 @@
 // each as known runners. It prints joins/s against known-runner heartbeats/s
 // of the same round, and what the monitor process grew by per runner.
 //
-//   ingest_bench --joins [--runners 1000000] [--rounds K]
+//   ingest_bench --joins [--runners 1000000] [--rounds K] [--data-folder]
+//
+// --data-folder runs each round as the monitor runs with no arguments: a
+// fresh data folder, its default --sync, its saves every 200 ms (which a
+// storm of this size turns into whole-table rewrites).
 //
 // With --persistence, the monitor's rounds run twice each, alternating: with
 // everything in memory and with a data folder (the outbox and the saved
@@ -95,12 +99,13 @@ struct Params {
   std::size_t messages = 500'000;
   std::size_t runners = 10'000;
   int rounds = 3;
-  int hwm = -1;          // the monitor's heartbeat HWM; -1 keeps its default
-  bool pin = true;       // publisher on CPU 0, receiver on CPU 1
-  bool threads = false;  // print each receiving thread's CPU use
-  std::string only;      // "raw" or "monitor" to run one kind (for profiling)
-  bool joins = false;    // join storm rounds instead (see join_round)
-  bool persist = false;  // the monitor keeps a data folder (a fresh temp one)
+  int hwm = -1;               // the monitor's heartbeat HWM; -1 keeps its default
+  bool pin = true;            // publisher on CPU 0, receiver on CPU 1
+  bool threads = false;       // print each receiving thread's CPU use
+  std::string only;           // "raw" or "monitor" to run one kind (for profiling)
+  bool joins = false;         // join storm rounds instead (see join_round)
+  bool persist = false;       // the monitor keeps a data folder (a fresh temp one)
+  bool default_sync = false;  // with persist: the monitor's own --sync (normal), not full
   bool compare_persistence = false;
   // --curve
   bool curve = false;
@@ -122,7 +127,7 @@ struct RoundDataDir {
     if (::mkdtemp(tmpl) == nullptr) throw std::runtime_error("mkdtemp failed");
     path = tmpl;
     c.data_dir = path;
-    c.sync = "full";
+    if (!p.default_sync) c.sync = "full";
   }
   ~RoundDataDir() {
     if (path.empty()) return;
@@ -242,6 +247,16 @@ int64_t heap_bytes() {
   const struct mallinfo2 mi = ::mallinfo2();
   return static_cast<int64_t>(mi.uordblks + mi.hblkhd);
 }
+// The process's peak RSS (VmHWM) since reset_peak_rss(), which Linux allows
+// since 4.0 (-1 when it cannot be read).
+void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+int64_t peak_rss_bytes() {
+  std::ifstream status("/proc/self/status");
+  for (std::string line; std::getline(status, line);) {
+    if (line.rfind("VmHWM:", 0) == 0) return std::stoll(line.substr(6)) * 1024;  // in kB
+  }
+  return -1;
+}
 int64_t rss_bytes() {
   std::ifstream statm("/proc/self/statm");
   int64_t size_pages = 0, resident_pages = 0;
@@ -298,6 +313,7 @@ struct JoinRound {
   double known_per_s = 0;
   double rss_per_runner = 0;   // bytes the monitor process grew by, per runner joined
   double heap_per_runner = 0;  // the same, counted by malloc
+  double peak_per_runner = 0;  // peak RSS over the whole round (saves included) above the start
   std::size_t runners = 0;     // tracked after the round
 };
 
@@ -331,13 +347,15 @@ JoinRound join_round(const Params& p) {
     };
     const int64_t rss0 = rss_bytes();
     const int64_t heap0 = heap_bytes();
+    reset_peak_rss();
     r.joins_per_s = phase(p.runners);
     const auto n = static_cast<double>(p.runners);
     r.rss_per_runner = static_cast<double>(rss_bytes() - rss0) / n;
     r.heap_per_runner = static_cast<double>(heap_bytes() - heap0) / n;
     r.known_per_s = phase(2 * p.runners);
     r.runners = svc.table().size();
-    svc.stop();
+    svc.stop();  // with a data folder: the last save, a rewrite after a storm
+    r.peak_per_runner = static_cast<double>(peak_rss_bytes() - rss0) / n;
   }
   rmon::bench::wait_child(child);
   ::malloc_trim(0);  // give the table back, so the next round's RSS grows again
@@ -345,7 +363,7 @@ JoinRound join_round(const Params& p) {
 }
 
 int join_rounds(const Params& p) {
-  std::vector<double> joins, known, ratio, rss, heap;
+  std::vector<double> joins, known, ratio, rss, heap, peak;
   for (int i = 0; i < p.rounds; ++i) {
     const JoinRound r = join_round(p);
     joins.push_back(r.joins_per_s);
@@ -353,19 +371,20 @@ int join_rounds(const Params& p) {
     ratio.push_back(r.joins_per_s / r.known_per_s);
     rss.push_back(r.rss_per_runner);
     heap.push_back(r.heap_per_runner);
+    peak.push_back(r.peak_per_runner);
     std::printf(
         "round %d: joins %.0f /s, known-runner heartbeats %.0f /s, ratio %.2f; monitor per "
-        "runner: RSS +%.1f B, malloc +%.1f B (%zu tracked)\n",
+        "runner: RSS +%.1f B, malloc +%.1f B, peak RSS +%.1f B (%zu tracked)\n",
         i + 1, r.joins_per_s, r.known_per_s, r.joins_per_s / r.known_per_s, r.rss_per_runner,
-        r.heap_per_runner, r.runners);
+        r.heap_per_runner, r.peak_per_runner, r.runners);
     std::fflush(stdout);
   }
   const double ratio_med = rmon::bench::median(ratio);
   const double rss_med = rmon::bench::median(rss);
   std::printf(
       "\njoin storm, %zu runners with 36-byte UUID runner and task ids (pid, interval_ms), "
-      "median of %d rounds\n",
-      p.runners, p.rounds);
+      "%s, median of %d rounds\n",
+      p.runners, p.persist ? "a data folder (the default configuration)" : "in memory", p.rounds);
   std::printf("  baseline: known-runner heartbeats, same rounds: %10.0f /s\n",
               rmon::bench::median(known));
   std::printf("  joins (first heartbeat of a new runner):        %10.0f /s\n",
@@ -376,6 +395,8 @@ int join_rounds(const Params& p) {
               rss_med, rss_med <= 256 ? "PASS" : "FAIL");
   std::printf("  monitor malloc in use per runner joined:      %.1f B\n",
               rmon::bench::median(heap));
+  std::printf("  peak RSS per runner over the round (saves, the last one included): %.1f B\n",
+              rmon::bench::median(peak));
   return 0;
 }
 
@@ -1106,6 +1127,9 @@ int main(int argc, char** argv) {
              "Join storm: --runners new runners (UUID ids) join, then heartbeat as known ones");
   s.add_flag("persistence", p.compare_persistence,
              "Compare the monitor in memory against the monitor with a data folder");
+  s.add_flag("data-folder", p.persist,
+             "--joins: the monitor as started with no arguments, a data folder with its own "
+             "--sync (normal)");
   s.add_flag("curve", p.curve,
              "Rounds of raw-plain, raw-curve, monitor-off and monitor-curve over --connections");
   s.add("connections", p.connections, "--curve: publisher connections");
@@ -1141,6 +1165,7 @@ int main(int argc, char** argv) {
   }
   if (p.joins) {
     if (runners_opt->count() == 0) p.runners = 1'000'000;
+    p.default_sync = p.persist;
     rmon::init_logging("ingest_bench", s.log_level());  // lifecycle lines included
     if (p.pin && !rmon::bench::pin_to_cpu(1)) p.pin = false;
     return join_rounds(p);

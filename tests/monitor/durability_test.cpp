@@ -5,10 +5,12 @@
 #include <gtest/gtest.h>
 
 #include <limits>
+#include <map>
 #include <set>
 
 #include "../support/temp_dir.hpp"
 #include "../support/wait.hpp"
+#include "id_list.hpp"
 #include "outbox.hpp"
 #include "persister.hpp"
 #include "rmon/fake_clock.hpp"
@@ -367,6 +369,75 @@ TEST_F(TablePersistenceTest, TooManyChangesBetweenSavesRewriteTheWholeTable) {
   source.remove("r-3");
   EXPECT_EQ(persister.save_now(), 1u);
   EXPECT_EQ(persister.store().size(), 9u);
+}
+
+TEST_F(TablePersistenceTest, EachRowOfASaveHoldsOnlyItsOwnRunnersFields) {
+  // A save fills one SavedRunner for every row: a runner without a
+  // container, job, progress, pid or fences must not take the previous
+  // row's (they are saved in id order: "r-1" before "r-2").
+  Persister persister(table_store(), Millis(100), 1000);
+  RunnerTable source(options(), &persister);
+  persister.attach(source);
+  Heartbeat full = hb("r-1", 1, "a-much-longer-task-id-than-the-next-one", 1);
+  full.runner.pool_type = PoolType::kDocker;
+  full.runner.container_id = "c-1";
+  full.runner.job_name = "job-1";
+  full.runner.progress = std::string("\x01", 1);
+  full.interval_ms = 250;
+  source.apply(full, clock.now(), clock.wall_ms());
+  clock.advance_ms(1100);
+  std::vector<Expired> out;
+  source.sweep(clock.now(), clock.wall_ms(), out);  // r-1 times out: a fence
+  ASSERT_EQ(out.size(), 1u);
+  Heartbeat next = full;
+  next.seq = 2;
+  next.runner.task_id = "t-next";
+  source.apply(next, clock.now(), clock.wall_ms());
+  Heartbeat bare = hb("r-2", 1, "t", 1);
+  bare.runner.pid.reset();
+  source.apply(bare, clock.now(), clock.wall_ms());
+  EXPECT_EQ(persister.save_now(), 2u);
+
+  std::map<std::string, SavedRunner> loaded;
+  std::size_t unreadable = 0;
+  persister.store().load([&](const SavedRunner& r) { loaded[r.info.runner_id] = r; }, unreadable);
+  ASSERT_EQ(loaded.size(), 2u);
+  const SavedRunner& one = loaded["r-1"];
+  EXPECT_EQ(one.info.task_id, "t-next");
+  EXPECT_EQ(one.info.container_id, "c-1");
+  EXPECT_EQ(one.info.job_name, "job-1");
+  EXPECT_EQ(one.info.progress, std::string("\x01", 1));
+  EXPECT_EQ(one.interval_ms, 250u);
+  EXPECT_EQ(one.fences.size(), 1u);
+  const SavedRunner& two = loaded["r-2"];
+  EXPECT_EQ(two.info.task_id, "t");
+  EXPECT_EQ(two.info.pool_type, PoolType::kLocalProcess);
+  EXPECT_FALSE(two.info.pid);
+  EXPECT_FALSE(two.info.container_id);
+  EXPECT_FALSE(two.info.job_name);
+  EXPECT_FALSE(two.info.progress);
+  EXPECT_FALSE(two.interval_ms);
+  EXPECT_TRUE(two.fences.empty());
+}
+
+TEST(IdList, SortsTheIdsOnceEachLongOnesIncluded) {
+  IdList ids;
+  EXPECT_TRUE(ids.sorted_unique().empty());
+  const std::string long_id(300, 'z');  // past the one-byte length
+  for (const std::string& id : {std::string("b"), long_id, std::string("a"), std::string("b"),
+                                std::string(254, 'y'), std::string(255, 'y')}) {
+    ids.add(id);
+  }
+  EXPECT_EQ(ids.size(), 6u);
+  std::vector<std::string> got;
+  for (const uint32_t at : ids.sorted_unique()) got.emplace_back(ids.at(at));
+  EXPECT_EQ(got, (std::vector<std::string>{"a", "b", std::string(254, 'y'), std::string(255, 'y'),
+                                           long_id}));
+  ids.clear();
+  EXPECT_TRUE(ids.empty());
+  ids.add("c");
+  ASSERT_EQ(ids.sorted_unique().size(), 1u);
+  EXPECT_EQ(ids.at(ids.sorted_unique()[0]), "c");
 }
 
 }  // namespace

@@ -276,6 +276,16 @@ Stmt& Stmt::bind_blob(int i, std::string_view bytes) {
   check(sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
   return *this;
 }
+Stmt& Stmt::bind_ref(int i, std::string_view text) {
+  ready();
+  check(sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC));
+  return *this;
+}
+Stmt& Stmt::bind_blob_ref(int i, std::string_view bytes) {
+  ready();
+  check(sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC));
+  return *this;
+}
 Stmt& Stmt::bind_null(int i) {
   ready();
   check(sqlite3_bind_null(s_, i));

@@ -6,7 +6,6 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <algorithm>
 #include <chrono>
 
 namespace rmon::monitor {
@@ -15,19 +14,6 @@ using protocol::RunnerState;
 
 namespace {
 constexpr int kSaveNice = 10;  // a tenth of a nice-0 thread's CPU share, under contention
-
-// The ids in `blob` (each ending at `ends[i]`), sorted, each once.
-std::vector<std::string_view> sorted_ids(const std::string& blob,
-                                         const std::vector<uint32_t>& ends) {
-  std::vector<std::string_view> ids;
-  ids.reserve(ends.size());
-  for (std::size_t i = 0, begin = 0; i < ends.size(); begin = ends[i++]) {
-    ids.push_back(std::string_view(blob).substr(begin, ends[i] - begin));
-  }
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  return ids;
-}
 }  // namespace
 
 Persister::Persister(std::unique_ptr<TableStore> store, Millis interval, std::size_t max_dirty)
@@ -36,14 +22,12 @@ Persister::Persister(std::unique_ptr<TableStore> store, Millis interval, std::si
 void Persister::mark(std::string_view runner_id) {
   std::lock_guard lock(mu_);
   if (rewrite_) return;
-  if (dirty_ends_.size() >= max_dirty_) {
-    dirty_ids_.clear();
-    dirty_ends_.clear();
+  if (dirty_.size() >= max_dirty_) {
+    dirty_.release();  // the rewrite collects its own ids
     rewrite_ = true;
     return;
   }
-  dirty_ids_.append(runner_id);
-  dirty_ends_.push_back(static_cast<uint32_t>(dirty_ids_.size()));
+  dirty_.add(runner_id);
 }
 
 void Persister::on_added(std::string_view runner_id, std::string_view, uint64_t, RunnerState) {
@@ -62,67 +46,49 @@ void Persister::on_state_changed(std::string_view runner_id, std::string_view, u
 void Persister::on_removed(std::string_view runner_id, bool) { mark(runner_id); }
 
 std::size_t Persister::save_now() {
-  std::string blob;
-  std::vector<uint32_t> ends;
+  IdList ids;
   bool rewrite = false;
   {
     std::lock_guard lock(mu_);
-    blob.swap(dirty_ids_);
-    ends.swap(dirty_ends_);
+    ids.swap(dirty_);
     std::swap(rewrite, rewrite_);
-    // Keep the buffers' capacity on our side of the swap for next time.
-    dirty_ids_.reserve(blob.capacity());
-    dirty_ends_.reserve(ends.capacity());
+    // Keep the buffer's size on our side of the swap for next time.
+    if (!rewrite) dirty_.reserve_bytes(ids.capacity_bytes());
   }
-  if (!rewrite && ends.empty()) return 0;
+  if (!rewrite && ids.empty()) return 0;
   const auto t0 = std::chrono::steady_clock::now();
-  // Written in key order: the table's B-tree then takes the rows page by
-  // page, where ids in hash order would touch a random page each (at 1M
-  // runners that was 5x slower; the page cache is a few MB).
-  std::string all_blob;
-  std::vector<uint32_t> all_ends;
-  if (rewrite) table_->append_ids(all_blob, all_ends);
-  const std::vector<std::string_view> ids =
-      rewrite ? sorted_ids(all_blob, all_ends) : sorted_ids(blob, ends);
   std::size_t rows = 0;
+  std::vector<uint32_t> order;
   try {
-    if (rewrite) {
-      store_->rewrite([&](const std::function<void(const SavedRunner&)>& put) {
-        for (std::string_view id : ids) {
-          // One that left since its id was read is not written.
-          if (auto r = table_->save(id)) {
-            put(*r);
-            ++rows;
-          }
-        }
-      });
-      stats_.rewrites.fetch_add(1, std::memory_order_relaxed);
-    } else {
-      std::vector<SavedRunner> upserts;
-      std::vector<std::string> removed;
-      upserts.reserve(ids.size());
-      for (std::string_view id : ids) {
-        if (auto r = table_->save(id)) {
-          upserts.push_back(std::move(*r));
-        } else {
-          removed.emplace_back(id);
+    if (rewrite) table_->append_ids(ids);
+    // Written in key order: the table's B-tree then takes the rows page by
+    // page, where ids in hash order would touch a random page each (at 1M
+    // runners that was 5x slower; the page cache is a few MB).
+    order = ids.sorted_unique();
+    SavedRunner row;  // one for every row: its strings keep their buffers
+    const auto rows_of = [&](TableStore::Writer& w) {
+      for (const uint32_t at : order) {
+        const std::string_view id = ids.at(at);
+        if (table_->save(id, row)) {
+          w.put(row);
+          ++rows;
+        } else if (!rewrite) {
+          w.forget(id);  // one that left since it was noted
+          ++rows;
         }
       }
-      store_->write(upserts, removed);
-      rows = upserts.size() + removed.size();
-    }
+    };
+    rewrite ? store_->rewrite(rows_of) : store_->write(rows_of);
+    if (rewrite) stats_.rewrites.fetch_add(1, std::memory_order_relaxed);
   } catch (...) {
-    // Try again next time: put the ids back (or ask for a rewrite).
+    // Nothing of it was committed. Try again next time: put the ids back
+    // (or ask for a rewrite).
     std::lock_guard lock(mu_);
-    if (rewrite || dirty_ends_.size() + ids.size() > max_dirty_) {
-      dirty_ids_.clear();
-      dirty_ends_.clear();
+    if (rewrite || order.empty() || dirty_.size() + order.size() > max_dirty_) {
+      dirty_.release();
       rewrite_ = true;
     } else {
-      for (std::string_view id : ids) {
-        dirty_ids_.append(id);
-        dirty_ends_.push_back(static_cast<uint32_t>(dirty_ids_.size()));
-      }
+      for (const uint32_t at : order) dirty_.add(ids.at(at));
     }
     stats_.failures.fetch_add(1, std::memory_order_relaxed);
     throw;

@@ -9,8 +9,13 @@
 // runner starts RUNNING).
 //
 // Bounded: at most `max_dirty` notes wait (a runner changed twice is noted
-// twice); past that the next save rewrites the whole table instead. A crash loses at most the
-// changes of the last interval; a clean stop saves everything.
+// twice, 37 bytes a note with 36-byte ids); past that the notes are dropped
+// and the next save rewrites the whole table instead. A save streams its
+// rows to the store one at a time; a rewrite holds every runner's id while
+// it runs (41 bytes a runner with 36-byte ids). A crash loses the changes
+// not yet saved: those of the last interval, or of a save that has not
+// finished (a rewrite of 1M runners takes seconds); a clean stop saves
+// everything.
 //
 // Thread-safe: the observer calls come from any thread; run() and
 // save_now() from one thread at a time.
@@ -23,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "id_list.hpp"
 #include "rmon/clock.hpp"
 #include "runner_table.hpp"
 #include "table_store.hpp"
@@ -71,12 +77,11 @@ class Persister final : public TableObserver {
   const std::size_t max_dirty_;
   std::mutex mu_;
   std::condition_variable cv_;
-  // Ids noted since the last save, end to end (cheap to append under the
-  // lock: no allocation per id once warm); duplicates are dropped at save.
-  std::string dirty_ids_;             // guarded by mu_
-  std::vector<uint32_t> dirty_ends_;  // guarded by mu_: where each id ends
-  bool rewrite_ = false;              // guarded by mu_
-  bool woken_ = false;                // guarded by mu_
+  // Ids noted since the last save (cheap to add under the lock: no
+  // allocation per id once warm); duplicates are dropped at save.
+  IdList dirty_;          // guarded by mu_
+  bool rewrite_ = false;  // guarded by mu_
+  bool woken_ = false;    // guarded by mu_
   PersisterStats stats_;
 };
 

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "deadline_index.hpp"
+#include "id_list.hpp"
 #include "rmon/clock.hpp"
 #include "rmon/protocol/messages.hpp"
 #include "runner.hpp"
@@ -179,11 +180,14 @@ class RunnerTable {
   // fences and retention restart from `now`) and is for start-up, before
   // other threads use the table. `mark_timed_out` ends a restored attempt
   // the outbox says timed out (no event: it has one); true if it changed.
-  // `append_ids` appends every runner's id to `blob`, each one's end to
-  // `ends` (a shard at a time; a whole-table save sorts them first).
+  // The second `save` fills `out` in place (its strings keep their buffers:
+  // no allocation per runner in a save's loop) and is false when unknown.
+  // `append_ids` adds every runner's id to `ids` (a shard at a time; a
+  // whole-table save sorts them first).
   std::optional<SavedRunner> save(std::string_view runner_id) const;
+  bool save(std::string_view runner_id, SavedRunner& out) const;
   void for_each_saved(const std::function<void(const SavedRunner&)>& fn) const;
-  void append_ids(std::string& blob, std::vector<uint32_t>& ends) const;
+  void append_ids(IdList& ids) const;
   bool restore(const SavedRunner& saved, MonoTime now, int64_t wall_ms);
   bool mark_timed_out(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
                       MonoTime now);

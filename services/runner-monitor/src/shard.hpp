@@ -128,7 +128,7 @@ struct alignas(64) RunnerTable::Shard {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   void erase(Runner* r, bool expired) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   protocol::RunnerInfo info_of(const Runner& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
-  SavedRunner saved(const Runner& r) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
+  void save(const Runner& r, SavedRunner& out) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
   RunnerView view(const Runner& r, int64_t now_ns) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu);
 };
 

@@ -31,15 +31,18 @@ CREATE TABLE IF NOT EXISTS runners(
 
 constexpr char kFenceHash[] = "xxh3-64";
 
-// Fences as "task_hash:attempt:timed_out" joined by ';'.
-std::string encode_fences(const std::vector<SavedFence>& fences) {
-  std::string out;
+// Fences as "task_hash:attempt:timed_out" joined by ';', into `out`.
+void encode_fences(const std::vector<SavedFence>& fences, std::string& out) {
+  out.clear();
+  char num[24];
   for (const SavedFence& f : fences) {
     if (!out.empty()) out += ';';
-    out += std::to_string(f.task_hash) + ':' + std::to_string(f.attempt) + ':' +
-           (f.timed_out ? '1' : '0');
+    out.append(num, std::to_chars(num, num + sizeof num, f.task_hash).ptr);
+    out += ':';
+    out.append(num, std::to_chars(num, num + sizeof num, f.attempt).ptr);
+    out += ':';
+    out += f.timed_out ? '1' : '0';
   }
-  return out;
 }
 
 bool decode_fences(std::string_view text, std::vector<SavedFence>& out) {
@@ -84,43 +87,52 @@ TableStore::TableStore(store::Db db) : db_(std::move(db)) {
   delete_ = db_.prepare("DELETE FROM runners WHERE runner_id = ?");
 }
 
+// Text bound by reference: `r` outlives the statement's run (a save's hot
+// loop; SQLite would otherwise copy each of a row's strings).
 void TableStore::upsert(const SavedRunner& r) {
   const auto& i = r.info;
-  upsert_.bind(1, i.runner_id)
-      .bind(2, i.task_id)
+  const auto opt_text = [&](int col, const std::optional<std::string>& v) {
+    v ? upsert_.bind_ref(col, *v) : upsert_.bind_null(col);
+  };
+  encode_fences(r.fences, fences_);
+  upsert_.bind_ref(1, i.runner_id)
+      .bind_ref(2, i.task_id)
       .bind(3, i.attempt)
-      .bind(4, protocol::to_string(r.state))
+      .bind_ref(4, protocol::to_string(r.state))
       .bind(5, r.seq)
       .bind(6, r.has_seq ? 1 : 0)
       .bind(7, r.timed_out ? 1 : 0)
-      .bind(8, i.pool)
-      .bind(9, protocol::to_string(i.pool_type))
+      .bind_ref(8, i.pool)
+      .bind_ref(9, protocol::to_string(i.pool_type))
       .bind(10, i.pid)
       .bind(11, r.interval_ms)
       .bind(12, static_cast<int64_t>(r.timeout_ms))
       .bind(13, r.last_heard_wall_ms)
-      .bind(14, r.added_wall_ms)
-      .bind(15, i.container_id)
-      .bind(16, i.job_name)
-      .bind_opt_blob(17, i.progress)
-      .bind(18, encode_fences(r.fences))
-      .run();
+      .bind(14, r.added_wall_ms);
+  opt_text(15, i.container_id);
+  opt_text(16, i.job_name);
+  if (i.progress) {
+    upsert_.bind_blob_ref(17, *i.progress);
+  } else {
+    upsert_.bind_null(17);
+  }
+  upsert_.bind_ref(18, fences_).run();
 }
 
-void TableStore::write(const std::vector<SavedRunner>& upserts,
-                       const std::vector<std::string>& removed) {
-  if (upserts.empty() && removed.empty()) return;
+void TableStore::forget(std::string_view runner_id) { delete_.bind_ref(1, runner_id).run(); }
+
+void TableStore::write(const Rows& each) {
   store::Transaction txn(db_);
-  for (const SavedRunner& r : upserts) upsert(r);
-  for (const std::string& id : removed) delete_.bind(1, id).run();
+  Writer w(*this);
+  each(w);
   txn.commit();
 }
 
-void TableStore::rewrite(
-    const std::function<void(const std::function<void(const SavedRunner&)>&)>& each) {
+void TableStore::rewrite(const Rows& each) {
   store::Transaction txn(db_);
   db_.exec("DELETE FROM runners");
-  each([this](const SavedRunner& r) { upsert(r); });
+  Writer w(*this);
+  each(w);
   txn.commit();
 }
 

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "rmon/store/sqlite.hpp"
@@ -24,19 +25,35 @@ class TableStore {
  public:
   explicit TableStore(store::Db db);
 
-  // One transaction: saves `upserts` and forgets the runners in `removed`.
-  void write(const std::vector<SavedRunner>& upserts, const std::vector<std::string>& removed);
-  // Replaces everything with what `each` yields (one transaction).
-  void rewrite(const std::function<void(const std::function<void(const SavedRunner&)>&)>& each);
+  // What a save passes its rows to, one at a time (nothing kept between
+  // rows: a save of any size costs the same memory).
+  class Writer {
+   public:
+    void put(const SavedRunner& r) { store_.upsert(r); }
+    void forget(std::string_view runner_id) { store_.forget(runner_id); }
+
+   private:
+    friend class TableStore;
+    explicit Writer(TableStore& s) : store_(s) {}
+    TableStore& store_;
+  };
+  using Rows = std::function<void(Writer&)>;
+
+  // One transaction: saves and forgets what `each` passes on.
+  void write(const Rows& each);
+  // The same, replacing every row saved before (one transaction).
+  void rewrite(const Rows& each);
   // Every saved runner; rows that cannot be read are skipped and counted.
   std::size_t load(const std::function<void(const SavedRunner&)>& fn, std::size_t& unreadable);
   std::size_t size();
 
  private:
   void upsert(const SavedRunner& r);
+  void forget(std::string_view runner_id);
 
   store::Db db_;
   store::Stmt upsert_, delete_;
+  std::string fences_;  // the row being written's fences, encoded (reused)
 };
 
 }  // namespace rmon::monitor

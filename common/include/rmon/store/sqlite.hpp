@@ -105,6 +105,10 @@ class Stmt {
   Stmt& bind(int i, std::string_view text);
   Stmt& bind_blob(int i, std::string_view bytes);
   Stmt& bind_null(int i);
+  // As bind and bind_blob without SQLite's copy, for hot loops: `bytes` must
+  // stay as it is until the statement is reset (run() does) or bound again.
+  Stmt& bind_ref(int i, std::string_view text);
+  Stmt& bind_blob_ref(int i, std::string_view bytes);
   template <class T>
   Stmt& bind(int i, const std::optional<T>& v) {
     return v ? bind(i, *v) : bind_null(i);
