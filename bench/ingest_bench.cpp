@@ -354,7 +354,7 @@ JoinRound join_round(const Params& p) {
     r.heap_per_runner = static_cast<double>(heap_bytes() - heap0) / n;
     r.known_per_s = phase(2 * p.runners);
     r.runners = svc.table().size();
-    svc.stop();  // with a data folder: the last save, a rewrite after a storm
+    svc.stop();  // with a data folder: any rewrite during the round, the last save included
     r.peak_per_runner = static_cast<double>(peak_rss_bytes() - rss0) / n;
   }
   rmon::bench::wait_child(child);

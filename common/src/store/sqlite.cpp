@@ -266,25 +266,19 @@ Stmt& Stmt::bind(int i, int64_t v) {
   check(sqlite3_bind_int64(s_, i, v));
   return *this;
 }
-Stmt& Stmt::bind(int i, std::string_view text) {
+Stmt& Stmt::bind_bytes(int i, std::string_view bytes, bool blob, bool copy) {
   ready();
-  check(sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT));
+  const int n = static_cast<int>(bytes.size());
+  const auto keep = copy ? SQLITE_TRANSIENT : SQLITE_STATIC;
+  check(blob ? sqlite3_bind_blob(s_, i, bytes.data(), n, keep)
+             : sqlite3_bind_text(s_, i, bytes.data(), n, keep));
   return *this;
 }
-Stmt& Stmt::bind_blob(int i, std::string_view bytes) {
-  ready();
-  check(sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_TRANSIENT));
-  return *this;
-}
-Stmt& Stmt::bind_ref(int i, std::string_view text) {
-  ready();
-  check(sqlite3_bind_text(s_, i, text.data(), static_cast<int>(text.size()), SQLITE_STATIC));
-  return *this;
-}
+Stmt& Stmt::bind(int i, std::string_view text) { return bind_bytes(i, text, false, true); }
+Stmt& Stmt::bind_blob(int i, std::string_view bytes) { return bind_bytes(i, bytes, true, true); }
+Stmt& Stmt::bind_ref(int i, std::string_view text) { return bind_bytes(i, text, false, false); }
 Stmt& Stmt::bind_blob_ref(int i, std::string_view bytes) {
-  ready();
-  check(sqlite3_bind_blob(s_, i, bytes.data(), static_cast<int>(bytes.size()), SQLITE_STATIC));
-  return *this;
+  return bind_bytes(i, bytes, true, false);
 }
 Stmt& Stmt::bind_null(int i) {
   ready();
@@ -306,7 +300,12 @@ bool Stmt::step() {
 }
 
 void Stmt::run() {
-  while (step()) {
+  try {
+    while (step()) {
+    }
+  } catch (...) {
+    reset();  // no binding outlives a failed run (bind_ref's buffers may go next)
+    throw;
   }
   reset();
 }

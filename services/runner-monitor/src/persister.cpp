@@ -52,8 +52,12 @@ std::size_t Persister::save_now() {
     std::lock_guard lock(mu_);
     ids.swap(dirty_);
     std::swap(rewrite, rewrite_);
-    // Keep the buffer's size on our side of the swap for next time.
-    if (!rewrite) dirty_.reserve_bytes(ids.capacity_bytes());
+    // Keep the buffer's size on our side of the swap for next time (best
+    // effort: the swapped-out ids are not in the try below yet).
+    try {
+      if (!rewrite) dirty_.reserve_bytes(ids.capacity_bytes());
+    } catch (const std::bad_alloc&) {
+    }
   }
   if (!rewrite && ids.empty()) return 0;
   const auto t0 = std::chrono::steady_clock::now();
@@ -84,13 +88,20 @@ std::size_t Persister::save_now() {
     // Nothing of it was committed. Try again next time: put the ids back
     // (or ask for a rewrite).
     std::lock_guard lock(mu_);
-    if (rewrite || order.empty() || dirty_.size() + order.size() > max_dirty_) {
+    stats_.failures.fetch_add(1, std::memory_order_relaxed);
+    const auto ask_rewrite = [&] {
       dirty_.release();
       rewrite_ = true;
+    };
+    if (rewrite || order.empty() || dirty_.size() + order.size() > max_dirty_) {
+      ask_rewrite();
     } else {
-      for (const uint32_t at : order) dirty_.add(ids.at(at));
+      try {
+        for (const uint32_t at : order) dirty_.add(ids.at(at));
+      } catch (...) {
+        ask_rewrite();
+      }
     }
-    stats_.failures.fetch_add(1, std::memory_order_relaxed);
     throw;
   }
   const auto us =

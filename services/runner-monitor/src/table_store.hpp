@@ -25,8 +25,8 @@ class TableStore {
  public:
   explicit TableStore(store::Db db);
 
-  // What a save passes its rows to, one at a time (nothing kept between
-  // rows: a save of any size costs the same memory).
+  // What a save passes its rows to, one at a time: the writer keeps nothing
+  // between rows (the save's own list of ids is what grows with its size).
   class Writer {
    public:
     void put(const SavedRunner& r) { store_.upsert(r); }

@@ -106,7 +106,8 @@ class Stmt {
   Stmt& bind_blob(int i, std::string_view bytes);
   Stmt& bind_null(int i);
   // As bind and bind_blob without SQLite's copy, for hot loops: `bytes` must
-  // stay as it is until the statement is reset (run() does) or bound again.
+  // stay as it is until the statement is bound again or reset() (run() resets
+  // it, whether it succeeds or throws; a bare step() that throws does not).
   Stmt& bind_ref(int i, std::string_view text);
   Stmt& bind_blob_ref(int i, std::string_view bytes);
   template <class T>
@@ -137,6 +138,7 @@ class Stmt {
   std::optional<int64_t> opt_int64(int col) const;
 
  private:
+  Stmt& bind_bytes(int i, std::string_view bytes, bool blob, bool copy);
   friend class Db;
   Stmt(sqlite3* db, sqlite3_stmt* s) : db_(db), s_(s) {}
   void check(int rc) const;
