@@ -50,6 +50,7 @@ std::size_t Persister::save_now() {
   bool rewrite = false;
   {
     std::lock_guard lock(mu_);
+    if (!rewrite_ && dirty_.empty()) return 0;  // no buffer swapped and reserved for nothing
     ids.swap(dirty_);
     std::swap(rewrite, rewrite_);
     // Keep the buffer's size on our side of the swap for next time (best
@@ -59,7 +60,6 @@ std::size_t Persister::save_now() {
     } catch (const std::bad_alloc&) {
     }
   }
-  if (!rewrite && ids.empty()) return 0;
   const auto t0 = std::chrono::steady_clock::now();
   std::size_t rows = 0;
   std::vector<uint32_t> order;
