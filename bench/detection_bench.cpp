@@ -2,22 +2,31 @@
 // falls silent. Consumers of both groups record when each timeout event
 // arrives; lateness is arrival minus the runner's deadline
 // (last_heartbeat_ms + timeout_ms, the monitor's receipt time). Reports p50,
-// p99 and max lateness, and counts missed and false timeouts.
+// p99 and max lateness, split into its two parts (the deadline to the
+// event's detected_at_ms in the monitor, and from there to the consumer),
+// and counts missed and false timeouts.
 //
 //   detection_bench [--runners N] [--silent K] [--interval-ms I] [--timeout-ms T]
 //                   [--data-dir D]   (persistence on: the outbox and saved table in D)
 //
-// The publisher is a separate process. last_heartbeat_ms has millisecond
-// resolution, so each lateness may read up to 1 ms high, never low.
+// The publisher is a separate process. When it has sent its last heartbeat
+// the benchmark waits for the monitor to receive them all (its send queue is
+// unbounded, so at the edge of what the monitor ingests they arrive late),
+// then for every silent runner's event at both groups, at most until the
+// others' deadlines could pass (one timeout after the publisher ended). The
+// timestamps have millisecond resolution, so each lateness may read up to
+// 1 ms high, never low; its parts each up to 1 ms either way.
 
 #include <spdlog/spdlog.h>
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <map>
 #include <mutex>
 #include <set>
+#include <string>
 #include <thread>
 
 #include "bench_util.hpp"
@@ -43,6 +52,25 @@ struct Params {
 
 bool is_silent(std::size_t i, const Params& p) { return i % (p.runners / p.silent) == 0; }
 
+std::size_t per_slice(const Params& p) {
+  return std::max<std::size_t>(1, p.runners / p.interval_ms);
+}
+
+// The heartbeats the publisher sends: one slice of per_slice(p) runners a
+// millisecond, in turn, leaving out the silent ones after the warm-up.
+uint64_t planned_sends(const Params& p) {
+  const std::size_t n = per_slice(p);
+  uint64_t sent = 0;
+  std::size_t next = 0;
+  for (uint64_t slice = 0; slice < p.warmup_ms + p.after_ms; ++slice) {
+    const bool dying = slice >= p.warmup_ms;
+    for (std::size_t k = 0; k < n; ++k, next = (next + 1) % p.runners) {
+      if (!(dying && is_silent(next, p))) ++sent;
+    }
+  }
+  return sent;
+}
+
 // Sends each runner's heartbeat once per interval, spread over the interval
 // in 1 ms slices.
 int publisher(rmon::bench::Pipe& to_child, const Params& p) {
@@ -60,7 +88,7 @@ int publisher(rmon::bench::Pipe& to_child, const Params& p) {
   pub.connect(endpoint);
   const auto start = SteadyClock::now();
   const auto total = std::chrono::milliseconds(p.warmup_ms + p.after_ms);
-  const std::size_t per_slice = std::max<std::size_t>(1, p.runners / p.interval_ms);
+  const std::size_t n = per_slice(p);
   std::size_t next = 0;
   uint64_t late_slices = 0;
   for (uint64_t slice = 0;; ++slice) {
@@ -69,7 +97,7 @@ int publisher(rmon::bench::Pipe& to_child, const Params& p) {
     if (SteadyClock::now() > slice_start + 5ms) ++late_slices;
     std::this_thread::sleep_until(slice_start);
     const bool dying = slice_start - start >= std::chrono::milliseconds(p.warmup_ms);
-    for (std::size_t k = 0; k < per_slice; ++k, next = (next + 1) % p.runners) {
+    for (std::size_t k = 0; k < n; ++k, next = (next + 1) % p.runners) {
       if (dying && is_silent(next, p)) continue;
       fleet.send(pub, next);
     }
@@ -79,9 +107,16 @@ int publisher(rmon::bench::Pipe& to_child, const Params& p) {
 }
 
 struct Arrival {
-  double lateness_ms;
+  double lateness_ms;  // the runner's deadline to the consumer
+  double detect_ms;    // the deadline to detected_at_ms
   uint64_t delivery;
 };
+
+std::string runner_id(std::size_t i) {
+  char id[32];
+  std::snprintf(id, sizeof id, "det-%07zu", i);
+  return id;
+}
 
 }  // namespace
 
@@ -101,6 +136,9 @@ int main(int argc, char** argv) {
   s.add("sync", sync, "The monitor's --sync with a data folder: full or normal");
   uint64_t save_interval_ms = defaults.save_interval_ms;
   s.add("save-interval-ms", save_interval_ms, "The monitor's --save-interval-ms");
+  uint64_t suspect_grid_ms = defaults.suspect_grid_ms;
+  s.add("suspect-grid-ms", suspect_grid_ms,
+        "The grid suspect checks are rounded up to (no monitor flag; 100 before 2026-12-07)");
   if (auto code = s.parse(argc, argv)) return *code;
   if (p.silent == 0 || p.silent > p.runners) {
     std::fprintf(stderr, "--silent must be 1..runners\n");
@@ -115,13 +153,22 @@ int main(int argc, char** argv) {
   c.data_dir = data_dir;
   c.sync = sync;
   c.save_interval_ms = save_interval_ms;
+  c.suspect_grid_ms = suspect_grid_ms;
   rmon::monitor::MonitorService svc(c, rmon::SystemClock::instance());
   svc.start();
+
+  std::set<std::string> silent_ids;
+  for (std::size_t i = 0; i < p.runners; ++i) {
+    if (is_silent(i, p)) silent_ids.insert(runner_id(i));
+  }
+  const uint64_t planned = planned_sends(p);
 
   // One consumer thread per group: receive, record, acknowledge.
   std::atomic<bool> stop{false};
   std::mutex mu;
+  std::condition_variable arrived;
   std::vector<std::map<std::string, std::vector<Arrival>>> got(2);
+  std::vector<std::size_t> silent_got(2, 0);  // silent runners with an event, per group
   zmq::context_t ctx;
   std::vector<std::thread> consumers;
   const std::vector<std::string> groups = {"task-queue", "pool-manager"};
@@ -145,19 +192,48 @@ int main(int argc, char** argv) {
             static_cast<double>(ev->last_heartbeat_ms) + static_cast<double>(ev->timeout_ms);
         {
           std::lock_guard lock(mu);
-          got[g][ev->runner.runner_id].push_back(
-              {static_cast<double>(now_us) / 1000.0 - deadline_ms, ev->delivery});
+          auto& v = got[g][ev->runner.runner_id];
+          if (v.empty() && silent_ids.count(ev->runner.runner_id)) ++silent_got[g];
+          v.push_back({static_cast<double>(now_us) / 1000.0 - deadline_ms,
+                       static_cast<double>(ev->detected_at_ms) - deadline_ms, ev->delivery});
         }
+        arrived.notify_all();
         rmon::send_frames(push, {rmon::protocol::encode_ack({groups[g], ev->event_id})},
                           zmq::send_flags::none);
       }
     });
   }
 
+  const auto cpu_before = rmon::bench::thread_cpu();
   to_child.write_line(svc.endpoints().heartbeat);
   const auto t0 = SteadyClock::now();
   rmon::bench::wait_child(child);
-  std::this_thread::sleep_for(1s);  // events of the silent subset are long out by now
+  const auto published = SteadyClock::now();
+  // Until the others' deadlines could pass: past that an event for one of
+  // them is no longer false, and a silent runner not convicted is missed.
+  const auto limit = published + std::chrono::milliseconds(p.timeout_ms);
+  // Received all, or nothing more for 100 ms (a PUB drops what it sends
+  // before the subscription reaches it, so the first few may never come).
+  // Polling a counter: there is no event to wait on.
+  auto drained = published;
+  for (uint64_t seen = svc.stats().heartbeat_frames.load(); SteadyClock::now() < limit;) {
+    std::this_thread::sleep_for(100ms);
+    const uint64_t now_seen = svc.stats().heartbeat_frames.load();
+    if (now_seen == seen || now_seen >= planned) break;
+    seen = now_seen;
+    drained = SteadyClock::now();
+  }
+  const double drained_s = std::chrono::duration<double>(drained - published).count();
+  const uint64_t received = svc.stats().heartbeat_frames.load();
+  {
+    std::unique_lock lock(mu);
+    arrived.wait_until(lock, limit, [&] {
+      return silent_got[0] == silent_ids.size() && silent_got[1] == silent_ids.size();
+    });
+  }
+  const double waited_s = std::chrono::duration<double>(SteadyClock::now() - published).count();
+  const auto cpu_after = rmon::bench::thread_cpu();
+  const double cpu_wall_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
   stop = true;
   for (auto& t : consumers) t.join();
   const auto tracked = svc.table().size();
@@ -165,21 +241,26 @@ int main(int argc, char** argv) {
   svc.stop();
   const double run_s = std::chrono::duration<double>(SteadyClock::now() - t0).count();
 
-  std::set<std::string> silent_ids;
-  for (std::size_t i = 0; i < p.runners; ++i) {
-    if (!is_silent(i, p)) continue;
-    char id[32];
-    std::snprintf(id, sizeof id, "det-%07zu", i);
-    silent_ids.insert(id);
-  }
-  std::printf("detection: %zu runners (interval %lu ms, timeout %lu ms), %zu fall silent; %s\n",
-              p.runners, p.interval_ms, p.timeout_ms, silent_ids.size(),
-              data_dir.empty() ? "in memory" : ("data folder, --sync " + sync).c_str());
-  std::printf("  monitor tracked %zu runners, produced %lu timeouts, run took %.1f s\n", tracked,
-              timeouts, run_s);
+  std::printf(
+      "detection: %zu runners (interval %lu ms, timeout %lu ms, suspect grid %lu ms), %zu fall "
+      "silent; %s\n",
+      p.runners, p.interval_ms, p.timeout_ms, suspect_grid_ms, silent_ids.size(),
+      data_dir.empty() ? "in memory" : ("data folder, --sync " + sync).c_str());
+  std::printf(
+      "  monitor tracked %zu runners, produced %lu timeouts, run took %.1f s; it received %lu "
+      "of the %lu heartbeats sent, the last within %.1f s of the publisher's end%s; the last "
+      "event came %.1f s after that end\n",
+      tracked, timeouts, run_s, received, planned, drained_s + 0.1,
+      received + planned / 100 < planned
+          ? " (the rest were still queued in the publisher when it exited: the monitor had "
+            "fallen behind)"
+          : "",
+      waited_s);
+  std::printf("  CPU of this process's threads over the run (the consumers' included):\n");
+  rmon::bench::print_thread_cpu(cpu_before, cpu_after, cpu_wall_s);
   bool pass = true;
   for (std::size_t g = 0; g < 2; ++g) {
-    std::vector<double> lat;
+    std::vector<double> lat, detect, deliver;
     std::size_t missed = 0, false_to = 0, repeats = 0;
     for (const auto& id : silent_ids) {
       auto it = got[g].find(id);
@@ -187,7 +268,10 @@ int main(int argc, char** argv) {
         ++missed;
         continue;
       }
-      lat.push_back(it->second.front().lateness_ms);
+      const Arrival& first = it->second.front();
+      lat.push_back(first.lateness_ms);
+      detect.push_back(first.detect_ms);
+      deliver.push_back(first.lateness_ms - first.detect_ms);
       repeats += it->second.size() - 1;
     }
     for (const auto& [id, v] : got[g]) false_to += silent_ids.count(id) ? 0 : 1;
@@ -198,6 +282,9 @@ int main(int argc, char** argv) {
         "  group %-12s events %zu  lateness p50 %.2f ms  p99 %.2f ms  max %.2f ms  "
         "missed %zu  false %zu  repeats %zu\n",
         groups[g].c_str(), lat.size(), p50, p99, mx, missed, false_to, repeats);
+    std::printf(
+        "  %-18s of which: deadline to detection p99 %.0f ms, detection to consumer p99 %.0f ms\n",
+        "", rmon::bench::percentile(detect, 99), rmon::bench::percentile(deliver, 99));
     pass = pass && p99 < 5.0 && missed == 0 && false_to == 0;
   }
   std::printf("  target: p99 < 5 ms, none missed, none false: %s\n", pass ? "PASS" : "FAIL");

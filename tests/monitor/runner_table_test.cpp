@@ -449,16 +449,20 @@ TEST(RunnerTable, ArmingEarlierThanThePlannedWakeUpWakesTheDispatcherOnce) {
 TEST(RunnerTable, SuspectChecksFallOnACoarseGridButDeadlinesAreExact) {
   FakeClock clock;
   RunnerTable table(options());
-  clock.advance_ms(30);                                    // heard off the 100 ms grid
+  ASSERT_EQ(options().suspect_grid_ms, 10u);
+  clock.advance_ms(3);                                     // heard off the 10 ms grid
   table.apply(hb("r1", 1), clock.now(), clock.wall_ms());  // timeout 1000 ms
-  // Suspect at +500 ms exactly would be off-grid: the check is at +570 ms.
-  EXPECT_EQ(*table.next_due(), clock.now() + Millis(570));
-  clock.advance_ms(570);
+  // Suspect at +500 ms exactly would be off-grid: the check is at +507 ms.
+  EXPECT_EQ(*table.next_due(), clock.now() + Millis(507));
+  clock.advance_ms(506);
   std::vector<Expired> out;
   table.sweep(clock.now(), clock.wall_ms(), out);
+  EXPECT_EQ(table.get("r1", clock.now())->state, RunnerState::kRunning);  // not due yet
+  clock.advance_ms(1);
+  table.sweep(clock.now(), clock.wall_ms(), out);
   EXPECT_EQ(table.get("r1", clock.now())->state, RunnerState::kSuspect);
-  EXPECT_EQ(*table.next_due(), clock.now() + Millis(430));  // the exact deadline
-  clock.advance_ms(430);
+  EXPECT_EQ(*table.next_due(), clock.now() + Millis(493));  // the exact deadline
+  clock.advance_ms(493);
   table.sweep(clock.now(), clock.wall_ms(), out);
   ASSERT_EQ(out.size(), 1u);
   EXPECT_EQ(out[0].deadline, clock.now());

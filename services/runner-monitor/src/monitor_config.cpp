@@ -153,6 +153,7 @@ TableOptions MonitorConfig::table_options(const std::string& event_id_prefix) co
   t.min_timeout_ms = min_timeout_ms;
   t.max_timeout_ms = max_timeout_ms;
   t.suspect_ratio = suspect_ratio;
+  t.suspect_grid_ms = suspect_grid_ms;
   t.retention_ms = retention_ms;
   t.event_id_prefix = event_id_prefix;
   return t;

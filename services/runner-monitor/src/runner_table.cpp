@@ -20,6 +20,7 @@ std::string TableOptions::validate() const {
     return "default timeout is outside the min/max bounds";
   }
   if (!(suspect_ratio > 0.0 && suspect_ratio <= 1.0)) return "suspect ratio must be in (0, 1]";
+  if (suspect_grid_ms == 0 || suspect_grid_ms > 1000) return "suspect grid must be 1 to 1000 ms";
   // A year at most: times are int64 nanoseconds.
   constexpr uint64_t kYearMs = 366ULL * 24 * 3600 * 1000;
   if (retention_ms > kYearMs) return "retention must be at most a year";
@@ -74,7 +75,8 @@ int64_t RunnerTable::running_due(const Runner& r) const {
   const auto suspect_ns =
       static_cast<int64_t>(static_cast<double>(timeout_ns) * opts_.suspect_ratio);
   const int64_t suspect_at = r.last_heard_ns + suspect_ns;
-  const int64_t rounded = (suspect_at + kCheckGridNs - 1) / kCheckGridNs * kCheckGridNs;
+  const auto grid_ns = static_cast<int64_t>(opts_.suspect_grid_ms) * kNsPerMs;
+  const int64_t rounded = (suspect_at + grid_ns - 1) / grid_ns * grid_ns;
   return std::min(rounded, r.last_heard_ns + timeout_ns);
 }
 
