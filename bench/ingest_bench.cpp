@@ -204,6 +204,9 @@ int main(int argc, char** argv) {
       s.add("runners", p.runners, "Distinct runners the heartbeats cycle over (--joins: 1000000)");
   s.add("rounds", p.rounds, "Rounds of each kind (alternating)");
   s.add("hwm", p.hwm, "Heartbeat receive HWM of the monitor (-1: its default)");
+  s.add("rewrite-pass-runners", p.rewrite_pass,
+        "With a data folder: runners a whole-table save takes per pass (no monitor flag; "
+        "a huge value: one pass, as before 2026-12-07)");
   s.add_flag("pin", p.pin, "Publisher on CPU 0 and the receiving side on CPU 1");
   s.add_flag("threads", p.threads, "Print each receiving thread's CPU use per round");
   s.add("only", p.only,

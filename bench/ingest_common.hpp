@@ -33,7 +33,8 @@ struct Params {
   std::size_t messages = 500'000;
   std::size_t runners = 10'000;
   int rounds = 3;
-  int hwm = -1;               // the monitor's heartbeat HWM; -1 keeps its default
+  int hwm = -1;  // the monitor's heartbeat HWM; -1 keeps its default
+  std::size_t rewrite_pass = rmon::monitor::kRewritePassRunners;  // the persister's
   bool pin = true;            // publisher on CPU 0, receiver on CPU 1
   bool threads = false;       // print each receiving thread's CPU use
   std::string only;           // "raw" or "monitor" to run one kind (for profiling)
@@ -90,6 +91,7 @@ inline rmon::tools::Fleet encode_round(const Params& p, std::vector<std::string>
 inline rmon::monitor::MonitorConfig round_config(const Params& p) {
   rmon::monitor::MonitorConfig c = rmon::bench::loopback_monitor_config();
   if (p.hwm >= 0) c.heartbeat_hwm = p.hwm;
+  c.rewrite_pass_runners = p.rewrite_pass;
   return c;
 }
 

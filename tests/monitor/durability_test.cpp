@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <limits>
 #include <map>
 #include <set>
@@ -257,10 +258,9 @@ TEST(ServiceDb, ADatabaseOfANewerBuildIsRefusedAndAnOlderOneUpgraded) {
 
 class TablePersistenceTest : public RunnerTableTest {
  protected:
-  std::unique_ptr<TableStore> table_store() {
-    return std::make_unique<TableStore>(
-        store::open_service_db(dir.path() / "runner-monitor-table.db", store::SyncMode::kNormal,
-                               "test", kTableSchemaVersion));
+  std::unique_ptr<TableStore> table_store(const std::string& file = "runner-monitor-table.db") {
+    return std::make_unique<TableStore>(store::open_service_db(
+        dir.path() / file, store::SyncMode::kNormal, "test", kTableSchemaVersion));
   }
   TempDir dir;
 };
@@ -369,6 +369,52 @@ TEST_F(TablePersistenceTest, TooManyChangesBetweenSavesRewriteTheWholeTable) {
   source.remove("r-3");
   EXPECT_EQ(persister.save_now(), 1u);
   EXPECT_EQ(persister.store().size(), 9u);
+}
+
+TEST_F(TablePersistenceTest, ARewriteInPassesWritesEveryRunnerOnceInKeyRanges) {
+  // Passes of about 7 runners: 100 runners make up to 15 ranges of ids.
+  Persister persister(table_store(), Millis(100), 4, 7);
+  RunnerTable source(options(), &persister);
+  persister.attach(source);
+  for (int i = 0; i < 100; ++i) {
+    source.apply(hb("r-" + std::to_string(1000 + i * 7919 % 100), 1), clock.now(), clock.wall_ms());
+  }
+  EXPECT_EQ(persister.save_now(), 100u);
+  EXPECT_EQ(persister.stats().rewrites.load(), 1u);
+  EXPECT_GE(persister.stats().rewrite_passes.load(), 10u);
+  EXPECT_LE(persister.stats().rewrite_passes.load(), 15u);
+  std::set<std::string> saved;
+  std::size_t unreadable = 0;
+  persister.store().load([&](const SavedRunner& r) { saved.insert(r.info.runner_id); }, unreadable);
+  EXPECT_EQ(saved.size(), 100u);
+  EXPECT_EQ(*saved.begin(), "r-1000");
+  EXPECT_EQ(*saved.rbegin(), "r-1099");
+  // A table too small to split takes one pass.
+  Persister one(table_store("small.db"), Millis(100), 4, 1000);
+  RunnerTable small(options(), &one);
+  one.attach(small);
+  for (int i = 0; i < 10; ++i) small.apply(hb("s-" + std::to_string(i), 1), clock.now(), 0);
+  EXPECT_EQ(one.save_now(), 10u);
+  EXPECT_EQ(one.stats().rewrite_passes.load(), 1u);
+}
+
+TEST_F(TablePersistenceTest, SplitIdsCutTheTableIntoSortedRanges) {
+  for (int i = 0; i < 1000; ++i) table.apply(hb("id-" + std::to_string(i), 1), clock.now(), 0);
+  const std::vector<std::string> splits = table.split_ids(4);
+  ASSERT_EQ(splits.size(), 3u);
+  EXPECT_TRUE(std::is_sorted(splits.begin(), splits.end()));
+  std::size_t total = 0;
+  for (std::size_t k = 0; k <= splits.size(); ++k) {
+    RunnerTable::IdRange range;
+    if (k > 0) range.from = splits[k - 1];
+    if (k < splits.size()) range.to = splits[k];
+    IdList ids;
+    table.append_ids(ids, range);
+    EXPECT_NEAR(static_cast<double>(ids.size()), 250.0, 1.0) << "range " << k;
+    total += ids.size();
+  }
+  EXPECT_EQ(total, 1000u);  // each runner in exactly one range
+  EXPECT_TRUE(table.split_ids(1).empty());
 }
 
 TEST_F(TablePersistenceTest, EachRowOfASaveHoldsOnlyItsOwnRunnersFields) {

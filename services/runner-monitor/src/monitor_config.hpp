@@ -10,6 +10,7 @@
 #include "ack_writer.hpp"
 #include "dispatcher.hpp"
 #include "outbox.hpp"
+#include "persister.hpp"
 #include "rmon/config.hpp"
 #include "rmon/service/security_settings.hpp"
 #include "rmon/service/storage_config.hpp"
@@ -61,6 +62,8 @@ struct MonitorConfig : StorageSettings {
   double suspect_ratio = 0.5;
   // No flag: TableOptions::suspect_grid_ms (benchmarks compare grids).
   uint64_t suspect_grid_ms = TableOptions{}.suspect_grid_ms;
+  // No flag: Persister's rewrite_pass (benchmarks compare it).
+  std::size_t rewrite_pass_runners = kRewritePassRunners;
   uint64_t retention_ms = 600'000;
   uint64_t redelivery_interval_ms = 5'000;
   int heartbeat_hwm = 1000;  // per publisher; a deep queue costs cache misses, see README

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 
 namespace rmon::monitor {
@@ -16,8 +17,12 @@ namespace {
 constexpr int kSaveNice = 10;  // a tenth of a nice-0 thread's CPU share, under contention
 }  // namespace
 
-Persister::Persister(std::unique_ptr<TableStore> store, Millis interval, std::size_t max_dirty)
-    : store_(std::move(store)), interval_(interval), max_dirty_(max_dirty) {}
+Persister::Persister(std::unique_ptr<TableStore> store, Millis interval, std::size_t max_dirty,
+                     std::size_t rewrite_pass)
+    : store_(std::move(store)),
+      interval_(interval),
+      max_dirty_(max_dirty),
+      rewrite_pass_(std::max<std::size_t>(1, rewrite_pass)) {}
 
 void Persister::mark(std::string_view runner_id) {
   std::lock_guard lock(mu_);
@@ -64,13 +69,11 @@ std::size_t Persister::save_now() {
   std::size_t rows = 0;
   std::vector<uint32_t> order;
   try {
-    if (rewrite) table_->append_ids(ids);
+    SavedRunner row;  // one for every row: its strings keep their buffers
     // Written in key order: the table's B-tree then takes the rows page by
     // page, where ids in hash order would touch a random page each (at 1M
     // runners that was 5x slower; the page cache is a few MB).
-    order = ids.sorted_unique();
-    SavedRunner row;  // one for every row: its strings keep their buffers
-    const auto rows_of = [&](TableStore::Writer& w) {
+    const auto write_rows = [&](TableStore::Writer& w) {
       for (const uint32_t at : order) {
         const std::string_view id = ids.at(at);
         if (table_->save(id, row)) {
@@ -82,8 +85,32 @@ std::size_t Persister::save_now() {
         }
       }
     };
-    rewrite ? store_->rewrite(rows_of) : store_->write(rows_of);
-    if (rewrite) stats_.rewrites.fetch_add(1, std::memory_order_relaxed);
+    if (!rewrite) {
+      order = ids.sorted_unique();  // before the write: a failed one puts them back
+      store_->write(write_rows);
+    } else {
+      // Range after range in key order, so the rows still come sorted. A
+      // runner that joins a range already written was noted for the next
+      // save (the observer), as during a one-pass rewrite.
+      const std::vector<std::string> splits = table_->split_ids(table_->size() / rewrite_pass_ + 1);
+      const double share = 1.0 / static_cast<double>(splits.size() + 1);
+      uint64_t passes = 0;
+      store_->rewrite([&](TableStore::Writer& w) {
+        for (std::size_t k = 0; k <= splits.size(); ++k) {
+          RunnerTable::IdRange range;
+          if (k > 0) range.from = splits[k - 1];
+          if (k < splits.size()) range.to = splits[k];
+          range.share = share;
+          ids.clear();  // keeps its buffer for the next range
+          table_->append_ids(ids, range);
+          order = ids.sorted_unique();
+          write_rows(w);
+          ++passes;
+        }
+      });
+      stats_.rewrites.fetch_add(1, std::memory_order_relaxed);
+      stats_.rewrite_passes.fetch_add(passes, std::memory_order_relaxed);
+    }
   } catch (...) {
     // Nothing of it was committed. Try again next time: put the ids back
     // (or ask for a rewrite).

@@ -11,8 +11,11 @@
 // Bounded: at most `max_dirty` notes wait (a runner changed twice is noted
 // twice, 37 bytes a note with 36-byte ids); past that the notes are dropped
 // and the next save rewrites the whole table instead. A save streams its
-// rows to the store one at a time; a rewrite holds every runner's id while
-// it runs (41 bytes a runner with 36-byte ids). A crash loses the changes
+// rows to the store one at a time. A rewrite goes through the table in
+// passes of about `rewrite_pass` runners, each a range of ids (RunnerTable::
+// split_ids), in one transaction: it holds one range's ids at a time (41
+// bytes a runner with 36-byte ids; holding them all cost 31-38 B per runner
+// of the table at the peak of a 1M-runner rewrite). A crash loses the changes
 // not yet saved: those of the last interval, or of a save that has not
 // finished (a rewrite of 1M runners takes seconds); a clean stop saves
 // everything.
@@ -38,17 +41,22 @@ namespace rmon::monitor {
 struct PersisterStats {
   std::atomic<uint64_t> saves{0};  // save passes that wrote something
   std::atomic<uint64_t> rows_written{0};
-  std::atomic<uint64_t> rewrites{0};  // whole-table rewrites (the dirty set overflowed)
+  std::atomic<uint64_t> rewrites{0};        // whole-table rewrites (the dirty set overflowed)
+  std::atomic<uint64_t> rewrite_passes{0};  // the ranges they went through
   std::atomic<uint64_t> last_save_us{0};
   std::atomic<uint64_t> failures{0};
 };
 
 // Changed runners noted between saves before a save rewrites the table.
 inline constexpr std::size_t kMaxDirtyRunners = 262'144;
+// Runners a whole-table rewrite takes in one pass (one range of ids): 1M
+// runners make 8 passes, each scanning the table for its range.
+inline constexpr std::size_t kRewritePassRunners = 131'072;
 
 class Persister final : public TableObserver {
  public:
-  Persister(std::unique_ptr<TableStore> store, Millis interval, std::size_t max_dirty);
+  Persister(std::unique_ptr<TableStore> store, Millis interval, std::size_t max_dirty,
+            std::size_t rewrite_pass = kRewritePassRunners);
 
   // The table to read runners from; set before the first save.
   void attach(const RunnerTable& table) { table_ = &table; }
@@ -75,6 +83,7 @@ class Persister final : public TableObserver {
   const RunnerTable* table_ = nullptr;
   const Millis interval_;
   const std::size_t max_dirty_;
+  const std::size_t rewrite_pass_;
   std::mutex mu_;
   std::condition_variable cv_;
   // Ids noted since the last save (cheap to add under the lock: no

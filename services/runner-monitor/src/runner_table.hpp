@@ -189,12 +189,22 @@ class RunnerTable {
   // the outbox says timed out (no event: it has one); true if it changed.
   // The second `save` fills `out` in place (its strings keep their buffers:
   // no allocation per runner in a save's loop) and is false when unknown.
-  // `append_ids` adds every runner's id to `ids` (a shard at a time; a
-  // whole-table save sorts them first).
+  // `append_ids` adds the id of every runner in `range` to `ids` (a shard
+  // at a time; a whole-table save sorts them first). `split_ids` gives up to
+  // `parts - 1` sorted ids that cut the table into about equal ranges, from
+  // a sample (ids are hashed to shards, so a few shards' ids are a fair
+  // sample): a whole-table save then holds one range's ids at a time.
   std::optional<SavedRunner> save(std::string_view runner_id) const;
   bool save(std::string_view runner_id, SavedRunner& out) const;
   void for_each_saved(const std::function<void(const SavedRunner&)>& fn) const;
-  void append_ids(IdList& ids) const;
+  struct IdRange {
+    std::string_view from;               // ids >= from
+    std::optional<std::string_view> to;  // and < to; none: no upper bound
+    double share = 1.0;                  // about what share of the table (to reserve room)
+  };
+  void append_ids(IdList& ids, const IdRange& range) const;
+  void append_ids(IdList& ids) const { append_ids(ids, IdRange{}); }
+  std::vector<std::string> split_ids(std::size_t parts) const;
   bool restore(const SavedRunner& saved, MonoTime now, int64_t wall_ms);
   bool mark_timed_out(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
                       MonoTime now);

@@ -78,7 +78,7 @@ void RunnerTable::for_each_saved(const std::function<void(const SavedRunner&)>& 
   }
 }
 
-void RunnerTable::append_ids(IdList& ids) const {
+void RunnerTable::append_ids(IdList& ids, const IdRange& range) const {
   // Room for them all at once, from the first shard's average id: growing
   // by doubling would hold up to twice the ids while it copies (a rewrite
   // of 1M runners with 36-byte ids peaked at 64 MB instead of 37).
@@ -91,14 +91,37 @@ void RunnerTable::append_ids(IdList& ids) const {
     }
   }
   if (sample_runners > 0) {
-    const std::size_t n = size();
+    const auto n = static_cast<std::size_t>(static_cast<double>(size()) * range.share);
     ids.reserve_bytes(ids.bytes() + n * sample_bytes / sample_runners + n / 64 + 4096);
   }
+  const auto in_range = [&](std::string_view id) {
+    return id >= range.from && (!range.to || id < *range.to);
+  };
   for (uint32_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
     MutexLock lock(s.mu);
-    for (const Runner* r : s.runners) ids.add(r->id());
+    for (const Runner* r : s.runners) {
+      if (in_range(r->id())) ids.add(r->id());
+    }
   }
+}
+
+std::vector<std::string> RunnerTable::split_ids(std::size_t parts) const {
+  constexpr std::size_t kSample = 16'384;  // ~1 MB of 36-byte ids
+  std::vector<std::string> sample;
+  for (uint32_t i = 0; i <= shard_mask_ && sample.size() < kSample; ++i) {
+    Shard& s = shards_[i];
+    MutexLock lock(s.mu);
+    for (const Runner* r : s.runners) sample.emplace_back(r->id());
+  }
+  std::vector<std::string> splits;
+  if (parts < 2 || sample.size() < parts) return splits;
+  std::sort(sample.begin(), sample.end());
+  for (std::size_t k = 1; k < parts; ++k) {
+    std::string& at = sample[k * sample.size() / parts];
+    if (splits.empty() || splits.back() < at) splits.push_back(std::move(at));
+  }
+  return splits;
 }
 
 bool RunnerTable::restore(const SavedRunner& saved, MonoTime now, int64_t wall_ms) {

@@ -77,7 +77,7 @@ MonitorService::MonitorService(MonitorConfig config, const Clock& clock)
         std::make_unique<TableStore>(
             store::open_service_db(store::service_db_path(config_.data_dir, "runner-monitor-table"),
                                    store::SyncMode::kNormal, owner, kTableSchemaVersion)),
-        Millis(config_.save_interval_ms), kMaxDirtyRunners);
+        Millis(config_.save_interval_ms), kMaxDirtyRunners, config_.rewrite_pass_runners);
     observers_ = std::make_unique<ObserverFanout>(
         std::vector<TableObserver*>{observer_.get(), persister_.get()});
     observer = observers_.get();
