@@ -64,6 +64,9 @@ std::string request(const std::string& op, const MapBuilder& fields) {
 // --slow-disk-us: each fsync of the log (the real one) takes that much
 // longer, as on a network block device; 0 is this disk as it is.
 int g_slow_disk_us = 0;
+// --ipc: the clients reach the service over a Unix socket, as co-located
+// clients can, instead of loopback TCP.
+bool g_ipc = false;
 
 rmon::tq::TaskQueueConfig config(const std::filesystem::path& dir, const std::string& sync,
                                  uint64_t max_batch, uint64_t max_in_flight) {
@@ -73,7 +76,9 @@ rmon::tq::TaskQueueConfig config(const std::filesystem::path& dir, const std::st
   c.sync = sync;
   c.max_batch = max_batch;
   c.max_in_flight = max_in_flight;
-  c.api_endpoint = "tcp://127.0.0.1:*";
+  c.api_endpoint =
+      g_ipc ? "ipc://" + (dir.parent_path() / (dir.filename().string() + "-api")).string()
+            : "tcp://127.0.0.1:*";
   c.events_endpoints = {"ipc://" + (dir.parent_path() / "no-monitor-events").string()};
   c.ack_endpoints = {"ipc://" + (dir.parent_path() / "no-monitor-acks").string()};
   c.monitor_endpoints = {"ipc://" + (dir.parent_path() / "no-monitor-control").string()};
@@ -174,6 +179,7 @@ int main(int argc, char** argv) {
   app.add_option("--pg-params", pg_params,
                  "Appended to the PostgreSQL URL, e.g. "
                  "'&options=-csynchronous_commit%3Doff' (to see what commits cost)");
+  app.add_flag("--ipc", g_ipc, "Clients connect over ipc:// (a Unix socket), not loopback TCP");
   app.add_flag("--postgres", postgres,
                "Also one and two replicas on a throwaway PostgreSQL (fsync and "
                "synchronous_commit on)");
