@@ -325,11 +325,12 @@ BENCHMARK(BM_SweepIdleScan)->ArgNames({"runners"})->Arg(100'000)->Arg(1'000'000)
 // Every runner heartbeats, so none expires, but each pops once per suspect
 // period (timeout 60 s * suspect ratio 0.5 = 30 s) and is re-armed. The
 // runners are spread evenly over that period in one group per suspect-check
-// grid slot (RunnerTable::kCheckGrid); each iteration is one slot: the due group's heartbeats
+// grid slot (TableOptions::suspect_grid_ms, 10 ms; 100 ms before
+// 2026-12-07); each iteration is one slot: the due group's heartbeats
 // arrive 1 ms before its due time (timing paused), then the sweep runs.
 
-constexpr int64_t kTickMs = RunnerTable::kCheckGrid.count();
-constexpr std::size_t kTicksPerPeriod = 30'000 / kTickMs;
+const auto kTickMs = static_cast<int64_t>(TableOptions{}.suspect_grid_ms);
+const auto kTicksPerPeriod = static_cast<std::size_t>(30'000 / kTickMs);
 
 struct RearmFixture {
   explicit RearmFixture(std::size_t runners) : table(table_options(kShards)) {

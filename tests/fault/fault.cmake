@@ -8,6 +8,7 @@
 add_executable(fault_suite
   ${CMAKE_CURRENT_LIST_DIR}/fault_support.cpp
   ${CMAKE_CURRENT_LIST_DIR}/fault_fleet.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/consumer_fixture.cpp
   ${CMAKE_CURRENT_LIST_DIR}/consumer_faults_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/monitor_faults_test.cpp
   ${CMAKE_CURRENT_LIST_DIR}/hostile_garbage.cpp

@@ -372,8 +372,8 @@ TEST_F(TablePersistenceTest, TooManyChangesBetweenSavesRewriteTheWholeTable) {
 }
 
 TEST_F(TablePersistenceTest, ARewriteInPassesWritesEveryRunnerOnceInKeyRanges) {
-  // Passes of about 7 runners: 100 runners make up to 15 ranges of ids.
-  Persister persister(table_store(), Millis(100), 4, 7);
+  // Passes of about 30 runners: 100 runners make 4 ranges of ids.
+  Persister persister(table_store(), Millis(100), 4, 30);
   RunnerTable source(options(), &persister);
   persister.attach(source);
   for (int i = 0; i < 100; ++i) {
@@ -381,14 +381,20 @@ TEST_F(TablePersistenceTest, ARewriteInPassesWritesEveryRunnerOnceInKeyRanges) {
   }
   EXPECT_EQ(persister.save_now(), 100u);
   EXPECT_EQ(persister.stats().rewrites.load(), 1u);
-  EXPECT_GE(persister.stats().rewrite_passes.load(), 10u);
-  EXPECT_LE(persister.stats().rewrite_passes.load(), 15u);
+  EXPECT_EQ(persister.stats().rewrite_passes.load(), 4u);
   std::set<std::string> saved;
   std::size_t unreadable = 0;
   persister.store().load([&](const SavedRunner& r) { saved.insert(r.info.runner_id); }, unreadable);
   EXPECT_EQ(saved.size(), 100u);
   EXPECT_EQ(*saved.begin(), "r-1000");
   EXPECT_EQ(*saved.rbegin(), "r-1099");
+  // 399 runners in passes of 30 would make 14: at most kMaxRewritePasses.
+  source.remove("r-1000");
+  for (int i = 0; i < 300; ++i) source.apply(hb("x-" + std::to_string(i), 1), clock.now(), 0);
+  EXPECT_EQ(persister.save_now(), 399u);
+  EXPECT_EQ(persister.stats().rewrites.load(), 2u);
+  EXPECT_EQ(persister.stats().rewrite_passes.load(), 4u + kMaxRewritePasses);
+  EXPECT_EQ(persister.store().size(), 399u);
   // A table too small to split takes one pass.
   Persister one(table_store("small.db"), Millis(100), 4, 1000);
   RunnerTable small(options(), &one);

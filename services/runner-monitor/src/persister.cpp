@@ -92,7 +92,10 @@ std::size_t Persister::save_now() {
       // Range after range in key order, so the rows still come sorted. A
       // runner that joins a range already written was noted for the next
       // save (the observer), as during a one-pass rewrite.
-      const std::vector<std::string> splits = table_->split_ids(table_->size() / rewrite_pass_ + 1);
+      // At most kMaxRewritePasses: each pass scans the whole table.
+      const std::size_t runners = table_->size();
+      const std::size_t per_pass = std::max(rewrite_pass_, runners / kMaxRewritePasses + 1);
+      const std::vector<std::string> splits = table_->split_ids(runners / per_pass + 1);
       const double share = 1.0 / static_cast<double>(splits.size() + 1);
       uint64_t passes = 0;
       store_->rewrite([&](TableStore::Writer& w) {

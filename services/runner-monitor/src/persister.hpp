@@ -12,10 +12,11 @@
 // twice, 37 bytes a note with 36-byte ids); past that the notes are dropped
 // and the next save rewrites the whole table instead. A save streams its
 // rows to the store one at a time. A rewrite goes through the table in
-// passes of about `rewrite_pass` runners, each a range of ids (RunnerTable::
-// split_ids), in one transaction: it holds one range's ids at a time (41
-// bytes a runner with 36-byte ids; holding them all cost 31-38 B per runner
-// of the table at the peak of a 1M-runner rewrite). A crash loses the changes
+// passes of about `rewrite_pass` runners (at most kMaxRewritePasses: an
+// eighth of a larger table), each a range of ids (RunnerTable::split_ids),
+// in one transaction: it holds one range's ids at a time (41 bytes a runner
+// with 36-byte ids; holding them all cost 31-38 B per runner of the table
+// at the peak of a 1M-runner rewrite). A crash loses the changes
 // not yet saved: those of the last interval, or of a save that has not
 // finished (a rewrite of 1M runners takes seconds); a clean stop saves
 // everything.
@@ -50,8 +51,10 @@ struct PersisterStats {
 // Changed runners noted between saves before a save rewrites the table.
 inline constexpr std::size_t kMaxDirtyRunners = 262'144;
 // Runners a whole-table rewrite takes in one pass (one range of ids): 1M
-// runners make 8 passes, each scanning the table for its range.
+// runners make 8 passes, each scanning the table for its range; larger
+// tables make larger passes (at most kMaxRewritePasses scans of the table).
 inline constexpr std::size_t kRewritePassRunners = 131'072;
+inline constexpr std::size_t kMaxRewritePasses = 8;
 
 class Persister final : public TableObserver {
  public:

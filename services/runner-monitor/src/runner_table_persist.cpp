@@ -107,19 +107,26 @@ void RunnerTable::append_ids(IdList& ids, const IdRange& range) const {
 }
 
 std::vector<std::string> RunnerTable::split_ids(std::size_t parts) const {
-  constexpr std::size_t kSample = 16'384;  // ~1 MB of 36-byte ids
-  std::vector<std::string> sample;
-  for (uint32_t i = 0; i <= shard_mask_ && sample.size() < kSample; ++i) {
+  // Every stride-th runner of every shard, about kSample of them, into one
+  // buffer reserved up front: no allocation per id under a shard's lock.
+  constexpr std::size_t kSample = 16'384;  // ~0.6 MB of 36-byte ids
+  const std::size_t stride = std::max<std::size_t>(1, size() / kSample);
+  IdList sample;
+  sample.reserve_bytes(kSample * 40 + 4096);
+  std::size_t n = 0;
+  for (uint32_t i = 0; i <= shard_mask_; ++i) {
     Shard& s = shards_[i];
     MutexLock lock(s.mu);
-    for (const Runner* r : s.runners) sample.emplace_back(r->id());
+    for (const Runner* r : s.runners) {
+      if (n++ % stride == 0) sample.add(r->id());
+    }
   }
   std::vector<std::string> splits;
-  if (parts < 2 || sample.size() < parts) return splits;
-  std::sort(sample.begin(), sample.end());
+  const std::vector<uint32_t> order = sample.sorted_unique();
+  if (parts < 2 || order.size() < parts) return splits;
   for (std::size_t k = 1; k < parts; ++k) {
-    std::string& at = sample[k * sample.size() / parts];
-    if (splits.empty() || splits.back() < at) splits.push_back(std::move(at));
+    const std::string_view at = sample.at(order[k * order.size() / parts]);
+    if (splits.empty() || splits.back() < at) splits.emplace_back(at);
   }
   return splits;
 }
