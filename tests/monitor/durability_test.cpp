@@ -411,11 +411,8 @@ TEST_F(TablePersistenceTest, SplitIdsCutTheTableIntoSortedRanges) {
   EXPECT_TRUE(std::is_sorted(splits.begin(), splits.end()));
   std::size_t total = 0;
   for (std::size_t k = 0; k <= splits.size(); ++k) {
-    RunnerTable::IdRange range;
-    if (k > 0) range.from = splits[k - 1];
-    if (k < splits.size()) range.to = splits[k];
     IdList ids;
-    table.append_ids(ids, range);
+    table.append_ids(ids, RunnerTable::IdRange::nth(splits, k));
     EXPECT_NEAR(static_cast<double>(ids.size()), 250.0, 1.0) << "range " << k;
     total += ids.size();
   }

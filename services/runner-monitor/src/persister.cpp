@@ -96,16 +96,11 @@ std::size_t Persister::save_now() {
       const std::size_t runners = table_->size();
       const std::size_t per_pass = std::max(rewrite_pass_, runners / kMaxRewritePasses + 1);
       const std::vector<std::string> splits = table_->split_ids(runners / per_pass + 1);
-      const double share = 1.0 / static_cast<double>(splits.size() + 1);
       uint64_t passes = 0;
       store_->rewrite([&](TableStore::Writer& w) {
         for (std::size_t k = 0; k <= splits.size(); ++k) {
-          RunnerTable::IdRange range;
-          if (k > 0) range.from = splits[k - 1];
-          if (k < splits.size()) range.to = splits[k];
-          range.share = share;
           ids.clear();  // keeps its buffer for the next range
-          table_->append_ids(ids, range);
+          table_->append_ids(ids, RunnerTable::IdRange::nth(splits, k));
           order = ids.sorted_unique();
           write_rows(w);
           ++passes;

@@ -201,9 +201,16 @@ class RunnerTable {
     std::string_view from;               // ids >= from
     std::optional<std::string_view> to;  // and < to; none: no upper bound
     double share = 1.0;                  // about what share of the table (to reserve room)
+    // Range k of the splits.size() + 1 that `splits` (from split_ids) cut.
+    static IdRange nth(const std::vector<std::string>& splits, std::size_t k) {
+      IdRange r;
+      if (k > 0) r.from = splits[k - 1];
+      if (k < splits.size()) r.to = splits[k];
+      r.share = 1.0 / static_cast<double>(splits.size() + 1);
+      return r;
+    }
   };
   void append_ids(IdList& ids, const IdRange& range) const;
-  void append_ids(IdList& ids) const { append_ids(ids, IdRange{}); }
   std::vector<std::string> split_ids(std::size_t parts) const;
   bool restore(const SavedRunner& saved, MonoTime now, int64_t wall_ms);
   bool mark_timed_out(std::string_view runner_id, std::string_view task_id, uint64_t attempt,
